@@ -1,0 +1,268 @@
+//! Derived figures, computed at query time: trade balances and changes between periods.
+//!
+//! - balance = exports − imports, per kind (goods, services) and for their total;
+//! - a figure is present only when all of its inputs are; the missing inputs are named;
+//! - percent change = 100 · (to − from) / |from| (so a deficit that deepens from −10 to −15
+//!   is a −50 % change), absent when `from` is zero;
+//! - CAGR is the compound growth of the magnitude, (|to| / |from|)^(1/years) − 1, defined
+//!   only when both values are non-zero with the same sign and `years > 0`.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
+use crate::{Error, Result, Store};
+
+/// Exports, imports and balance of one kind of trade in one period.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Exports in US dollars, if known.
+    pub exports: Option<f64>,
+    /// Imports in US dollars, if known.
+    pub imports: Option<f64>,
+    /// Exports − imports, when both are known.
+    pub balance: Option<f64>,
+    /// Inputs that are missing, e.g. `GOODS IMPORT`.
+    pub missing: Vec<String>,
+}
+
+impl Figures {
+    fn new(kind: &str, exports: Option<f64>, imports: Option<f64>) -> Figures {
+        let mut missing = Vec::new();
+        if exports.is_none() {
+            missing.push(format!("{kind} EXPORT"));
+        }
+        if imports.is_none() {
+            missing.push(format!("{kind} IMPORT"));
+        }
+        Figures {
+            exports,
+            imports,
+            balance: exports.zip(imports).map(|(x, m)| x - m),
+            missing,
+        }
+    }
+
+    fn sum(a: &Figures, b: &Figures) -> Figures {
+        let add = |x: Option<f64>, y: Option<f64>| x.zip(y).map(|(x, y)| x + y);
+        let exports = add(a.exports, b.exports);
+        let imports = add(a.imports, b.imports);
+        Figures {
+            exports,
+            imports,
+            balance: exports.zip(imports).map(|(x, m)| x - m),
+            missing: a.missing.iter().chain(&b.missing).cloned().collect(),
+        }
+    }
+}
+
+/// One period of a trade balance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BalanceRow {
+    /// The period.
+    pub period: Period,
+    /// Merchandise.
+    pub goods: Figures,
+    /// Services.
+    pub services: Figures,
+    /// Goods plus services.
+    pub total: Figures,
+}
+
+impl BalanceRow {
+    /// Whether every input of the period is present.
+    pub fn complete(&self) -> bool {
+        self.total.missing.is_empty()
+    }
+}
+
+/// Which balance to compute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BalanceQuery {
+    /// Reporting country.
+    pub reporter: Country,
+    /// Partner country.
+    pub partner: Country,
+    /// Product code (the same for goods and services).
+    pub product: Product,
+    /// Frequency of the series used.
+    pub frequency: Frequency,
+}
+
+impl BalanceQuery {
+    fn key(&self, kind: Kind, flow: Flow) -> SeriesKey {
+        SeriesKey {
+            reporter: self.reporter,
+            partner: self.partner,
+            flow,
+            kind,
+            product: self.product.clone(),
+            frequency: self.frequency,
+        }
+    }
+}
+
+/// Balance rows for every period in `[from, to]` that has at least one input.
+pub fn trade_balance(
+    store: &Store,
+    query: &BalanceQuery,
+    from: u32,
+    to: u32,
+) -> Result<Vec<BalanceRow>> {
+    let read = |kind, flow| -> Result<std::collections::BTreeMap<u32, f64>> {
+        Ok(store
+            .read_or_empty(&query.key(kind, flow), from, to)?
+            .into_iter()
+            .map(|p| (p.period.ordinal, p.value))
+            .collect())
+    };
+    let gx = read(Kind::Goods, Flow::Export)?;
+    let gm = read(Kind::Goods, Flow::Import)?;
+    let sx = read(Kind::Services, Flow::Export)?;
+    let sm = read(Kind::Services, Flow::Import)?;
+    let periods: BTreeSet<u32> = [&gx, &gm, &sx, &sm]
+        .iter()
+        .flat_map(|m| m.keys().copied())
+        .collect();
+    Ok(periods
+        .into_iter()
+        .map(|ordinal| {
+            let goods = Figures::new(
+                "GOODS",
+                gx.get(&ordinal).copied(),
+                gm.get(&ordinal).copied(),
+            );
+            let services = Figures::new(
+                "SERVICES",
+                sx.get(&ordinal).copied(),
+                sm.get(&ordinal).copied(),
+            );
+            BalanceRow {
+                period: Period {
+                    frequency: query.frequency,
+                    ordinal,
+                },
+                total: Figures::sum(&goods, &services),
+                goods,
+                services,
+            }
+        })
+        .collect())
+}
+
+/// What a change is measured on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeTarget {
+    /// A stored series.
+    Series(SeriesKey),
+    /// A balance; `kind` `None` is goods plus services.
+    Balance(BalanceQuery, Option<Kind>),
+}
+
+impl ChangeTarget {
+    /// The frequency periods must be given in.
+    pub fn frequency(&self) -> Frequency {
+        match self {
+            ChangeTarget::Series(k) => k.frequency,
+            ChangeTarget::Balance(q, _) => q.frequency,
+        }
+    }
+}
+
+/// The change between two values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Change {
+    /// Value in the base period.
+    pub from: f64,
+    /// Value in the compared period.
+    pub to: f64,
+    /// to − from.
+    pub absolute: f64,
+    /// 100 · (to − from) / |from|, when from ≠ 0.
+    pub percent: Option<f64>,
+    /// Years between the periods.
+    pub years: f64,
+    /// Compound annual growth of the magnitude, as a fraction.
+    pub cagr: Option<f64>,
+}
+
+impl Change {
+    /// Computes the change from `from` to `to` over `years`.
+    pub fn between(from: f64, to: f64, years: f64) -> Change {
+        let same_sign = (from > 0.0 && to > 0.0) || (from < 0.0 && to < 0.0);
+        Change {
+            from,
+            to,
+            absolute: to - from,
+            percent: (from != 0.0).then(|| 100.0 * (to - from) / from.abs()),
+            years,
+            cagr: (same_sign && years > 0.0)
+                .then(|| (to.abs() / from.abs()).powf(1.0 / years) - 1.0),
+        }
+    }
+}
+
+fn value_at(store: &Store, target: &ChangeTarget, period: Period) -> Result<f64> {
+    match target {
+        ChangeTarget::Series(key) => store
+            .read(key, period.ordinal, period.ordinal)?
+            .first()
+            .map(|p| p.value)
+            .ok_or_else(|| Error::NotFound(format!("series {key} has no value for {period}"))),
+        ChangeTarget::Balance(query, kind) => {
+            let row = trade_balance(store, query, period.ordinal, period.ordinal)?.pop();
+            let figures = row.map(|r| match kind {
+                Some(Kind::Goods) => r.goods,
+                Some(Kind::Services) => r.services,
+                None => r.total,
+            });
+            let what = match kind {
+                Some(k) => format!("{k} balance"),
+                None => "goods and services balance".to_owned(),
+            };
+            match figures {
+                Some(Figures {
+                    balance: Some(b), ..
+                }) => Ok(b),
+                Some(f) => Err(Error::NotFound(format!(
+                    "the {what} of {}->{} {} for {period} is missing inputs: {}",
+                    query.reporter,
+                    query.partner,
+                    query.product,
+                    f.missing.join(", ")
+                ))),
+                None => Err(Error::NotFound(format!(
+                    "no {what} data for {}->{} {} in {period}",
+                    query.reporter, query.partner, query.product
+                ))),
+            }
+        }
+    }
+}
+
+/// The change of `target` from period `from` to period `to`.
+pub fn change(store: &Store, target: &ChangeTarget, from: Period, to: Period) -> Result<Change> {
+    let a = value_at(store, target, from)?;
+    let b = value_at(store, target, to)?;
+    Ok(Change::between(a, b, from.years_until(&to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deficit_deepening_is_a_negative_percent_and_positive_cagr_of_magnitude() {
+        // KORUS: goods balance −13.2 bn (2011) → −27.6 bn (2016).
+        let c = Change::between(-13.2e9, -27.6e9, 5.0);
+        assert!((c.absolute + 14.4e9).abs() < 1.0);
+        assert!((c.percent.unwrap() + 109.0909).abs() < 1e-3);
+        assert!((c.cagr.unwrap() - 0.15898).abs() < 1e-4);
+    }
+
+    #[test]
+    fn sign_change_and_zero_have_no_cagr_or_percent() {
+        assert_eq!(Change::between(-1.0, 1.0, 2.0).cagr, None);
+        assert_eq!(Change::between(0.0, 1.0, 2.0).percent, None);
+        assert_eq!(Change::between(1.0, 2.0, 0.0).cagr, None);
+    }
+}

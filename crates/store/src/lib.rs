@@ -1,0 +1,62 @@
+//! The trade-flow time-series store: sled underneath, chunks of periods on top.
+//!
+//! # Model
+//! A *series* is identified by a [`SeriesKey`] (reporter, partner, flow, kind, product,
+//! frequency). Its *points* are (period, value in US dollars, source). A period is held as an
+//! ordinal in its frequency (`year`, `year·4 + quarter − 1`, `year·12 + month − 1`), so integer
+//! order is time order. Writing a period again replaces its value (upsert).
+//!
+//! # Layout
+//! One sled tree, with one-byte prefixes so that one [`sled::Batch`] makes a write atomic:
+//! - `K` + encoded key → series id (u64 BE): the catalog index, ordered by key for listing;
+//! - `M` + id → encoded key, point count, first and last period: the catalog entry;
+//! - `C` + id + block (u32 BE) → [`chunk::Chunk`]: the points of one block of
+//!   [`chunk::BLOCK`] periods. Big-endian ids and blocks make byte order time order, so a
+//!   range read is one sled range scan over a few keys.
+//!
+//! Writes are serialised by a mutex (read-modify-write of chunks) and made durable by
+//! [`Store::flush`] before they are acknowledged; concurrent flushes share one fsync.
+//!
+//! Derived figures ([`analysis`]) are computed at query time and name missing inputs
+//! instead of treating gaps as zero.
+
+pub mod analysis;
+pub mod chunk;
+pub mod cursor;
+pub mod model;
+mod store;
+
+pub use model::{
+    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesKey, SeriesPoints,
+    Violations,
+};
+pub use store::{SeriesInfo, Store, StoredPoint, WriteSummary};
+
+/// One invalid field: its path in the request and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the field, e.g. `series[0].points[3].period`.
+    pub field: String,
+    /// What is wrong, in words a caller can act on.
+    pub description: String,
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is invalid; each violation names its field.
+    #[error("invalid input: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Violation>),
+    /// A series or a value does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The underlying database failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+/// Result with the store's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

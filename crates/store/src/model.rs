@@ -1,0 +1,498 @@
+//! The data model: series keys, periods, points, and their validation.
+
+use std::fmt;
+
+use crate::Violation;
+
+/// ISO 3166-1 alpha-3 code (upper case) or `WLD` for the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Country([u8; 3]);
+
+impl Country {
+    /// The world as a partner or reporter.
+    pub const WORLD: Country = Country(*b"WLD");
+
+    /// Parses an upper-case alpha-3 code. The shape is checked, not membership
+    /// in the ISO list: new and historical codes keep working.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        if b.len() == 3 && b.iter().all(u8::is_ascii_uppercase) {
+            Ok(Country([b[0], b[1], b[2]]))
+        } else {
+            Err(format!(
+                "must be an ISO 3166-1 alpha-3 code in upper case (e.g. \"USA\") or \"WLD\", got {s:?}"
+            ))
+        }
+    }
+
+    /// The three-letter code.
+    pub fn as_str(&self) -> &str {
+        // Constructed from ASCII upper-case letters only.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+
+    fn bytes(&self) -> [u8; 3] {
+        self.0
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Direction of a flow, from the reporter's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flow {
+    /// Sold by the reporter to the partner.
+    Export,
+    /// Bought by the reporter from the partner.
+    Import,
+}
+
+/// What is traded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Merchandise.
+    Goods,
+    /// Services.
+    Services,
+}
+
+/// How often a series is observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Frequency {
+    /// `2016`
+    Annual,
+    /// `2016-Q3`
+    Quarterly,
+    /// `2016-07`
+    Monthly,
+}
+
+impl Frequency {
+    /// Periods in one year.
+    pub fn periods_per_year(self) -> u32 {
+        match self {
+            Frequency::Annual => 1,
+            Frequency::Quarterly => 4,
+            Frequency::Monthly => 12,
+        }
+    }
+
+    /// How many periods of `self` make one period of `coarser`, if `coarser` is
+    /// as coarse or coarser.
+    pub fn factor_to(self, coarser: Frequency) -> Option<u32> {
+        let (fine, coarse) = (self.periods_per_year(), coarser.periods_per_year());
+        (fine >= coarse).then(|| fine / coarse)
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flow::Export => "EXPORT",
+            Flow::Import => "IMPORT",
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Goods => "GOODS",
+            Kind::Services => "SERVICES",
+        })
+    }
+}
+
+impl fmt::Display for Frequency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Frequency::Annual => "ANNUAL",
+            Frequency::Quarterly => "QUARTERLY",
+            Frequency::Monthly => "MONTHLY",
+        })
+    }
+}
+
+/// A classification-qualified product code: `TOTAL` or `SCHEME:CODE`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Product(String);
+
+/// Longest product code accepted, in bytes.
+pub const MAX_PRODUCT_LEN: usize = 32;
+
+impl Product {
+    /// All products.
+    pub fn total() -> Self {
+        Product("TOTAL".to_owned())
+    }
+
+    /// Checks the shape: `TOTAL`, or a scheme of 2–8 upper-case letters, a colon and
+    /// a code of 1–20 upper-case letters, digits or `_`; `HS` codes have 2, 4 or 6 digits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "TOTAL" {
+            return Ok(Product::total());
+        }
+        let bad = || {
+            format!(
+                "must be \"TOTAL\" or SCHEME:CODE such as \"HS:87\", \"HS:870323\", \"EBOPS:SF\" or \"USITC:AGRI\", got {s:?}"
+            )
+        };
+        let (scheme, code) = s.split_once(':').ok_or_else(bad)?;
+        let scheme_ok =
+            (2..=8).contains(&scheme.len()) && scheme.bytes().all(|b| b.is_ascii_uppercase());
+        let code_ok = (1..=20).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !scheme_ok || !code_ok {
+            return Err(bad());
+        }
+        if scheme == "HS"
+            && !(matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("HS codes have 2, 4 or 6 digits, got {s:?}"));
+        }
+        Ok(Product(s.to_owned()))
+    }
+
+    /// The code as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one time series.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Reporting country.
+    pub reporter: Country,
+    /// Partner country.
+    pub partner: Country,
+    /// Export or import, from the reporter's side.
+    pub flow: Flow,
+    /// Goods or services.
+    pub kind: Kind,
+    /// Product code.
+    pub product: Product,
+    /// Observation frequency.
+    pub frequency: Frequency,
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}->{} {} {} {} {}",
+            self.reporter, self.partner, self.kind, self.flow, self.product, self.frequency
+        )
+    }
+}
+
+impl SeriesKey {
+    /// Byte encoding whose order is (reporter, partner, flow, kind, frequency, product).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.product.0.len());
+        out.extend_from_slice(&self.reporter.bytes());
+        out.extend_from_slice(&self.partner.bytes());
+        out.push(match self.flow {
+            Flow::Export => 1,
+            Flow::Import => 2,
+        });
+        out.push(match self.kind {
+            Kind::Goods => 1,
+            Kind::Services => 2,
+        });
+        out.push(match self.frequency {
+            Frequency::Annual => 1,
+            Frequency::Quarterly => 2,
+            Frequency::Monthly => 3,
+        });
+        out.extend_from_slice(self.product.0.as_bytes());
+        out
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<SeriesKey> {
+        if b.len() < 10 {
+            return None;
+        }
+        let country = |s: &[u8]| Country::parse(std::str::from_utf8(s).ok()?).ok();
+        Some(SeriesKey {
+            reporter: country(&b[0..3])?,
+            partner: country(&b[3..6])?,
+            flow: match b[6] {
+                1 => Flow::Export,
+                2 => Flow::Import,
+                _ => return None,
+            },
+            kind: match b[7] {
+                1 => Kind::Goods,
+                2 => Kind::Services,
+                _ => return None,
+            },
+            frequency: match b[8] {
+                1 => Frequency::Annual,
+                2 => Frequency::Quarterly,
+                3 => Frequency::Monthly,
+                _ => return None,
+            },
+            product: Product::parse(std::str::from_utf8(&b[9..]).ok()?).ok()?,
+        })
+    }
+}
+
+/// Earliest year accepted in a period.
+pub const MIN_YEAR: u32 = 1800;
+/// Latest year accepted in a period.
+pub const MAX_YEAR: u32 = 2200;
+
+/// A period of a given frequency, held as an ordinal that sorts in time order:
+/// `year` for annual, `year * 4 + quarter - 1`, `year * 12 + month - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Period {
+    /// The frequency the ordinal counts in.
+    pub frequency: Frequency,
+    /// Position in time, in units of the frequency.
+    pub ordinal: u32,
+}
+
+impl Period {
+    /// Parses `2016`, `2016-Q3` or `2016-07`, which must match `frequency`.
+    pub fn parse(s: &str, frequency: Frequency) -> Result<Period, String> {
+        let expected = match frequency {
+            Frequency::Annual => "YYYY",
+            Frequency::Quarterly => "YYYY-Qn",
+            Frequency::Monthly => "YYYY-MM",
+        };
+        let bad = || format!("must be a {frequency} period written {expected}, got {s:?}");
+        let digits = |t: &str| -> Option<u32> {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse().ok())
+                .flatten()
+        };
+        let (year_str, rest) = match s.split_once('-') {
+            Some((y, r)) => (y, Some(r)),
+            None => (s, None),
+        };
+        let year = digits(year_str)
+            .filter(|_| year_str.len() == 4)
+            .ok_or_else(bad)?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+            return Err(format!(
+                "year must be between {MIN_YEAR} and {MAX_YEAR}, got {s:?}"
+            ));
+        }
+        let ordinal = match (frequency, rest) {
+            (Frequency::Annual, None) => year,
+            (Frequency::Quarterly, Some(r)) => {
+                let q = r
+                    .strip_prefix('Q')
+                    .and_then(digits)
+                    .filter(|q| (1..=4).contains(q));
+                year * 4 + q.ok_or_else(bad)? - 1
+            }
+            (Frequency::Monthly, Some(r)) if r.len() == 2 => {
+                let m = digits(r).filter(|m| (1..=12).contains(m));
+                year * 12 + m.ok_or_else(bad)? - 1
+            }
+            _ => return Err(bad()),
+        };
+        Ok(Period { frequency, ordinal })
+    }
+
+    /// The year the period falls in.
+    pub fn year(&self) -> u32 {
+        self.ordinal / self.frequency.periods_per_year()
+    }
+
+    /// The period of a coarser frequency that contains this one.
+    pub fn to_coarser(self, coarser: Frequency) -> Option<Period> {
+        let factor = self.frequency.factor_to(coarser)?;
+        Some(Period {
+            frequency: coarser,
+            ordinal: self.ordinal / factor,
+        })
+    }
+
+    /// Years from `self` to `other` (negative when `other` is earlier).
+    pub fn years_until(&self, other: &Period) -> f64 {
+        (f64::from(other.ordinal) - f64::from(self.ordinal))
+            / f64::from(self.frequency.periods_per_year())
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per_year = self.frequency.periods_per_year();
+        let (year, sub) = (self.ordinal / per_year, self.ordinal % per_year);
+        match self.frequency {
+            Frequency::Annual => write!(f, "{year:04}"),
+            Frequency::Quarterly => write!(f, "{year:04}-Q{}", sub + 1),
+            Frequency::Monthly => write!(f, "{year:04}-{:02}", sub + 1),
+        }
+    }
+}
+
+/// Checks a value in US dollars: finite and not negative.
+pub fn check_value(v: f64) -> Result<f64, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a finite, non-negative number of US dollars, got {v}"
+        ))
+    }
+}
+
+/// Longest source text kept with a point, in bytes.
+pub const MAX_SOURCE_LEN: usize = 1024;
+
+/// Checks a source text: at most [`MAX_SOURCE_LEN`] bytes.
+pub fn check_source(s: &str) -> Result<(), String> {
+    if s.len() > MAX_SOURCE_LEN {
+        Err(format!(
+            "must be at most {MAX_SOURCE_LEN} bytes, got {}",
+            s.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// One observation to write or as read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Period ordinal in the series' frequency.
+    pub ordinal: u32,
+    /// Value in US dollars.
+    pub value: f64,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// Points for one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesPoints {
+    /// The series.
+    pub key: SeriesKey,
+    /// Its points; periods distinct.
+    pub points: Vec<Point>,
+}
+
+/// Selects series; `None` matches anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SeriesFilter {
+    /// Reporter to match.
+    pub reporter: Option<Country>,
+    /// Partner to match.
+    pub partner: Option<Country>,
+    /// Flow to match.
+    pub flow: Option<Flow>,
+    /// Kind to match.
+    pub kind: Option<Kind>,
+    /// Exact product, or a prefix when `product_prefix` is set.
+    pub product: Option<String>,
+    /// Whether `product` is a prefix.
+    pub product_prefix: bool,
+    /// Frequency to match.
+    pub frequency: Option<Frequency>,
+}
+
+impl SeriesFilter {
+    /// Parses a product filter: exact code, or a prefix ending in `*`.
+    pub fn parse_product(s: &str) -> Result<(String, bool), String> {
+        match s.strip_suffix('*') {
+            Some(prefix) => {
+                if prefix.len() > MAX_PRODUCT_LEN
+                    || !prefix.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':'
+                    })
+                {
+                    Err(format!("a product prefix has upper-case letters, digits, '_' and ':' before the '*', got {s:?}"))
+                } else {
+                    Ok((prefix.to_owned(), true))
+                }
+            }
+            None => Product::parse(s).map(|p| (p.0, false)),
+        }
+    }
+
+    /// Whether `key` passes the filter.
+    pub fn matches(&self, key: &SeriesKey) -> bool {
+        self.reporter.is_none_or(|c| c == key.reporter)
+            && self.partner.is_none_or(|c| c == key.partner)
+            && self.flow.is_none_or(|f| f == key.flow)
+            && self.kind.is_none_or(|k| k == key.kind)
+            && self.frequency.is_none_or(|f| f == key.frequency)
+            && self.product.as_deref().is_none_or(|p| {
+                if self.product_prefix {
+                    key.product.as_str().starts_with(p)
+                } else {
+                    key.product.as_str() == p
+                }
+            })
+    }
+
+    /// The longest key prefix every match shares, for a narrower scan.
+    pub(crate) fn key_prefix(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(r) = self.reporter {
+            out.extend_from_slice(&r.bytes());
+            if let Some(p) = self.partner {
+                out.extend_from_slice(&p.bytes());
+            }
+        }
+        out
+    }
+}
+
+/// Accumulates field violations with their paths.
+#[derive(Debug, Default)]
+pub struct Violations(pub Vec<Violation>);
+
+impl Violations {
+    /// Records `result`'s error under `field`, returning the value when valid.
+    pub fn check<T>(&mut self, field: impl Into<String>, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(description) => {
+                self.0.push(Violation {
+                    field: field.into(),
+                    description,
+                });
+                None
+            }
+        }
+    }
+
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was recorded, else the violations as an error.
+    pub fn into_result<T>(self, value: impl FnOnce() -> T) -> crate::Result<T> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(crate::Error::Invalid(self.0))
+        }
+    }
+}

@@ -1,0 +1,393 @@
+use std::collections::hash_map::Entry;
+use std::collections::{btree_map, BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::chunk::{Chunk, Upsert, BLOCK};
+use crate::model::{Period, SeriesFilter, SeriesKey, SeriesPoints};
+use crate::{Error, Result};
+
+const INDEX: u8 = b'K';
+const META: u8 = b'M';
+const CHUNK: u8 = b'C';
+
+/// A point as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPoint {
+    /// The period.
+    pub period: Period,
+    /// Value in US dollars.
+    pub value: f64,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Points whose period was new to their series.
+    pub inserted: u64,
+    /// Points that replaced a value.
+    pub updated: u64,
+}
+
+impl std::ops::AddAssign for WriteSummary {
+    fn add_assign(&mut self, rhs: Self) {
+        self.inserted += rhs.inserted;
+        self.updated += rhs.updated;
+    }
+}
+
+/// A series and what it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesInfo {
+    /// The series.
+    pub key: SeriesKey,
+    /// Stored points.
+    pub point_count: u64,
+    /// Earliest period.
+    pub first: Period,
+    /// Latest period.
+    pub last: Period,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    count: u64,
+    first: u32,
+    last: u32,
+}
+
+impl Meta {
+    fn encode(&self, key: &SeriesKey) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.first.to_be_bytes());
+        out.extend_from_slice(&self.last.to_be_bytes());
+        out.extend_from_slice(&key.encode());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Result<(Meta, SeriesKey)> {
+        let corrupt = || Error::Corrupt("series metadata".to_owned());
+        if b.len() < 16 {
+            return Err(corrupt());
+        }
+        let meta = Meta {
+            count: u64::from_be_bytes(b[0..8].try_into().map_err(|_| corrupt())?),
+            first: u32::from_be_bytes(b[8..12].try_into().map_err(|_| corrupt())?),
+            last: u32::from_be_bytes(b[12..16].try_into().map_err(|_| corrupt())?),
+        };
+        let key = SeriesKey::decode(&b[16..]).ok_or_else(corrupt)?;
+        Ok((meta, key))
+    }
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn chunk_key(id: u64, block: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = CHUNK;
+    k[1..9].copy_from_slice(&id.to_be_bytes());
+    k[9..13].copy_from_slice(&block.to_be_bytes());
+    k
+}
+
+fn meta_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = META;
+    k[1..9].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn decode_id(v: &[u8]) -> Result<u64> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Corrupt("series id".to_owned()))
+}
+
+/// The time-series store.
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    write_lock: Mutex<()>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// Opens a store that lives only in memory (tests, benchmarks).
+    pub fn temporary() -> Result<Store> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store> {
+        let tree = db.open_tree("series")?;
+        Ok(Store {
+            db,
+            tree,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Makes every write applied so far durable (fsync). Concurrent callers share the work.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether no series is stored.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.tree.scan_prefix([INDEX]).next().transpose()?.is_none())
+    }
+
+    fn series_id(&self, key: &SeriesKey) -> Result<Option<u64>> {
+        self.tree
+            .get(prefixed(INDEX, &key.encode()))?
+            .map(|v| decode_id(&v))
+            .transpose()
+    }
+
+    /// Upserts the points of every series in `batch`, atomically. Not durable until
+    /// [`Store::flush`] returns.
+    pub fn write(&self, batch: &[SeriesPoints]) -> Result<WriteSummary> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = WriteSummary::default();
+        let mut ops = sled::Batch::default();
+        let mut metas: HashMap<u64, (Meta, &SeriesKey)> = HashMap::new();
+        let mut chunks: BTreeMap<(u64, u32), Chunk> = BTreeMap::new();
+        let mut new_ids: HashMap<&SeriesKey, u64> = HashMap::new();
+
+        for series in batch {
+            if series.points.is_empty() {
+                continue;
+            }
+            let id = match new_ids.get(&series.key) {
+                Some(id) => *id,
+                None => match self.series_id(&series.key)? {
+                    Some(id) => id,
+                    None => {
+                        let id = self.db.generate_id()?;
+                        ops.insert(
+                            prefixed(INDEX, &series.key.encode()),
+                            id.to_be_bytes().to_vec(),
+                        );
+                        new_ids.insert(&series.key, id);
+                        metas.insert(
+                            id,
+                            (
+                                Meta {
+                                    count: 0,
+                                    first: u32::MAX,
+                                    last: 0,
+                                },
+                                &series.key,
+                            ),
+                        );
+                        id
+                    }
+                },
+            };
+            let meta = match metas.entry(id) {
+                Entry::Occupied(e) => &mut e.into_mut().0,
+                Entry::Vacant(e) => {
+                    let raw = self
+                        .tree
+                        .get(meta_key(id))?
+                        .ok_or_else(|| Error::Corrupt(format!("series {id} has no metadata")))?;
+                    &mut e.insert((Meta::decode(&raw)?.0, &series.key)).0
+                }
+            };
+            for p in &series.points {
+                let block = p.ordinal / BLOCK;
+                let chunk = match chunks.entry((id, block)) {
+                    btree_map::Entry::Occupied(e) => e.into_mut(),
+                    btree_map::Entry::Vacant(e) => {
+                        let existing = match self.tree.get(chunk_key(id, block))? {
+                            Some(raw) => Chunk::decode(&raw)?,
+                            None => Chunk::default(),
+                        };
+                        e.insert(existing)
+                    }
+                };
+                match chunk.upsert((p.ordinal % BLOCK) as u8, p.value, &p.source) {
+                    Upsert::Inserted => {
+                        summary.inserted += 1;
+                        meta.count += 1;
+                        meta.first = meta.first.min(p.ordinal);
+                        meta.last = meta.last.max(p.ordinal);
+                    }
+                    Upsert::Updated => summary.updated += 1,
+                }
+            }
+        }
+        for ((id, block), chunk) in &chunks {
+            ops.insert(chunk_key(*id, *block).to_vec(), chunk.encode());
+        }
+        for (id, (meta, key)) in &metas {
+            ops.insert(meta_key(*id).to_vec(), meta.encode(key));
+        }
+        self.tree.apply_batch(ops)?;
+        Ok(summary)
+    }
+
+    /// The series' catalog entry, or `NotFound`.
+    pub fn info(&self, key: &SeriesKey) -> Result<SeriesInfo> {
+        let id = self
+            .series_id(key)?
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        self.info_by_id(id)
+    }
+
+    fn info_by_id(&self, id: u64) -> Result<SeriesInfo> {
+        let raw = self
+            .tree
+            .get(meta_key(id))?
+            .ok_or_else(|| Error::Corrupt(format!("series {id} has no metadata")))?;
+        let (meta, key) = Meta::decode(&raw)?;
+        let period = |ordinal| Period {
+            frequency: key.frequency,
+            ordinal,
+        };
+        Ok(SeriesInfo {
+            point_count: meta.count,
+            first: period(meta.first),
+            last: period(meta.last),
+            key,
+        })
+    }
+
+    /// The points of `key` with `from <= ordinal <= to`, in period order, lazily.
+    /// `NotFound` when the series does not exist.
+    pub fn scan(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+    ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
+        let id = self
+            .series_id(key)?
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        let frequency = key.frequency;
+        let chunks = if from > to {
+            None
+        } else {
+            Some(
+                self.tree
+                    .range(chunk_key(id, from / BLOCK)..=chunk_key(id, to / BLOCK)),
+            )
+        };
+        Ok(chunks.into_iter().flatten().flat_map(move |item| {
+            let decoded = item.map_err(Error::from).and_then(|(k, v)| {
+                let block = u32::from_be_bytes(
+                    k[9..13]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("chunk key".to_owned()))?,
+                );
+                Ok((block, Chunk::decode(&v)?))
+            });
+            let points: Vec<Result<StoredPoint>> = match decoded {
+                Err(e) => vec![Err(e)],
+                Ok((block, chunk)) => chunk
+                    .entries()
+                    .iter()
+                    .map(|e| block * BLOCK + u32::from(e.offset))
+                    .zip(chunk.entries())
+                    .filter(|(ordinal, _)| (from..=to).contains(ordinal))
+                    .map(|(ordinal, e)| {
+                        Ok(StoredPoint {
+                            period: Period { frequency, ordinal },
+                            value: e.value,
+                            source: e.source.clone(),
+                        })
+                    })
+                    .collect(),
+            };
+            points
+        }))
+    }
+
+    /// All points of `key` in `[from, to]`, or `NotFound`.
+    pub fn read(&self, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<StoredPoint>> {
+        self.scan(key, from, to)?.collect()
+    }
+
+    /// Like [`Store::read`], but a missing series reads as empty.
+    pub fn read_or_empty(&self, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<StoredPoint>> {
+        match self.read(key, from, to) {
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Series matching `filter` in key order, starting after the encoded key `after`,
+    /// at most `limit`; also returns the encoded key to continue after, if more match.
+    pub fn list(
+        &self,
+        filter: &SeriesFilter,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<SeriesInfo>, Option<Vec<u8>>)> {
+        let prefix = prefixed(INDEX, &filter.key_prefix());
+        let start = match after {
+            // The smallest key greater than `after`.
+            Some(a) => {
+                let mut k = prefixed(INDEX, a);
+                k.push(0);
+                k.max(prefix.clone())
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.tree.range(start..) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let key = SeriesKey::decode(&k[1..])
+                .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
+            if !filter.matches(&key) {
+                continue;
+            }
+            if out.len() >= limit.max(1) {
+                let next = out.last().map(|last: &SeriesInfo| last.key.encode());
+                return Ok((out, next));
+            }
+            out.push(self.info_by_id(decode_id(&v)?)?);
+        }
+        Ok((out, None))
+    }
+
+    /// Removes a series and its points, atomically; returns how many points it held.
+    /// Not durable until [`Store::flush`] returns.
+    pub fn delete(&self, key: &SeriesKey) -> Result<u64> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self
+            .series_id(key)?
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        let info = self.info_by_id(id)?;
+        let mut ops = sled::Batch::default();
+        ops.remove(prefixed(INDEX, &key.encode()));
+        ops.remove(meta_key(id).to_vec());
+        for item in self.tree.range(chunk_key(id, 0)..=chunk_key(id, u32::MAX)) {
+            ops.remove(item?.0);
+        }
+        self.tree.apply_batch(ops)?;
+        Ok(info.point_count)
+    }
+}
+
+#[cfg(test)]
+mod tests;

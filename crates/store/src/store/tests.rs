@@ -1,0 +1,277 @@
+use super::*;
+use crate::analysis::{self, BalanceQuery, ChangeTarget};
+use crate::model::{Country, Flow, Frequency, Kind, Point, Product};
+use proptest::prelude::*;
+
+fn key(flow: Flow, kind: Kind, frequency: Frequency) -> SeriesKey {
+    SeriesKey {
+        reporter: Country::parse("USA").unwrap(),
+        partner: Country::parse("KOR").unwrap(),
+        flow,
+        kind,
+        product: Product::total(),
+        frequency,
+    }
+}
+
+fn annual(flow: Flow, kind: Kind) -> SeriesKey {
+    key(flow, kind, Frequency::Annual)
+}
+
+fn points(key: &SeriesKey, values: &[(u32, f64)]) -> SeriesPoints {
+    SeriesPoints {
+        key: key.clone(),
+        points: values
+            .iter()
+            .map(|&(ordinal, value)| Point {
+                ordinal,
+                value,
+                source: "test".into(),
+            })
+            .collect(),
+    }
+}
+
+fn values(store: &Store, key: &SeriesKey, from: u32, to: u32) -> Vec<(u32, f64)> {
+    store
+        .read(key, from, to)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.period.ordinal, p.value))
+        .collect()
+}
+
+#[test]
+fn upsert_counts_inserts_and_updates_and_new_value_wins() {
+    let store = Store::temporary().unwrap();
+    let k = annual(Flow::Export, Kind::Goods);
+    let s = store
+        .write(&[points(&k, &[(2015, 1.0), (2016, 2.0)])])
+        .unwrap();
+    assert_eq!((s.inserted, s.updated), (2, 0));
+    let s = store
+        .write(&[points(&k, &[(2016, 5.0), (2017, 3.0)])])
+        .unwrap();
+    assert_eq!((s.inserted, s.updated), (1, 1));
+    assert_eq!(
+        values(&store, &k, 0, u32::MAX),
+        vec![(2015, 1.0), (2016, 5.0), (2017, 3.0)]
+    );
+    let info = store.info(&k).unwrap();
+    assert_eq!(
+        (info.point_count, info.first.ordinal, info.last.ordinal),
+        (3, 2015, 2017)
+    );
+}
+
+#[test]
+fn range_edges_are_inclusive_and_cross_chunk_boundaries() {
+    let store = Store::temporary().unwrap();
+    let k = key(Flow::Import, Kind::Goods, Frequency::Monthly);
+    // 1000 consecutive months span 8+ chunks of 128.
+    let base = 2000 * 12;
+    let all: Vec<(u32, f64)> = (0..1000).map(|i| (base + i, f64::from(i))).collect();
+    store.write(&[points(&k, &all)]).unwrap();
+    assert_eq!(
+        values(&store, &k, base + 127, base + 128),
+        vec![(base + 127, 127.0), (base + 128, 128.0)]
+    );
+    assert_eq!(
+        values(&store, &k, base + 5, base + 5),
+        vec![(base + 5, 5.0)]
+    );
+    assert_eq!(values(&store, &k, 0, u32::MAX).len(), 1000);
+    assert!(values(&store, &k, base + 2000, u32::MAX).is_empty());
+    assert!(values(&store, &k, base + 10, base + 9).is_empty());
+}
+
+#[test]
+fn reading_an_unknown_series_is_not_found() {
+    let store = Store::temporary().unwrap();
+    let err = store
+        .read(&annual(Flow::Export, Kind::Goods), 0, u32::MAX)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn delete_removes_series_points_and_catalog_entry() {
+    let store = Store::temporary().unwrap();
+    let k = annual(Flow::Export, Kind::Goods);
+    let other = annual(Flow::Import, Kind::Goods);
+    store
+        .write(&[
+            points(&k, &[(2015, 1.0), (2016, 2.0)]),
+            points(&other, &[(2016, 9.0)]),
+        ])
+        .unwrap();
+    assert_eq!(store.delete(&k).unwrap(), 2);
+    assert!(matches!(
+        store.read(&k, 0, u32::MAX),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(store.delete(&k), Err(Error::NotFound(_))));
+    assert_eq!(values(&store, &other, 0, u32::MAX), vec![(2016, 9.0)]);
+    let (listed, _) = store.list(&SeriesFilter::default(), None, 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    // Writing again after delete starts a fresh series.
+    store.write(&[points(&k, &[(2020, 4.0)])]).unwrap();
+    assert_eq!(values(&store, &k, 0, u32::MAX), vec![(2020, 4.0)]);
+    assert_eq!(store.info(&k).unwrap().point_count, 1);
+}
+
+#[test]
+fn list_filters_and_paginates_in_key_order() {
+    let store = Store::temporary().unwrap();
+    let mut keys = Vec::new();
+    for flow in [Flow::Export, Flow::Import] {
+        for kind in [Kind::Goods, Kind::Services] {
+            let k = annual(flow, kind);
+            store.write(&[points(&k, &[(2016, 1.0)])]).unwrap();
+            keys.push(k);
+        }
+    }
+    let goods = SeriesFilter {
+        kind: Some(Kind::Goods),
+        ..Default::default()
+    };
+    let (page1, next) = store.list(&goods, None, 1).unwrap();
+    assert_eq!(page1.len(), 1);
+    let (page2, next2) = store.list(&goods, next.as_deref(), 1).unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_eq!(next2, None);
+    assert_eq!(page1[0].key.flow, Flow::Export);
+    assert_eq!(page2[0].key.flow, Flow::Import);
+    let (all, none) = store.list(&SeriesFilter::default(), None, 100).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(none, None);
+    let nobody = SeriesFilter {
+        reporter: Some(Country::parse("KOR").unwrap()),
+        ..Default::default()
+    };
+    assert!(store.list(&nobody, None, 10).unwrap().0.is_empty());
+}
+
+#[test]
+fn reopen_after_close_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(Flow::Export, Kind::Services, Frequency::Quarterly);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(&[points(&k, &[(8064, 1.5), (8065, 2.5)])])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!store.is_empty().unwrap());
+    assert_eq!(
+        values(&store, &k, 0, u32::MAX),
+        vec![(8064, 1.5), (8065, 2.5)]
+    );
+    assert_eq!(store.info(&k).unwrap().point_count, 2);
+}
+
+#[test]
+fn balance_flags_gaps_instead_of_treating_them_as_zero() {
+    let store = Store::temporary().unwrap();
+    store
+        .write(&[
+            points(
+                &annual(Flow::Export, Kind::Goods),
+                &[(2011, 43.5e9), (2016, 42.3e9)],
+            ),
+            points(&annual(Flow::Import, Kind::Goods), &[(2016, 69.9e9)]),
+            points(&annual(Flow::Export, Kind::Services), &[(2016, 21.6e9)]),
+            points(&annual(Flow::Import, Kind::Services), &[(2016, 10.9e9)]),
+        ])
+        .unwrap();
+    let q = BalanceQuery {
+        reporter: Country::parse("USA").unwrap(),
+        partner: Country::parse("KOR").unwrap(),
+        product: Product::total(),
+        frequency: Frequency::Annual,
+    };
+    let rows = analysis::trade_balance(&store, &q, 0, u32::MAX).unwrap();
+    assert_eq!(rows.len(), 2);
+    let r2011 = &rows[0];
+    assert_eq!(r2011.goods.exports, Some(43.5e9));
+    assert_eq!(r2011.goods.balance, None);
+    assert!(r2011.goods.missing.contains(&"GOODS IMPORT".to_owned()));
+    assert!(!r2011.complete());
+    let r2016 = &rows[1];
+    assert!(r2016.complete());
+    assert!((r2016.goods.balance.unwrap() + 27.6e9).abs() < 1.0);
+    assert!((r2016.services.balance.unwrap() - 10.7e9).abs() < 1.0);
+    assert!((r2016.total.balance.unwrap() + 16.9e9).abs() < 1.0);
+
+    let missing = analysis::change(
+        &store,
+        &ChangeTarget::Balance(q.clone(), Some(Kind::Goods)),
+        Period {
+            frequency: Frequency::Annual,
+            ordinal: 2011,
+        },
+        Period {
+            frequency: Frequency::Annual,
+            ordinal: 2016,
+        },
+    )
+    .unwrap_err();
+    assert!(missing.to_string().contains("GOODS IMPORT"), "{missing}");
+}
+
+proptest! {
+    #[test]
+    fn key_encoding_order_is_period_order(a in 0u32..5_000_000, b in 0u32..5_000_000, id in any::<u64>()) {
+        let (ka, kb) = (chunk_key(id, a / BLOCK), chunk_key(id, b / BLOCK));
+        prop_assert_eq!(ka.cmp(&kb), (a / BLOCK).cmp(&(b / BLOCK)));
+    }
+
+    #[test]
+    fn period_text_round_trips_and_orders(year in 1800u32..=2200, sub in 0u32..12) {
+        for (f, n) in [(Frequency::Annual, 1), (Frequency::Quarterly, 4), (Frequency::Monthly, 12)] {
+            let p = Period { frequency: f, ordinal: year * n + sub % n };
+            let text = p.to_string();
+            prop_assert_eq!(Period::parse(&text, f).unwrap(), p);
+            let next = Period { frequency: f, ordinal: p.ordinal + 1 };
+            // String order of the canonical text agrees with ordinal order.
+            prop_assert!(text < next.to_string() || p.ordinal + 1 > 2200 * n);
+        }
+    }
+
+    #[test]
+    fn store_agrees_with_a_btreemap_model(ops in proptest::collection::vec(proptest::collection::vec((0u32..600, 0.0f64..1e12), 1..40), 1..8)) {
+        let store = Store::temporary().unwrap();
+        let k = key(Flow::Export, Kind::Goods, Frequency::Monthly);
+        let base = 2000 * 12;
+        let mut model = BTreeMap::new();
+        for batch in &ops {
+            let mut seen = BTreeMap::new();
+            for (o, v) in batch { seen.insert(base + o, *v); }
+            let pts: Vec<(u32, f64)> = seen.into_iter().collect();
+            let before = model.len() as u64;
+            let s = store.write(&[points(&k, &pts)]).unwrap();
+            for (o, v) in &pts { model.insert(*o, *v); }
+            prop_assert_eq!(s.inserted, model.len() as u64 - before);
+            prop_assert_eq!(s.inserted + s.updated, pts.len() as u64);
+        }
+        let got = values(&store, &k, 0, u32::MAX);
+        let want: Vec<(u32, f64)> = model.into_iter().collect();
+        prop_assert_eq!(store.info(&k).unwrap().point_count, want.len() as u64);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn series_key_encoding_round_trips(r in "[A-Z]{3}", p in "[A-Z]{3}", code in "[0-9]{2}") {
+        let k = SeriesKey {
+            reporter: Country::parse(&r).unwrap(),
+            partner: Country::parse(&p).unwrap(),
+            flow: Flow::Import,
+            kind: Kind::Goods,
+            product: Product::parse(&format!("HS:{code}")).unwrap(),
+            frequency: Frequency::Quarterly,
+        };
+        prop_assert_eq!(SeriesKey::decode(&k.encode()), Some(k));
+    }
+}
