@@ -20,6 +20,7 @@
 //! Derived figures ([`analysis`]) are computed at query time and name missing inputs
 //! instead of treating gaps as zero.
 
+pub mod aggregate;
 pub mod analysis;
 pub mod chunk;
 pub mod cursor;

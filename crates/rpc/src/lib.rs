@@ -1,0 +1,14 @@
+//! What every tradepact gRPC server shares, so both services behave alike:
+//!
+//! - [`telemetry`]: `tracing` set-up (human or JSON, `RUST_LOG` filter) and one span per RPC
+//!   with its method, gRPC status and latency;
+//! - [`server`]: one builder that adds gRPC health, server reflection (v1 and v1alpha, so every
+//!   grpcurl version works), limits and graceful shutdown on SIGINT/SIGTERM;
+//! - [`status`]: the mapping of field violations to `INVALID_ARGUMENT` with `google.rpc.BadRequest`.
+
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+pub use server::{serve, LimitArgs, Limits};
+pub use telemetry::{init_tracing, LogArgs, LogFormat};

@@ -1,0 +1,161 @@
+//! One server builder for every tradepact service.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use http::{Request, Response};
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::telemetry::rpc_trace_layer;
+
+/// Limits applied to every service of a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message a server accepts or sends, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent calls on one connection; more wait (no unbounded queue: HTTP/2 flow control).
+    pub concurrency_per_connection: usize,
+    /// Upper bound on any unary call; the client's `grpc-timeout` applies when shorter.
+    /// `None`: only the client's deadline.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 16 * 1024 * 1024,
+            concurrency_per_connection: 256,
+            request_timeout: None,
+        }
+    }
+}
+
+/// Limit flags shared by every binary.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "TRADEPACT_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Concurrent calls per connection.
+    #[arg(long, env = "TRADEPACT_CONCURRENCY_PER_CONNECTION", default_value_t = Limits::default().concurrency_per_connection)]
+    pub concurrency_per_connection: usize,
+    /// Server-side deadline for each call, in seconds (0: only the client's deadline).
+    /// Streaming calls are bounded only until their response starts.
+    #[arg(long, env = "TRADEPACT_REQUEST_TIMEOUT_SECS", default_value_t = 0)]
+    pub request_timeout_secs: u64,
+}
+
+impl From<&LimitArgs> for Limits {
+    fn from(a: &LimitArgs) -> Self {
+        Limits {
+            max_message_bytes: a.max_message_bytes,
+            concurrency_per_connection: a.concurrency_per_connection.max(1),
+            request_timeout: (a.request_timeout_secs > 0)
+                .then(|| Duration::from_secs(a.request_timeout_secs)),
+        }
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tradepact_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Serves `service` on `listener` with health, reflection v1 and v1alpha, per-RPC tracing
+/// and `limits`, until `shutdown` completes; then health turns `NOT_SERVING`, the listener
+/// closes and in-flight calls finish.
+///
+/// Logs `listening on ADDR` once the listener accepts calls (the readiness line operators
+/// and tests wait for).
+pub async fn serve<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+
+    let routes = Routes::new(health_service)
+        .add_service(reflection_builder().build_v1()?)
+        .add_service(reflection_builder().build_v1alpha()?)
+        .add_service(service);
+
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .tcp_nodelay(true);
+    if let Some(t) = limits.request_timeout {
+        builder = builder.timeout(t);
+    }
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls, finishing the ones in flight");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health.set_not_serving::<S>().await;
+    };
+    tracing::info!(service = S::NAME, "listening on {addr}");
+    builder
+        .layer(rpc_trace_layer())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// Binds `addr`, reporting which address failed.
+pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}

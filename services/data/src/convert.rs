@@ -1,0 +1,362 @@
+//! Proto ⇄ domain conversions. Every request field is validated here; violations carry the
+//! field's path in the request (e.g. `series[0].points[3].period`).
+
+use std::collections::HashSet;
+
+use tradepact_proto::data_v1 as pb;
+use tradepact_store::aggregate::{ReadPlan, Value};
+use tradepact_store::analysis::{BalanceQuery, BalanceRow, Change, ChangeTarget, Figures};
+use tradepact_store::model::{check_source, check_value};
+use tradepact_store::{
+    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesInfo, SeriesKey,
+    SeriesPoints, Violations,
+};
+
+/// Most violations reported for one request; the rest are summarised.
+const MAX_VIOLATIONS: usize = 50;
+
+pub(crate) fn flow(v: i32, required: bool) -> Result<Option<Flow>, String> {
+    match pb::Flow::try_from(v) {
+        Ok(pb::Flow::Export) => Ok(Some(Flow::Export)),
+        Ok(pb::Flow::Import) => Ok(Some(Flow::Import)),
+        Ok(pb::Flow::Unspecified) if !required => Ok(None),
+        Ok(pb::Flow::Unspecified) => Err("is required: FLOW_EXPORT or FLOW_IMPORT".to_owned()),
+        Err(_) => Err(format!("unknown flow value {v}")),
+    }
+}
+
+pub(crate) fn kind(v: i32, required: bool) -> Result<Option<Kind>, String> {
+    match pb::TradeKind::try_from(v) {
+        Ok(pb::TradeKind::Goods) => Ok(Some(Kind::Goods)),
+        Ok(pb::TradeKind::Services) => Ok(Some(Kind::Services)),
+        Ok(pb::TradeKind::Unspecified) if !required => Ok(None),
+        Ok(pb::TradeKind::Unspecified) => {
+            Err("is required: TRADE_KIND_GOODS or TRADE_KIND_SERVICES".to_owned())
+        }
+        Err(_) => Err(format!("unknown trade kind value {v}")),
+    }
+}
+
+pub(crate) fn frequency(v: i32, required: bool) -> Result<Option<Frequency>, String> {
+    match pb::Frequency::try_from(v) {
+        Ok(pb::Frequency::Annual) => Ok(Some(Frequency::Annual)),
+        Ok(pb::Frequency::Quarterly) => Ok(Some(Frequency::Quarterly)),
+        Ok(pb::Frequency::Monthly) => Ok(Some(Frequency::Monthly)),
+        Ok(pb::Frequency::Unspecified) if !required => Ok(None),
+        Ok(pb::Frequency::Unspecified) => Err(
+            "is required: FREQUENCY_ANNUAL, FREQUENCY_QUARTERLY or FREQUENCY_MONTHLY".to_owned(),
+        ),
+        Err(_) => Err(format!("unknown frequency value {v}")),
+    }
+}
+
+fn flow_pb(f: Flow) -> pb::Flow {
+    match f {
+        Flow::Export => pb::Flow::Export,
+        Flow::Import => pb::Flow::Import,
+    }
+}
+
+fn kind_pb(k: Kind) -> pb::TradeKind {
+    match k {
+        Kind::Goods => pb::TradeKind::Goods,
+        Kind::Services => pb::TradeKind::Services,
+    }
+}
+
+fn frequency_pb(f: Frequency) -> pb::Frequency {
+    match f {
+        Frequency::Annual => pb::Frequency::Annual,
+        Frequency::Quarterly => pb::Frequency::Quarterly,
+        Frequency::Monthly => pb::Frequency::Monthly,
+    }
+}
+
+/// Validates a required series key at `field`.
+pub(crate) fn series_key(
+    key: Option<&pb::SeriesKey>,
+    field: &str,
+    v: &mut Violations,
+) -> Option<SeriesKey> {
+    let Some(key) = key else {
+        v.add(field, "is required");
+        return None;
+    };
+    let reporter = v.check(format!("{field}.reporter"), Country::parse(&key.reporter));
+    let partner = v.check(format!("{field}.partner"), Country::parse(&key.partner));
+    let flow = v.check(format!("{field}.flow"), flow(key.flow, true));
+    let kind = v.check(format!("{field}.kind"), kind(key.kind, true));
+    let product = v.check(format!("{field}.product"), Product::parse(&key.product));
+    let frequency = v.check(format!("{field}.frequency"), frequency(key.frequency, true));
+    Some(SeriesKey {
+        reporter: reporter?,
+        partner: partner?,
+        flow: flow??,
+        kind: kind??,
+        product: product?,
+        frequency: frequency??,
+    })
+}
+
+pub(crate) fn series_key_pb(key: &SeriesKey) -> pb::SeriesKey {
+    pb::SeriesKey {
+        reporter: key.reporter.to_string(),
+        partner: key.partner.to_string(),
+        flow: flow_pb(key.flow).into(),
+        kind: kind_pb(key.kind).into(),
+        product: key.product.to_string(),
+        frequency: frequency_pb(key.frequency).into(),
+    }
+}
+
+/// Validates a write batch: keys, periods matching each series' frequency, values, sources,
+/// and no period twice in one `SeriesPoints`.
+pub(crate) fn write_batch(series: &[pb::SeriesPoints], v: &mut Violations) -> Vec<SeriesPoints> {
+    if series.iter().all(|s| s.points.is_empty()) {
+        v.add("series", "must hold at least one point");
+    }
+    let mut out = Vec::with_capacity(series.len());
+    for (i, s) in series.iter().enumerate() {
+        if v.0.len() >= MAX_VIOLATIONS {
+            break;
+        }
+        let field = format!("series[{i}]");
+        let key = series_key(s.key.as_ref(), &format!("{field}.key"), v);
+        v.check(format!("{field}.source"), check_source(&s.source));
+        let Some(key) = key else { continue };
+        let mut seen = HashSet::with_capacity(s.points.len());
+        let mut points = Vec::with_capacity(s.points.len());
+        for (j, p) in s.points.iter().enumerate() {
+            if v.0.len() >= MAX_VIOLATIONS {
+                break;
+            }
+            let pf = format!("{field}.points[{j}]");
+            let period = v.check(
+                format!("{pf}.period"),
+                Period::parse(&p.period, key.frequency),
+            );
+            let value = v.check(format!("{pf}.value_usd"), check_value(p.value_usd));
+            v.check(format!("{pf}.source"), check_source(&p.source));
+            let (Some(period), Some(value)) = (period, value) else {
+                continue;
+            };
+            if !seen.insert(period.ordinal) {
+                v.add(
+                    format!("{pf}.period"),
+                    format!("period {period} appears twice in this series"),
+                );
+                continue;
+            }
+            let source = if p.source.is_empty() {
+                &s.source
+            } else {
+                &p.source
+            };
+            points.push(Point {
+                ordinal: period.ordinal,
+                value,
+                source: source.clone(),
+            });
+        }
+        out.push(SeriesPoints { key, points });
+    }
+    if v.0.len() >= MAX_VIOLATIONS {
+        v.add(
+            "series",
+            format!("more than {MAX_VIOLATIONS} violations; the rest were not checked"),
+        );
+    }
+    out
+}
+
+/// Parses an optional inclusive period range; empty bounds are open.
+pub(crate) fn period_range(
+    start: &str,
+    end: &str,
+    frequency: Frequency,
+    v: &mut Violations,
+) -> (u32, u32) {
+    let parse = |s: &str, field: &str, v: &mut Violations, open: u32| {
+        if s.is_empty() {
+            open
+        } else {
+            v.check(field, Period::parse(s, frequency))
+                .map_or(open, |p| p.ordinal)
+        }
+    };
+    let from = parse(start, "start_period", v, 0);
+    let to = parse(end, "end_period", v, u32::MAX);
+    if from > to {
+        v.add(
+            "end_period",
+            format!("must not be before start_period {start:?}"),
+        );
+    }
+    (from, to)
+}
+
+/// Validates `page_size`: 0 means `default`, negative is invalid, larger than `max` is capped.
+pub(crate) fn page_size(size: i32, default: usize, max: usize, v: &mut Violations) -> usize {
+    match size {
+        0 => default,
+        n if n < 0 => {
+            v.add("page_size", "must not be negative");
+            default
+        }
+        n => (n as usize).min(max),
+    }
+}
+
+pub(crate) fn read_plan(
+    key: &SeriesKey,
+    aggregate_to: i32,
+    v: &mut Violations,
+) -> Option<ReadPlan> {
+    let target = v.check("aggregate_to", frequency(aggregate_to, false))?;
+    v.check("aggregate_to", ReadPlan::new(key.frequency, target))
+}
+
+pub(crate) fn series_value(value: Value) -> pb::SeriesValue {
+    pb::SeriesValue {
+        period: value.period.to_string(),
+        value_usd: value.value,
+        source: value.source,
+        input_count: value.input_count,
+        expected_input_count: value.expected_input_count,
+    }
+}
+
+pub(crate) fn filter(f: Option<&pb::SeriesFilter>, v: &mut Violations) -> SeriesFilter {
+    let Some(f) = f else {
+        return SeriesFilter::default();
+    };
+    let country = |s: &str, field: &str, v: &mut Violations| {
+        if s.is_empty() {
+            None
+        } else {
+            v.check(field, Country::parse(s))
+        }
+    };
+    let (product, product_prefix) = if f.product.is_empty() {
+        (None, false)
+    } else {
+        v.check("filter.product", SeriesFilter::parse_product(&f.product))
+            .map_or((None, false), |(p, prefix)| (Some(p), prefix))
+    };
+    SeriesFilter {
+        reporter: country(&f.reporter, "filter.reporter", v),
+        partner: country(&f.partner, "filter.partner", v),
+        flow: v.check("filter.flow", flow(f.flow, false)).flatten(),
+        kind: v.check("filter.kind", kind(f.kind, false)).flatten(),
+        frequency: v
+            .check("filter.frequency", frequency(f.frequency, false))
+            .flatten(),
+        product,
+        product_prefix,
+    }
+}
+
+pub(crate) fn series_info(info: SeriesInfo) -> pb::SeriesInfo {
+    pb::SeriesInfo {
+        key: Some(series_key_pb(&info.key)),
+        point_count: info.point_count,
+        first_period: info.first.to_string(),
+        last_period: info.last.to_string(),
+    }
+}
+
+/// A balance query from its parts, at `prefix` (`""` or `"balance."`).
+pub(crate) fn balance_query(
+    reporter: &str,
+    partner: &str,
+    product: &str,
+    freq: i32,
+    prefix: &str,
+    v: &mut Violations,
+) -> Option<BalanceQuery> {
+    let reporter = v.check(format!("{prefix}reporter"), Country::parse(reporter));
+    let partner = v.check(format!("{prefix}partner"), Country::parse(partner));
+    let product = if product.is_empty() {
+        Some(Product::total())
+    } else {
+        v.check(format!("{prefix}product"), Product::parse(product))
+    };
+    let frequency = v.check(format!("{prefix}frequency"), frequency(freq, false));
+    Some(BalanceQuery {
+        reporter: reporter?,
+        partner: partner?,
+        product: product?,
+        frequency: frequency?.unwrap_or(Frequency::Annual),
+    })
+}
+
+fn figures(f: Figures) -> pb::BalanceFigures {
+    pb::BalanceFigures {
+        exports_usd: f.exports,
+        imports_usd: f.imports,
+        balance_usd: f.balance,
+        missing_inputs: f.missing,
+    }
+}
+
+pub(crate) fn balance_row(row: BalanceRow) -> pb::BalanceRow {
+    pb::BalanceRow {
+        period: row.period.to_string(),
+        complete: row.complete(),
+        goods: Some(figures(row.goods)),
+        services: Some(figures(row.services)),
+        total: Some(figures(row.total)),
+    }
+}
+
+pub(crate) fn change_target(
+    target: Option<&pb::get_change_request::Target>,
+    v: &mut Violations,
+) -> Option<ChangeTarget> {
+    use pb::get_change_request::Target;
+    match target {
+        None => {
+            v.add("target", "is required: set series or balance");
+            None
+        }
+        Some(Target::Series(key)) => series_key(Some(key), "series", v).map(ChangeTarget::Series),
+        Some(Target::Balance(b)) => {
+            let k = v.check("balance.kind", kind(b.kind, false));
+            let q = balance_query(
+                &b.reporter,
+                &b.partner,
+                &b.product,
+                b.frequency,
+                "balance.",
+                v,
+            );
+            Some(ChangeTarget::Balance(q?, k?))
+        }
+    }
+}
+
+pub(crate) fn change(c: Change) -> pb::GetChangeResponse {
+    pb::GetChangeResponse {
+        from_value_usd: c.from,
+        to_value_usd: c.to,
+        absolute_change_usd: c.absolute,
+        percent_change: c.percent,
+        years: c.years,
+        cagr: c.cagr,
+    }
+}
+
+pub(crate) fn points_pb(points: &[Point], frequency: Frequency) -> Vec<pb::Point> {
+    points
+        .iter()
+        .map(|p| pb::Point {
+            period: Period {
+                frequency,
+                ordinal: p.ordinal,
+            }
+            .to_string(),
+            value_usd: p.value,
+            source: p.source.clone(),
+        })
+        .collect()
+}

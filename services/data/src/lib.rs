@@ -1,0 +1,89 @@
+//! The tradepact trade data service: `tradepact.data.v1.TradeDataService` over the sled
+//! time-series store of `tradepact-store`. Handlers validate ([`convert`]), call the store
+//! and map errors ([`error`]); no storage logic lives here.
+
+mod convert;
+mod error;
+pub mod service;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tradepact_proto::data_v1::trade_data_service_server::TradeDataServiceServer;
+use tradepact_rpc::Limits;
+use tradepact_store::Store;
+
+pub use service::DataService;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Command-line and environment configuration of `tradepact-data`.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "tradepact-data",
+    version,
+    about = "The tradepact trade data service (gRPC)"
+)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (logged as "listening on ADDR").
+    #[arg(long, env = "TRADEPACT_DATA_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Directory of the sled store; created if missing.
+    #[arg(long, env = "TRADEPACT_DATA_DIR", default_value = "data/trade")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub log: tradepact_rpc::LogArgs,
+    #[command(flatten)]
+    pub limits: tradepact_rpc::LimitArgs,
+}
+
+/// Opens the store in `dir`, with an error that names the directory.
+pub fn open_store(dir: &Path) -> anyhow::Result<Arc<Store>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    let store = Store::open(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the store in {} (is another tradepact-data using it?): {e}",
+            dir.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// Serves `store` on `listener` until `shutdown` completes, then flushes the store.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (service, watchers) = DataService::new(store.clone());
+    let server = TradeDataServiceServer::new(service)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let shutdown = async move {
+        shutdown.await;
+        watchers.close();
+    };
+    let served = tradepact_rpc::serve(listener, server, limits, shutdown).await;
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
+    flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+    tracing::info!("store flushed");
+    served
+}
+
+/// Runs the service as configured until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config.data_dir)?;
+    tracing::info!(data_dir = %config.data_dir.display(), "store open");
+    let listener = tradepact_rpc::server::bind(&config.listen).await?;
+    serve(
+        listener,
+        store,
+        Limits::from(&config.limits),
+        tradepact_rpc::server::shutdown_signal(),
+    )
+    .await
+}

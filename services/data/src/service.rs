@@ -1,0 +1,427 @@
+//! `tradepact.data.v1.TradeDataService`: validate, call the store, map the result.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use tradepact_proto::data_v1 as pb;
+use tradepact_proto::data_v1::trade_data_service_server::TradeDataService;
+use tradepact_store::aggregate;
+use tradepact_store::analysis;
+use tradepact_store::cursor::{self, Fingerprint};
+use tradepact_store::{Period, SeriesFilter, SeriesPoints, Store, Violations, WriteSummary};
+
+use crate::convert;
+use crate::error::{join_error, to_status};
+
+/// Values per `StreamSeries` message.
+pub const STREAM_CHUNK: usize = 4096;
+/// Default and largest `GetSeries` page.
+pub const SERIES_PAGE: (usize, usize) = (1000, 10_000);
+/// Default and largest `ListSeries` page.
+pub const LIST_PAGE: (usize, usize) = (100, 1000);
+/// Batches of a `StreamWritePoints` call between two flushes.
+pub const GROUP_COMMIT_BATCHES: u64 = 64;
+/// Messages a `WatchSeries` subscriber may fall behind before it is dropped.
+pub const WATCH_BUFFER: usize = 1024;
+
+#[derive(Clone, Debug)]
+enum WatchMsg {
+    Written(Arc<Vec<SeriesPoints>>),
+    Shutdown,
+}
+
+/// The data service over one store.
+#[derive(Clone)]
+pub struct DataService {
+    store: Arc<Store>,
+    watch: broadcast::Sender<WatchMsg>,
+}
+
+/// Ends the `WatchSeries` streams, so that a graceful shutdown does not wait for them.
+#[derive(Clone)]
+pub struct WatchCloser(broadcast::Sender<WatchMsg>);
+
+impl WatchCloser {
+    /// Tells every watcher that the server is going away.
+    pub fn close(&self) {
+        let _ = self.0.send(WatchMsg::Shutdown);
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn validated<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, Status> {
+    let value = v.into_result(value).map_err(to_status)?;
+    // Every None above comes with a violation, so this is only reached on a bug.
+    value.ok_or_else(|| Status::invalid_argument("invalid request"))
+}
+
+impl DataService {
+    /// A service over `store`, with the handle that closes its watch streams.
+    pub fn new(store: Arc<Store>) -> (DataService, WatchCloser) {
+        let (watch, _) = broadcast::channel(WATCH_BUFFER);
+        (
+            DataService {
+                store,
+                watch: watch.clone(),
+            },
+            WatchCloser(watch),
+        )
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> tradepact_store::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(join_error)?
+            .map_err(to_status)
+    }
+
+    fn publish(&self, batch: Vec<SeriesPoints>) {
+        if self.watch.receiver_count() > 0 {
+            let _ = self.watch.send(WatchMsg::Written(Arc::new(batch)));
+        }
+    }
+
+    /// Applies a batch; durable only when `flush`.
+    async fn apply(&self, batch: Vec<SeriesPoints>, flush: bool) -> Result<WriteSummary, Status> {
+        let (summary, batch) = self
+            .blocking(move |store| {
+                let summary = store.write(&batch)?;
+                if flush {
+                    store.flush()?;
+                }
+                Ok((summary, batch))
+            })
+            .await?;
+        self.publish(batch);
+        Ok(summary)
+    }
+
+    async fn flush(&self) -> Result<(), Status> {
+        self.blocking(|store| store.flush()).await
+    }
+}
+
+#[tonic::async_trait]
+impl TradeDataService for DataService {
+    async fn write_points(
+        &self,
+        request: Request<pb::WritePointsRequest>,
+    ) -> Result<Response<pb::WritePointsResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let batch = convert::write_batch(&req.series, &mut v);
+        let batch = validated(v, || Some(batch))?;
+        let s = self.apply(batch, true).await?;
+        Ok(Response::new(pb::WritePointsResponse {
+            inserted: s.inserted,
+            updated: s.updated,
+        }))
+    }
+
+    async fn stream_write_points(
+        &self,
+        request: Request<Streaming<pb::StreamWritePointsRequest>>,
+    ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut batches = 0u64;
+        let mut total = WriteSummary::default();
+        let failure = loop {
+            let msg = match stream.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            };
+            let mut v = Violations::default();
+            let batch = convert::write_batch(&msg.series, &mut v);
+            let batch = match validated(v, || Some(batch)) {
+                Ok(b) => b,
+                Err(e) => break Some(e),
+            };
+            let flush = (batches + 1).is_multiple_of(GROUP_COMMIT_BATCHES);
+            match self.apply(batch, flush).await {
+                Ok(s) => total += s,
+                Err(e) => break Some(e),
+            }
+            batches += 1;
+        };
+        // What was applied is made durable whether or not the stream ended well.
+        self.flush().await?;
+        if let Some(e) = failure {
+            // Keep the details (field violations) of an invalid batch.
+            return Err(Status::with_details(
+                e.code(),
+                format!(
+                    "batch {}: {} (the {batches} batches before it were applied and are durable)",
+                    batches + 1,
+                    e.message()
+                ),
+                e.details().to_vec().into(),
+            ));
+        }
+        Ok(Response::new(pb::StreamWritePointsResponse {
+            batches,
+            inserted: total.inserted,
+            updated: total.updated,
+        }))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let key = convert::series_key(req.key.as_ref(), "key", &mut v);
+        let size = convert::page_size(req.page_size, SERIES_PAGE.0, SERIES_PAGE.1, &mut v);
+        let plan = key
+            .as_ref()
+            .and_then(|k| convert::read_plan(k, req.aggregate_to, &mut v));
+        let (mut from, to) = match plan {
+            Some(p) => {
+                convert::period_range(&req.start_period, &req.end_period, p.frequency, &mut v)
+            }
+            None => (0, 0),
+        };
+        let fingerprint = Fingerprint::of(&[
+            format!("{key:?}").as_bytes(),
+            req.start_period.as_bytes(),
+            req.end_period.as_bytes(),
+            &req.aggregate_to.to_be_bytes(),
+        ]);
+        if !req.page_token.is_empty() {
+            match cursor::decode(&req.page_token, fingerprint) {
+                Ok(pos) if pos.len() == 4 => {
+                    from = from.max(u32::from_be_bytes([pos[0], pos[1], pos[2], pos[3]]));
+                }
+                Ok(_) => v.add("page_token", "is not a page token of GetSeries"),
+                Err(e) => v.add("page_token", e),
+            }
+        }
+        let (key, plan) = validated(v, || key.zip(plan))?;
+        let read_key = key.clone();
+        let (values, next) = self
+            .blocking(move |store| {
+                let mut values = Vec::with_capacity(size.min(1024));
+                let mut next = None;
+                for value in aggregate::values(store, &read_key, plan, from, to)? {
+                    let value = value?;
+                    if values.len() == size {
+                        next = Some(value.period.ordinal);
+                        break;
+                    }
+                    values.push(convert::series_value(value));
+                }
+                Ok((values, next))
+            })
+            .await?;
+        Ok(Response::new(pb::GetSeriesResponse {
+            key: Some(convert::series_key_pb(&key)),
+            values,
+            next_page_token: next
+                .map(|n| cursor::encode(fingerprint, &n.to_be_bytes()))
+                .unwrap_or_default(),
+        }))
+    }
+
+    type StreamSeriesStream = BoxStream<pb::StreamSeriesResponse>;
+
+    async fn stream_series(
+        &self,
+        request: Request<pb::StreamSeriesRequest>,
+    ) -> Result<Response<Self::StreamSeriesStream>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let key = convert::series_key(req.key.as_ref(), "key", &mut v);
+        let plan = key
+            .as_ref()
+            .and_then(|k| convert::read_plan(k, req.aggregate_to, &mut v));
+        let (from, to) = match plan {
+            Some(p) => {
+                convert::period_range(&req.start_period, &req.end_period, p.frequency, &mut v)
+            }
+            None => (0, 0),
+        };
+        let (key, plan) = validated(v, || key.zip(plan))?;
+        // Open the scan first so that an unknown series is NOT_FOUND, not an empty stream.
+        let values = self
+            .blocking(move |store| aggregate::values(store, &key, plan, from, to))
+            .await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+            for value in values {
+                match value {
+                    Ok(value) => chunk.push(convert::series_value(value)),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(to_status(e)));
+                        return;
+                    }
+                }
+                if chunk.len() == STREAM_CHUNK {
+                    let msg = pb::StreamSeriesResponse {
+                        values: std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK)),
+                    };
+                    if tx.blocking_send(Ok(msg)).is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.blocking_send(Ok(pb::StreamSeriesResponse { values: chunk }));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_series(
+        &self,
+        request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let filter = convert::filter(req.filter.as_ref(), &mut v);
+        let size = convert::page_size(req.page_size, LIST_PAGE.0, LIST_PAGE.1, &mut v);
+        let fingerprint = Fingerprint::of(&[format!("{filter:?}").as_bytes()]);
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            v.check("page_token", cursor::decode(&req.page_token, fingerprint))
+        };
+        validated(v, || Some(()))?;
+        let (infos, next) = self
+            .blocking(move |store| store.list(&filter, after.as_deref(), size))
+            .await?;
+        Ok(Response::new(pb::ListSeriesResponse {
+            series: infos.into_iter().map(convert::series_info).collect(),
+            next_page_token: next
+                .map(|n| cursor::encode(fingerprint, &n))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_series(
+        &self,
+        request: Request<pb::DeleteSeriesRequest>,
+    ) -> Result<Response<pb::DeleteSeriesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let key = convert::series_key(req.key.as_ref(), "key", &mut v);
+        let key = validated(v, || key)?;
+        let deleted_points = self
+            .blocking(move |store| {
+                let n = store.delete(&key)?;
+                store.flush()?;
+                Ok(n)
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteSeriesResponse { deleted_points }))
+    }
+
+    async fn get_trade_balance(
+        &self,
+        request: Request<pb::GetTradeBalanceRequest>,
+    ) -> Result<Response<pb::GetTradeBalanceResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let query = convert::balance_query(
+            &req.reporter,
+            &req.partner,
+            &req.product,
+            req.frequency,
+            "",
+            &mut v,
+        );
+        let (from, to) = match &query {
+            Some(q) => {
+                convert::period_range(&req.start_period, &req.end_period, q.frequency, &mut v)
+            }
+            None => (0, 0),
+        };
+        let query = validated(v, || query)?;
+        let rows = self
+            .blocking(move |store| analysis::trade_balance(store, &query, from, to))
+            .await?;
+        Ok(Response::new(pb::GetTradeBalanceResponse {
+            rows: rows.into_iter().map(convert::balance_row).collect(),
+        }))
+    }
+
+    async fn get_change(
+        &self,
+        request: Request<pb::GetChangeRequest>,
+    ) -> Result<Response<pb::GetChangeResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let target = convert::change_target(req.target.as_ref(), &mut v);
+        let periods = target.as_ref().map(|t| {
+            let f = t.frequency();
+            (
+                v.check("from_period", Period::parse(&req.from_period, f)),
+                v.check("to_period", Period::parse(&req.to_period, f)),
+            )
+        });
+        let (target, (from, to)) = validated(v, || {
+            let (from, to) = periods?;
+            Some((target?, (from?, to?)))
+        })?;
+        let change = self
+            .blocking(move |store| analysis::change(store, &target, from, to))
+            .await?;
+        Ok(Response::new(convert::change(change)))
+    }
+
+    type WatchSeriesStream = BoxStream<pb::WatchSeriesResponse>;
+
+    async fn watch_series(
+        &self,
+        request: Request<pb::WatchSeriesRequest>,
+    ) -> Result<Response<Self::WatchSeriesStream>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let filter: SeriesFilter = convert::filter(req.filter.as_ref(), &mut v);
+        validated(v, || Some(()))?;
+        let mut written = self.watch.subscribe();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    msg = written.recv() => msg,
+                    () = tx.closed() => return, // the client went away
+                };
+                match msg {
+                    Ok(WatchMsg::Written(batch)) => {
+                        for s in batch.iter().filter(|s| filter.matches(&s.key)) {
+                            let response = pb::WatchSeriesResponse {
+                                key: Some(convert::series_key_pb(&s.key)),
+                                points: convert::points_pb(&s.points, s.key.frequency),
+                            };
+                            if tx.send(Ok(response)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(WatchMsg::Shutdown) | Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "watcher fell {n} writes behind and was dropped; re-read with GetSeries and watch again"
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+        let stream = ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
