@@ -1,1 +1,103 @@
+//! Typed clients for tradepact's gRPC services, for other backends.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tradepact_client::{data, with_deadline, DEFAULT_DEADLINE};
+//! use tradepact_client::proto::data_v1::GetTradeBalanceRequest;
+//!
+//! let mut client = data::connect("http://127.0.0.1:50051").await?;
+//! let request = GetTradeBalanceRequest {
+//!     reporter: "USA".into(),
+//!     partner: "KOR".into(),
+//!     ..Default::default()
+//! };
+//! let rows = client.get_trade_balance(with_deadline(request, DEFAULT_DEADLINE)).await?.into_inner().rows;
+//! # Ok(()) }
+//! ```
 
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+pub use tradepact_proto as proto;
+
+/// Deadline suggested for unary calls.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long to wait for a TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong when connecting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL is not a valid `http://host:port` URI.
+    #[error("invalid service URL {url:?}: {source}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is invalid.
+        source: tonic::transport::Error,
+    },
+    /// No connection could be made.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, Error> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|source| Error::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true))
+}
+
+/// Connects now; fails if the service is not reachable.
+pub async fn channel(url: &str) -> Result<Channel, Error> {
+    endpoint(url)?
+        .connect()
+        .await
+        .map_err(|source| Error::Connect {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// A channel that connects on first use and reconnects after failures, so a caller keeps
+/// working when the service comes back.
+pub fn lazy_channel(url: &str) -> Result<Channel, Error> {
+    Ok(endpoint(url)?.connect_lazy())
+}
+
+/// Wraps `message` in a request carrying a deadline (sent as `grpc-timeout`).
+pub fn with_deadline<T>(message: T, deadline: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(deadline);
+    request
+}
+
+/// The trade data service.
+pub mod data {
+    use super::*;
+
+    /// The generated client of `tradepact.data.v1.TradeDataService`.
+    pub type DataClient =
+        proto::data_v1::trade_data_service_client::TradeDataServiceClient<Channel>;
+
+    /// Connects to the data service at `url` (e.g. `http://127.0.0.1:50051`).
+    pub async fn connect(url: &str) -> Result<DataClient, Error> {
+        Ok(client(channel(url).await?))
+    }
+
+    /// A data client over `channel`, accepting messages up to 64 MiB.
+    pub fn client(channel: Channel) -> DataClient {
+        DataClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+}

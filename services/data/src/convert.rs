@@ -1,4 +1,4 @@
-//! Proto ⇄ domain conversions. Every request field is validated here; violations carry the
+//! Proto ⇄ domain conversions (public: [`series_key_pb`], for clients that build requests). Every request field is validated here; violations carry the
 //! field's path in the request (e.g. `series[0].points[3].period`).
 
 use std::collections::HashSet;
@@ -98,7 +98,7 @@ pub(crate) fn series_key(
     })
 }
 
-pub(crate) fn series_key_pb(key: &SeriesKey) -> pb::SeriesKey {
+pub fn series_key_pb(key: &SeriesKey) -> pb::SeriesKey {
     pb::SeriesKey {
         reporter: key.reporter.to_string(),
         partner: key.partner.to_string(),

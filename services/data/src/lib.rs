@@ -2,7 +2,7 @@
 //! time-series store of `tradepact-store`. Handlers validate ([`convert`]), call the store
 //! and map errors ([`error`]); no storage logic lives here.
 
-mod convert;
+pub mod convert;
 mod error;
 pub mod service;
 

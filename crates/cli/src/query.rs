@@ -1,0 +1,131 @@
+//! Query commands: quick looks at a running data service.
+
+use tradepact_client::{data, with_deadline, DEFAULT_DEADLINE};
+use tradepact_proto::data_v1 as pb;
+
+/// Flags of `tradepact balance`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BalanceArgs {
+    /// Reporting country (ISO alpha-3).
+    pub reporter: String,
+    /// Partner country (ISO alpha-3).
+    pub partner: String,
+    /// First period.
+    #[arg(long, default_value = "")]
+    pub from: String,
+    /// Last period.
+    #[arg(long, default_value = "")]
+    pub to: String,
+    /// The data service.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub data_service: String,
+}
+
+fn bn(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v / 1e9))
+}
+
+/// Prints goods, services and total balances in billions of US dollars.
+pub async fn balance(args: BalanceArgs) -> anyhow::Result<()> {
+    let mut client = data::connect(&args.data_service).await?;
+    let request = pb::GetTradeBalanceRequest {
+        reporter: args.reporter,
+        partner: args.partner,
+        start_period: args.from,
+        end_period: args.to,
+        ..Default::default()
+    };
+    let rows = client
+        .get_trade_balance(with_deadline(request, DEFAULT_DEADLINE))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .rows;
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "period", "goods X", "goods M", "goods", "serv. X", "serv. M", "services", "total"
+    );
+    for r in rows {
+        let (g, s, t) = (
+            r.goods.unwrap_or_default(),
+            r.services.unwrap_or_default(),
+            r.total.unwrap_or_default(),
+        );
+        println!(
+            "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            r.period,
+            bn(g.exports_usd),
+            bn(g.imports_usd),
+            bn(g.balance_usd),
+            bn(s.exports_usd),
+            bn(s.imports_usd),
+            bn(s.balance_usd),
+            bn(t.balance_usd)
+        );
+    }
+    println!("(billions of US dollars; '-' = input missing)");
+    Ok(())
+}
+
+/// Flags of `tradepact series`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SeriesArgs {
+    /// Only series of this reporter.
+    #[arg(long, default_value = "")]
+    pub reporter: String,
+    /// Only series with this product (a trailing * matches a prefix).
+    #[arg(long, default_value = "")]
+    pub product: String,
+    /// The data service.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub data_service: String,
+}
+
+/// Lists every matching series, following pages.
+pub async fn series(args: SeriesArgs) -> anyhow::Result<()> {
+    let mut client = data::connect(&args.data_service).await?;
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListSeriesRequest {
+            filter: Some(pb::SeriesFilter {
+                reporter: args.reporter.clone(),
+                product: args.product.clone(),
+                ..Default::default()
+            }),
+            page_size: 1000,
+            page_token,
+        };
+        let page = client
+            .list_series(with_deadline(request, DEFAULT_DEADLINE))
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        for s in page.series {
+            let k = s.key.unwrap_or_default();
+            println!(
+                "{}->{} {:<8} {:<8} {:<16} {:<10} {:>6} points {}..{}",
+                k.reporter,
+                k.partner,
+                k.kind().as_str_name().trim_start_matches("TRADE_KIND_"),
+                k.flow().as_str_name().trim_start_matches("FLOW_"),
+                k.product,
+                k.frequency().as_str_name().trim_start_matches("FREQUENCY_"),
+                s.point_count,
+                s.first_period,
+                s.last_period
+            );
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(());
+        }
+        page_token = page.next_page_token;
+    }
+}
