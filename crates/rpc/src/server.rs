@@ -25,6 +25,9 @@ pub struct Limits {
     /// Upper bound on any unary call; the client's `grpc-timeout` applies when shorter.
     /// `None`: only the client's deadline.
     pub request_timeout: Option<Duration>,
+    /// How long a shutdown waits for in-flight calls (and unresponsive peers) before it
+    /// closes their connections.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_message_bytes: 16 * 1024 * 1024,
             concurrency_per_connection: 256,
             request_timeout: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -50,6 +54,9 @@ pub struct LimitArgs {
     /// Streaming calls are bounded only until their response starts.
     #[arg(long, env = "TRADEPACT_REQUEST_TIMEOUT_SECS", default_value_t = 0)]
     pub request_timeout_secs: u64,
+    /// Seconds a shutdown waits for in-flight calls before closing their connections.
+    #[arg(long, env = "TRADEPACT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -59,6 +66,7 @@ impl From<&LimitArgs> for Limits {
             concurrency_per_connection: a.concurrency_per_connection.max(1),
             request_timeout: (a.request_timeout_secs > 0)
                 .then(|| Duration::from_secs(a.request_timeout_secs)),
+            shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
         }
     }
 }
@@ -107,6 +115,7 @@ where
         builder = builder.timeout(t);
     }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new calls, finishing the ones in flight");
@@ -114,13 +123,26 @@ where
             .set_service_status("", ServingStatus::NotServing)
             .await;
         health.set_not_serving::<S>().await;
+        let _ = fired.send(());
     };
     tracing::info!(service = S::NAME, "listening on {addr}");
-    builder
+    let server = builder
         .layer(rpc_trace_layer())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, signal);
+    let grace_over = async move {
+        match fired_rx.await {
+            Ok(()) => tokio::time::sleep(limits.shutdown_grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace_over => tracing::warn!(
+            grace = ?limits.shutdown_grace,
+            "calls still in flight after the shutdown grace period; closing their connections"
+        ),
+    }
     tracing::info!("server stopped");
     Ok(())
 }

@@ -1,0 +1,62 @@
+//! grpcurl sees the service, health and reflection, and describes documented RPCs.
+
+use tradepact_tests::{grpcurl, start_data};
+
+#[test]
+fn grpcurl_lists_describes_and_checks_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+
+    let (ok, out, err) = grpcurl(&server.addr, &["list"]);
+    assert!(ok, "grpcurl list failed: {err}");
+    for service in [
+        "tradepact.data.v1.TradeDataService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            out.lines().any(|l| l == service),
+            "{service} not in:\n{out}"
+        );
+    }
+
+    let (ok, out, err) = grpcurl(
+        &server.addr,
+        &["describe", "tradepact.data.v1.TradeDataService"],
+    );
+    assert!(ok, "describe failed: {err}");
+    for rpc in [
+        "WritePoints",
+        "StreamWritePoints",
+        "GetSeries",
+        "StreamSeries",
+        "ListSeries",
+        "DeleteSeries",
+        "GetTradeBalance",
+        "GetChange",
+        "WatchSeries",
+    ] {
+        assert!(
+            out.contains(&format!("rpc {rpc} (")),
+            "{rpc} missing:\n{out}"
+        );
+    }
+    // The proto comments travel through reflection.
+    assert!(
+        out.contains("// Upserts a batch of points"),
+        "no doc comments:\n{out}"
+    );
+
+    let (ok, out, _) = grpcurl(&server.addr, &["describe", "tradepact.data.v1.SeriesKey"]);
+    assert!(ok && out.contains("ISO 3166-1 alpha-3"), "{out}");
+
+    for name in ["", "tradepact.data.v1.TradeDataService"] {
+        let body = format!("{{\"service\":\"{name}\"}}");
+        let (ok, out, err) = grpcurl(
+            &server.addr,
+            &["-d", &body, "--", "grpc.health.v1.Health/Check"],
+        );
+        assert!(ok, "health check failed: {err}");
+        assert!(out.contains("\"SERVING\""), "{name:?}: {out}");
+    }
+}
