@@ -251,9 +251,9 @@ impl SeriesKey {
 }
 
 /// Earliest year accepted in a period.
-pub const MIN_YEAR: u32 = 1800;
+pub const MIN_YEAR: u32 = 1000;
 /// Latest year accepted in a period.
-pub const MAX_YEAR: u32 = 2200;
+pub const MAX_YEAR: u32 = 9999;
 
 /// A period of a given frequency, held as an ordinal that sorts in time order:
 /// `year` for annual, `year * 4 + quarter - 1`, `year * 12 + month - 1`.

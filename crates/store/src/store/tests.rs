@@ -229,14 +229,14 @@ proptest! {
     }
 
     #[test]
-    fn period_text_round_trips_and_orders(year in 1800u32..=2200, sub in 0u32..12) {
+    fn period_text_round_trips_and_orders(year in 1000u32..=9998, sub in 0u32..12) {
         for (f, n) in [(Frequency::Annual, 1), (Frequency::Quarterly, 4), (Frequency::Monthly, 12)] {
             let p = Period { frequency: f, ordinal: year * n + sub % n };
             let text = p.to_string();
             prop_assert_eq!(Period::parse(&text, f).unwrap(), p);
             let next = Period { frequency: f, ordinal: p.ordinal + 1 };
             // String order of the canonical text agrees with ordinal order.
-            prop_assert!(text < next.to_string() || p.ordinal + 1 > 2200 * n);
+            prop_assert!(text < next.to_string());
         }
     }
 

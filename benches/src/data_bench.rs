@@ -1,0 +1,416 @@
+//! Data service benchmark: durable bulk ingest and a long range read, through gRPC to the
+//! real `tradepact-data` binary, beside the same work on raw sled with the same chunk layout
+//! (and on the store crate in-process), measured in one run.
+//!
+//! ```sh
+//! cargo build --release -p tradepact-data -p tradepact-bench
+//! target/release/data-bench            # prints a markdown table
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio_stream::StreamExt;
+use tradepact_proto::data_v1 as pb;
+use tradepact_store::chunk::{Chunk, BLOCK};
+use tradepact_store::{
+    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesKey, SeriesPoints, Store,
+};
+
+#[derive(Parser)]
+#[command(about = "tradepact data service benchmark (gRPC vs raw sled, same run)")]
+struct Args {
+    /// Series in the ingest workload.
+    #[arg(long, default_value_t = 500)]
+    series: u32,
+    /// Monthly periods per series in the ingest workload.
+    #[arg(long, default_value_t = 10_000)]
+    periods: u32,
+    /// Points per batch (per StreamWritePoints message).
+    #[arg(long, default_value_t = 10_000)]
+    batch_points: usize,
+    /// Points in the range-read series.
+    #[arg(long, default_value_t = 100_000)]
+    range_points: u32,
+    /// Repetitions of each read (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+    /// Batches between two flushes (group commit), as the server does.
+    #[arg(long, default_value_t = 64)]
+    flush_every: usize,
+    /// The data service binary (default: next to this one).
+    #[arg(long)]
+    data_bin: Option<PathBuf>,
+}
+
+const FIRST_MONTH: u32 = 1000 * 12;
+
+fn series_key(i: u32) -> SeriesKey {
+    // A reporter × partner × HS-chapter panel.
+    let code = |n: u32| {
+        let b = [b'A' + (n / 676 % 26) as u8, b'A' + (n / 26 % 26) as u8, b'A' + (n % 26) as u8];
+        Country::parse(std::str::from_utf8(&b).unwrap()).unwrap()
+    };
+    SeriesKey {
+        reporter: code(i / 2500),
+        partner: code(i / 50 % 50),
+        flow: Flow::Import,
+        kind: Kind::Goods,
+        product: Product::parse(&format!("HS:{:02}", i % 50 + 1)).unwrap(),
+        frequency: Frequency::Monthly,
+    }
+}
+
+/// Batches, series-major: each batch holds consecutive periods of one series (or several
+/// whole series when they are short).
+fn batches(series: u32, periods: u32, batch_points: usize) -> Vec<Vec<SeriesPoints>> {
+    let mut out = Vec::new();
+    let mut current: Vec<SeriesPoints> = Vec::new();
+    let mut n = 0usize;
+    for s in 0..series {
+        let key = series_key(s);
+        let mut points = Vec::new();
+        for p in 0..periods {
+            points.push(Point {
+                ordinal: FIRST_MONTH + p,
+                value: f64::from(s) * 1e6 + f64::from(p),
+                source: "bench".into(),
+            });
+            n += 1;
+            if n == batch_points {
+                current.push(SeriesPoints { key: key.clone(), points: std::mem::take(&mut points) });
+                out.push(std::mem::take(&mut current));
+                n = 0;
+            }
+        }
+        if !points.is_empty() {
+            current.push(SeriesPoints { key, points });
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn to_proto(batch: &[SeriesPoints]) -> pb::StreamWritePointsRequest {
+    pb::StreamWritePointsRequest {
+        series: batch
+            .iter()
+            .map(|s| pb::SeriesPoints {
+                key: Some(key_pb(&s.key)),
+                source: "bench".into(),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| pb::Point {
+                        period: Period { frequency: s.key.frequency, ordinal: p.ordinal }.to_string(),
+                        value_usd: p.value,
+                        source: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn key_pb(k: &SeriesKey) -> pb::SeriesKey {
+    pb::SeriesKey {
+        reporter: k.reporter.to_string(),
+        partner: k.partner.to_string(),
+        flow: pb::Flow::Import.into(),
+        kind: pb::TradeKind::Goods.into(),
+        product: k.product.to_string(),
+        frequency: pb::Frequency::Monthly.into(),
+    }
+}
+
+fn raw_key(id: u64, block: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'C';
+    k[1..9].copy_from_slice(&id.to_be_bytes());
+    k[9..13].copy_from_slice(&block.to_be_bytes());
+    k
+}
+
+/// Raw sled: the same chunk keys and encoding, one sled batch per request-sized batch,
+/// no catalog, no validation, no RPC.
+fn raw_ingest(dir: &Path, batches: &[Vec<SeriesPoints>], flush_every: Option<usize>) -> anyhow::Result<(Duration, sled::Tree)> {
+    let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+    let tree = db.open_tree("series")?;
+    // Series ids in order of first appearance, as the store assigns them.
+    let mut ids: std::collections::HashMap<&SeriesKey, u64> = std::collections::HashMap::new();
+    for s in batches.iter().flatten() {
+        let next = ids.len() as u64;
+        ids.entry(&s.key).or_insert(next);
+    }
+    let start = Instant::now();
+    for (i, batch) in batches.iter().enumerate() {
+        let mut ops = sled::Batch::default();
+        for s in batch {
+            let id = ids[&s.key];
+            let mut block = u32::MAX;
+            let mut chunk = Chunk::default();
+            for p in &s.points {
+                if p.ordinal / BLOCK != block {
+                    if !chunk.is_empty() {
+                        ops.insert(&raw_key(id, block)[..], chunk.encode());
+                    }
+                    block = p.ordinal / BLOCK;
+                    chunk = match tree.get(raw_key(id, block))? {
+                        Some(v) => Chunk::decode(&v)?,
+                        None => Chunk::default(),
+                    };
+                }
+                chunk.upsert((p.ordinal % BLOCK) as u8, p.value, &p.source);
+            }
+            if !chunk.is_empty() {
+                ops.insert(&raw_key(id, block)[..], chunk.encode());
+            }
+        }
+        tree.apply_batch(ops)?;
+        if flush_every.is_some_and(|n| (i + 1) % n == 0) {
+            db.flush()?;
+        }
+    }
+    if flush_every.is_some() {
+        db.flush()?;
+    }
+    Ok((start.elapsed(), tree))
+}
+
+fn store_ingest(dir: &Path, batches: &[Vec<SeriesPoints>], flush_every: usize) -> anyhow::Result<Duration> {
+    let store = Store::open(dir)?;
+    let start = Instant::now();
+    for (i, batch) in batches.iter().enumerate() {
+        store.write(batch)?;
+        if (i + 1) % flush_every == 0 {
+            store.flush()?;
+        }
+    }
+    store.flush()?;
+    Ok(start.elapsed())
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(bin: &Path, dir: &Path) -> anyhow::Result<Server> {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn,tradepact_rpc::server=info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on ") {
+                    let addr: String = line[i + 13..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                        .collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30))?;
+        Ok(Server { child, url: format!("http://{addr}") })
+    }
+
+    /// Peak and current resident memory, from /proc (MB).
+    fn memory_mb(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores, {cpu}; commit {commit}")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let data_bin = match args.data_bin.clone() {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("tradepact-data"),
+    };
+    let total = u64::from(args.series) * u64::from(args.periods);
+    eprintln!("generating {total} points ({} series × {} months)…", args.series, args.periods);
+    let batches = batches(args.series, args.periods, args.batch_points);
+    let messages: Vec<pb::StreamWritePointsRequest> = batches.iter().map(|b| to_proto(b)).collect();
+    let wire_mb = messages.iter().map(|m| prost::Message::encoded_len(m)).sum::<usize>() as f64 / 1e6;
+
+    // 1. Ingest.
+    eprintln!("raw sled, durable…");
+    let raw_dir = tempfile::tempdir()?;
+    let (raw_durable, _) = raw_ingest(raw_dir.path(), &batches, Some(args.flush_every))?;
+    eprintln!("raw sled, not flushed…");
+    let raw_nd_dir = tempfile::tempdir()?;
+    let (raw_volatile, _) = raw_ingest(raw_nd_dir.path(), &batches, None)?;
+    drop(raw_nd_dir);
+    eprintln!("store crate in-process, durable…");
+    let store_dir = tempfile::tempdir()?;
+    let store_time = store_ingest(store_dir.path(), &batches, args.flush_every)?;
+    drop(store_dir);
+
+    eprintln!("gRPC StreamWritePoints to {}…", data_bin.display());
+    let grpc_dir = tempfile::tempdir()?;
+    let server = Server::start(&data_bin, grpc_dir.path())?;
+    let mut client = tradepact_client::data::connect(&server.url).await?;
+    let (_, rss_idle) = server.memory_mb();
+    let start = Instant::now();
+    let summary = client
+        .stream_write_points(tokio_stream::iter(messages))
+        .await?
+        .into_inner();
+    let grpc_time = start.elapsed();
+    anyhow::ensure!(summary.inserted == total, "server inserted {} of {total}", summary.inserted);
+    let (peak_ingest, rss_after) = server.memory_mb();
+
+    // 2. Range read of one long series.
+    eprintln!("range read of {} points…", args.range_points);
+    let long = vec![SeriesPoints {
+        key: series_key(999_999),
+        points: (0..args.range_points)
+            .map(|p| Point { ordinal: FIRST_MONTH + p, value: f64::from(p), source: "bench".into() })
+            .collect(),
+    }];
+    let long_batches: Vec<Vec<SeriesPoints>> = long[0]
+        .points
+        .chunks(args.batch_points)
+        .map(|c| vec![SeriesPoints { key: long[0].key.clone(), points: c.to_vec() }])
+        .collect();
+    let raw_long_dir = tempfile::tempdir()?;
+    let (_, raw_tree) = raw_ingest(raw_long_dir.path(), &long_batches, Some(args.flush_every))?;
+    client
+        .stream_write_points(tokio_stream::iter(long_batches.iter().map(|b| to_proto(b)).collect::<Vec<_>>()))
+        .await?;
+    let long_key = key_pb(&long[0].key);
+
+    let mut raw_reads = Vec::new();
+    let mut stream_reads = Vec::new();
+    let mut paged_reads = Vec::new();
+    for _ in 0..args.repeat {
+        let start = Instant::now();
+        let mut n = 0u32;
+        for item in raw_tree.range(raw_key(0, 0)..=raw_key(0, u32::MAX)) {
+            let (_, v) = item?;
+            n += Chunk::decode(&v)?.len() as u32;
+        }
+        raw_reads.push(start.elapsed());
+        anyhow::ensure!(n == args.range_points, "raw read {n}");
+
+        let start = Instant::now();
+        let mut stream = client
+            .stream_series(pb::StreamSeriesRequest { key: Some(long_key.clone()), ..Default::default() })
+            .await?
+            .into_inner();
+        let mut n = 0u32;
+        while let Some(msg) = stream.next().await {
+            n += msg?.values.len() as u32;
+        }
+        stream_reads.push(start.elapsed());
+        anyhow::ensure!(n == args.range_points, "streamed {n}");
+
+        let start = Instant::now();
+        let mut token = String::new();
+        let mut n = 0u32;
+        loop {
+            let page = client
+                .get_series(pb::GetSeriesRequest {
+                    key: Some(long_key.clone()),
+                    page_size: 10_000,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            n += page.values.len() as u32;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        paged_reads.push(start.elapsed());
+        anyhow::ensure!(n == args.range_points, "paged {n}");
+    }
+    let (peak_all, _) = server.memory_mb();
+    drop(client);
+    drop(server);
+
+    let rate = |d: Duration| total as f64 / d.as_secs_f64() / 1e6;
+    println!("### Data service benchmark\n");
+    println!("Machine: {}. Command: `target/release/data-bench` ({} series × {} monthly periods = {total} points, batches of {} points, series-major, flush every {} batches and at the end; range read of {} points, median of {}).\n",
+        machine(), args.series, args.periods, args.batch_points, args.flush_every, args.range_points, args.repeat);
+    println!("| ingest of {total} points | time | M points/s | vs raw sled durable |");
+    println!("|---|---:|---:|---:|");
+    for (name, d) in [
+        ("raw sled, same chunks, not flushed", raw_volatile),
+        ("raw sled, same chunks, durable (baseline)", raw_durable),
+        ("store crate in-process, durable", store_time),
+        ("gRPC `StreamWritePoints` to `tradepact-data`, durable", grpc_time),
+    ] {
+        println!("| {name} | {:.2} s | {:.2} | {:.0} % |", d.as_secs_f64(), rate(d), 100.0 * raw_durable.as_secs_f64() / d.as_secs_f64());
+    }
+    println!("\nProtobuf sent: {wire_mb:.0} MB. Server resident memory: {rss_idle:.0} MB idle, {rss_after:.0} MB after ingest, peak {peak_ingest:.0} MB during ingest, peak {peak_all:.0} MB over the whole run.\n");
+    println!("| range read of {} points | median | min | max | vs raw sled |", args.range_points);
+    println!("|---|---:|---:|---:|---:|");
+    let (raw_med, raw_min, raw_max) = median(raw_reads);
+    for (name, (med, min, max)) in [
+        ("raw sled range scan + chunk decode (baseline)", (raw_med, raw_min, raw_max)),
+        ("gRPC `StreamSeries`, decoded by the client", median(stream_reads)),
+        (&*format!("gRPC `GetSeries`, pages of 10,000 ({} pages)", args.range_points.div_ceil(10_000)), median(paged_reads)),
+    ] {
+        println!("| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |", ms(med), ms(min), ms(max), med.as_secs_f64() / raw_med.as_secs_f64());
+    }
+    Ok(())
+}
