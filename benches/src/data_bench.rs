@@ -43,6 +43,10 @@ struct Args {
     /// The data service binary (default: next to this one).
     #[arg(long)]
     data_bin: Option<PathBuf>,
+    /// Only stream the ingest workload to a running data service at this URL (for profiling
+    /// the server), then exit.
+    #[arg(long)]
+    ingest_to: Option<String>,
 }
 
 const FIRST_MONTH: u32 = 1000 * 12;
@@ -50,7 +54,11 @@ const FIRST_MONTH: u32 = 1000 * 12;
 fn series_key(i: u32) -> SeriesKey {
     // A reporter × partner × HS-chapter panel.
     let code = |n: u32| {
-        let b = [b'A' + (n / 676 % 26) as u8, b'A' + (n / 26 % 26) as u8, b'A' + (n % 26) as u8];
+        let b = [
+            b'A' + (n / 676 % 26) as u8,
+            b'A' + (n / 26 % 26) as u8,
+            b'A' + (n % 26) as u8,
+        ];
         Country::parse(std::str::from_utf8(&b).unwrap()).unwrap()
     };
     SeriesKey {
@@ -80,7 +88,10 @@ fn batches(series: u32, periods: u32, batch_points: usize) -> Vec<Vec<SeriesPoin
             });
             n += 1;
             if n == batch_points {
-                current.push(SeriesPoints { key: key.clone(), points: std::mem::take(&mut points) });
+                current.push(SeriesPoints {
+                    key: key.clone(),
+                    points: std::mem::take(&mut points),
+                });
                 out.push(std::mem::take(&mut current));
                 n = 0;
             }
@@ -106,7 +117,11 @@ fn to_proto(batch: &[SeriesPoints]) -> pb::StreamWritePointsRequest {
                     .points
                     .iter()
                     .map(|p| pb::Point {
-                        period: Period { frequency: s.key.frequency, ordinal: p.ordinal }.to_string(),
+                        period: Period {
+                            frequency: s.key.frequency,
+                            ordinal: p.ordinal,
+                        }
+                        .to_string(),
                         value_usd: p.value,
                         source: String::new(),
                     })
@@ -137,8 +152,15 @@ fn raw_key(id: u64, block: u32) -> [u8; 13] {
 
 /// Raw sled: the same chunk keys and encoding, one sled batch per request-sized batch,
 /// no catalog, no validation, no RPC.
-fn raw_ingest(dir: &Path, batches: &[Vec<SeriesPoints>], flush_every: Option<usize>) -> anyhow::Result<(Duration, sled::Tree)> {
-    let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+fn raw_ingest(
+    dir: &Path,
+    batches: &[Vec<SeriesPoints>],
+    flush_every: Option<usize>,
+) -> anyhow::Result<(Duration, sled::Tree)> {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()?;
     let tree = db.open_tree("series")?;
     // Series ids in order of first appearance, as the store assigns them.
     let mut ids: std::collections::HashMap<&SeriesKey, u64> = std::collections::HashMap::new();
@@ -181,7 +203,11 @@ fn raw_ingest(dir: &Path, batches: &[Vec<SeriesPoints>], flush_every: Option<usi
     Ok((start.elapsed(), tree))
 }
 
-fn store_ingest(dir: &Path, batches: &[Vec<SeriesPoints>], flush_every: usize) -> anyhow::Result<Duration> {
+fn store_ingest(
+    dir: &Path,
+    batches: &[Vec<SeriesPoints>],
+    flush_every: usize,
+) -> anyhow::Result<Duration> {
     let store = Store::open(dir)?;
     let start = Instant::now();
     for (i, batch) in batches.iter().enumerate() {
@@ -214,7 +240,10 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(i) = line.find("listening on ") {
                     let addr: String = line[i + 13..]
                         .chars()
@@ -227,12 +256,16 @@ impl Server {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(30))?;
-        Ok(Server { child, url: format!("http://{addr}") })
+        Ok(Server {
+            child,
+            url: format!("http://{addr}"),
+        })
     }
 
     /// Peak and current resident memory, from /proc (MB).
     fn memory_mb(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -264,7 +297,11 @@ fn ms(d: Duration) -> f64 {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let commit = Command::new("git")
@@ -284,12 +321,38 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("tradepact-data"),
     };
     let total = u64::from(args.series) * u64::from(args.periods);
-    eprintln!("generating {total} points ({} series × {} months)…", args.series, args.periods);
+    eprintln!(
+        "generating {total} points ({} series × {} months)…",
+        args.series, args.periods
+    );
     let batches = batches(args.series, args.periods, args.batch_points);
     let messages: Vec<pb::StreamWritePointsRequest> = batches.iter().map(|b| to_proto(b)).collect();
-    let wire_mb = messages.iter().map(|m| prost::Message::encoded_len(m)).sum::<usize>() as f64 / 1e6;
+    let wire_mb = messages
+        .iter()
+        .map(prost::Message::encoded_len)
+        .sum::<usize>() as f64
+        / 1e6;
+    if let Some(url) = &args.ingest_to {
+        let mut client = tradepact_client::data::connect(url).await?;
+        let start = Instant::now();
+        client
+            .stream_write_points(tokio_stream::iter(messages))
+            .await?;
+        println!(
+            "ingested {total} points in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
 
-    // 1. Ingest.
+    // 1. Ingest. A discarded warm-up run first, so that the baseline does not pay for the
+    // process's first page faults and disk allocation.
+    eprintln!("warm-up…");
+    raw_ingest(
+        tempfile::tempdir()?.path(),
+        &batches,
+        Some(args.flush_every),
+    )?;
     eprintln!("raw sled, durable…");
     let raw_dir = tempfile::tempdir()?;
     let (raw_durable, _) = raw_ingest(raw_dir.path(), &batches, Some(args.flush_every))?;
@@ -313,28 +376,43 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .into_inner();
     let grpc_time = start.elapsed();
-    anyhow::ensure!(summary.inserted == total, "server inserted {} of {total}", summary.inserted);
+    anyhow::ensure!(
+        summary.inserted == total,
+        "server inserted {} of {total}",
+        summary.inserted
+    );
     let (peak_ingest, rss_after) = server.memory_mb();
 
     // 2. Range read of one long series.
     eprintln!("range read of {} points…", args.range_points);
-    let long = vec![SeriesPoints {
+    let long = SeriesPoints {
         key: series_key(999_999),
         points: (0..args.range_points)
-            .map(|p| Point { ordinal: FIRST_MONTH + p, value: f64::from(p), source: "bench".into() })
+            .map(|p| Point {
+                ordinal: FIRST_MONTH + p,
+                value: f64::from(p),
+                source: "bench".into(),
+            })
             .collect(),
-    }];
-    let long_batches: Vec<Vec<SeriesPoints>> = long[0]
+    };
+    let long_batches: Vec<Vec<SeriesPoints>> = long
         .points
         .chunks(args.batch_points)
-        .map(|c| vec![SeriesPoints { key: long[0].key.clone(), points: c.to_vec() }])
+        .map(|c| {
+            vec![SeriesPoints {
+                key: long.key.clone(),
+                points: c.to_vec(),
+            }]
+        })
         .collect();
     let raw_long_dir = tempfile::tempdir()?;
     let (_, raw_tree) = raw_ingest(raw_long_dir.path(), &long_batches, Some(args.flush_every))?;
     client
-        .stream_write_points(tokio_stream::iter(long_batches.iter().map(|b| to_proto(b)).collect::<Vec<_>>()))
+        .stream_write_points(tokio_stream::iter(
+            long_batches.iter().map(|b| to_proto(b)).collect::<Vec<_>>(),
+        ))
         .await?;
-    let long_key = key_pb(&long[0].key);
+    let long_key = key_pb(&long.key);
 
     let mut raw_reads = Vec::new();
     let mut stream_reads = Vec::new();
@@ -351,7 +429,10 @@ async fn main() -> anyhow::Result<()> {
 
         let start = Instant::now();
         let mut stream = client
-            .stream_series(pb::StreamSeriesRequest { key: Some(long_key.clone()), ..Default::default() })
+            .stream_series(pb::StreamSeriesRequest {
+                key: Some(long_key.clone()),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let mut n = 0u32;
@@ -397,20 +478,49 @@ async fn main() -> anyhow::Result<()> {
         ("raw sled, same chunks, not flushed", raw_volatile),
         ("raw sled, same chunks, durable (baseline)", raw_durable),
         ("store crate in-process, durable", store_time),
-        ("gRPC `StreamWritePoints` to `tradepact-data`, durable", grpc_time),
+        (
+            "gRPC `StreamWritePoints` to `tradepact-data`, durable",
+            grpc_time,
+        ),
     ] {
-        println!("| {name} | {:.2} s | {:.2} | {:.0} % |", d.as_secs_f64(), rate(d), 100.0 * raw_durable.as_secs_f64() / d.as_secs_f64());
+        println!(
+            "| {name} | {:.2} s | {:.2} | {:.0} % |",
+            d.as_secs_f64(),
+            rate(d),
+            100.0 * raw_durable.as_secs_f64() / d.as_secs_f64()
+        );
     }
     println!("\nProtobuf sent: {wire_mb:.0} MB. Server resident memory: {rss_idle:.0} MB idle, {rss_after:.0} MB after ingest, peak {peak_ingest:.0} MB during ingest, peak {peak_all:.0} MB over the whole run.\n");
-    println!("| range read of {} points | median | min | max | vs raw sled |", args.range_points);
+    println!(
+        "| range read of {} points | median | min | max | vs raw sled |",
+        args.range_points
+    );
     println!("|---|---:|---:|---:|---:|");
     let (raw_med, raw_min, raw_max) = median(raw_reads);
     for (name, (med, min, max)) in [
-        ("raw sled range scan + chunk decode (baseline)", (raw_med, raw_min, raw_max)),
-        ("gRPC `StreamSeries`, decoded by the client", median(stream_reads)),
-        (&*format!("gRPC `GetSeries`, pages of 10,000 ({} pages)", args.range_points.div_ceil(10_000)), median(paged_reads)),
+        (
+            "raw sled range scan + chunk decode (baseline)",
+            (raw_med, raw_min, raw_max),
+        ),
+        (
+            "gRPC `StreamSeries`, decoded by the client",
+            median(stream_reads),
+        ),
+        (
+            &*format!(
+                "gRPC `GetSeries`, pages of 10,000 ({} pages)",
+                args.range_points.div_ceil(10_000)
+            ),
+            median(paged_reads),
+        ),
     ] {
-        println!("| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |", ms(med), ms(min), ms(max), med.as_secs_f64() / raw_med.as_secs_f64());
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
+            ms(med),
+            ms(min),
+            ms(max),
+            med.as_secs_f64() / raw_med.as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ impl<I: Iterator<Item = Result<StoredPoint>>> Iterator for Grouped<I> {
         let mut value = Value {
             period,
             value: first.value,
-            source: first.source,
+            source: first.source.to_string(),
             input_count: 1,
             expected_input_count: factor,
         };
@@ -105,7 +105,7 @@ impl<I: Iterator<Item = Result<StoredPoint>>> Iterator for Grouped<I> {
             };
             value.value += next.value;
             value.input_count += 1;
-            if !value.source.split("; ").any(|s| s == next.source) {
+            if !value.source.split("; ").any(|s| s == &*next.source) {
                 value.source.push_str("; ");
                 value.source.push_str(&next.source);
             }

@@ -6,6 +6,8 @@
 //! where `offset` is the period's place in the block (periods are stored as deltas from the
 //! block's first period, ascending), and sources are a small per-chunk dictionary.
 
+use std::sync::Arc;
+
 use crate::{Error, Result};
 
 /// Periods per chunk.
@@ -20,8 +22,8 @@ pub struct Entry {
     pub offset: u8,
     /// Value in US dollars.
     pub value: f64,
-    /// Source text.
-    pub source: String,
+    /// Source text (shared: most points of a chunk have the same one).
+    pub source: Arc<str>,
 }
 
 /// The points of one block, sorted by offset with no duplicates.
@@ -56,14 +58,14 @@ impl Chunk {
     }
 
     /// Inserts or replaces the value at `offset`.
-    pub fn upsert(&mut self, offset: u8, value: f64, source: &str) -> Upsert {
+    pub fn upsert(&mut self, offset: u8, value: f64, source: &Arc<str>) -> Upsert {
         debug_assert!(u32::from(offset) < BLOCK);
         match self.entries.binary_search_by_key(&offset, |e| e.offset) {
             Ok(i) => {
                 let e = &mut self.entries[i];
                 e.value = value;
-                if e.source != source {
-                    source.clone_into(&mut e.source);
+                if !Arc::ptr_eq(&e.source, source) {
+                    e.source = source.clone();
                 }
                 Upsert::Updated
             }
@@ -73,7 +75,7 @@ impl Chunk {
                     Entry {
                         offset,
                         value,
-                        source: source.to_owned(),
+                        source: source.clone(),
                     },
                 );
                 Upsert::Inserted
@@ -87,7 +89,7 @@ impl Chunk {
         let mut sources: Vec<&str> = Vec::new();
         let mut source_index = Vec::with_capacity(n);
         for e in &self.entries {
-            let i = match sources.iter().position(|s| *s == e.source) {
+            let i = match sources.iter().position(|s| *s == &*e.source) {
                 Some(i) => i,
                 None => {
                     sources.push(&e.source);
@@ -129,7 +131,8 @@ impl Chunk {
             let len = r.take(2).ok_or_else(|| corrupt("short source length"))?;
             let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
             let text = r.take(len).ok_or_else(|| corrupt("short source"))?;
-            sources.push(std::str::from_utf8(text).map_err(|_| corrupt("source not utf-8"))?);
+            let text = std::str::from_utf8(text).map_err(|_| corrupt("source not utf-8"))?;
+            sources.push(Arc::<str>::from(text));
         }
         let index = r.take(n).ok_or_else(|| corrupt("short source index"))?;
         if !r.0.is_empty() {
@@ -149,7 +152,7 @@ impl Chunk {
             entries.push(Entry {
                 offset,
                 value: f64::from_le_bytes(v),
-                source: (*source).to_owned(),
+                source: source.clone(),
             });
         }
         Ok(Chunk { entries })
@@ -181,19 +184,19 @@ mod tests {
     #[test]
     fn upsert_reports_insert_then_update_and_keeps_order() {
         let mut c = Chunk::default();
-        assert_eq!(c.upsert(5, 1.0, "a"), Upsert::Inserted);
-        assert_eq!(c.upsert(2, 2.0, "b"), Upsert::Inserted);
-        assert_eq!(c.upsert(5, 3.0, "c"), Upsert::Updated);
+        assert_eq!(c.upsert(5, 1.0, &"a".into()), Upsert::Inserted);
+        assert_eq!(c.upsert(2, 2.0, &"b".into()), Upsert::Inserted);
+        assert_eq!(c.upsert(5, 3.0, &"c".into()), Upsert::Updated);
         let offsets: Vec<u8> = c.entries().iter().map(|e| e.offset).collect();
         assert_eq!(offsets, vec![2, 5]);
         assert_eq!(c.entries()[1].value, 3.0);
-        assert_eq!(c.entries()[1].source, "c");
+        assert_eq!(&*c.entries()[1].source, "c");
     }
 
     #[test]
     fn decode_rejects_truncated_and_garbage_bytes() {
         let mut c = Chunk::default();
-        c.upsert(1, 1.0, "src");
+        c.upsert(1, 1.0, &"src".into());
         let bytes = c.encode();
         for cut in 0..bytes.len() {
             assert!(Chunk::decode(&bytes[..cut]).is_err(), "cut at {cut}");
@@ -206,7 +209,7 @@ mod tests {
         fn encode_decode_round_trips(points in proptest::collection::btree_map(0u8..128, (0.0f64..1e15, "[a-z ]{0,12}"), 0..128)) {
             let mut c = Chunk::default();
             for (offset, (value, source)) in &points {
-                c.upsert(*offset, *value, source);
+                c.upsert(*offset, *value, &Arc::from(source.as_str()));
             }
             let back = Chunk::decode(&c.encode()).unwrap();
             prop_assert_eq!(back, c);

@@ -368,15 +368,15 @@ pub fn check_source(s: &str) -> Result<(), String> {
     }
 }
 
-/// One observation to write or as read.
+/// One observation to write.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
     /// Period ordinal in the series' frequency.
     pub ordinal: u32,
     /// Value in US dollars.
     pub value: f64,
-    /// Where the figure comes from.
-    pub source: String,
+    /// Where the figure comes from (shared between the points of a batch).
+    pub source: std::sync::Arc<str>,
 }
 
 /// Points for one series.
@@ -467,6 +467,25 @@ impl Violations {
             Err(description) => {
                 self.0.push(Violation {
                     field: field.into(),
+                    description,
+                });
+                None
+            }
+        }
+    }
+
+    /// Like [`Violations::check`], building the field path only when there is a violation
+    /// (for hot loops over many points).
+    pub fn check_lazy<T>(
+        &mut self,
+        field: impl FnOnce() -> String,
+        result: Result<T, String>,
+    ) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(description) => {
+                self.0.push(Violation {
+                    field: field(),
                     description,
                 });
                 None

@@ -19,7 +19,7 @@ pub struct StoredPoint {
     /// Value in US dollars.
     pub value: f64,
     /// Where the figure comes from.
-    pub source: String,
+    pub source: std::sync::Arc<str>,
 }
 
 /// What a write did.

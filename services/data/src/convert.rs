@@ -1,7 +1,7 @@
 //! Proto ⇄ domain conversions (public: [`series_key_pb`], for clients that build requests). Every request field is validated here; violations carry the
 //! field's path in the request (e.g. `series[0].points[3].period`).
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use tradepact_proto::data_v1 as pb;
 use tradepact_store::aggregate::{ReadPlan, Value};
@@ -110,7 +110,8 @@ pub fn series_key_pb(key: &SeriesKey) -> pb::SeriesKey {
 }
 
 /// Validates a write batch: keys, periods matching each series' frequency, values, sources,
-/// and no period twice in one `SeriesPoints`.
+/// and no period twice in one `SeriesPoints`. Field paths are only built for violations:
+/// this runs for every point of a bulk ingest.
 pub(crate) fn write_batch(series: &[pb::SeriesPoints], v: &mut Violations) -> Vec<SeriesPoints> {
     if series.iter().all(|s| s.points.is_empty()) {
         v.add("series", "must hold at least one point");
@@ -120,44 +121,40 @@ pub(crate) fn write_batch(series: &[pb::SeriesPoints], v: &mut Violations) -> Ve
         if v.0.len() >= MAX_VIOLATIONS {
             break;
         }
-        let field = format!("series[{i}]");
-        let key = series_key(s.key.as_ref(), &format!("{field}.key"), v);
-        v.check(format!("{field}.source"), check_source(&s.source));
+        let key = series_key(s.key.as_ref(), &format!("series[{i}].key"), v);
+        v.check_lazy(|| format!("series[{i}].source"), check_source(&s.source));
         let Some(key) = key else { continue };
-        let mut seen = HashSet::with_capacity(s.points.len());
+        let batch_source: Arc<str> = Arc::from(s.source.as_str());
+        let mut last_source = batch_source.clone();
         let mut points = Vec::with_capacity(s.points.len());
+        let mut request_index = Vec::with_capacity(s.points.len());
         for (j, p) in s.points.iter().enumerate() {
             if v.0.len() >= MAX_VIOLATIONS {
                 break;
             }
-            let pf = format!("{field}.points[{j}]");
-            let period = v.check(
-                format!("{pf}.period"),
-                Period::parse(&p.period, key.frequency),
-            );
-            let value = v.check(format!("{pf}.value_usd"), check_value(p.value_usd));
-            v.check(format!("{pf}.source"), check_source(&p.source));
+            let field = |name: &str| format!("series[{i}].points[{j}].{name}");
+            let period = v.check_lazy(|| field("period"), Period::parse(&p.period, key.frequency));
+            let value = v.check_lazy(|| field("value_usd"), check_value(p.value_usd));
+            v.check_lazy(|| field("source"), check_source(&p.source));
             let (Some(period), Some(value)) = (period, value) else {
                 continue;
             };
-            if !seen.insert(period.ordinal) {
-                v.add(
-                    format!("{pf}.period"),
-                    format!("period {period} appears twice in this series"),
-                );
-                continue;
-            }
             let source = if p.source.is_empty() {
-                &s.source
+                batch_source.clone()
             } else {
-                &p.source
+                if *last_source != *p.source {
+                    last_source = Arc::from(p.source.as_str());
+                }
+                last_source.clone()
             };
             points.push(Point {
                 ordinal: period.ordinal,
                 value,
-                source: source.clone(),
+                source,
             });
+            request_index.push(j);
         }
+        check_distinct_periods(&points, &request_index, key.frequency, i, v);
         out.push(SeriesPoints { key, points });
     }
     if v.0.len() >= MAX_VIOLATIONS {
@@ -167,6 +164,39 @@ pub(crate) fn write_batch(series: &[pb::SeriesPoints], v: &mut Violations) -> Ve
         );
     }
     out
+}
+
+/// A period may appear once per `SeriesPoints`. Points usually arrive in order, so one pass
+/// settles it; otherwise sort a copy of the periods.
+fn check_distinct_periods(
+    points: &[Point],
+    request_index: &[usize],
+    frequency: Frequency,
+    i: usize,
+    v: &mut Violations,
+) {
+    if points.windows(2).all(|w| w[0].ordinal < w[1].ordinal) {
+        return;
+    }
+    let mut ordinals: Vec<(u32, usize)> = points
+        .iter()
+        .map(|p| p.ordinal)
+        .zip(request_index.iter().copied())
+        .collect();
+    ordinals.sort_unstable();
+    for w in ordinals.windows(2) {
+        if w[0].0 == w[1].0 {
+            let period = Period {
+                frequency,
+                ordinal: w[0].0,
+            };
+            v.add(
+                format!("series[{i}].points[{}].period", w[1].1),
+                format!("period {period} appears more than once in this series"),
+            );
+            return;
+        }
+    }
 }
 
 /// Parses an optional inclusive period range; empty bounds are open.
@@ -356,7 +386,7 @@ pub(crate) fn points_pb(points: &[Point], frequency: Frequency) -> Vec<pb::Point
             }
             .to_string(),
             value_usd: p.value,
-            source: p.source.clone(),
+            source: p.source.to_string(),
         })
         .collect()
 }
