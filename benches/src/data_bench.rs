@@ -37,6 +37,9 @@ struct Args {
     /// Repetitions of each read (the median is reported).
     #[arg(long, default_value_t = 7)]
     repeat: usize,
+    /// Repetitions of each ingest (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    ingest_repeat: usize,
     /// Batches between two flushes (group commit), as the server does.
     #[arg(long, default_value_t = 64)]
     flush_every: usize,
@@ -353,35 +356,54 @@ async fn main() -> anyhow::Result<()> {
         &batches,
         Some(args.flush_every),
     )?;
-    eprintln!("raw sled, durable…");
-    let raw_dir = tempfile::tempdir()?;
-    let (raw_durable, _) = raw_ingest(raw_dir.path(), &batches, Some(args.flush_every))?;
-    eprintln!("raw sled, not flushed…");
-    let raw_nd_dir = tempfile::tempdir()?;
-    let (raw_volatile, _) = raw_ingest(raw_nd_dir.path(), &batches, None)?;
-    drop(raw_nd_dir);
-    eprintln!("store crate in-process, durable…");
-    let store_dir = tempfile::tempdir()?;
-    let store_time = store_ingest(store_dir.path(), &batches, args.flush_every)?;
-    drop(store_dir);
+    // Rounds interleave the variants, so that drift of the machine hits them alike.
+    let (mut raw_durable, mut raw_volatile, mut store_time, mut grpc_time) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rss_idle, mut rss_after, mut peak_ingest) = (0f64, 0f64, 0f64);
+    let mut kept = None;
+    for round in 1..=args.ingest_repeat {
+        eprintln!(
+            "ingest round {round}/{}: raw sled durable, not flushed, store crate, gRPC…",
+            args.ingest_repeat
+        );
+        raw_durable.push(
+            raw_ingest(
+                tempfile::tempdir()?.path(),
+                &batches,
+                Some(args.flush_every),
+            )?
+            .0,
+        );
+        raw_volatile.push(raw_ingest(tempfile::tempdir()?.path(), &batches, None)?.0);
+        store_time.push(store_ingest(
+            tempfile::tempdir()?.path(),
+            &batches,
+            args.flush_every,
+        )?);
 
-    eprintln!("gRPC StreamWritePoints to {}…", data_bin.display());
-    let grpc_dir = tempfile::tempdir()?;
-    let server = Server::start(&data_bin, grpc_dir.path())?;
-    let mut client = tradepact_client::data::connect(&server.url).await?;
-    let (_, rss_idle) = server.memory_mb();
-    let start = Instant::now();
-    let summary = client
-        .stream_write_points(tokio_stream::iter(messages))
-        .await?
-        .into_inner();
-    let grpc_time = start.elapsed();
-    anyhow::ensure!(
-        summary.inserted == total,
-        "server inserted {} of {total}",
-        summary.inserted
-    );
-    let (peak_ingest, rss_after) = server.memory_mb();
+        let grpc_dir = tempfile::tempdir()?;
+        let server = Server::start(&data_bin, grpc_dir.path())?;
+        let mut client = tradepact_client::data::connect(&server.url).await?;
+        rss_idle = rss_idle.max(server.memory_mb().1);
+        let round_messages = messages.clone();
+        let start = Instant::now();
+        let summary = client
+            .stream_write_points(tokio_stream::iter(round_messages))
+            .await?
+            .into_inner();
+        grpc_time.push(start.elapsed());
+        anyhow::ensure!(
+            summary.inserted == total,
+            "server inserted {} of {total}",
+            summary.inserted
+        );
+        let (peak, after) = server.memory_mb();
+        peak_ingest = peak_ingest.max(peak);
+        rss_after = rss_after.max(after);
+        kept = Some((grpc_dir, server, client));
+    }
+    let (_grpc_dir, server, mut client) =
+        kept.ok_or_else(|| anyhow::anyhow!("--ingest-repeat must be at least 1"))?;
 
     // 2. Range read of one long series.
     eprintln!("range read of {} points…", args.range_points);
@@ -470,11 +492,14 @@ async fn main() -> anyhow::Result<()> {
 
     let rate = |d: Duration| total as f64 / d.as_secs_f64() / 1e6;
     println!("### Data service benchmark\n");
-    println!("Machine: {}. Command: `target/release/data-bench` ({} series × {} monthly periods = {total} points, batches of {} points, series-major, flush every {} batches and at the end; range read of {} points, median of {}).\n",
-        machine(), args.series, args.periods, args.batch_points, args.flush_every, args.range_points, args.repeat);
-    println!("| ingest of {total} points | time | M points/s | vs raw sled durable |");
-    println!("|---|---:|---:|---:|");
-    for (name, d) in [
+    println!("Machine: {}. Command: `target/release/data-bench` ({} series × {} monthly periods = {total} points, batches of {} points, series-major, flush every {} batches and at the end; range read of {} points; medians of {} ingests and {} reads).\n",
+        machine(), args.series, args.periods, args.batch_points, args.flush_every, args.range_points, args.ingest_repeat, args.repeat);
+    println!(
+        "| ingest of {total} points | median | min | max | M points/s | vs raw sled durable |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let (raw_med, _, _) = median(raw_durable.clone());
+    for (name, times) in [
         ("raw sled, same chunks, not flushed", raw_volatile),
         ("raw sled, same chunks, durable (baseline)", raw_durable),
         ("store crate in-process, durable", store_time),
@@ -483,14 +508,17 @@ async fn main() -> anyhow::Result<()> {
             grpc_time,
         ),
     ] {
+        let (med, min, max) = median(times);
         println!(
-            "| {name} | {:.2} s | {:.2} | {:.0} % |",
-            d.as_secs_f64(),
-            rate(d),
-            100.0 * raw_durable.as_secs_f64() / d.as_secs_f64()
+            "| {name} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.0} % |",
+            med.as_secs_f64(),
+            min.as_secs_f64(),
+            max.as_secs_f64(),
+            rate(med),
+            100.0 * raw_med.as_secs_f64() / med.as_secs_f64()
         );
     }
-    println!("\nProtobuf sent: {wire_mb:.0} MB. Server resident memory: {rss_idle:.0} MB idle, {rss_after:.0} MB after ingest, peak {peak_ingest:.0} MB during ingest, peak {peak_all:.0} MB over the whole run.\n");
+    println!("\nProtobuf sent: {wire_mb:.0} MB. Server resident memory: {rss_idle:.0} MB idle, {rss_after:.0} MB after ingest, peak {peak_ingest:.0} MB during ingest, peak {peak_all:.0} MB for the last server over its ingest and the reads.\n");
     println!(
         "| range read of {} points | median | min | max | vs raw sled |",
         args.range_points

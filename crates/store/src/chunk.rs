@@ -60,6 +60,15 @@ impl Chunk {
     /// Inserts or replaces the value at `offset`.
     pub fn upsert(&mut self, offset: u8, value: f64, source: &Arc<str>) -> Upsert {
         debug_assert!(u32::from(offset) < BLOCK);
+        // Points mostly arrive in period order: appending is the common case.
+        if self.entries.last().is_none_or(|e| e.offset < offset) {
+            self.entries.push(Entry {
+                offset,
+                value,
+                source: source.clone(),
+            });
+            return Upsert::Inserted;
+        }
         match self.entries.binary_search_by_key(&offset, |e| e.offset) {
             Ok(i) => {
                 let e = &mut self.entries[i];

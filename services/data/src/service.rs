@@ -132,9 +132,23 @@ impl TradeDataService for DataService {
         request: Request<Streaming<pb::StreamWritePointsRequest>>,
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
         let mut stream = request.into_inner();
-        let mut batches = 0u64;
-        let mut total = WriteSummary::default();
-        let failure = loop {
+        // Decoding and validating the next batch overlaps with writing this one: a writer
+        // task applies batches in order while this loop reads ahead (at most 2 batches).
+        let (to_writer, mut batches_in) = mpsc::channel::<Vec<SeriesPoints>>(2);
+        let this = self.clone();
+        let writer = tokio::spawn(async move {
+            let (mut applied, mut total) = (0u64, WriteSummary::default());
+            while let Some(batch) = batches_in.recv().await {
+                let flush = (applied + 1).is_multiple_of(GROUP_COMMIT_BATCHES);
+                match this.apply(batch, flush).await {
+                    Ok(s) => total += s,
+                    Err(e) => return (applied, total, Some(e)),
+                }
+                applied += 1;
+            }
+            (applied, total, None)
+        });
+        let read_failure = loop {
             let msg = match stream.message().await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => break None,
@@ -146,13 +160,14 @@ impl TradeDataService for DataService {
                 Ok(b) => b,
                 Err(e) => break Some(e),
             };
-            let flush = (batches + 1).is_multiple_of(GROUP_COMMIT_BATCHES);
-            match self.apply(batch, flush).await {
-                Ok(s) => total += s,
-                Err(e) => break Some(e),
+            if to_writer.send(batch).await.is_err() {
+                break None; // the writer stopped on an error, reported below
             }
-            batches += 1;
         };
+        drop(to_writer);
+        let (batches, total, write_failure) = writer.await.map_err(join_error)?;
+        // The writer's error comes first: it is about an earlier batch.
+        let failure = write_failure.or(read_failure);
         // What was applied is made durable whether or not the stream ended well.
         self.flush().await?;
         if let Some(e) = failure {
