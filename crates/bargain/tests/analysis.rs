@@ -1,0 +1,116 @@
+//! Solutions on scenarios worked out by hand.
+
+mod common;
+
+use common::{position, space};
+use tradepact_bargain::analysis::{at_or_above, extreme_packages, logrolling_hints, zopa};
+use tradepact_bargain::{analyze, Package};
+
+/// One issue, four options; utilities (US, KOR): A (0.95, 0.35), B (0.6, 0.6), C (0.5, 0.75),
+/// D (0.2, 0.95); reservations 0.1 each. By hand:
+/// - Nash, Π(u − 0.1): A 0.2125, B 0.25, C 0.26, D 0.085 → C;
+/// - Kalai–Smorodinsky, ideals 0.95 both: normalised gains A (1, 0.29), B (0.59, 0.59),
+///   C (0.47, 0.76), D (0.12, 1) → B (equal gains);
+/// - egalitarian, min(u − 0.1): A 0.25, B 0.5, C 0.4, D 0.1 → B;
+/// - max welfare, Σu: A 1.3, B 1.2, C 1.25, D 1.15 → A.
+#[test]
+fn nash_ks_egalitarian_and_welfare_points_match_the_hand_calculation() {
+    let s = space(&[4]);
+    let us = position(&s, &[1.0], &[vec![0.95, 0.6, 0.5, 0.2]], 0.1);
+    let kor = position(&s, &[1.0], &[vec![0.35, 0.6, 0.75, 0.95]], 0.1);
+    let a = analyze(&s, &[&us, &kor], 8, 1);
+    let only = |sol: &tradepact_bargain::Solution| {
+        assert_eq!(sol.points.len(), 1, "{sol:?}");
+        sol.points[0].packages[0].clone()
+    };
+    assert_eq!(a.frontier.points.len(), 4);
+    assert_eq!(only(&a.nash), Package(vec![2]));
+    assert!((a.nash.value - 0.26).abs() < 1e-9);
+    assert_eq!(only(&a.kalai_smorodinsky), Package(vec![1]));
+    assert_eq!(only(&a.egalitarian), Package(vec![1]));
+    assert!((a.egalitarian.value - 0.5).abs() < 1e-9);
+    assert_eq!(only(&a.max_welfare), Package(vec![0]));
+    assert!((a.max_welfare.value - 1.3).abs() < 1e-9);
+    assert_eq!(a.ideal, vec![950_000_000, 950_000_000]);
+    assert_eq!(
+        a.zopa,
+        tradepact_bargain::Zopa {
+            size: 4.0,
+            share: 1.0,
+            exact: true
+        }
+    );
+}
+
+/// Two issues where the US cares more about the tariff (0.6) and Korea about the quota (0.7):
+/// (keep, high) (1, 0), (keep, low) (0.6, 0.7), (cut, high) (0.4, 0.3), (cut, low) (0, 1).
+#[test]
+fn logrolling_zopa_and_inverse_queries() {
+    let s = space(&[2, 2]);
+    let us = position(&s, &[0.6, 0.4], &[vec![1.0, 0.0], vec![1.0, 0.0]], 0.2);
+    let kor = position(&s, &[0.3, 0.7], &[vec![0.0, 1.0], vec![0.0, 1.0]], 0.2);
+    let refs = [&us, &kor];
+
+    // Only (keep, low) and (cut, high) beat both reservations; (keep, low) dominates.
+    let z = zopa(&s, &refs, 1);
+    assert_eq!((z.size, z.exact), (2.0, true));
+    let a = analyze(&s, &refs, 8, 1);
+    assert_eq!(a.frontier.points.len(), 1);
+    assert_eq!(a.nash.points[0].packages, vec![Package(vec![0, 1])]);
+
+    // The US should give on the quota (issue 1) to win the tariff (issue 0):
+    // (0.6 / 0.4) / (0.3 / 0.7) = 3.5.
+    let hints = logrolling_hints(&refs, 1.5);
+    assert_eq!(hints.len(), 1, "{hints:?}");
+    assert_eq!((hints[0].party, hints[0].gives, hints[0].gets), (0, 1, 0));
+    assert!((hints[0].ratio - 3.5).abs() < 1e-9);
+
+    assert_eq!(
+        extreme_packages(&s, &us, true, 8),
+        vec![Package(vec![0, 0])]
+    );
+    assert_eq!(
+        extreme_packages(&s, &kor, false, 8),
+        vec![Package(vec![0, 0])]
+    );
+
+    let all = analyze(
+        &s,
+        &[
+            &position(&s, &[0.6, 0.4], &[vec![1.0, 0.0], vec![1.0, 0.0]], 0.0),
+            &position(&s, &[0.3, 0.7], &[vec![0.0, 1.0], vec![0.0, 1.0]], 0.0),
+        ],
+        8,
+        1,
+    );
+    // US at or above 0.5: (keep, low) [KOR 0.7] before (keep, high) [KOR 0].
+    let offers = at_or_above(&all.frontier, 0, 500_000_000);
+    let pkgs: Vec<&Package> = offers.iter().map(|p| &p.packages[0]).collect();
+    assert_eq!(pkgs, vec![&Package(vec![0, 1]), &Package(vec![0, 0])]);
+}
+
+#[test]
+fn a_space_of_a_trillion_outcomes_is_analysed_exactly_without_enumeration() {
+    // 12 issues × 10 options; values from a fixed generator.
+    let s = space(&[10; 12]);
+    let mut rng = tradepact_bargain::rng::SplitMix64::new(42);
+    let mut party = |res: f64| {
+        let w: Vec<f64> = (0..12).map(|_| rng.unit() + 0.01).collect();
+        let v: Vec<Vec<f64>> = (0..12)
+            .map(|_| (0..10).map(|_| rng.unit()).collect())
+            .collect();
+        position(&s, &w, &v, res)
+    };
+    let (a, b) = (party(0.3), party(0.3));
+    let an = analyze(&s, &[&a, &b], 1, 7);
+    assert!(!an.frontier.points.is_empty());
+    assert!(!an.zopa.exact);
+    // Frontier sorted by A descending, B ascending, and no point dominates another.
+    for w in an.frontier.points.windows(2) {
+        assert!(w[0].utilities[0] > w[1].utilities[0] && w[0].utilities[1] < w[1].utilities[1]);
+    }
+    // The Nash package's utilities recomputed from the positions match.
+    let nash = &an.nash.points[0];
+    assert_eq!(a.utility_units(&nash.packages[0]), nash.utilities[0]);
+    assert_eq!(b.utility_units(&nash.packages[0]), nash.utilities[1]);
+}

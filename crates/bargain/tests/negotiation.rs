@@ -1,0 +1,224 @@
+//! The event-sourced state machine: legal flows, illegal moves, replay.
+
+use std::collections::HashMap;
+
+use tradepact_bargain::{
+    Command, Error, Event, Issue, Negotiation, OptionDef, PositionSpec, Status,
+};
+
+fn issues() -> Vec<Issue> {
+    let issue = |id: &str, options: &[&str]| Issue {
+        id: id.into(),
+        label: id.into(),
+        options: options
+            .iter()
+            .map(|o| OptionDef {
+                id: (*o).into(),
+                label: (*o).into(),
+            })
+            .collect(),
+    };
+    vec![
+        issue("tariff", &["keep", "cut"]),
+        issue("quota", &["high", "low"]),
+    ]
+}
+
+fn spec(w_tariff: f64, tariff: [f64; 2], quota: [f64; 2]) -> PositionSpec {
+    PositionSpec {
+        weights: HashMap::from([
+            ("tariff".into(), w_tariff),
+            ("quota".into(), 1.0 - w_tariff),
+        ]),
+        values: HashMap::from([
+            (
+                "tariff".into(),
+                HashMap::from([("keep".into(), tariff[0]), ("cut".into(), tariff[1])]),
+            ),
+            (
+                "quota".into(),
+                HashMap::from([("high".into(), quota[0]), ("low".into(), quota[1])]),
+            ),
+        ]),
+        reservation: 0.2,
+    }
+}
+
+struct Log {
+    n: Negotiation,
+    events: Vec<Event>,
+}
+
+impl Log {
+    fn new(deadline: u32) -> Log {
+        let created = Negotiation::create(
+            "KORUS",
+            "KORUS FTA",
+            vec!["US".into(), "KOR".into()],
+            issues(),
+            deadline,
+        )
+        .unwrap();
+        let n = Negotiation::replay([&created]).unwrap();
+        Log {
+            n,
+            events: vec![created],
+        }
+    }
+
+    fn run(&mut self, c: Command) -> Result<Vec<Event>, Error> {
+        let e = self.n.execute(&c)?;
+        self.events.extend(e.clone());
+        Ok(e)
+    }
+
+    fn offer(&mut self, party: &str, tariff: &str, quota: &str) -> Result<Vec<Event>, Error> {
+        let package = self
+            .n
+            .space
+            .package([("tariff", tariff), ("quota", quota)])?;
+        self.run(Command::Offer {
+            party: party.into(),
+            package,
+        })
+    }
+
+    fn respond(&mut self, party: &str, offer: u32, accept: bool) -> Result<Vec<Event>, Error> {
+        self.run(Command::Respond {
+            party: party.into(),
+            offer,
+            accept,
+        })
+    }
+}
+
+fn illegal(r: Result<Vec<Event>, Error>) -> String {
+    match r {
+        Err(Error::Illegal(why)) => why,
+        other => panic!("expected an illegal move, got {other:?}"),
+    }
+}
+
+#[test]
+fn offers_and_acceptance_reach_agreement_with_evaluations_and_replay_to_the_same_state() {
+    let mut log = Log::new(5);
+    log.run(Command::SetPosition {
+        party: "US".into(),
+        position: spec(0.6, [1.0, 0.0], [1.0, 0.0]),
+    })
+    .unwrap();
+    log.run(Command::SetPosition {
+        party: "KOR".into(),
+        position: spec(0.3, [0.0, 1.0], [0.0, 1.0]),
+    })
+    .unwrap();
+
+    log.offer("US", "keep", "high").unwrap();
+    assert!(illegal(log.offer("US", "keep", "low")).contains("KOR's turn"));
+    assert!(illegal(log.respond("US", 0, true)).contains("own offer"));
+    log.respond("KOR", 0, false).unwrap();
+    assert!(illegal(log.respond("KOR", 0, true)).contains("no open offer"));
+
+    let made = log.offer("KOR", "cut", "low").unwrap();
+    let Event::OfferMade {
+        evaluation: Some(ev),
+        ..
+    } = &made[0]
+    else {
+        panic!("{made:?}")
+    };
+    assert_eq!(ev.utilities, vec![0.0, 1.0]);
+    assert_eq!(ev.concession, None);
+    assert!(
+        !ev.pareto_optimal,
+        "(cut, low) gives the US less than its reservation value"
+    );
+
+    // The US concedes from (keep, high) [1.0] to (keep, low) [0.6].
+    let made = log.offer("US", "keep", "low").unwrap();
+    let Event::OfferMade {
+        evaluation: Some(ev),
+        ..
+    } = &made[0]
+    else {
+        panic!()
+    };
+    assert!((ev.concession.unwrap() - 0.4).abs() < 1e-9);
+    assert!(ev.pareto_optimal);
+    assert_eq!(ev.distance_to_nash, Some(0.0));
+
+    assert!(illegal(log.respond("KOR", 1, true)).contains("not the open offer"));
+    let done = log.respond("KOR", 2, true).unwrap();
+    assert!(matches!(done.last(), Some(Event::Agreed { offer: 2 })));
+    assert_eq!(log.n.status, Status::Agreed);
+    assert!(illegal(log.offer("KOR", "cut", "low")).contains("already agreed"));
+
+    // The log survives serialisation and replays to the same state.
+    let json = serde_json::to_string(&log.events).unwrap();
+    let events: Vec<Event> = serde_json::from_str(&json).unwrap();
+    let replayed = Negotiation::replay(&events).unwrap();
+    assert_eq!(replayed.status, Status::Agreed);
+    assert_eq!(replayed.agreed, Some(2));
+    assert_eq!(replayed.offers, log.n.offers);
+    assert_eq!(replayed.version, log.events.len() as u64);
+}
+
+#[test]
+fn rejecting_the_last_offer_the_deadline_allows_breaks_off() {
+    let mut log = Log::new(1);
+    log.offer("US", "keep", "high").unwrap();
+    log.respond("KOR", 0, false).unwrap();
+    log.offer("KOR", "cut", "low").unwrap();
+    let ev = log.respond("US", 1, false).unwrap();
+    assert!(matches!(ev.last(), Some(Event::DeadlineReached)));
+    assert_eq!(log.n.status, Status::BrokenOff);
+    assert!(log.n.ended_because.as_deref().unwrap().contains("deadline"));
+    assert!(illegal(log.offer("US", "keep", "low")).contains("broken off"));
+}
+
+#[test]
+fn bad_inputs_are_invalid_not_panics() {
+    assert!(matches!(
+        Negotiation::create("t", "a", vec!["US".into()], issues(), 3),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        Negotiation::create("t", "a", vec!["US".into(), "US".into()], issues(), 3),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        Negotiation::create("t", "a", vec!["US".into(), "KOR".into()], issues(), 0),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        Negotiation::create("t", "a", vec!["US".into(), "KOR".into()], vec![], 3),
+        Err(Error::Invalid { .. })
+    ));
+
+    let mut log = Log::new(3);
+    // Incomplete package, unknown option, a party not in the negotiation, a bad position.
+    let incomplete = log.n.space.package([("tariff", "keep")]).unwrap_err();
+    assert!(
+        incomplete.to_string().contains("missing: quota"),
+        "{incomplete}"
+    );
+    assert!(log.offer("US", "keep", "medium").is_err());
+    assert!(matches!(
+        log.offer("JPN", "keep", "low"),
+        Err(Error::Invalid { .. })
+    ));
+    let mut zero = spec(0.5, [1.0, 0.0], [1.0, 0.0]);
+    zero.weights.values_mut().for_each(|w| *w = 0.0);
+    assert!(matches!(
+        log.run(Command::SetPosition {
+            party: "US".into(),
+            position: zero
+        }),
+        Err(Error::Invalid { .. })
+    ));
+    // A log that does not start with a creation does not replay.
+    assert!(Negotiation::replay(&[Event::DeadlineReached]).is_err());
+    // Nothing above changed the state.
+    assert_eq!(log.n.version, 1);
+    assert_eq!(log.n.offers.len(), 0);
+}

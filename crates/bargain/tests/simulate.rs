@@ -1,0 +1,168 @@
+//! Simulated negotiations: Zeuthen reaches Nash, Boulware beats Conceder, nobody offers
+//! below its reservation value, a seed reproduces a run.
+
+mod common;
+
+use common::{position, space};
+use tradepact_bargain::rng::SplitMix64;
+use tradepact_bargain::simulate::Action;
+use tradepact_bargain::{analyze, OutcomeSpace, Position, Simulation, Strategy};
+
+fn random_parties(s: &OutcomeSpace, seed: u64, reservation: f64) -> (Position, Position) {
+    let mut rng = SplitMix64::new(seed);
+    let n = s.issues().len();
+    let mut one = || {
+        let w: Vec<f64> = (0..n).map(|_| rng.unit() + 0.05).collect();
+        let v: Vec<Vec<f64>> = s
+            .issues()
+            .iter()
+            .map(|i| (0..i.options.len()).map(|_| rng.unit()).collect())
+            .collect();
+        position(s, &w, &v, reservation)
+    };
+    (one(), one())
+}
+
+#[test]
+fn two_zeuthen_players_reach_the_nash_outcome() {
+    let mut agreements = 0;
+    for seed in 1..=20 {
+        let s = space(&[4, 3, 5]);
+        let (a, b) = random_parties(&s, seed, 0.2);
+        let analysis = analyze(&s, &[&a, &b], 64, 1);
+        let (steps, outcome) = Simulation::new(
+            &s,
+            vec![&a, &b],
+            vec![Strategy::Zeuthen, Strategy::Zeuthen],
+            200,
+            seed,
+        )
+        .unwrap()
+        .run();
+        if analysis.frontier.points.is_empty() {
+            assert!(outcome.agreement.is_none());
+            continue;
+        }
+        let agreed = outcome
+            .agreement
+            .unwrap_or_else(|| panic!("seed {seed}: no agreement after {} steps", steps.len()));
+        assert!(
+            analysis
+                .nash
+                .points
+                .iter()
+                .any(|p| p.packages.contains(&agreed)),
+            "seed {seed}: agreed {agreed:?}, Nash {:?}",
+            analysis.nash.points
+        );
+        // Zeuthen concedes step by step: a real negotiation, not an opening acceptance.
+        assert!(steps.len() >= 2, "seed {seed}: {steps:?}");
+        agreements += 1;
+    }
+    assert!(
+        agreements >= 15,
+        "only {agreements} of 20 scenarios had a ZOPA"
+    );
+}
+
+#[test]
+fn boulware_facing_a_conceder_ends_nearer_its_ideal_than_the_reverse() {
+    let mut wins = 0;
+    for seed in 1..=10 {
+        let s = space(&[5, 5, 5, 4]);
+        let (a, b) = random_parties(&s, 100 + seed, 0.1);
+        let run = |sa, sb| {
+            Simulation::new(&s, vec![&a, &b], vec![sa, sb], 50, seed)
+                .unwrap()
+                .run()
+                .1
+        };
+        let hard = run(Strategy::BOULWARE, Strategy::CONCEDER);
+        let soft = run(Strategy::CONCEDER, Strategy::BOULWARE);
+        assert!(hard.agreement.is_some() && soft.agreement.is_some());
+        assert!(
+            hard.utilities[0] >= soft.utilities[0],
+            "seed {seed}: {hard:?} vs {soft:?}"
+        );
+        wins += u32::from(hard.utilities[0] > soft.utilities[0]);
+    }
+    assert!(
+        wins >= 8,
+        "Boulware did strictly better in only {wins} of 10 runs"
+    );
+}
+
+#[test]
+fn no_strategy_offers_below_its_reservation_value() {
+    let strategies = [
+        Strategy::BOULWARE,
+        Strategy::LINEAR,
+        Strategy::CONCEDER,
+        Strategy::TitForTat,
+    ];
+    let s = space(&[4, 4, 3]);
+    for seed in 1..=5 {
+        let (a, b) = random_parties(&s, 200 + seed, 0.35);
+        let positions = [&a, &b];
+        for sa in strategies {
+            for sb in strategies {
+                let (steps, _) = Simulation::new(&s, vec![&a, &b], vec![sa, sb], 30, seed)
+                    .unwrap()
+                    .run();
+                for step in steps {
+                    if let Action::Offer(pkg) = &step.action {
+                        let p = positions[step.party];
+                        assert!(
+                            p.utility(pkg) >= p.reservation() - 1e-8,
+                            "{sa:?}/{sb:?} seed {seed}: {step:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_reproduces_a_run_bit_for_bit() {
+    let s = space(&[6, 6, 6]);
+    let (a, b) = random_parties(&s, 7, 0.1);
+    let run = |seed| {
+        Simulation::new(
+            &s,
+            vec![&a, &b],
+            vec![Strategy::LINEAR, Strategy::TitForTat],
+            40,
+            seed,
+        )
+        .unwrap()
+        .run()
+    };
+    let (s1, o1) = run(9);
+    let (s2, o2) = run(9);
+    assert_eq!(
+        serde_json::to_string(&s1).unwrap(),
+        serde_json::to_string(&s2).unwrap()
+    );
+    assert_eq!(o1, o2);
+    assert!(!s1.is_empty());
+}
+
+#[test]
+fn strategies_that_do_not_fit_are_refused() {
+    let s = space(&[2]);
+    let a = position(&s, &[1.0], &[vec![1.0, 0.0]], 0.0);
+    let b = position(&s, &[1.0], &[vec![0.0, 1.0]], 0.0);
+    let c = position(&s, &[1.0], &[vec![0.5, 0.5]], 0.0);
+    assert!(Simulation::new(&s, vec![&a, &b, &c], vec![Strategy::Zeuthen; 3], 5, 1).is_err());
+    assert!(Simulation::new(
+        &s,
+        vec![&a, &b],
+        vec![Strategy::TimeBased { exponent: 0.0 }, Strategy::LINEAR],
+        5,
+        1
+    )
+    .is_err());
+    assert!(Simulation::new(&s, vec![&a, &b], vec![Strategy::LINEAR], 5, 1).is_err());
+    assert!(Simulation::new(&s, vec![&a, &b], vec![Strategy::LINEAR; 2], 0, 1).is_err());
+}
