@@ -8,9 +8,13 @@
 use crate::frontier::{self, FrontierPoint, ParetoFrontier};
 use crate::position::{Position, SCALE};
 use crate::space::{OutcomeSpace, Package};
+use crate::Result;
 
-/// Spaces up to this size are enumerated to count the ZOPA exactly.
+/// Spaces up to this size are enumerated to count the ZOPA exactly (more than two parties).
 pub const EXACT_ZOPA_LIMIT: u64 = 2_000_000;
+/// Largest half-space enumerated when counting a bilateral ZOPA by meet-in-the-middle: spaces
+/// up to about this size squared (4·10^12) are counted exactly.
+pub const HALF_SPACE_LIMIT: u64 = 2_000_000;
 /// Packages sampled to estimate the ZOPA of a larger space.
 pub const ZOPA_SAMPLES: u64 = 200_000;
 
@@ -39,8 +43,8 @@ pub struct Solution {
 pub struct Analysis {
     /// The frontier.
     pub frontier: ParetoFrontier,
-    /// The ZOPA.
-    pub zopa: Zopa,
+    /// The ZOPA (`None` from [`solve`], which skips counting it).
+    pub zopa: Option<Zopa>,
     /// argmax Π (u_i − d_i), d = reservation values.
     pub nash: Solution,
     /// The frontier point whose gains, normalised by each party's ideal, are most equal.
@@ -54,38 +58,124 @@ pub struct Analysis {
 }
 
 /// Counts (or estimates) the rational outcomes.
+///
+/// Two parties: meet-in-the-middle. The issues are split in two halves; every partial
+/// utility pair of each half is listed (about √size each), and pairs (a, b) with
+/// a + b ≥ reservation − T for both parties are counted by a sweep over one coordinate and a
+/// Fenwick tree over the other: O(√size · log size), exact. More parties: enumeration up to
+/// [`EXACT_ZOPA_LIMIT`] outcomes. Beyond either: an estimate from [`ZOPA_SAMPLES`] seeded
+/// random packages.
 pub fn zopa(space: &OutcomeSpace, positions: &[&Position], seed: u64) -> Zopa {
     let total = space.size();
-    match space.size_exact() {
-        Some(n) if n <= EXACT_ZOPA_LIMIT => {
-            let size = frontier::rational_outcomes(space, positions).count() as f64;
-            Zopa {
-                size,
-                share: size / total,
+    let t = frontier::tolerance(space.issues().len());
+    let reservations: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
+    if positions.len() == 2 {
+        if let Some(count) = count_bilateral(space, positions, &reservations, t) {
+            return Zopa {
+                size: count as f64,
+                share: count as f64 / total,
                 exact: true,
-            }
+            };
         }
-        _ => {
-            let t = frontier::tolerance(space.issues().len());
-            let reservations: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
-            let mut rng = crate::rng::SplitMix64::new(seed);
-            let mut hits = 0u64;
-            let mut pkg = Package(vec![0; space.issues().len()]);
-            for _ in 0..ZOPA_SAMPLES {
-                for (slot, issue) in pkg.0.iter_mut().zip(space.issues()) {
-                    *slot = rng.below(issue.options.len() as u64) as u16;
-                }
-                let u = frontier::utilities_of(positions, &pkg);
-                hits += u64::from(frontier::rational(&u, &reservations, t));
-            }
-            let share = hits as f64 / ZOPA_SAMPLES as f64;
-            Zopa {
-                size: share * total,
-                share,
-                exact: false,
-            }
-        }
+    } else if space.size_exact().is_some_and(|n| n <= EXACT_ZOPA_LIMIT) {
+        let size = frontier::rational_outcomes(space, positions).count() as f64;
+        return Zopa {
+            size,
+            share: size / total,
+            exact: true,
+        };
     }
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut hits = 0u64;
+    let mut pkg = Package(vec![0; space.issues().len()]);
+    for _ in 0..ZOPA_SAMPLES {
+        for (slot, issue) in pkg.0.iter_mut().zip(space.issues()) {
+            *slot = rng.below(issue.options.len() as u64) as u16;
+        }
+        let u = frontier::utilities_of(positions, &pkg);
+        hits += u64::from(frontier::rational(&u, &reservations, t));
+    }
+    let share = hits as f64 / ZOPA_SAMPLES as f64;
+    Zopa {
+        size: share * total,
+        share,
+        exact: false,
+    }
+}
+
+/// Every partial utility pair of issues `range`, or `None` past [`HALF_SPACE_LIMIT`].
+fn partial_sums(positions: &[&Position], range: std::ops::Range<usize>) -> Option<Vec<(i64, i64)>> {
+    let mut sums = vec![(0i64, 0i64)];
+    for k in range {
+        let (a, b) = (
+            &positions[0].contributions()[k],
+            &positions[1].contributions()[k],
+        );
+        if (sums.len() * a.len()) as u64 > HALF_SPACE_LIMIT {
+            return None;
+        }
+        sums = sums
+            .iter()
+            .flat_map(|&(x, y)| a.iter().zip(b).map(move |(ca, cb)| (x + ca, y + cb)))
+            .collect();
+    }
+    Some(sums)
+}
+
+fn count_bilateral(
+    space: &OutcomeSpace,
+    positions: &[&Position],
+    r: &[i64],
+    t: i64,
+) -> Option<u64> {
+    // Split where the two halves' sizes are closest.
+    let sizes: Vec<f64> = space
+        .issues()
+        .iter()
+        .map(|i| i.options.len() as f64)
+        .collect();
+    let total: f64 = sizes.iter().product();
+    let mut split = 0;
+    let mut left = 1.0;
+    while split < sizes.len() && left * sizes[split] <= total.sqrt() {
+        left *= sizes[split];
+        split += 1;
+    }
+    let first = partial_sums(positions, 0..split)?;
+    let mut second = partial_sums(positions, split..sizes.len())?;
+    // Count pairs with b.0 >= r0 - t - a.0 and b.1 >= r1 - t - a.1.
+    let mut queries: Vec<(i64, i64)> = first
+        .iter()
+        .map(|&(x, y)| (r[0] - t - x, r[1] - t - y))
+        .collect();
+    queries.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
+    second.sort_unstable_by_key(|p| std::cmp::Reverse(p.0));
+    let mut ys: Vec<i64> = second.iter().map(|p| p.1).collect();
+    ys.sort_unstable();
+    ys.dedup();
+    let mut tree = vec![0u64; ys.len() + 1];
+    let (mut inserted, mut count, mut next) = (0u64, 0u64, 0usize);
+    for (need_x, need_y) in queries {
+        while next < second.len() && second[next].0 >= need_x {
+            // Fenwick tree over the ranks of the second coordinate.
+            let mut i = ys.partition_point(|&y| y < second[next].1) + 1;
+            while i < tree.len() {
+                tree[i] += 1;
+                i += i & i.wrapping_neg();
+            }
+            inserted += 1;
+            next += 1;
+        }
+        // Inserted points with y < need_y, subtracted from all inserted.
+        let mut i = ys.partition_point(|&y| y < need_y);
+        let mut below = 0u64;
+        while i > 0 {
+            below += tree[i];
+            i -= i & i.wrapping_neg();
+        }
+        count += inserted - below;
+    }
+    Some(count)
 }
 
 /// The points maximising `score` (ties within a relative 1e-12 kept).
@@ -119,8 +209,20 @@ pub fn analyze(
     positions: &[&Position],
     max_packages: usize,
     seed: u64,
-) -> Analysis {
-    let frontier = frontier::pareto_frontier(space, positions, max_packages);
+) -> Result<Analysis> {
+    let mut analysis = solve(space, positions, max_packages)?;
+    analysis.zopa = Some(zopa(space, positions, seed));
+    Ok(analysis)
+}
+
+/// The frontier and every solution, without counting the ZOPA (whose cost grows with the
+/// square root of the space, while this grows with the frontier).
+pub fn solve(
+    space: &OutcomeSpace,
+    positions: &[&Position],
+    max_packages: usize,
+) -> Result<Analysis> {
+    let frontier = frontier::pareto_frontier(space, positions, max_packages)?;
     let d: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
     let ideal: Vec<i64> = positions.iter().map(|p| p.best_units()).collect();
     let nash = argmax(&frontier, |p| gains(p, &d).map(|g| g.max(0.0)).product());
@@ -150,15 +252,15 @@ pub fn analyze(
     let max_welfare = argmax(&frontier, |p| {
         p.utilities.iter().sum::<i64>() as f64 / SCALE
     });
-    Analysis {
-        zopa: zopa(space, positions, seed),
+    Ok(Analysis {
+        zopa: None,
         frontier,
         nash,
         kalai_smorodinsky,
         egalitarian,
         max_welfare,
         ideal,
-    }
+    })
 }
 
 /// Euclidean distance, in utility space, from `package` to the nearest Nash point.

@@ -16,6 +16,12 @@
 
 use crate::position::Position;
 use crate::space::{OutcomeSpace, Package};
+use crate::{Error, Result};
+
+/// Most candidate points one stage of the merge may hold. Utilities that are nearly opposed
+/// (one party's gain is the other's loss on every issue) make almost every outcome
+/// Pareto-optimal; past this limit the frontier is refused rather than exhausting memory.
+pub const MAX_STAGE_CANDIDATES: usize = 20_000_000;
 
 /// One point of the frontier: a utility vector and the packages that reach it.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,12 +143,23 @@ fn non_dominated(u: &[i64], parties: usize, idx: &[usize], slack: i64, t: i64) -
 }
 
 /// Computes the Pareto frontier of the rational outcomes of `space` for `positions`
-/// (one per party), keeping at most `max_packages` packages per point.
+/// (one per party), keeping at most `max_packages` packages per point. Fails with
+/// [`Error::TooLarge`] when a stage would exceed [`MAX_STAGE_CANDIDATES`] points.
 pub fn pareto_frontier(
     space: &OutcomeSpace,
     positions: &[&Position],
     max_packages: usize,
-) -> ParetoFrontier {
+) -> Result<ParetoFrontier> {
+    pareto_frontier_limited(space, positions, max_packages, MAX_STAGE_CANDIDATES)
+}
+
+/// [`pareto_frontier`] with another limit on the candidates of a stage.
+pub fn pareto_frontier_limited(
+    space: &OutcomeSpace,
+    positions: &[&Position],
+    max_packages: usize,
+    max_candidates: usize,
+) -> Result<ParetoFrontier> {
     let parties = positions.len();
     let issues = space.issues().len();
     let t = tolerance(issues);
@@ -161,6 +178,14 @@ pub fn pareto_frontier(
     for k in 0..issues {
         let options = space.issues()[k].options.len();
         let prev_len = stages.last().map_or(1, Stage::len);
+        if prev_len.saturating_mul(options) > max_candidates {
+            return Err(Error::TooLarge(format!(
+                "the Pareto frontier grows past {max_candidates} candidate points at issue {:?} \
+                 ({prev_len} points × {options} options): the parties' utilities are too nearly opposed \
+                 for an exact frontier of this space",
+                space.issues()[k].id
+            )));
+        }
         // Candidates: every kept point of the previous stage plus each option of issue k.
         let mut u = Vec::with_capacity(prev_len * options * parties);
         let mut origin: Vec<(u32, u16)> = Vec::with_capacity(prev_len * options);
@@ -238,11 +263,11 @@ pub fn pareto_frontier(
             package_count: last.counts[i],
         })
         .collect();
-    ParetoFrontier {
+    Ok(ParetoFrontier {
         points,
         tolerance: t,
         peak_stage_points: peak,
-    }
+    })
 }
 
 /// Up to `cap` packages reaching point `i` of the last stage, by walking the parents back.

@@ -36,7 +36,7 @@ pub mod rng;
 pub mod simulate;
 pub mod space;
 
-pub use analysis::{analyze, Analysis, Solution, Zopa};
+pub use analysis::{analyze, solve, Analysis, Solution, Zopa};
 pub use frontier::{pareto_frontier, FrontierPoint, ParetoFrontier};
 pub use negotiation::{Command, Event, Negotiation, Status};
 pub use position::{Position, PositionSpec};
@@ -57,6 +57,9 @@ pub enum Error {
     /// The move is not allowed in the current state.
     #[error("{0}")]
     Illegal(String),
+    /// The computation would exceed a documented limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl Error {

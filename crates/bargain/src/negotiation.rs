@@ -198,9 +198,6 @@ pub struct Negotiation {
     analysis: Option<Arc<Analysis>>,
 }
 
-/// Largest outcome space the state machine evaluates offers against automatically.
-pub const EVALUATION_LIMIT: f64 = 1e13;
-
 impl Negotiation {
     /// Checks a creation and returns its event.
     pub fn create(
@@ -320,12 +317,12 @@ impl Negotiation {
         self.positions.iter().map(Option::as_ref).collect()
     }
 
-    /// The analysis for the current positions (cached; `None` until every party has a
-    /// position, or when the space is larger than [`EVALUATION_LIMIT`]).
+    /// The frontier and solutions for the current positions, cached (`None` until every
+    /// party has a position, or when the frontier is beyond the limits).
     pub fn analysis(&mut self) -> Option<Arc<Analysis>> {
-        if self.analysis.is_none() && self.space.size() <= EVALUATION_LIMIT {
+        if self.analysis.is_none() {
             let positions = self.all_positions()?;
-            let a = analysis::analyze(&self.space, &positions, 16, 0x7ade);
+            let a = analysis::solve(&self.space, &positions, 16).ok()?;
             self.analysis = Some(Arc::new(a));
         }
         self.analysis.clone()

@@ -146,7 +146,7 @@ impl<'a> Simulation<'a> {
         if deadline_rounds == 0 {
             return Err(Error::invalid("deadline_rounds", "must be at least 1"));
         }
-        let frontier = pareto_frontier(space, &positions, 1);
+        let frontier = pareto_frontier(space, &positions, 1)?;
         let best: Vec<i64> = (0..positions.len())
             .map(|p| {
                 frontier

@@ -18,7 +18,7 @@ fn nash_ks_egalitarian_and_welfare_points_match_the_hand_calculation() {
     let s = space(&[4]);
     let us = position(&s, &[1.0], &[vec![0.95, 0.6, 0.5, 0.2]], 0.1);
     let kor = position(&s, &[1.0], &[vec![0.35, 0.6, 0.75, 0.95]], 0.1);
-    let a = analyze(&s, &[&us, &kor], 8, 1);
+    let a = analyze(&s, &[&us, &kor], 8, 1).unwrap();
     let only = |sol: &tradepact_bargain::Solution| {
         assert_eq!(sol.points.len(), 1, "{sol:?}");
         sol.points[0].packages[0].clone()
@@ -34,11 +34,11 @@ fn nash_ks_egalitarian_and_welfare_points_match_the_hand_calculation() {
     assert_eq!(a.ideal, vec![950_000_000, 950_000_000]);
     assert_eq!(
         a.zopa,
-        tradepact_bargain::Zopa {
+        Some(tradepact_bargain::Zopa {
             size: 4.0,
             share: 1.0,
             exact: true
-        }
+        })
     );
 }
 
@@ -54,7 +54,7 @@ fn logrolling_zopa_and_inverse_queries() {
     // Only (keep, low) and (cut, high) beat both reservations; (keep, low) dominates.
     let z = zopa(&s, &refs, 1);
     assert_eq!((z.size, z.exact), (2.0, true));
-    let a = analyze(&s, &refs, 8, 1);
+    let a = analyze(&s, &refs, 8, 1).unwrap();
     assert_eq!(a.frontier.points.len(), 1);
     assert_eq!(a.nash.points[0].packages, vec![Package(vec![0, 1])]);
 
@@ -82,11 +82,40 @@ fn logrolling_zopa_and_inverse_queries() {
         ],
         8,
         1,
-    );
+    )
+    .unwrap();
     // US at or above 0.5: (keep, low) [KOR 0.7] before (keep, high) [KOR 0].
     let offers = at_or_above(&all.frontier, 0, 500_000_000);
     let pkgs: Vec<&Package> = offers.iter().map(|p| &p.packages[0]).collect();
     assert_eq!(pkgs, vec![&Package(vec![0, 1]), &Package(vec![0, 0])]);
+}
+
+#[test]
+fn opposed_utilities_past_the_limit_are_refused_not_exhausting_memory() {
+    // B's values are exactly 1 − A's with equal weights: every outcome is Pareto-optimal,
+    // so the frontier is the whole space (10^6 here).
+    let s = space(&[10; 6]);
+    let mut rng = tradepact_bargain::rng::SplitMix64::new(5);
+    let v: Vec<Vec<f64>> = (0..6)
+        .map(|_| (0..10).map(|_| rng.unit()).collect())
+        .collect();
+    let w = vec![1.0; 6];
+    let a = position(&s, &w, &v, 0.0);
+    let opposed: Vec<Vec<f64>> = v
+        .iter()
+        .map(|r| r.iter().map(|x| 1.0 - x).collect())
+        .collect();
+    let b = position(&s, &w, &opposed, 0.0);
+    let limited = tradepact_bargain::frontier::pareto_frontier_limited(&s, &[&a, &b], 1, 50_000);
+    match limited {
+        Err(tradepact_bargain::Error::TooLarge(why)) => {
+            assert!(why.contains("50000 candidate points"), "{why}")
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|f| f.points.len())),
+    }
+    // Under the default limit the same space is fine, and every outcome is on the frontier.
+    let full = tradepact_bargain::pareto_frontier(&s, &[&a, &b], 1).unwrap();
+    assert!(full.points.len() > 900_000, "{}", full.points.len());
 }
 
 #[test]
@@ -102,9 +131,13 @@ fn a_space_of_a_trillion_outcomes_is_analysed_exactly_without_enumeration() {
         position(&s, &w, &v, res)
     };
     let (a, b) = (party(0.3), party(0.3));
-    let an = analyze(&s, &[&a, &b], 1, 7);
+    let an = analyze(&s, &[&a, &b], 1, 7).unwrap();
     assert!(!an.frontier.points.is_empty());
-    assert!(!an.zopa.exact);
+    // Counted exactly by meet-in-the-middle (two halves of 10^6 partial sums).
+    let zopa = an.zopa.unwrap();
+    assert!(zopa.exact);
+    assert!(zopa.size > 0.0 && zopa.size < 1e12);
+    assert_eq!(zopa.size.fract(), 0.0);
     // Frontier sorted by A descending, B ascending, and no point dominates another.
     for w in an.frontier.points.windows(2) {
         assert!(w[0].utilities[0] > w[1].utilities[0] && w[0].utilities[1] < w[1].utilities[1]);

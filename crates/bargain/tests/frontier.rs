@@ -11,7 +11,7 @@ fn merged(
     space: &tradepact_bargain::OutcomeSpace,
     positions: &[&tradepact_bargain::Position],
 ) -> BTreeMap<Vec<i64>, Vec<Package>> {
-    let f = pareto_frontier(space, positions, usize::MAX);
+    let f = pareto_frontier(space, positions, usize::MAX).unwrap();
     f.points
         .into_iter()
         .map(|p| {
@@ -66,11 +66,22 @@ proptest! {
     }
 
     #[test]
+    fn bilateral_zopa_count_equals_enumeration((options, parties) in case(2)) {
+        let s = space(&options);
+        let ps: Vec<_> = parties.iter().map(|(w, v, r)| position(&s, w, v, *r)).collect();
+        let refs: Vec<_> = ps.iter().collect();
+        let z = tradepact_bargain::analysis::zopa(&s, &refs, 1);
+        let counted = tradepact_bargain::frontier::rational_outcomes(&s, &refs).count();
+        prop_assert!(z.exact);
+        prop_assert_eq!(z.size as usize, counted);
+    }
+
+    #[test]
     fn nash_points_maximise_the_product_over_all_rational_outcomes((options, parties) in case(2)) {
         let s = space(&options);
         let ps: Vec<_> = parties.iter().map(|(w, v, r)| position(&s, w, v, *r)).collect();
         let refs: Vec<_> = ps.iter().collect();
-        let a = analyze(&s, &refs, 4, 1);
+        let a = analyze(&s, &refs, 4, 1).unwrap();
         let product = |u: &[i64]| u.iter().zip(&refs).map(|(u, p)| ((u - p.reservation_units()) as f64 / 1e9).max(0.0)).product::<f64>();
         let best = tradepact_bargain::frontier::rational_outcomes(&s, &refs).map(|(_, u)| product(&u)).fold(f64::NEG_INFINITY, f64::max);
         if best.is_finite() {
@@ -98,7 +109,7 @@ fn an_exact_tie_broken_by_float_rounding_keeps_both_packages() {
         1,
         "the rounding splits the tie"
     );
-    let f = pareto_frontier(&s, &[&a, &b], 16);
+    let f = pareto_frontier(&s, &[&a, &b], 16).unwrap();
     let on_frontier = |pkg: &Package| f.points.iter().any(|pt| pt.packages.contains(pkg));
     assert!(on_frontier(&p) && on_frontier(&q), "{f:?}");
     // The frontier: (1, 0.5), the tie (2/3, 0.75) twice, (1/3, 1).

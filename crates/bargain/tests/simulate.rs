@@ -29,7 +29,7 @@ fn two_zeuthen_players_reach_the_nash_outcome() {
     for seed in 1..=20 {
         let s = space(&[4, 3, 5]);
         let (a, b) = random_parties(&s, seed, 0.2);
-        let analysis = analyze(&s, &[&a, &b], 64, 1);
+        let analysis = analyze(&s, &[&a, &b], 64, 1).unwrap();
         let (steps, outcome) = Simulation::new(
             &s,
             vec![&a, &b],
