@@ -1,6 +1,9 @@
 use std::{env, path::PathBuf};
 
-const PROTOS: &[&str] = &["tradepact/data/v1/data_service.proto"];
+const PROTOS: &[&str] = &[
+    "tradepact/data/v1/data_service.proto",
+    "tradepact/negotiation/v1/negotiation_service.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

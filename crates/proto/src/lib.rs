@@ -3,11 +3,31 @@
 //! The `.proto` sources live in the workspace's `proto/` folder; they are compiled
 //! with `protox` (no system `protoc`) at build time.
 
-/// `tradepact.data.v1`: the trade data service.
-pub mod data_v1 {
-    #![allow(clippy::all, clippy::pedantic, missing_docs)]
-    tonic::include_proto!("tradepact.data.v1");
+/// The generated modules, nested as the proto packages are (cross-package references
+/// such as `super::super::data::v1::Flow` rely on it).
+pub mod tradepact {
+    /// The data service's package.
+    pub mod data {
+        /// `tradepact.data.v1`.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            tonic::include_proto!("tradepact.data.v1");
+        }
+    }
+    /// The negotiation service's package.
+    pub mod negotiation {
+        /// `tradepact.negotiation.v1`.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            tonic::include_proto!("tradepact.negotiation.v1");
+        }
+    }
 }
+
+/// `tradepact.data.v1`: the trade data service.
+pub use tradepact::data::v1 as data_v1;
+/// `tradepact.negotiation.v1`: the negotiation service.
+pub use tradepact::negotiation::v1 as negotiation_v1;
 
 /// Encoded `FileDescriptorSet` of every tradepact proto and its imports, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tradepact_descriptor");
@@ -25,6 +45,10 @@ mod tests {
             .find(|f| f.package() == "tradepact.data.v1")
             .expect("data proto in the descriptor set");
         assert!(data.service.iter().any(|s| s.name() == "TradeDataService"));
+        assert!(fds
+            .file
+            .iter()
+            .any(|f| f.service.iter().any(|s| s.name() == "NegotiationService")));
         // Source info carries the comments that `grpcurl describe` shows.
         assert!(data.source_code_info.is_some());
     }
