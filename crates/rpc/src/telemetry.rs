@@ -77,8 +77,19 @@ pub fn rpc_trace_layer() -> RpcTraceLayer {
         .on_failure(())
 }
 
+/// The trace id of a W3C `traceparent` header (`00-TRACEID-SPANID-FLAGS`), so that the
+/// lines of one request can be followed across services.
+fn trace_id(req: &Request<tonic::body::Body>) -> &str {
+    req.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|tp| tp.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("-")
+}
+
 fn make_span(req: &Request<tonic::body::Body>) -> Span {
-    tracing::info_span!("rpc", method = %req.uri().path())
+    tracing::info_span!("rpc", method = %req.uri().path(), trace_id = %trace_id(req))
 }
 
 fn on_response(res: &Response<tonic::body::Body>, latency: Duration, _: &Span) {

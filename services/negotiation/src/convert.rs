@@ -1,0 +1,265 @@
+//! Proto ⇄ domain conversions and the one mapping of domain errors to statuses.
+
+use tonic::Status;
+use tradepact_bargain::analysis::Solution;
+use tradepact_bargain::frontier::FrontierPoint;
+use tradepact_bargain::negotiation::Offer;
+use tradepact_bargain::{
+    Error, Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, Status as NegStatus,
+    Strategy,
+};
+use tradepact_proto::data_v1 as data_pb;
+use tradepact_proto::negotiation_v1 as pb;
+use tradepact_store::{Country, Product, Violations};
+
+use crate::log::EffectSpec;
+
+/// Domain errors to statuses: invalid input, illegal move, beyond a limit.
+pub(crate) fn to_status(e: Error) -> Status {
+    match e {
+        Error::Invalid { field, description } => {
+            tradepact_rpc::status::invalid_argument([(field.as_str(), description.as_str())])
+        }
+        Error::Illegal(why) => Status::failed_precondition(why),
+        Error::TooLarge(why) => Status::resource_exhausted(why),
+    }
+}
+
+pub(crate) fn violations_status(v: Violations) -> Status {
+    tradepact_rpc::status::invalid_argument(
+        v.0.iter()
+            .map(|x| (x.field.as_str(), x.description.as_str())),
+    )
+}
+
+fn effect_in(e: &pb::TradeEffect, field: &str, v: &mut Violations) -> Option<EffectSpec> {
+    let reporter = v.check(format!("{field}.reporter"), Country::parse(&e.reporter));
+    let partner = v.check(format!("{field}.partner"), Country::parse(&e.partner));
+    let product = v.check(format!("{field}.product"), Product::parse(&e.product));
+    let side = match data_pb::Flow::try_from(e.flow) {
+        Ok(data_pb::Flow::Import) => Some(tradepact_impact::Side::Import),
+        Ok(data_pb::Flow::Export) => Some(tradepact_impact::Side::Export),
+        _ => {
+            v.add(
+                format!("{field}.flow"),
+                "must be FLOW_IMPORT or FLOW_EXPORT",
+            );
+            None
+        }
+    };
+    let spec = EffectSpec {
+        reporter: reporter?.to_string(),
+        partner: partner?.to_string(),
+        side: side?,
+        product: product?.to_string(),
+        base_tariff_percent: e.base_tariff_percent,
+        tariff_change_points: e.tariff_change_points,
+        import_demand_elasticity: e.import_demand_elasticity,
+        substitution_elasticity: e.substitution_elasticity,
+        note: e.note.clone(),
+    };
+    if let Err(err) = tradepact_impact::validate(&model_effect(&spec)) {
+        v.add(format!("{field}.{}", err.field), err.description);
+        return None;
+    }
+    Some(spec)
+}
+
+/// The impact model's view of a stored effect (defaults filled in).
+pub(crate) fn model_effect(e: &EffectSpec) -> tradepact_impact::Effect {
+    tradepact_impact::Effect {
+        side: e.side,
+        base_tariff: e.base_tariff_percent / 100.0,
+        tariff_change: e.tariff_change_points / 100.0,
+        import_demand_elasticity: e
+            .import_demand_elasticity
+            .unwrap_or(tradepact_impact::DEFAULT_IMPORT_DEMAND_ELASTICITY),
+        substitution_elasticity: e
+            .substitution_elasticity
+            .unwrap_or(tradepact_impact::DEFAULT_SUBSTITUTION_ELASTICITY),
+    }
+}
+
+/// Issues and their trade effects, validated.
+pub(crate) type IssuesAndEffects = (Vec<Issue>, Vec<Vec<Vec<EffectSpec>>>);
+
+pub(crate) fn issues_in(issues: &[pb::Issue]) -> Result<IssuesAndEffects, Status> {
+    let mut v = Violations::default();
+    let mut domain = Vec::with_capacity(issues.len());
+    let mut effects = Vec::with_capacity(issues.len());
+    for (i, issue) in issues.iter().enumerate() {
+        let mut options = Vec::with_capacity(issue.options.len());
+        let mut issue_effects = Vec::with_capacity(issue.options.len());
+        for (j, o) in issue.options.iter().enumerate() {
+            options.push(OptionDef {
+                id: o.id.clone(),
+                label: o.label.clone(),
+            });
+            let list = o
+                .trade_effects
+                .iter()
+                .enumerate()
+                .filter_map(|(k, e)| {
+                    effect_in(
+                        e,
+                        &format!("issues[{i}].options[{j}].trade_effects[{k}]"),
+                        &mut v,
+                    )
+                })
+                .collect();
+            issue_effects.push(list);
+        }
+        domain.push(Issue {
+            id: issue.id.clone(),
+            label: issue.label.clone(),
+            options,
+        });
+        effects.push(issue_effects);
+    }
+    if v.is_empty() {
+        Ok((domain, effects))
+    } else {
+        Err(violations_status(v))
+    }
+}
+
+pub(crate) fn effect_out(e: &EffectSpec) -> pb::TradeEffect {
+    pb::TradeEffect {
+        reporter: e.reporter.clone(),
+        partner: e.partner.clone(),
+        flow: match e.side {
+            tradepact_impact::Side::Import => data_pb::Flow::Import,
+            tradepact_impact::Side::Export => data_pb::Flow::Export,
+        }
+        .into(),
+        product: e.product.clone(),
+        base_tariff_percent: e.base_tariff_percent,
+        tariff_change_points: e.tariff_change_points,
+        import_demand_elasticity: e.import_demand_elasticity,
+        substitution_elasticity: e.substitution_elasticity,
+        note: e.note.clone(),
+    }
+}
+
+pub(crate) fn position_in(p: Option<&pb::Position>) -> Result<PositionSpec, Status> {
+    let p =
+        p.ok_or_else(|| tradepact_rpc::status::invalid_argument([("position", "is required")]))?;
+    Ok(PositionSpec {
+        weights: p.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        values: p
+            .values
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.values.iter().map(|(o, x)| (o.clone(), *x)).collect(),
+                )
+            })
+            .collect(),
+        reservation: p.reservation_value,
+    })
+}
+
+pub(crate) fn position_out(p: &PositionSpec) -> pb::Position {
+    pb::Position {
+        weights: p.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        values: p
+            .values
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    pb::OptionValues {
+                        values: v.iter().map(|(o, x)| (o.clone(), *x)).collect(),
+                    },
+                )
+            })
+            .collect(),
+        reservation_value: p.reservation,
+    }
+}
+
+pub(crate) fn package_in(space: &OutcomeSpace, p: Option<&pb::Package>) -> Result<Package, Status> {
+    let p =
+        p.ok_or_else(|| tradepact_rpc::status::invalid_argument([("package", "is required")]))?;
+    space
+        .package(
+            p.choices
+                .iter()
+                .map(|c| (c.issue_id.as_str(), c.option_id.as_str())),
+        )
+        .map_err(to_status)
+}
+
+pub(crate) fn package_out(space: &OutcomeSpace, p: &Package) -> pb::Package {
+    pb::Package {
+        choices: space
+            .describe(p)
+            .into_iter()
+            .map(|(issue_id, option_id)| pb::Choice {
+                issue_id,
+                option_id,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn status_out(s: NegStatus) -> pb::NegotiationStatus {
+    match s {
+        NegStatus::Open => pb::NegotiationStatus::Open,
+        NegStatus::Agreed => pb::NegotiationStatus::Agreed,
+        NegStatus::BrokenOff => pb::NegotiationStatus::BrokenOff,
+    }
+}
+
+pub(crate) fn offer_out(n: &Negotiation, o: &Offer) -> pb::Offer {
+    pb::Offer {
+        id: o.id,
+        round: o.round,
+        proposer: n.parties[o.proposer].clone(),
+        package: Some(package_out(&n.space, &o.package)),
+        evaluation: o.evaluation.as_ref().map(|e| pb::OfferEvaluation {
+            utilities: e.utilities.clone(),
+            concession: e.concession,
+            pareto_optimal: e.pareto_optimal,
+            distance_to_nash: e.distance_to_nash,
+        }),
+        accepted_by: o
+            .accepted_by
+            .iter()
+            .map(|&p| n.parties[p].clone())
+            .collect(),
+        rejected_by: o
+            .rejected_by
+            .map(|p| n.parties[p].clone())
+            .unwrap_or_default(),
+    }
+}
+
+pub(crate) fn point_out(space: &OutcomeSpace, p: &FrontierPoint) -> pb::OutcomePoint {
+    pb::OutcomePoint {
+        utilities: p.utilities_f64(),
+        packages: p.packages.iter().map(|k| package_out(space, k)).collect(),
+        package_count: p.package_count,
+    }
+}
+
+pub(crate) fn solution_out(space: &OutcomeSpace, s: &Solution) -> pb::Solution {
+    pb::Solution {
+        points: s.points.iter().map(|p| point_out(space, p)).collect(),
+        value: if s.value.is_finite() { s.value } else { 0.0 },
+    }
+}
+
+pub(crate) fn strategy_in(s: &pb::Strategy, field: &str) -> Result<Strategy, Status> {
+    use pb::strategy::Kind;
+    match &s.kind {
+        Some(Kind::TimeBasedExponent(e)) => Ok(Strategy::TimeBased { exponent: *e }),
+        Some(Kind::TitForTat(_)) => Ok(Strategy::TitForTat),
+        Some(Kind::Zeuthen(_)) => Ok(Strategy::Zeuthen),
+        None => Err(tradepact_rpc::status::invalid_argument([(
+            field,
+            "set one of time_based_exponent, tit_for_tat or zeuthen",
+        )])),
+    }
+}

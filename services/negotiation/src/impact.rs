@@ -1,0 +1,183 @@
+//! `EstimateImpact`: baselines from the data service over gRPC, the model from
+//! `tradepact-impact`.
+
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+use tradepact_client::data::DataClient;
+use tradepact_impact::{Baseline, Side};
+use tradepact_proto::data_v1 as data_pb;
+use tradepact_proto::negotiation_v1 as pb;
+
+use crate::convert::{effect_out, model_effect};
+use crate::log::EffectSpec;
+
+/// How the baseline of a series is read.
+#[derive(Clone, Debug)]
+pub(crate) enum BaselinePeriod {
+    /// The latest year with a value.
+    Latest,
+    /// One year.
+    Year(String),
+    /// The mean over years `start..=end` that have values.
+    Average(String, String),
+}
+
+/// The data service, with a deadline on every call and the trace context passed on.
+#[derive(Clone)]
+pub(crate) struct DataSource {
+    pub client: DataClient,
+    pub timeout: Duration,
+}
+
+fn series_key(
+    reporter: &str,
+    partner: &str,
+    flow: data_pb::Flow,
+    product: &str,
+) -> data_pb::SeriesKey {
+    data_pb::SeriesKey {
+        reporter: reporter.to_owned(),
+        partner: partner.to_owned(),
+        flow: flow.into(),
+        kind: data_pb::TradeKind::Goods.into(),
+        product: product.to_owned(),
+        frequency: data_pb::Frequency::Annual.into(),
+    }
+}
+
+fn describe(k: &data_pb::SeriesKey) -> String {
+    let flow = if k.flow == data_pb::Flow::Export as i32 {
+        "EXPORT"
+    } else {
+        "IMPORT"
+    };
+    format!(
+        "{}->{} GOODS {flow} {} ANNUAL",
+        k.reporter, k.partner, k.product
+    )
+}
+
+impl DataSource {
+    fn request<T>(&self, message: T, traceparent: &str) -> tonic::Request<T> {
+        let mut r = tradepact_client::with_deadline(message, self.timeout);
+        if let Ok(v) = MetadataValue::try_from(traceparent) {
+            r.metadata_mut().insert("traceparent", v);
+        }
+        r
+    }
+
+    /// The baseline value of a series and the period(s) it covers; `Ok(None)` when the series
+    /// or the period has no value.
+    async fn value(
+        &self,
+        key: data_pb::SeriesKey,
+        period: &BaselinePeriod,
+        traceparent: &str,
+    ) -> Result<Option<(f64, String)>, Status> {
+        let (start, end) = match period {
+            BaselinePeriod::Latest => (String::new(), String::new()),
+            BaselinePeriod::Year(y) => (y.clone(), y.clone()),
+            BaselinePeriod::Average(a, b) => (a.clone(), b.clone()),
+        };
+        let request = data_pb::GetSeriesRequest {
+            key: Some(key),
+            start_period: start,
+            end_period: end,
+            page_size: 10_000,
+            ..Default::default()
+        };
+        let mut client = self.client.clone();
+        let values = match client.get_series(self.request(request, traceparent)).await {
+            Ok(r) => r.into_inner().values,
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(unavailable(s)),
+        };
+        Ok(match period {
+            BaselinePeriod::Latest => values.last().map(|v| (v.value_usd, v.period.clone())),
+            BaselinePeriod::Year(_) => values.first().map(|v| (v.value_usd, v.period.clone())),
+            BaselinePeriod::Average(a, b) => (!values.is_empty()).then(|| {
+                let mean = values.iter().map(|v| v.value_usd).sum::<f64>() / values.len() as f64;
+                (mean, format!("mean of {} years in {a}..{b}", values.len()))
+            }),
+        })
+    }
+
+    /// The impact of one effect.
+    pub(crate) async fn effect(
+        &self,
+        issue_id: &str,
+        option_id: &str,
+        e: &EffectSpec,
+        period: &BaselinePeriod,
+        traceparent: &str,
+    ) -> Result<pb::EffectImpact, Status> {
+        // The importing country's imports from the exporting one, and from the world.
+        let (bilateral_key, world_key) = match e.side {
+            Side::Import => (
+                series_key(&e.reporter, &e.partner, data_pb::Flow::Import, &e.product),
+                series_key(&e.reporter, "WLD", data_pb::Flow::Import, &e.product),
+            ),
+            Side::Export => (
+                series_key(&e.reporter, &e.partner, data_pb::Flow::Export, &e.product),
+                series_key(&e.partner, "WLD", data_pb::Flow::Import, &e.product),
+            ),
+        };
+        let what = describe(&bilateral_key);
+        let (bilateral, baseline_period) = self
+            .value(bilateral_key, period, traceparent)
+            .await?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "no baseline for the trade effect of {issue_id}={option_id}: the data service has no value of series {what} for {}",
+                    match period {
+                        BaselinePeriod::Latest => "any year".to_owned(),
+                        BaselinePeriod::Year(y) => y.clone(),
+                        BaselinePeriod::Average(a, b) => format!("{a}..{b}"),
+                    }
+                ))
+            })?;
+        let world = self.value(world_key, period, traceparent).await?;
+        let rest_of_world = world.map(|(w, _)| (w - bilateral).max(0.0));
+        let impact = tradepact_impact::estimate(
+            &model_effect(e),
+            Baseline {
+                bilateral,
+                rest_of_world,
+            },
+        )
+        .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let mut assumptions = impact.assumptions;
+        assumptions.push(format!(
+            "baseline: {what} = {bilateral:.0} USD ({baseline_period})"
+        ));
+        Ok(pb::EffectImpact {
+            issue_id: issue_id.to_owned(),
+            option_id: option_id.to_owned(),
+            effect: Some(effect_out(e)),
+            baseline_usd: bilateral,
+            baseline_period,
+            rest_of_world_usd: rest_of_world,
+            trade_creation_usd: impact.creation,
+            trade_diversion_usd: impact.diversion,
+            exports_change_usd: impact.exports_change,
+            imports_change_usd: impact.imports_change,
+            bilateral_balance_change_usd: impact.bilateral_balance_change,
+            overall_balance_change_usd: impact.overall_balance_change,
+            assumptions,
+        })
+    }
+}
+
+/// Any failure to reach the data service, or its own unavailability, is `UNAVAILABLE` here.
+fn unavailable(s: Status) -> Status {
+    match s.code() {
+        Code::InvalidArgument | Code::FailedPrecondition => s,
+        _ => Status::unavailable(format!(
+            "the data service did not answer ({:?}: {}); impact estimates need it, every other call works",
+            s.code(),
+            s.message()
+        )),
+    }
+}

@@ -1,0 +1,118 @@
+//! The tradepact negotiation service: `tradepact.negotiation.v1.NegotiationService` over the
+//! bargaining engine of `tradepact-bargain`. Each negotiation is an append-only event log in
+//! sled ([`log`]), replayed at start; commands on one negotiation are serialised by a lock, so
+//! concurrent offers cannot corrupt it (the loser gets `FAILED_PRECONDITION`). Impact
+//! estimates read baselines from the data service over gRPC, with a deadline, so that the
+//! service keeps working when the data service is down.
+
+mod convert;
+mod impact;
+pub mod log;
+pub mod service;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationServiceServer;
+use tradepact_rpc::Limits;
+
+pub use service::NegotiationSvc;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
+/// Default data service URL.
+pub const DEFAULT_DATA_SERVICE: &str = "http://127.0.0.1:50051";
+
+/// Command-line and environment configuration of `tradepact-negotiation`.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "tradepact-negotiation",
+    version,
+    about = "The tradepact negotiation service (gRPC)"
+)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (logged as "listening on ADDR").
+    #[arg(long, env = "TRADEPACT_NEGOTIATION_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Directory of the event log (sled); created if missing.
+    #[arg(
+        long,
+        env = "TRADEPACT_NEGOTIATION_DIR",
+        default_value = "data/negotiation"
+    )]
+    pub data_dir: PathBuf,
+    /// URL of the data service, for impact estimates.
+    #[arg(long, env = "TRADEPACT_DATA_SERVICE_URL", default_value = DEFAULT_DATA_SERVICE)]
+    pub data_service: String,
+    /// Deadline of each call to the data service, in milliseconds.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub data_service_timeout_ms: u64,
+    #[command(flatten)]
+    pub log: tradepact_rpc::LogArgs,
+    #[command(flatten)]
+    pub limits: tradepact_rpc::LimitArgs,
+}
+
+/// Opens the event log in `dir`, with an error that names the directory.
+pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    let log = log::EventLog::open(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the event log in {} (is another tradepact-negotiation using it?): {e}",
+            dir.display()
+        )
+    })?;
+    Ok(Arc::new(log))
+}
+
+/// Serves the negotiations of `log` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    log: Arc<log::EventLog>,
+    data_service: &str,
+    data_timeout: Duration,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Lazy: the service starts without the data service and reconnects when it returns.
+    let channel = tradepact_client::lazy_channel(data_service)?;
+    let data = impact::DataSource {
+        client: tradepact_client::data::client(channel),
+        timeout: data_timeout,
+    };
+    let (service, watchers) = NegotiationSvc::load(log.clone(), data)?;
+    let server = NegotiationServiceServer::new(service)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let shutdown = async move {
+        shutdown.await;
+        watchers.close();
+    };
+    let served = tradepact_rpc::serve(listener, server, limits, shutdown).await;
+    let flushed = tokio::task::spawn_blocking(move || log.flush()).await?;
+    flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+    served
+}
+
+/// Runs the service as configured until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let log = open_log(&config.data_dir)?;
+    tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
+    let listener = tradepact_rpc::server::bind(&config.listen).await?;
+    serve(
+        listener,
+        log,
+        &config.data_service,
+        Duration::from_millis(config.data_service_timeout_ms),
+        Limits::from(&config.limits),
+        tradepact_rpc::server::shutdown_signal(),
+    )
+    .await
+}

@@ -1,0 +1,172 @@
+//! The event log: every negotiation's events, append-only, in sled.
+//!
+//! One tree with prefixed keys, so that creating a negotiation (its metadata and first
+//! events) is one atomic batch:
+//! - `M` + id (u64 BE) → [`Meta`] as JSON;
+//! - `E` + id + event number (u64 BE each) → [`Event`] as JSON.
+//!
+//! Appends are flushed (fsync) before they are acknowledged.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tradepact_bargain::Event;
+
+/// A trade effect as stored with its option.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EffectSpec {
+    /// Reporting country.
+    pub reporter: String,
+    /// Partner country.
+    pub partner: String,
+    /// Import (the reporter's barrier) or export side (the partner's barrier).
+    pub side: tradepact_impact::Side,
+    /// Product code.
+    pub product: String,
+    /// Tariff before, percent.
+    pub base_tariff_percent: f64,
+    /// Change, percentage points.
+    pub tariff_change_points: f64,
+    /// Import-demand elasticity, if not the default.
+    pub import_demand_elasticity: Option<f64>,
+    /// Substitution elasticity, if not the default.
+    pub substitution_elasticity: Option<f64>,
+    /// What it stands for.
+    pub note: String,
+}
+
+/// What the log keeps about a negotiation besides its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Numeric id (the public id is `neg-` and this, zero-padded).
+    pub id: u64,
+    /// Trade effects per issue and option.
+    pub effects: Vec<Vec<Vec<EffectSpec>>>,
+    /// The negotiation this one was forked from.
+    pub forked_from: Option<String>,
+    /// The round it was forked after.
+    pub forked_after_round: u32,
+}
+
+/// Public id of a numeric id.
+pub fn public_id(id: u64) -> String {
+    format!("neg-{id:06}")
+}
+
+/// Numeric id of a public id.
+pub fn parse_id(id: &str) -> Option<u64> {
+    id.strip_prefix("neg-")?.parse().ok()
+}
+
+fn meta_key(id: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'M';
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn event_key(id: u64, n: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = b'E';
+    k[1..9].copy_from_slice(&id.to_be_bytes());
+    k[9..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// What can go wrong in the log.
+#[derive(Debug)]
+pub enum LogError {
+    /// sled failed.
+    Storage(sled::Error),
+    /// A stored record does not decode.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::Storage(e) => write!(f, "storage: {e}"),
+            LogError::Corrupt(e) => write!(f, "corrupt event log: {e}"),
+        }
+    }
+}
+
+impl From<sled::Error> for LogError {
+    fn from(e: sled::Error) -> Self {
+        LogError::Storage(e)
+    }
+}
+
+/// The event log.
+pub struct EventLog {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("events and metadata serialise")
+}
+
+impl EventLog {
+    /// Opens (or creates) the log in `dir`.
+    pub fn open(dir: &Path) -> Result<EventLog, LogError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let tree = db.open_tree("negotiations")?;
+        Ok(EventLog { db, tree })
+    }
+
+    /// Every negotiation with its events, in id order.
+    pub fn load(&self) -> Result<Vec<(Meta, Vec<Event>)>, LogError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([b'M']) {
+            let (_, v) = item?;
+            let meta: Meta =
+                serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
+            let mut events = Vec::new();
+            let mut prefix = vec![b'E'];
+            prefix.extend_from_slice(&meta.id.to_be_bytes());
+            for item in self.tree.scan_prefix(&prefix) {
+                let (_, v) = item?;
+                events.push(
+                    serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?,
+                );
+            }
+            out.push((meta, events));
+        }
+        Ok(out)
+    }
+
+    /// A fresh numeric id.
+    pub fn next_id(&self) -> Result<u64, LogError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Records a new negotiation (metadata and first events) atomically and durably.
+    pub fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(&meta_key(meta.id)[..], json(meta));
+        for (n, e) in events.iter().enumerate() {
+            batch.insert(&event_key(meta.id, n as u64)[..], json(e));
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends `events` as numbers `first..`, atomically and durably.
+    pub fn append(&self, id: u64, first: u64, events: &[Event]) -> Result<(), LogError> {
+        let mut batch = sled::Batch::default();
+        for (i, e) in events.iter().enumerate() {
+            batch.insert(&event_key(id, first + i as u64)[..], json(e));
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Flushes everything (at shutdown).
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,979 @@
+//! `tradepact.negotiation.v1.NegotiationService`: validate, run the domain, record events.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, Mutex, RwLock};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tradepact_bargain::analysis;
+use tradepact_bargain::frontier;
+use tradepact_bargain::simulate::Action;
+use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation};
+use tradepact_proto::negotiation_v1 as pb;
+use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationService;
+use tradepact_store::cursor::{self, Fingerprint};
+
+use crate::convert::{self, to_status};
+use crate::impact::{BaselinePeriod, DataSource};
+use crate::log::{parse_id, public_id, EventLog, LogError, Meta};
+
+/// Default and largest `ListNegotiations` page.
+pub const LIST_PAGE: (usize, usize) = (50, 500);
+/// Default and largest page of the frontier in `AnalyzeNegotiation`.
+pub const FRONTIER_PAGE: (usize, usize) = (100, 10_000);
+/// Events a `WatchNegotiation` subscriber may fall behind before it is dropped.
+pub const WATCH_BUFFER: usize = 1024;
+
+/// One negotiation: its state, its events and what the log keeps besides.
+pub(crate) struct Entry {
+    pub negotiation: Negotiation,
+    pub events: Vec<Event>,
+    pub meta: Meta,
+}
+
+#[derive(Clone, Debug)]
+enum Published {
+    Event {
+        id: u64,
+        number: u64,
+        event: Arc<Event>,
+    },
+    Shutdown,
+}
+
+/// The negotiation service.
+#[derive(Clone)]
+pub struct NegotiationSvc {
+    log: Arc<EventLog>,
+    entries: Arc<RwLock<BTreeMap<u64, Arc<Mutex<Entry>>>>>,
+    published: broadcast::Sender<Published>,
+    data: DataSource,
+}
+
+/// Ends the `WatchNegotiation` streams at shutdown.
+#[derive(Clone)]
+pub struct WatchCloser(broadcast::Sender<Published>);
+
+impl WatchCloser {
+    /// Tells every watcher the server is going away.
+    pub fn close(&self) {
+        let _ = self.0.send(Published::Shutdown);
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn log_error(e: LogError) -> Status {
+    match e {
+        LogError::Storage(sled::Error::Io(io)) => {
+            tracing::error!(error = %io, "event log I/O error");
+            Status::unavailable("the event log is unavailable (I/O error logged on the server); nothing was recorded")
+        }
+        other => tradepact_rpc::status::internal("event log", &other),
+    }
+}
+
+fn event_type(e: &Event) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A W3C `traceparent` for calls this request makes: the caller's, or a new one.
+fn traceparent<T>(request: &Request<T>) -> String {
+    if let Some(tp) = request
+        .metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        return tp.to_owned();
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut rng = tradepact_bargain::rng::SplitMix64::new(nanos as u64 ^ std::process::id() as u64);
+    format!(
+        "00-{:016x}{:016x}-{:016x}-01",
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64()
+    )
+}
+
+impl NegotiationSvc {
+    /// Loads every negotiation from `log` by replaying its events.
+    pub(crate) fn load(
+        log: Arc<EventLog>,
+        data: DataSource,
+    ) -> anyhow::Result<(NegotiationSvc, WatchCloser)> {
+        let mut entries = BTreeMap::new();
+        for (meta, events) in log.load().map_err(|e| anyhow::anyhow!("{e}"))? {
+            let negotiation = Negotiation::replay(&events)
+                .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(meta.id)))?;
+            entries.insert(
+                meta.id,
+                Arc::new(Mutex::new(Entry {
+                    negotiation,
+                    events,
+                    meta,
+                })),
+            );
+        }
+        tracing::info!(negotiations = entries.len(), "event log replayed");
+        let (published, _) = broadcast::channel(WATCH_BUFFER);
+        Ok((
+            NegotiationSvc {
+                log,
+                entries: Arc::new(RwLock::new(entries)),
+                published: published.clone(),
+                data,
+            },
+            WatchCloser(published),
+        ))
+    }
+
+    async fn entry(&self, id: &str) -> Result<(u64, Arc<Mutex<Entry>>), Status> {
+        let n = parse_id(id).ok_or_else(|| {
+            tradepact_rpc::status::invalid_argument([(
+                "id",
+                "is not a negotiation id (neg-NNNNNN)",
+            )])
+        })?;
+        let entries = self.entries.read().await;
+        let e = entries
+            .get(&n)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no negotiation {id}")))?;
+        Ok((n, e))
+    }
+
+    /// Decides `command`, records its events durably, applies them, tells watchers.
+    async fn execute(&self, entry: &mut Entry, command: Command) -> Result<Vec<Event>, Status> {
+        let events = entry.negotiation.decide(&command).map_err(to_status)?;
+        let first = entry.events.len() as u64;
+        let (log, id, batch) = (self.log.clone(), entry.meta.id, events.clone());
+        tokio::task::spawn_blocking(move || log.append(id, first, &batch))
+            .await
+            .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
+            .map_err(log_error)?;
+        for (i, e) in events.iter().enumerate() {
+            entry.negotiation.apply(e).map_err(to_status)?;
+            entry.events.push(e.clone());
+            let _ = self.published.send(Published::Event {
+                id,
+                number: first + i as u64,
+                event: Arc::new(e.clone()),
+            });
+        }
+        Ok(events)
+    }
+
+    /// Records a new negotiation from its first events.
+    async fn create_entry(
+        &self,
+        events: Vec<Event>,
+        mut meta: Meta,
+    ) -> Result<pb::Negotiation, Status> {
+        let negotiation = Negotiation::replay(&events).map_err(to_status)?;
+        let log = self.log.clone();
+        meta.id = log.next_id().map_err(log_error)?;
+        let (stored_meta, stored_events) = (meta.clone(), events.clone());
+        tokio::task::spawn_blocking(move || log.create(&stored_meta, &stored_events))
+            .await
+            .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
+            .map_err(log_error)?;
+        let entry = Entry {
+            negotiation,
+            events,
+            meta,
+        };
+        let out = negotiation_out(&entry, false);
+        self.entries
+            .write()
+            .await
+            .insert(entry.meta.id, Arc::new(Mutex::new(entry)));
+        Ok(out)
+    }
+}
+
+/// The latest position spec of each party, from the events.
+fn position_specs(entry: &Entry) -> Vec<Option<PositionSpec>> {
+    let mut specs = vec![None; entry.negotiation.parties.len()];
+    for e in &entry.events {
+        if let Event::PositionSet { party, position } = e {
+            if let Some(i) = entry.negotiation.parties.iter().position(|p| p == party) {
+                specs[i] = Some(position.clone());
+            }
+        }
+    }
+    specs
+}
+
+fn negotiation_out(entry: &Entry, include_positions: bool) -> pb::Negotiation {
+    let n = &entry.negotiation;
+    let space = &n.space;
+    let issues = space
+        .issues()
+        .iter()
+        .enumerate()
+        .map(|(i, issue)| pb::Issue {
+            id: issue.id.clone(),
+            label: issue.label.clone(),
+            options: issue
+                .options
+                .iter()
+                .enumerate()
+                .map(|(j, o)| pb::IssueOption {
+                    id: o.id.clone(),
+                    label: o.label.clone(),
+                    trade_effects: entry.meta.effects[i][j]
+                        .iter()
+                        .map(convert::effect_out)
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    pb::Negotiation {
+        id: public_id(entry.meta.id),
+        title: n.title.clone(),
+        agreement: n.agreement.clone(),
+        parties: n.parties.clone(),
+        issues,
+        deadline_rounds: n.deadline_rounds,
+        status: convert::status_out(n.status).into(),
+        offers: n.offers.iter().map(|o| convert::offer_out(n, o)).collect(),
+        agreed_offer: n.agreed,
+        ended_because: n.ended_because.clone().unwrap_or_default(),
+        event_count: entry.events.len() as u64,
+        forked_from: entry.meta.forked_from.clone().unwrap_or_default(),
+        forked_after_round: entry.meta.forked_after_round,
+        next_proposer: if n.status == tradepact_bargain::Status::Open {
+            n.parties[n.next_proposer()].clone()
+        } else {
+            String::new()
+        },
+        positions: if include_positions {
+            n.parties
+                .iter()
+                .zip(position_specs(entry))
+                .map(|(party, spec)| pb::PartyPosition {
+                    party: party.clone(),
+                    position: spec.as_ref().map(convert::position_out),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// The events of `entry` up to the end of `round` (creation and positions for round 0).
+fn events_until_round(entry: &Entry, round: u32) -> Vec<Event> {
+    let parties = entry.negotiation.parties.len();
+    let mut offers = 0usize;
+    let mut out = Vec::new();
+    for e in &entry.events {
+        if let Event::OfferMade { .. } = e {
+            if offers / parties + 1 > round as usize {
+                break;
+            }
+            offers += 1;
+        }
+        out.push(e.clone());
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl NegotiationService for NegotiationSvc {
+    async fn create_negotiation(
+        &self,
+        request: Request<pb::CreateNegotiationRequest>,
+    ) -> Result<Response<pb::CreateNegotiationResponse>, Status> {
+        let req = request.into_inner();
+        let (issues, effects) = convert::issues_in(&req.issues)?;
+        let created = Negotiation::create(
+            &req.title,
+            &req.agreement,
+            req.parties,
+            issues,
+            req.deadline_rounds,
+        )
+        .map_err(to_status)?;
+        let meta = Meta {
+            id: 0,
+            effects,
+            forked_from: None,
+            forked_after_round: 0,
+        };
+        let negotiation = self.create_entry(vec![created], meta).await?;
+        tracing::info!(id = %negotiation.id, "negotiation created");
+        Ok(Response::new(pb::CreateNegotiationResponse {
+            negotiation: Some(negotiation),
+        }))
+    }
+
+    async fn get_negotiation(
+        &self,
+        request: Request<pb::GetNegotiationRequest>,
+    ) -> Result<Response<pb::GetNegotiationResponse>, Status> {
+        let req = request.into_inner();
+        let (_, entry) = self.entry(&req.id).await?;
+        let entry = entry.lock().await;
+        Ok(Response::new(pb::GetNegotiationResponse {
+            negotiation: Some(negotiation_out(&entry, req.include_positions)),
+        }))
+    }
+
+    async fn list_negotiations(
+        &self,
+        request: Request<pb::ListNegotiationsRequest>,
+    ) -> Result<Response<pb::ListNegotiationsResponse>, Status> {
+        let req = request.into_inner();
+        let status = pb::NegotiationStatus::try_from(req.status).map_err(|_| {
+            tradepact_rpc::status::invalid_argument([("status", "unknown status value")])
+        })?;
+        let size = match req.page_size {
+            0 => LIST_PAGE.0,
+            n if n < 0 => {
+                return Err(tradepact_rpc::status::invalid_argument([(
+                    "page_size",
+                    "must not be negative",
+                )]))
+            }
+            n => (n as usize).min(LIST_PAGE.1),
+        };
+        let fingerprint = Fingerprint::of(&[&req.status.to_be_bytes()]);
+        let before = if req.page_token.is_empty() {
+            u64::MAX
+        } else {
+            let pos = cursor::decode(&req.page_token, fingerprint).map_err(|e| {
+                tradepact_rpc::status::invalid_argument([("page_token", e.as_str())])
+            })?;
+            let bytes: [u8; 8] = pos.try_into().map_err(|_| {
+                tradepact_rpc::status::invalid_argument([(
+                    "page_token",
+                    "is not a ListNegotiations token",
+                )])
+            })?;
+            u64::from_be_bytes(bytes)
+        };
+        let entries: Vec<(u64, Arc<Mutex<Entry>>)> = self
+            .entries
+            .read()
+            .await
+            .range(..before)
+            .rev()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        let mut next = String::new();
+        for (id, entry) in entries {
+            let entry = entry.lock().await;
+            if status != pb::NegotiationStatus::Unspecified
+                && convert::status_out(entry.negotiation.status) != status
+            {
+                continue;
+            }
+            if out.len() == size {
+                next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
+                break;
+            }
+            let mut n = negotiation_out(&entry, false);
+            n.offers.clear();
+            out.push(n);
+        }
+        Ok(Response::new(pb::ListNegotiationsResponse {
+            negotiations: out,
+            next_page_token: next,
+        }))
+    }
+
+    async fn set_position(
+        &self,
+        request: Request<pb::SetPositionRequest>,
+    ) -> Result<Response<pb::SetPositionResponse>, Status> {
+        let req = request.into_inner();
+        let position = convert::position_in(req.position.as_ref())?;
+        let (_, entry) = self.entry(&req.negotiation_id).await?;
+        let mut entry = entry.lock().await;
+        self.execute(
+            &mut entry,
+            Command::SetPosition {
+                party: req.party,
+                position,
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::SetPositionResponse {
+            event_count: entry.events.len() as u64,
+        }))
+    }
+
+    async fn submit_offer(
+        &self,
+        request: Request<pb::SubmitOfferRequest>,
+    ) -> Result<Response<pb::SubmitOfferResponse>, Status> {
+        let req = request.into_inner();
+        let (_, entry) = self.entry(&req.negotiation_id).await?;
+        let mut entry = entry.lock().await;
+        let package = convert::package_in(&entry.negotiation.space, req.package.as_ref())?;
+        // The frontier behind the evaluation can take a while on a large space: compute
+        // (and cache) it off the async workers.
+        tokio::task::block_in_place(|| {
+            entry.negotiation.analysis();
+        });
+        self.execute(
+            &mut entry,
+            Command::Offer {
+                party: req.party,
+                package,
+            },
+        )
+        .await?;
+        let n = &entry.negotiation;
+        let offer = n.offers.last().map(|o| convert::offer_out(n, o));
+        Ok(Response::new(pb::SubmitOfferResponse { offer }))
+    }
+
+    async fn respond_to_offer(
+        &self,
+        request: Request<pb::RespondToOfferRequest>,
+    ) -> Result<Response<pb::RespondToOfferResponse>, Status> {
+        let req = request.into_inner();
+        let (_, entry) = self.entry(&req.negotiation_id).await?;
+        let mut entry = entry.lock().await;
+        let command = Command::Respond {
+            party: req.party,
+            offer: req.offer_id,
+            accept: req.accept,
+        };
+        self.execute(&mut entry, command).await?;
+        let n = &entry.negotiation;
+        Ok(Response::new(pb::RespondToOfferResponse {
+            status: convert::status_out(n.status).into(),
+            agreed_offer: n.agreed,
+        }))
+    }
+
+    async fn break_off(
+        &self,
+        request: Request<pb::BreakOffRequest>,
+    ) -> Result<Response<pb::BreakOffResponse>, Status> {
+        let req = request.into_inner();
+        let (_, entry) = self.entry(&req.negotiation_id).await?;
+        let mut entry = entry.lock().await;
+        self.execute(
+            &mut entry,
+            Command::BreakOff {
+                party: req.party,
+                reason: req.reason,
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::BreakOffResponse {
+            status: convert::status_out(entry.negotiation.status).into(),
+        }))
+    }
+
+    async fn analyze_negotiation(
+        &self,
+        request: Request<pb::AnalyzeNegotiationRequest>,
+    ) -> Result<Response<pb::AnalyzeNegotiationResponse>, Status> {
+        let req = request.into_inner();
+        let size = match req.page_size {
+            0 => FRONTIER_PAGE.0,
+            n if n < 0 => {
+                return Err(tradepact_rpc::status::invalid_argument([(
+                    "page_size",
+                    "must not be negative",
+                )]))
+            }
+            n => (n as usize).min(FRONTIER_PAGE.1),
+        };
+        let min_ratio = match req.logrolling_min_ratio {
+            0.0 => 1.5,
+            r if r.is_finite() && r >= 1.0 => r,
+            _ => {
+                return Err(tradepact_rpc::status::invalid_argument([(
+                    "logrolling_min_ratio",
+                    "must be at least 1 (or 0 for the default 1.5)",
+                )]))
+            }
+        };
+        let (_, entry) = self.entry(&req.id).await?;
+        let entry = entry.lock().await;
+        let version = entry.events.len() as u64;
+        let fingerprint = Fingerprint::of(&[req.id.as_bytes(), &version.to_be_bytes()]);
+        let offset = if req.page_token.is_empty() {
+            0
+        } else {
+            let pos = cursor::decode(&req.page_token, fingerprint).map_err(|e| {
+                tradepact_rpc::status::invalid_argument([(
+                    "page_token",
+                    format!("{e} (or the negotiation changed since)").as_str(),
+                )])
+            })?;
+            let bytes: [u8; 8] = pos.try_into().map_err(|_| {
+                tradepact_rpc::status::invalid_argument([(
+                    "page_token",
+                    "is not an AnalyzeNegotiation token",
+                )])
+            })?;
+            u64::from_be_bytes(bytes) as usize
+        };
+        if entry.negotiation.all_positions().is_none() {
+            let missing: Vec<&str> = entry
+                .negotiation
+                .parties
+                .iter()
+                .zip(&entry.negotiation.positions)
+                .filter(|(_, p)| p.is_none())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            return Err(Status::failed_precondition(format!(
+                "every party needs a position before analysis; missing: {}",
+                missing.join(", ")
+            )));
+        }
+        let solved = tokio::task::block_in_place(|| {
+            let n = &entry.negotiation;
+            let positions = n.all_positions().expect("checked above");
+            analysis::solve(&n.space, &positions, 16)
+        })
+        .map_err(to_status)?;
+        let n = &entry.negotiation;
+        let positions = n.all_positions().expect("checked above");
+        let zopa = tokio::task::block_in_place(|| analysis::zopa(&n.space, &positions, 0x7ade));
+        let space = &n.space;
+        let reservations: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
+        let offers = n
+            .offers
+            .iter()
+            .map(|o| {
+                let u = frontier::utilities_of(&positions, &o.package);
+                pb::OfferStanding {
+                    offer_id: o.id,
+                    utilities: u
+                        .iter()
+                        .map(|&x| x as f64 / tradepact_bargain::position::SCALE)
+                        .collect(),
+                    rational: u
+                        .iter()
+                        .zip(&reservations)
+                        .all(|(a, r)| *a >= r - solved.frontier.tolerance),
+                    pareto_optimal: frontier::is_pareto_optimal(
+                        &solved.frontier,
+                        &positions,
+                        &o.package,
+                    ),
+                    distance_to_nash: analysis::distance_to(&solved.nash, &positions, &o.package),
+                }
+            })
+            .collect();
+        let total = solved.frontier.points.len();
+        let page: Vec<pb::OutcomePoint> = solved
+            .frontier
+            .points
+            .iter()
+            .skip(offset)
+            .take(size)
+            .map(|p| convert::point_out(space, p))
+            .collect();
+        let next_page_token = if offset + size < total {
+            cursor::encode(fingerprint, &((offset + size) as u64).to_be_bytes())
+        } else {
+            String::new()
+        };
+        let hints = analysis::logrolling_hints(&positions, min_ratio)
+            .into_iter()
+            .map(|h| pb::LogrollHint {
+                party: n.parties[h.party].clone(),
+                counterpart: n.parties[h.counterpart].clone(),
+                gives_issue: space.issues()[h.gives].id.clone(),
+                gets_issue: space.issues()[h.gets].id.clone(),
+                ratio: h.ratio,
+            })
+            .collect();
+        let response = pb::AnalyzeNegotiationResponse {
+            outcome_count: space.size(),
+            zopa_size: zopa.size,
+            zopa_exact: zopa.exact,
+            frontier_size: total as u64,
+            frontier: page,
+            next_page_token,
+            nash: Some(convert::solution_out(space, &solved.nash)),
+            kalai_smorodinsky: Some(convert::solution_out(space, &solved.kalai_smorodinsky)),
+            egalitarian: Some(convert::solution_out(space, &solved.egalitarian)),
+            max_welfare: Some(convert::solution_out(space, &solved.max_welfare)),
+            ideal: solved
+                .ideal
+                .iter()
+                .map(|&u| u as f64 / tradepact_bargain::position::SCALE)
+                .collect(),
+            logrolling_hints: hints,
+            offers,
+        };
+        drop(entry);
+        Ok(Response::new(response))
+    }
+
+    type SimulateNegotiationStream = BoxStream<pb::SimulateNegotiationResponse>;
+
+    async fn simulate_negotiation(
+        &self,
+        request: Request<pb::SimulateNegotiationRequest>,
+    ) -> Result<Response<Self::SimulateNegotiationStream>, Status> {
+        let req = request.into_inner();
+        let strategies = req
+            .strategies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| convert::strategy_in(s, &format!("strategies[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (_, entry_lock) = self.entry(&req.id).await?;
+        let entry = entry_lock.lock().await;
+        let n = &entry.negotiation;
+        if n.all_positions().is_none() {
+            return Err(Status::failed_precondition(
+                "every party needs a position before a simulation",
+            ));
+        }
+        let deadline = if req.deadline_rounds == 0 {
+            n.deadline_rounds
+        } else {
+            req.deadline_rounds
+        };
+        if req.record_as_branch && (n.parties.len() != 2 || deadline > n.deadline_rounds) {
+            return Err(Status::failed_precondition(
+                "a simulation is recorded as a branch for bilateral negotiations, within the negotiation's deadline",
+            ));
+        }
+        let space = n.space.clone();
+        let positions: Vec<tradepact_bargain::Position> = n
+            .positions
+            .iter()
+            .map(|p| p.clone().expect("checked above"))
+            .collect();
+        let parties = n.parties.clone();
+        let base_events = events_until_round(&entry, 0);
+        let meta = entry.meta.clone();
+        drop(entry);
+        // Set-up errors (a strategy that does not fit) are answered before the stream starts.
+        {
+            let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+            Simulation::new(&space, refs, strategies.clone(), deadline, req.seed)
+                .map_err(to_status)?;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let svc = self.clone();
+        let (seed, record) = (req.seed, req.record_as_branch);
+        tokio::spawn(async move {
+            let (steps_tx, mut steps_rx) = mpsc::channel::<
+                Result<tradepact_bargain::Step, tradepact_bargain::simulate::Outcome>,
+            >(64);
+            let run_space = space.clone();
+            let run = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+                let mut sim = match Simulation::new(&run_space, refs, strategies, deadline, seed) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+                for step in sim.by_ref() {
+                    if steps_tx.blocking_send(Ok(step)).is_err() {
+                        return;
+                    }
+                }
+                if let Some(o) = sim.outcome() {
+                    let _ = steps_tx.blocking_send(Err(o.clone()));
+                }
+            });
+            let mut branch_events = base_events.clone();
+            let mut branch = if record {
+                Negotiation::replay(&base_events).ok()
+            } else {
+                None
+            };
+            let mut outcome = None;
+            while let Some(item) = steps_rx.recv().await {
+                match item {
+                    Ok(step) => {
+                        if let Some(b) = branch.as_mut() {
+                            let command = match &step.action {
+                                Action::Offer(p) => Command::Offer {
+                                    party: parties[step.party].clone(),
+                                    package: p.clone(),
+                                },
+                                Action::Accept => Command::Respond {
+                                    party: parties[step.party].clone(),
+                                    offer: b.offers.len().saturating_sub(1) as u32,
+                                    accept: true,
+                                },
+                            };
+                            match b.execute(&command) {
+                                Ok(events) => branch_events.extend(events),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "simulation step does not replay as a negotiation; branch not recorded");
+                                    branch = None;
+                                }
+                            }
+                        }
+                        let msg = pb::SimulateNegotiationResponse {
+                            event: Some(pb::simulate_negotiation_response::Event::Step(step_out(
+                                &space, &parties, &step,
+                            ))),
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(o) => outcome = Some(o),
+                }
+            }
+            let _ = run.await;
+            let Some(o) = outcome else { return };
+            let mut branch_id = String::new();
+            if branch.is_some() {
+                if let Some(Event::Created { title, .. }) = branch_events.first_mut() {
+                    *title = format!("{title} (simulated, seed {seed})");
+                }
+                let branch_meta = Meta {
+                    id: 0,
+                    effects: meta.effects.clone(),
+                    forked_from: Some(public_id(meta.id)),
+                    forked_after_round: 0,
+                };
+                match svc.create_entry(branch_events, branch_meta).await {
+                    Ok(n) => branch_id = n.id,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            let outcome = pb::SimulationOutcome {
+                agreed: o.agreement.is_some(),
+                agreement: o
+                    .agreement
+                    .as_ref()
+                    .map(|p| convert::package_out(&space, p)),
+                utilities: o.utilities.clone(),
+                turns: o.turns,
+                reason: o.reason.clone(),
+                branch_id,
+            };
+            let _ = tx
+                .send(Ok(pb::SimulateNegotiationResponse {
+                    event: Some(pb::simulate_negotiation_response::Event::Outcome(outcome)),
+                }))
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn fork_negotiation(
+        &self,
+        request: Request<pb::ForkNegotiationRequest>,
+    ) -> Result<Response<pb::ForkNegotiationResponse>, Status> {
+        let req = request.into_inner();
+        let (id, entry) = self.entry(&req.id).await?;
+        let entry = entry.lock().await;
+        let mut events = events_until_round(&entry, req.after_round);
+        if let Some(Event::Created { title, .. }) = events.first_mut() {
+            *title = if req.title.is_empty() {
+                format!("{title} (what-if)")
+            } else {
+                req.title.clone()
+            };
+        }
+        let meta = Meta {
+            id: 0,
+            effects: entry.meta.effects.clone(),
+            forked_from: Some(public_id(id)),
+            forked_after_round: req.after_round,
+        };
+        drop(entry);
+        let negotiation = self.create_entry(events, meta).await?;
+        Ok(Response::new(pb::ForkNegotiationResponse {
+            negotiation: Some(negotiation),
+        }))
+    }
+
+    type WatchNegotiationStream = BoxStream<pb::WatchNegotiationResponse>;
+
+    async fn watch_negotiation(
+        &self,
+        request: Request<pb::WatchNegotiationRequest>,
+    ) -> Result<Response<Self::WatchNegotiationStream>, Status> {
+        let req = request.into_inner();
+        let (id, entry) = self.entry(&req.id).await?;
+        // Subscribe before reading the past, so that nothing falls between the two.
+        let mut live = self.published.subscribe();
+        let past: Vec<(u64, Event)> = {
+            let entry = entry.lock().await;
+            if req.from_event > entry.events.len() as u64 {
+                return Err(tradepact_rpc::status::invalid_argument([(
+                    "from_event",
+                    format!("the negotiation has {} events", entry.events.len()).as_str(),
+                )]));
+            }
+            entry
+                .events
+                .iter()
+                .enumerate()
+                .skip(req.from_event as usize)
+                .map(|(i, e)| (i as u64, e.clone()))
+                .collect()
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut next = req.from_event;
+            let message = |number: u64, e: &Event| pb::WatchNegotiationResponse {
+                event_number: number,
+                r#type: event_type(e),
+                json: serde_json::to_string(e).unwrap_or_default(),
+            };
+            for (number, e) in past {
+                if tx.send(Ok(message(number, &e))).await.is_err() {
+                    return;
+                }
+                next = number + 1;
+            }
+            loop {
+                let msg = tokio::select! {
+                    msg = live.recv() => msg,
+                    () = tx.closed() => return,
+                };
+                match msg {
+                    Ok(Published::Event {
+                        id: of,
+                        number,
+                        event,
+                    }) if of == id && number >= next => {
+                        if tx.send(Ok(message(number, &event))).await.is_err() {
+                            return;
+                        }
+                        next = number + 1;
+                    }
+                    Ok(Published::Event { .. }) => {}
+                    Ok(Published::Shutdown) | Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "watcher fell behind and was dropped; resume with from_event = {next}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn estimate_impact(
+        &self,
+        request: Request<pb::EstimateImpactRequest>,
+    ) -> Result<Response<pb::EstimateImpactResponse>, Status> {
+        let traceparent = traceparent(&request);
+        let req = request.into_inner();
+        let period = match req.baseline.and_then(|b| b.period) {
+            None => BaselinePeriod::Latest,
+            Some(pb::baseline::Period::Year(y)) => {
+                check_year(&y, "baseline.year")?;
+                BaselinePeriod::Year(y)
+            }
+            Some(pb::baseline::Period::Average(w)) => {
+                check_year(&w.start_year, "baseline.average.start_year")?;
+                check_year(&w.end_year, "baseline.average.end_year")?;
+                if w.start_year > w.end_year {
+                    return Err(tradepact_rpc::status::invalid_argument([(
+                        "baseline.average.end_year",
+                        "must not be before start_year",
+                    )]));
+                }
+                BaselinePeriod::Average(w.start_year, w.end_year)
+            }
+        };
+        let (_, entry) = self.entry(&req.id).await?;
+        let (space, package, effects) = {
+            let entry = entry.lock().await;
+            let n = &entry.negotiation;
+            let package = if req.package.as_ref().is_none_or(|p| p.choices.is_empty()) {
+                let agreed = n.agreed.ok_or_else(|| {
+                    Status::failed_precondition(
+                        "the negotiation has no agreed package; give one in `package`",
+                    )
+                })?;
+                n.offers[agreed as usize].package.clone()
+            } else {
+                convert::package_in(&n.space, req.package.as_ref())?
+            };
+            (n.space.clone(), package, entry.meta.effects.clone())
+        };
+        tracing::info!(traceparent = %traceparent, "estimating impact from the data service");
+        let mut out = pb::EstimateImpactResponse {
+            assumptions: vec![
+                "SMART-style partial equilibrium (WITS/SMART, Laird and Yeats 1986), goods, annual series".to_owned(),
+                format!(
+                    "defaults: import-demand elasticity {}, substitution elasticity {} (overridable per effect)",
+                    tradepact_impact::DEFAULT_IMPORT_DEMAND_ELASTICITY,
+                    tradepact_impact::DEFAULT_SUBSTITUTION_ELASTICITY
+                ),
+                "effects of different options are added; interactions between them are ignored".to_owned(),
+            ],
+            ..Default::default()
+        };
+        for (i, &o) in package.0.iter().enumerate() {
+            let issue = &space.issues()[i];
+            let option = &issue.options[usize::from(o)];
+            for e in &effects[i][usize::from(o)] {
+                let impact = self
+                    .data
+                    .effect(&issue.id, &option.id, e, &period, &traceparent)
+                    .await?;
+                out.exports_change_usd += impact.exports_change_usd;
+                out.imports_change_usd += impact.imports_change_usd;
+                out.bilateral_balance_change_usd += impact.bilateral_balance_change_usd;
+                out.overall_balance_change_usd += impact.overall_balance_change_usd;
+                out.effects.push(impact);
+            }
+        }
+        if out.effects.is_empty() {
+            out.assumptions
+                .push("no option of this package carries a trade effect".to_owned());
+        }
+        Ok(Response::new(out))
+    }
+}
+
+fn check_year(y: &str, field: &str) -> Result<(), Status> {
+    tradepact_store::Period::parse(y, tradepact_store::Frequency::Annual)
+        .map(|_| ())
+        .map_err(|e| tradepact_rpc::status::invalid_argument([(field, e.as_str())]))
+}
+
+fn step_out(
+    space: &tradepact_bargain::OutcomeSpace,
+    parties: &[String],
+    s: &tradepact_bargain::Step,
+) -> pb::SimulationStep {
+    pb::SimulationStep {
+        turn: s.turn,
+        round: s.round,
+        party: parties[s.party].clone(),
+        offer: match &s.action {
+            Action::Offer(p) => Some(convert::package_out(space, p)),
+            Action::Accept => None,
+        },
+        accepted: matches!(s.action, Action::Accept),
+        utilities: s.utilities.clone(),
+        concession: s.concession,
+        agreed: s.agreed,
+    }
+}
