@@ -114,6 +114,23 @@ impl Process {
         format!("http://{}", self.addr)
     }
 
+    /// The address `service` (e.g. `tradepact.data.v1.TradeDataService`) reported in its
+    /// `listening on` line, for processes that run several services (`tradepact up`).
+    pub fn addr_of(&self, service: &str) -> String {
+        let needle = format!("service=\"{service}\"");
+        self.wait_for_log(&needle, READY_TIMEOUT);
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("listening on ") && l.contains(&needle))
+            .expect("a listening line for the service");
+        let i = line.find("listening on ").expect("checked") + 13;
+        line[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect()
+    }
+
     /// What the process logged so far.
     pub fn log(&self) -> String {
         self.log.0.lock().unwrap().clone()

@@ -44,21 +44,34 @@ fn assert_korus_2016(goods: &pb::BalanceFigures) {
     assert!(goods.missing_inputs.is_empty());
 }
 
+fn up_args(home: &str) -> Vec<&str> {
+    vec![
+        "up",
+        "--home",
+        home,
+        "--data-listen",
+        "127.0.0.1:0",
+        "--negotiation-listen",
+        "127.0.0.1:0",
+    ]
+}
+
 // Multi-threaded, so that the clients' connections answer the server's GOAWAY while this
 // thread waits for the process to exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_loads_the_sample_into_an_empty_store_only() {
     let home = tempfile::tempdir().unwrap();
     let home_arg = home.path().to_str().unwrap();
-    let up = Process::start(
-        "tradepact",
-        &["up", "--home", home_arg, "--data-listen", "127.0.0.1:0"],
-    );
+    let up = Process::start("tradepact", &up_args(home_arg));
     up.wait_for_log("loaded the KORUS sample dataset", READY_TIMEOUT);
-    assert_korus_2016(&goods_2016(&up.url()).await);
+    let data_url = format!(
+        "http://{}",
+        up.addr_of("tradepact.data.v1.TradeDataService")
+    );
+    assert_korus_2016(&goods_2016(&data_url).await);
 
     // Delete one series, restart: the store is not empty, so the sample is not reloaded.
-    let mut client = tradepact_client::data::connect(&up.url()).await.unwrap();
+    let mut client = tradepact_client::data::connect(&data_url).await.unwrap();
     let gone = pb::SeriesKey {
         reporter: "USA".into(),
         partner: "KOR".into(),
@@ -76,17 +89,18 @@ async fn up_loads_the_sample_into_an_empty_store_only() {
     drop(client);
     assert!(up.terminate(Duration::from_secs(30)).success());
 
-    let up = Process::start(
-        "tradepact",
-        &["up", "--home", home_arg, "--data-listen", "127.0.0.1:0"],
-    );
+    let up = Process::start("tradepact", &up_args(home_arg));
     up.wait_for_log("ready:", READY_TIMEOUT);
     assert!(
         !up.log().contains("loaded the KORUS sample"),
         "{}",
         up.log()
     );
-    let mut client = tradepact_client::data::connect(&up.url()).await.unwrap();
+    let data_url = format!(
+        "http://{}",
+        up.addr_of("tradepact.data.v1.TradeDataService")
+    );
+    let mut client = tradepact_client::data::connect(&data_url).await.unwrap();
     let err = client
         .get_series(pb::GetSeriesRequest {
             key: Some(gone),

@@ -8,13 +8,17 @@ use crate::import;
 /// Flags of `tradepact up`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct UpArgs {
-    /// Home of the embedded stores (the data service's store is HOME/trade); default: the
+    /// Home of the embedded stores (the data service's store is HOME/trade, the negotiation
+    /// service's event log HOME/negotiation); default: the
     /// user's data directory (e.g. ~/.local/share/tradepact), else ./data.
     #[arg(long, env = "TRADEPACT_HOME")]
     pub home: Option<PathBuf>,
     /// Address of the data service.
     #[arg(long, env = "TRADEPACT_DATA_LISTEN", default_value = tradepact_data::DEFAULT_LISTEN)]
     pub data_listen: String,
+    /// Address of the negotiation service.
+    #[arg(long, env = "TRADEPACT_NEGOTIATION_LISTEN", default_value = tradepact_negotiation::DEFAULT_LISTEN)]
+    pub negotiation_listen: String,
     /// Do not load the KORUS sample dataset into an empty store.
     #[arg(long)]
     pub no_sample: bool,
@@ -33,17 +37,36 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let home = args.home.clone().unwrap_or_else(default_home);
     let store = tradepact_data::open_store(&home.join("trade"))?;
     let empty = store.is_empty()?;
+    let log = tradepact_negotiation::open_log(&home.join("negotiation"))?;
     let listener = tradepact_rpc::server::bind(&args.data_listen).await?;
     let addr = listener.local_addr()?;
+    let negotiation_listener = tradepact_rpc::server::bind(&args.negotiation_listen).await?;
+    let negotiation_addr = negotiation_listener.local_addr()?;
     tracing::info!(home = %home.display(), "tradepact up");
-    let server = tokio::spawn(tradepact_data::serve(
+    let limits = tradepact_rpc::Limits::from(&args.limits);
+    let data_server = tokio::spawn(tradepact_data::serve(
         listener,
         store,
-        tradepact_rpc::Limits::from(&args.limits),
+        limits,
         tradepact_rpc::server::shutdown_signal(),
     ));
+    let data_url = format!("http://{addr}");
+    let negotiation_server = tokio::spawn({
+        let data_url = data_url.clone();
+        async move {
+            tradepact_negotiation::serve(
+                negotiation_listener,
+                log,
+                &data_url,
+                std::time::Duration::from_secs(2),
+                limits,
+                tradepact_rpc::server::shutdown_signal(),
+            )
+            .await
+        }
+    });
     if empty && !args.no_sample {
-        let mut client = tradepact_client::data::connect(&format!("http://{addr}")).await?;
+        let mut client = tradepact_client::data::connect(&data_url).await?;
         let s = import::stream(
             &mut client,
             crate::SAMPLE_CSV.as_bytes(),
@@ -57,8 +80,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "the store was empty: loaded the KORUS sample dataset"
         );
     }
-    tracing::info!("ready: data service on http://{addr}; Ctrl-C to stop");
-    server.await?
+    tracing::info!(
+        "ready: data service on http://{addr}, negotiation service on http://{negotiation_addr}; Ctrl-C to stop"
+    );
+    let (data, negotiation) = tokio::join!(data_server, negotiation_server);
+    data??;
+    negotiation??;
+    Ok(())
 }
 
 /// `tradepact import FILE…`
