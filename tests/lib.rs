@@ -268,3 +268,28 @@ pub fn write_request(key: pb::SeriesKey, values: &[(&str, f64)]) -> pb::WritePoi
         }],
     }
 }
+
+/// Starts `tradepact-negotiation` on an ephemeral port over `data_dir`, reading the data
+/// service at `data_url`.
+pub fn start_negotiation(data_dir: &Path, data_url: &str) -> Process {
+    Process::start(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+            "--data-service",
+            data_url,
+            "--data-service-timeout-ms",
+            "1500",
+        ],
+    )
+}
+
+/// A connected negotiation client.
+pub async fn negotiation_client(p: &Process) -> tradepact_client::negotiation::NegotiationClient {
+    tradepact_client::negotiation::connect(&p.url())
+        .await
+        .expect("connect to the negotiation service")
+}

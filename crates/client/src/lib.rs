@@ -101,3 +101,22 @@ pub mod data {
         DataClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
     }
 }
+
+/// The negotiation service.
+pub mod negotiation {
+    use super::*;
+
+    /// The generated client of `tradepact.negotiation.v1.NegotiationService`.
+    pub type NegotiationClient =
+        proto::negotiation_v1::negotiation_service_client::NegotiationServiceClient<Channel>;
+
+    /// Connects to the negotiation service at `url` (e.g. `http://127.0.0.1:50052`).
+    pub async fn connect(url: &str) -> Result<NegotiationClient, Error> {
+        Ok(client(channel(url).await?))
+    }
+
+    /// A negotiation client over `channel`, accepting messages up to 64 MiB.
+    pub fn client(channel: Channel) -> NegotiationClient {
+        NegotiationClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+}
