@@ -414,7 +414,7 @@ async fn analysis_simulation_fork_and_watch_on_a_scenario_worked_by_hand() {
     let mut sim = c
         .simulate_negotiation(pb::SimulateNegotiationRequest {
             id: id.clone(),
-            strategies: vec![zeuthen.clone(), zeuthen],
+            strategies: vec![zeuthen, zeuthen],
             deadline_rounds: 0,
             seed: 3,
             record_as_branch: true,
