@@ -105,6 +105,7 @@ async fn impact_from_the_data_service_and_without_it() {
         baseline: Some(pb::Baseline {
             period: Some(pb::baseline::Period::Year(year.into())),
         }),
+        skip_missing_baselines: false,
     };
 
     // By hand, M = 1000 (2016), M_row = 5000 − 1000 = 4000, t = 0.08, Δt = −0.08, ε = −1, σ = 1.5:

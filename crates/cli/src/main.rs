@@ -2,6 +2,7 @@
 
 mod import;
 mod query;
+mod scenario;
 mod up;
 
 use std::path::PathBuf;
@@ -46,6 +47,60 @@ enum Command {
     Balance(query::BalanceArgs),
     /// List the stored series.
     Series(query::SeriesArgs),
+    /// Load a shipped scenario into the negotiation service (`scenario load korus-2018`).
+    Scenario {
+        #[command(subcommand)]
+        action: ScenarioAction,
+    },
+    /// Analyse a negotiation: ZOPA, frontier, Nash and other solutions, logrolling hints.
+    Analyze {
+        /// Negotiation id (e.g. neg-000001).
+        id: String,
+        /// Compare the Nash point with this scenario's actual outcome (e.g. korus-2018).
+        #[arg(long)]
+        compare: Option<String>,
+        /// The negotiation service.
+        #[arg(
+            long,
+            env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        negotiation_service: String,
+    },
+    /// Estimate the trade impact of the agreed package, or of `--package issue=option,…`.
+    Impact {
+        /// Negotiation id.
+        id: String,
+        /// The package, as issue=option pairs separated by commas.
+        #[arg(long)]
+        package: Option<String>,
+        /// Baseline year (default: the latest year of each series).
+        #[arg(long)]
+        year: Option<String>,
+        /// The negotiation service.
+        #[arg(
+            long,
+            env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        negotiation_service: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioAction {
+    /// Create the scenario's negotiation and set its positions; prints the new id.
+    Load {
+        /// Scenario id (korus-2018).
+        id: String,
+        /// The negotiation service.
+        #[arg(
+            long,
+            env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        negotiation_service: String,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +115,32 @@ async fn main() -> ExitCode {
         } => up::import_files(&data_service, &files).await,
         Command::Balance(args) => query::balance(args).await,
         Command::Series(args) => query::series(args).await,
+        Command::Scenario {
+            action:
+                ScenarioAction::Load {
+                    id,
+                    negotiation_service,
+                },
+        } => scenario::load(&id, &negotiation_service).await,
+        Command::Analyze {
+            id,
+            compare,
+            negotiation_service,
+        } => scenario::analyze(&id, &negotiation_service, compare.as_deref()).await,
+        Command::Impact {
+            id,
+            package,
+            year,
+            negotiation_service,
+        } => {
+            scenario::impact(
+                &id,
+                &negotiation_service,
+                package.as_deref(),
+                year.as_deref(),
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -933,10 +933,21 @@ impl NegotiationService for NegotiationSvc {
             let issue = &space.issues()[i];
             let option = &issue.options[usize::from(o)];
             for e in &effects[i][usize::from(o)] {
-                let impact = self
+                let impact = match self
                     .data
                     .effect(&issue.id, &option.id, e, &period, &traceparent)
-                    .await?;
+                    .await
+                {
+                    Ok(impact) => impact,
+                    Err(s)
+                        if req.skip_missing_baselines
+                            && s.code() == tonic::Code::FailedPrecondition =>
+                    {
+                        out.skipped_effects.push(s.message().to_owned());
+                        continue;
+                    }
+                    Err(s) => return Err(s),
+                };
                 out.exports_change_usd += impact.exports_change_usd;
                 out.imports_change_usd += impact.imports_change_usd;
                 out.bilateral_balance_change_usd += impact.bilateral_balance_change_usd;
@@ -944,7 +955,7 @@ impl NegotiationService for NegotiationSvc {
                 out.effects.push(impact);
             }
         }
-        if out.effects.is_empty() {
+        if out.effects.is_empty() && out.skipped_effects.is_empty() {
             out.assumptions
                 .push("no option of this package carries a trade effect".to_owned());
         }

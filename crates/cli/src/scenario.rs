@@ -1,0 +1,340 @@
+//! Scenarios the project ships (`scenarios/*.json`), and commands to look at a negotiation.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use tradepact_client::{with_deadline, DEFAULT_DEADLINE};
+use tradepact_proto::data_v1 as data_pb;
+use tradepact_proto::negotiation_v1 as pb;
+
+/// The scenarios built into the binary, by id.
+pub const SCENARIOS: &[(&str, &str)] = &[(
+    "korus-2018",
+    include_str!("../../../scenarios/korus-2018.json"),
+)];
+
+#[derive(Deserialize)]
+struct Scenario {
+    title: String,
+    agreement: String,
+    parties: Vec<String>,
+    deadline_rounds: u32,
+    issues: Vec<ScenarioIssue>,
+    positions: HashMap<String, ScenarioPosition>,
+}
+
+#[derive(Deserialize)]
+struct ScenarioIssue {
+    id: String,
+    label: String,
+    options: Vec<ScenarioOption>,
+    #[serde(default)]
+    actual: String,
+}
+
+#[derive(Deserialize)]
+struct ScenarioOption {
+    id: String,
+    label: String,
+    #[serde(default)]
+    trade_effects: Vec<ScenarioEffect>,
+}
+
+#[derive(Deserialize)]
+struct ScenarioEffect {
+    reporter: String,
+    partner: String,
+    flow: String,
+    product: String,
+    base_tariff_percent: f64,
+    tariff_change_points: f64,
+    import_demand_elasticity: Option<f64>,
+    substitution_elasticity: Option<f64>,
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Deserialize)]
+struct ScenarioPosition {
+    weights: HashMap<String, f64>,
+    values: HashMap<String, HashMap<String, f64>>,
+    reservation_value: f64,
+}
+
+fn parse(id: &str) -> anyhow::Result<Scenario> {
+    let text = SCENARIOS
+        .iter()
+        .find(|(name, _)| *name == id)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| {
+            let known: Vec<&str> = SCENARIOS.iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!("no scenario {id:?}; known: {}", known.join(", "))
+        })?;
+    Ok(serde_json::from_str(text)?)
+}
+
+fn create_request(s: &Scenario) -> anyhow::Result<pb::CreateNegotiationRequest> {
+    let issues = s
+        .issues
+        .iter()
+        .map(|i| {
+            let options = i
+                .options
+                .iter()
+                .map(|o| {
+                    let trade_effects = o
+                        .trade_effects
+                        .iter()
+                        .map(|e| {
+                            let flow = match e.flow.as_str() {
+                                "IMPORT" => data_pb::Flow::Import,
+                                "EXPORT" => data_pb::Flow::Export,
+                                other => anyhow::bail!("flow {other:?} is not IMPORT or EXPORT"),
+                            };
+                            Ok(pb::TradeEffect {
+                                reporter: e.reporter.clone(),
+                                partner: e.partner.clone(),
+                                flow: flow.into(),
+                                product: e.product.clone(),
+                                base_tariff_percent: e.base_tariff_percent,
+                                tariff_change_points: e.tariff_change_points,
+                                import_demand_elasticity: e.import_demand_elasticity,
+                                substitution_elasticity: e.substitution_elasticity,
+                                note: e.note.clone(),
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    Ok(pb::IssueOption {
+                        id: o.id.clone(),
+                        label: o.label.clone(),
+                        trade_effects,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(pb::Issue {
+                id: i.id.clone(),
+                label: i.label.clone(),
+                options,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(pb::CreateNegotiationRequest {
+        title: s.title.clone(),
+        agreement: s.agreement.clone(),
+        parties: s.parties.clone(),
+        issues,
+        deadline_rounds: s.deadline_rounds,
+    })
+}
+
+/// `tradepact scenario load ID`: creates the negotiation and sets every position; prints its id.
+pub async fn load(id: &str, url: &str) -> anyhow::Result<()> {
+    let scenario = parse(id)?;
+    let mut client = tradepact_client::negotiation::connect(url).await?;
+    let created = client
+        .create_negotiation(with_deadline(create_request(&scenario)?, DEFAULT_DEADLINE))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .negotiation
+        .ok_or_else(|| anyhow::anyhow!("the service returned no negotiation"))?;
+    for party in &scenario.parties {
+        let p = scenario
+            .positions
+            .get(party)
+            .ok_or_else(|| anyhow::anyhow!("the scenario has no position for {party}"))?;
+        let position = pb::Position {
+            weights: p.weights.clone(),
+            values: p
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), pb::OptionValues { values: v.clone() }))
+                .collect(),
+            reservation_value: p.reservation_value,
+        };
+        client
+            .set_position(with_deadline(
+                pb::SetPositionRequest {
+                    negotiation_id: created.id.clone(),
+                    party: party.clone(),
+                    position: Some(position),
+                },
+                DEFAULT_DEADLINE,
+            ))
+            .await
+            .map_err(|s| anyhow::anyhow!("position of {party}: {}", s.message()))?;
+    }
+    println!("{}", created.id);
+    eprintln!(
+        "created {} ({} issues, positions of {} set); try: tradepact analyze {}",
+        created.id,
+        scenario.issues.len(),
+        scenario.parties.join(" and "),
+        created.id
+    );
+    Ok(())
+}
+
+/// The actual outcome recorded in a scenario, as (issue id, option id).
+pub fn actual_outcome(id: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(parse(id)?
+        .issues
+        .into_iter()
+        .map(|i| (i.id, i.actual))
+        .collect())
+}
+
+fn describe(p: &pb::OutcomePoint) -> String {
+    let u: Vec<String> = p.utilities.iter().map(|u| format!("{u:.3}")).collect();
+    let package = p
+        .packages
+        .first()
+        .map(|k| {
+            k.choices
+                .iter()
+                .map(|c| format!("{}={}", c.issue_id, c.option_id))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    format!("utilities ({})  {package}", u.join(", "))
+}
+
+/// `tradepact analyze ID`: ZOPA, frontier size and the bargaining solutions, compared with the
+/// scenario's actual outcome when `compare` names one.
+pub async fn analyze(id: &str, url: &str, compare: Option<&str>) -> anyhow::Result<()> {
+    let mut client = tradepact_client::negotiation::connect(url).await?;
+    let a = client
+        .analyze_negotiation(with_deadline(
+            pb::AnalyzeNegotiationRequest {
+                id: id.to_owned(),
+                page_size: 1,
+                ..Default::default()
+            },
+            std::time::Duration::from_secs(60),
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    println!(
+        "outcomes {:.0}, ZOPA {:.0} ({}), Pareto frontier {} points",
+        a.outcome_count,
+        a.zopa_size,
+        if a.zopa_exact { "exact" } else { "estimated" },
+        a.frontier_size
+    );
+    for (name, s) in [
+        ("Nash", &a.nash),
+        ("Kalai-Smorodinsky", &a.kalai_smorodinsky),
+        ("egalitarian", &a.egalitarian),
+        ("max welfare", &a.max_welfare),
+    ] {
+        if let Some(s) = s {
+            for p in &s.points {
+                println!("{name:<18} {}", describe(p));
+            }
+        }
+    }
+    let shown = a.logrolling_hints.len().min(5);
+    if shown < a.logrolling_hints.len() {
+        println!(
+            "strongest {shown} of {} logrolling hints:",
+            a.logrolling_hints.len()
+        );
+    }
+    for h in &a.logrolling_hints[..shown] {
+        println!(
+            "logroll: {} gives on {} to win {}, {} the reverse (relative weights differ {:.1}x)",
+            h.party, h.gives_issue, h.gets_issue, h.counterpart, h.ratio
+        );
+    }
+    if let (Some(scenario), Some(nash)) = (compare, a.nash.as_ref().and_then(|s| s.points.first()))
+    {
+        let actual = actual_outcome(scenario)?;
+        let chosen: HashMap<&str, &str> = nash.packages[0]
+            .choices
+            .iter()
+            .map(|c| (c.issue_id.as_str(), c.option_id.as_str()))
+            .collect();
+        let mut same = 0;
+        println!("\n{:<24} {:>6} {:>7}", "issue", "Nash", "actual");
+        for (issue, option) in &actual {
+            let nash_option = chosen.get(issue.as_str()).copied().unwrap_or("?");
+            same += usize::from(nash_option == option);
+            println!("{issue:<24} {nash_option:>6} {option:>7}");
+        }
+        println!(
+            "the Nash point matches the 2018 outcome on {same} of {} issues",
+            actual.len()
+        );
+    }
+    Ok(())
+}
+
+/// `tradepact impact ID`: the impact of the agreed package (or `--package issue=option,…`).
+pub async fn impact(
+    id: &str,
+    url: &str,
+    package: Option<&str>,
+    year: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut client = tradepact_client::negotiation::connect(url).await?;
+    let package = package.map(|p| pb::Package {
+        choices: p
+            .split(',')
+            .filter_map(|c| c.split_once('='))
+            .map(|(i, o)| pb::Choice {
+                issue_id: i.trim().to_owned(),
+                option_id: o.trim().to_owned(),
+            })
+            .collect(),
+    });
+    let r = client
+        .estimate_impact(with_deadline(
+            pb::EstimateImpactRequest {
+                id: id.to_owned(),
+                package,
+                baseline: year.map(|y| pb::Baseline {
+                    period: Some(pb::baseline::Period::Year(y.to_owned())),
+                }),
+                skip_missing_baselines: true,
+            },
+            std::time::Duration::from_secs(30),
+        ))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let m = |v: f64| format!("{:+.1} M USD", v / 1e6);
+    for e in &r.effects {
+        let effect = e.effect.clone().unwrap_or_default();
+        println!(
+            "{}={}: {} {}->{} {} baseline {:.1} bn ({}): creation {}, diversion {}, bilateral balance {}, overall balance {}",
+            e.issue_id,
+            e.option_id,
+            if effect.flow == data_pb::Flow::Import as i32 { "imports" } else { "exports" },
+            effect.reporter,
+            effect.partner,
+            effect.product,
+            e.baseline_usd / 1e9,
+            e.baseline_period,
+            m(e.trade_creation_usd),
+            m(e.trade_diversion_usd),
+            m(e.bilateral_balance_change_usd),
+            m(e.overall_balance_change_usd),
+        );
+    }
+    for s in &r.skipped_effects {
+        println!("skipped: {s}");
+    }
+    println!(
+        "total: exports {}, imports {}, bilateral balance {}, overall balance {}",
+        m(r.exports_change_usd),
+        m(r.imports_change_usd),
+        m(r.bilateral_balance_change_usd),
+        m(r.overall_balance_change_usd)
+    );
+    for a in &r.assumptions {
+        println!("assumption: {a}");
+    }
+    Ok(())
+}

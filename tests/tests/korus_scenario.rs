@@ -1,0 +1,84 @@
+//! The KORUS 2018 scenario through the command-line tool against `tradepact up`: it loads,
+//! its Nash point is compared with the actual outcome, and the outcome's impact is estimated
+//! from the sample dataset.
+
+use std::process::Command;
+
+use tradepact_tests::{binary, Process, READY_TIMEOUT};
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(binary("tradepact"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tradepact {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn korus_scenario_loads_analyses_and_estimates_its_impact() {
+    let home = tempfile::tempdir().unwrap();
+    let up = Process::start(
+        "tradepact",
+        &[
+            "up",
+            "--home",
+            home.path().to_str().unwrap(),
+            "--data-listen",
+            "127.0.0.1:0",
+            "--negotiation-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    up.wait_for_log("loaded the KORUS sample dataset", READY_TIMEOUT);
+    let url = format!(
+        "http://{}",
+        up.addr_of("tradepact.negotiation.v1.NegotiationService")
+    );
+
+    let id = cli(&[
+        "scenario",
+        "load",
+        "korus-2018",
+        "--negotiation-service",
+        &url,
+    ]);
+    let id = id.trim();
+    assert_eq!(id, "neg-000001");
+
+    let analysis = cli(&[
+        "analyze",
+        id,
+        "--compare",
+        "korus-2018",
+        "--negotiation-service",
+        &url,
+    ]);
+    assert!(analysis.contains("outcomes 52488"), "{analysis}");
+    assert!(
+        analysis.contains("the Nash point matches the 2018 outcome on 9 of 11 issues"),
+        "{analysis}"
+    );
+
+    let outcome = "light_truck_tariff=A,us_standard_vehicles=A,auto_standards=A,auto_rules_of_origin=B,steel=B,pharma_pricing=A,customs_verification=A,isds=B,trade_remedies=B,currency=B,agriculture=B";
+    let impact = cli(&[
+        "impact",
+        id,
+        "--package",
+        outcome,
+        "--year",
+        "2016",
+        "--negotiation-service",
+        &url,
+    ]);
+    // 2 · 2.2 bn · (−1) · (−0.02) / 1.08 = 81.5 M USD of US exports; steel has no baseline.
+    assert!(impact.contains("total: exports +81.5 M USD"), "{impact}");
+    assert!(
+        impact.contains("skipped: no baseline for the trade effect of steel=B"),
+        "{impact}"
+    );
+}
