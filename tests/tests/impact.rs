@@ -162,8 +162,17 @@ async fn impact_from_the_data_service_and_without_it() {
     // It comes back on the same address: estimates work again without restarting anything.
     let data = start_data_at(&data_dir, &data_addr);
     let deadline = Instant::now() + Duration::from_secs(30);
+    // The caller's W3C trace context travels with the inner call: the data service logs the
+    // same trace id.
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let traced = || {
+        let mut r = tonic::Request::new(request("2016"));
+        let tp = format!("00-{TRACE}-b7ad6b7169203331-01");
+        r.metadata_mut().insert("traceparent", tp.parse().unwrap());
+        r
+    };
     let recovered = loop {
-        match c.estimate_impact(request("2016")).await {
+        match c.estimate_impact(traced()).await {
             Ok(r) => break r.into_inner(),
             Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,5 +181,7 @@ async fn impact_from_the_data_service_and_without_it() {
         }
     };
     assert!((recovered.imports_change_usd - 161.030_596).abs() < 1e-3);
+    data.wait_for_log(&format!("trace_id={TRACE}"), Duration::from_secs(10));
+    server.wait_for_log(&format!("trace_id={TRACE}"), Duration::from_secs(10));
     drop(data);
 }

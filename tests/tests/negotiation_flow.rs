@@ -355,6 +355,7 @@ async fn analysis_simulation_fork_and_watch_on_a_scenario_worked_by_hand() {
         .watch_negotiation(pb::WatchNegotiationRequest {
             id: id.clone(),
             from_event: 0,
+            include_positions: false,
         })
         .await
         .unwrap()
@@ -485,11 +486,27 @@ async fn analysis_simulation_fork_and_watch_on_a_scenario_worked_by_hand() {
         types,
         vec!["created", "position_set", "position_set", "offer_made"]
     );
+    // Positions are private: a watch shows them only when asked for.
+    for (include_positions, shown) in [(false, false), (true, true)] {
+        let mut w = c
+            .watch_negotiation(pb::WatchNegotiationRequest {
+                id: id.clone(),
+                from_event: 1,
+                include_positions,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let e = w.next().await.unwrap().unwrap();
+        assert!(e.json.contains("\"party\":\"US\""), "{}", e.json);
+        assert_eq!(e.json.contains("0.95"), shown, "{}", e.json);
+    }
     // A new watcher resumes from event 3.
     let mut resumed = c
         .watch_negotiation(pb::WatchNegotiationRequest {
             id: id.clone(),
             from_event: 3,
+            include_positions: false,
         })
         .await
         .unwrap()

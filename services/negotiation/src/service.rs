@@ -833,10 +833,11 @@ impl NegotiationService for NegotiationSvc {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut next = req.from_event;
+            let include_positions = req.include_positions;
             let message = |number: u64, e: &Event| pb::WatchNegotiationResponse {
                 event_number: number,
                 r#type: event_type(e),
-                json: serde_json::to_string(e).unwrap_or_default(),
+                json: event_json(e, include_positions),
             };
             for (number, e) in past {
                 if tx.send(Ok(message(number, &e))).await.is_err() {
@@ -960,6 +961,17 @@ impl NegotiationService for NegotiationSvc {
                 .push("no option of this package carries a trade effect".to_owned());
         }
         Ok(Response::new(out))
+    }
+}
+
+/// An event as JSON; a position's content only when asked for (positions are private).
+fn event_json(e: &Event, include_positions: bool) -> String {
+    match e {
+        Event::PositionSet { party, .. } if !include_positions => {
+            serde_json::json!({ "type": "position_set", "party": party, "position": "(private: watch with include_positions)" })
+                .to_string()
+        }
+        _ => serde_json::to_string(e).unwrap_or_default(),
     }
 }
 
