@@ -14,10 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tradepact_bargain::analysis::zopa;
-use tradepact_bargain::rng::SplitMix64;
-use tradepact_bargain::{
-    solve, Issue, OptionDef, OutcomeSpace, Position, PositionSpec, Simulation, Strategy,
-};
+use tradepact_bargain::{solve, OutcomeSpace, Position, PositionSpec, Simulation, Strategy};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -45,40 +42,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 fn scenario(issues: usize, seed: u64) -> (OutcomeSpace, Position, Position) {
-    let space = OutcomeSpace::new(
-        (0..issues)
-            .map(|i| Issue {
-                id: format!("i{i}"),
-                label: String::new(),
-                options: (0..10)
-                    .map(|o| OptionDef {
-                        id: format!("o{o}"),
-                        label: String::new(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
-    .expect("valid space");
-    let mut rng = SplitMix64::new(seed);
-    let mut party = || {
-        let mut spec = PositionSpec {
-            reservation: 0.0,
-            ..Default::default()
-        };
-        for i in 0..issues {
-            spec.weights.insert(format!("i{i}"), rng.unit());
-            spec.values.insert(
-                format!("i{i}"),
-                (0..10)
-                    .map(|o| (format!("o{o}"), rng.unit()))
-                    .collect::<HashMap<_, _>>(),
-            );
-        }
-        Position::new(&space, &spec).expect("valid position")
-    };
-    let (a, b) = (party(), party());
-    (space, a, b)
+    tradepact_bargain::sample::random_bilateral(issues, 10, seed)
 }
 
 /// Median time and peak extra heap of `runs` runs of `f`, plus what `f` reports.

@@ -2,49 +2,11 @@
 //! per issue, random linear-additive utilities), and a 100-round Boulware-versus-Conceder
 //! simulation on 10^6 outcomes. `cargo bench -p tradepact-bargain`.
 
-use std::collections::HashMap;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use tradepact_bargain::rng::SplitMix64;
-use tradepact_bargain::{
-    analyze, Issue, OptionDef, OutcomeSpace, Position, PositionSpec, Simulation, Strategy,
-};
+use tradepact_bargain::{analyze, OutcomeSpace, Position, Simulation, Strategy};
 
 fn scenario(issues: usize, seed: u64) -> (OutcomeSpace, Position, Position) {
-    let space = OutcomeSpace::new(
-        (0..issues)
-            .map(|i| Issue {
-                id: format!("i{i}"),
-                label: String::new(),
-                options: (0..10)
-                    .map(|o| OptionDef {
-                        id: format!("o{o}"),
-                        label: String::new(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
-    .unwrap();
-    let mut rng = SplitMix64::new(seed);
-    let mut party = || {
-        let mut spec = PositionSpec {
-            reservation: 0.0,
-            ..Default::default()
-        };
-        for i in 0..issues {
-            spec.weights.insert(format!("i{i}"), rng.unit());
-            spec.values.insert(
-                format!("i{i}"),
-                (0..10)
-                    .map(|o| (format!("o{o}"), rng.unit()))
-                    .collect::<HashMap<_, _>>(),
-            );
-        }
-        Position::new(&space, &spec).unwrap()
-    };
-    let (a, b) = (party(), party());
-    (space, a, b)
+    tradepact_bargain::sample::random_bilateral(issues, 10, seed)
 }
 
 fn frontier_and_nash(c: &mut Criterion) {
