@@ -11,6 +11,11 @@
 //!   Diversion moves trade between suppliers: the importer's total imports change only by
 //!   the creation.
 //!
+//! Bounds: the formulae are linear approximations for moderate changes. Imports cannot fall
+//! below zero, so creation is bounded below by −M; and the diversion formula changes sign
+//! when a large increase drives its denominator to zero, so diversion away from the exporter
+//! is bounded by what it still sells. Either bound is named in the assumptions when it applies.
+//!
 //! Seen from the reporter of the series:
 //! - [`Side::Import`] (the reporter changes its barrier on imports from the partner): its
 //!   bilateral imports change by creation + diversion, its total imports by the creation;
@@ -164,17 +169,39 @@ pub fn estimate(effect: &Effect, baseline: Baseline) -> Result<Impact, Error> {
         effect.import_demand_elasticity,
         effect.substitution_elasticity,
     );
-    let creation = m * eps * dt / (1.0 + t);
+    let linear_creation = m * eps * dt / (1.0 + t);
+    // Imports cannot fall below zero: a large increase with a high elasticity saturates.
+    let creation = linear_creation.max(-m);
     let r = dt / (1.0 + t);
     let mut assumptions = vec![format!(
-        "trade creation = M · ε · Δt / (1 + t) = {m:.0} · {eps} · {dt} / (1 + {t}) = {creation:.0}"
+        "trade creation = M · ε · Δt / (1 + t) = {m:.0} · {eps} · {dt} / (1 + {t}) = {linear_creation:.0}"
     )];
+    if creation != linear_creation {
+        assumptions.push(format!(
+            "trade creation bounded at −M = {creation:.0}: imports cannot fall below zero"
+        ));
+    }
     let diversion = match baseline.rest_of_world {
         Some(row) if row > 0.0 && m > 0.0 => {
-            let d = m * row * sigma * (-r) / (m + row + m * sigma * (-r));
+            let denominator = m + row + m * sigma * (-r);
+            // The linear SMART formula is meant for moderate changes: past the point where its
+            // denominator vanishes (a large increase) it would change sign. Diversion away from
+            // the exporter is bounded by what it still sells after the creation effect.
+            let formula = if denominator > 0.0 {
+                m * row * sigma * (-r) / denominator
+            } else {
+                f64::NEG_INFINITY
+            };
+            let d = formula.max(-(m + creation));
             assumptions.push(format!(
                 "trade diversion = M · M_row · σ · (−r) / (M + M_row + M · σ · (−r)), r = Δt / (1 + t) = {r:.6}, M_row = {row:.0}, σ = {sigma}: {d:.0}"
             ));
+            if d != formula {
+                assumptions.push(
+                    "trade diversion bounded by the exporter's remaining sales (a change too large for the linear formula)"
+                        .to_owned(),
+                );
+            }
             d
         }
         Some(_) => {
@@ -305,15 +332,19 @@ mod tests {
     proptest! {
         #[test]
         fn diversion_never_exceeds_what_can_move_and_signs_follow_the_change(
-            m in 0.0f64..1e12, row in 0.0f64..1e12, t in 0.0f64..1.0, dt in -1.0f64..1.0,
+            m in 0.0f64..1e12, row in 0.0f64..1e12, t in 0.0f64..1.0, new_t in 0.0f64..3.0,
+            eps in -3.0f64..=0.0, sigma in 0.0f64..5.0,
         ) {
-            prop_assume!(t + dt >= 0.0);
-            let i = estimate(&effect(Side::Import, t, dt), Baseline { bilateral: m, rest_of_world: Some(row) }).unwrap();
+            let dt = new_t - t;
+            let e = Effect { import_demand_elasticity: eps, substitution_elasticity: sigma, ..effect(Side::Import, t, dt) };
+            let i = estimate(&e, Baseline { bilateral: m, rest_of_world: Some(row) }).unwrap();
             // Imports fall when the tariff rises, and rise when it falls.
             prop_assert!(i.creation * dt <= 0.0);
             prop_assert!(i.diversion * dt <= 0.0);
-            // A cut cannot divert more than the rest of the world sells.
+            // A cut cannot divert more than the rest of the world sells, and the exporter
+            // cannot end up selling less than nothing.
             if dt < 0.0 { prop_assert!(i.diversion <= row + 1e-6); }
+            prop_assert!(m + i.creation + i.diversion >= -1e-6 * m.max(1.0));
             prop_assert!(i.diversion.is_finite() && i.creation.is_finite());
         }
     }
