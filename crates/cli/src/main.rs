@@ -47,6 +47,18 @@ enum Command {
     Balance(query::BalanceArgs),
     /// List the stored series.
     Series(query::SeriesArgs),
+    /// Print the SHA-256 line of a bearer token for a tokens file (`HASH NAME SCOPES`).
+    HashToken {
+        /// The token (keep it secret; only its hash goes into the file).
+        token: String,
+        /// A name for the token, shown in logs.
+        #[arg(long, default_value = "client")]
+        name: String,
+        /// Its scopes, comma-separated (data:read, data:write, negotiation:read,
+        /// negotiation:write, negotiation:position:PARTY, *).
+        #[arg(long, default_value = "data:read,negotiation:read")]
+        scopes: String,
+    },
     /// Load a shipped scenario into the negotiation service (`scenario load korus-2018`).
     Scenario {
         #[command(subcommand)]
@@ -115,6 +127,17 @@ async fn main() -> ExitCode {
         } => up::import_files(&data_service, &files).await,
         Command::Balance(args) => query::balance(args).await,
         Command::Series(args) => query::series(args).await,
+        Command::HashToken {
+            token,
+            name,
+            scopes,
+        } => {
+            println!(
+                "{} {name} {scopes}",
+                tradepact_rpc::auth::hash_token(&token)
+            );
+            Ok(())
+        }
         Command::Scenario {
             action:
                 ScenarioAction::Load {

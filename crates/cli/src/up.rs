@@ -48,6 +48,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         listener,
         store,
         limits,
+        tradepact_rpc::Security::default(),
         tradepact_rpc::server::shutdown_signal(),
     ));
     let data_url = format!("http://{addr}");
@@ -57,9 +58,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             tradepact_negotiation::serve(
                 negotiation_listener,
                 log,
-                &data_url,
-                std::time::Duration::from_secs(2),
+                tradepact_negotiation::DataServiceConfig::plain(&data_url),
                 limits,
+                tradepact_rpc::Security::default(),
                 tradepact_rpc::server::shutdown_signal(),
             )
             .await

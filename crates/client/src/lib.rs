@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub use tradepact_proto as proto;
 
@@ -57,6 +57,63 @@ fn endpoint(url: &str) -> Result<Endpoint, Error> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true))
+}
+
+/// TLS for a client: the CA that signed the server's certificate, and optionally a client
+/// certificate and key (mutual TLS), all PEM.
+#[derive(Clone, Debug, Default)]
+pub struct TlsFiles {
+    /// CA certificate to trust.
+    pub ca: Vec<u8>,
+    /// Client certificate and key, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Name to expect in the server's certificate; default: the URL's host.
+    pub domain: Option<String>,
+}
+
+fn tls_endpoint(url: &str, tls: Option<&TlsFiles>) -> Result<Endpoint, Error> {
+    let endpoint = endpoint(url)?;
+    let Some(tls) = tls else { return Ok(endpoint) };
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca));
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(cert, key));
+    }
+    if let Some(domain) = &tls.domain {
+        config = config.domain_name(domain.clone());
+    }
+    endpoint
+        .tls_config(config)
+        .map_err(|source| Error::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// Like [`channel`], over TLS when `tls` is given (the URL then starts with `https://`).
+pub async fn channel_with(url: &str, tls: Option<&TlsFiles>) -> Result<Channel, Error> {
+    tls_endpoint(url, tls)?
+        .connect()
+        .await
+        .map_err(|source| Error::Connect {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// Like [`lazy_channel`], over TLS when `tls` is given.
+pub fn lazy_channel_with(url: &str, tls: Option<&TlsFiles>) -> Result<Channel, Error> {
+    Ok(tls_endpoint(url, tls)?.connect_lazy())
+}
+
+/// Wraps `message` in a request with a deadline and, if given, a bearer token.
+pub fn authorized<T>(message: T, deadline: Duration, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = with_deadline(message, deadline);
+    if let Some(token) = token {
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+    }
+    request
 }
 
 /// Connects now; fails if the service is not reachable.

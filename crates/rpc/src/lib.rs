@@ -6,9 +6,10 @@
 //!   grpcurl version works), limits and graceful shutdown on SIGINT/SIGTERM;
 //! - [`status`]: the mapping of field violations to `INVALID_ARGUMENT` with `google.rpc.BadRequest`.
 
+pub mod auth;
 pub mod server;
 pub mod status;
 pub mod telemetry;
 
-pub use server::{serve, LimitArgs, Limits};
+pub use server::{serve, LimitArgs, Limits, Security, SecurityArgs};
 pub use telemetry::{init_tracing, LogArgs, LogFormat};

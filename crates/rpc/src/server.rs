@@ -15,6 +15,66 @@ use tonic_health::ServingStatus;
 
 use crate::telemetry::rpc_trace_layer;
 
+/// TLS and authentication of a server.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// TLS identity (and client CA for mutual TLS); `None`: plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Known bearer tokens; `None`: authentication off.
+    pub tokens: Option<std::sync::Arc<crate::auth::TokenStore>>,
+}
+
+/// Security flags shared by every server binary.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SecurityArgs {
+    /// PEM certificate chain: serve TLS only (with --tls-key).
+    #[arg(long, env = "TRADEPACT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRADEPACT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificate: require clients to present a certificate it signed (mutual TLS).
+    #[arg(long, env = "TRADEPACT_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Tokens file (SHA-256 of each token, a name and its scopes per line); without one,
+    /// authentication is off.
+    #[arg(long, env = "TRADEPACT_TOKENS_FILE")]
+    pub tokens_file: Option<std::path::PathBuf>,
+}
+
+fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
+}
+
+impl Security {
+    /// Loads certificates and tokens named by `args`.
+    pub fn load(args: &SecurityArgs) -> anyhow::Result<Security> {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let identity = tonic::transport::Identity::from_pem(
+                    read(cert, "TLS certificate")?,
+                    read(key, "TLS key")?,
+                );
+                let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+                if let Some(ca) = &args.tls_client_ca {
+                    config = config.client_ca_root(tonic::transport::Certificate::from_pem(read(
+                        ca,
+                        "client CA certificate",
+                    )?));
+                }
+                Some(config)
+            }
+            _ => None,
+        };
+        let tokens = match &args.tokens_file {
+            Some(path) => Some(std::sync::Arc::new(crate::auth::TokenStore::load(path)?)),
+            None => None,
+        };
+        Ok(Security { tls, tokens })
+    }
+}
+
 /// Limits applied to every service of a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -88,6 +148,7 @@ pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
     limits: Limits,
+    security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()>
 where
@@ -114,6 +175,16 @@ where
     if let Some(t) = limits.request_timeout {
         builder = builder.timeout(t);
     }
+    if let Some(tls) = security.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
+    if !addr.ip().is_loopback() && (security.tls.is_none() || security.tokens.is_none()) {
+        tracing::warn!(
+            tls = security.tls.is_some(),
+            authentication = security.tokens.is_some(),
+            "listening on a non-loopback address without TLS and bearer-token authentication: anyone who can reach {addr} can call every RPC"
+        );
+    }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -125,9 +196,15 @@ where
         health.set_not_serving::<S>().await;
         let _ = fired.send(());
     };
-    tracing::info!(service = S::NAME, "listening on {addr}");
+    tracing::info!(
+        service = S::NAME,
+        tls = security.tls.is_some(),
+        authentication = security.tokens.is_some(),
+        "listening on {addr}"
+    );
     let server = builder
         .layer(rpc_trace_layer())
+        .layer(crate::auth::AuthLayer::new(security.tokens.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
     let grace_over = async move {

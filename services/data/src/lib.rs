@@ -37,6 +37,8 @@ pub struct Config {
     pub log: tradepact_rpc::LogArgs,
     #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
+    #[command(flatten)]
+    pub security: tradepact_rpc::SecurityArgs,
 }
 
 /// Opens the store in `dir`, with an error that names the directory.
@@ -57,6 +59,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
     limits: Limits,
+    security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (service, watchers) = DataService::new(store.clone());
@@ -67,7 +70,7 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, limits, shutdown).await;
+    let served = tradepact_rpc::serve(listener, server, limits, security, shutdown).await;
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!("store flushed");
@@ -76,6 +79,7 @@ pub async fn serve(
 
 /// Runs the service as configured until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let security = tradepact_rpc::Security::load(&config.security)?;
     let store = open_store(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), "store open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
@@ -83,6 +87,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listener,
         store,
         Limits::from(&config.limits),
+        security,
         tradepact_rpc::server::shutdown_signal(),
     )
     .await

@@ -116,6 +116,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::WritePointsRequest>,
     ) -> Result<Response<pb::WritePointsResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:write")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let batch = convert::write_batch(&req.series, &mut v);
@@ -131,6 +132,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<Streaming<pb::StreamWritePointsRequest>>,
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:write")?;
         let mut stream = request.into_inner();
         // Decoding and validating the next batch overlaps with writing this one: a writer
         // task applies batches in order while this loop reads ahead (at most 2 batches).
@@ -193,6 +195,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetSeriesRequest>,
     ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
@@ -253,6 +256,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::StreamSeriesRequest>,
     ) -> Result<Response<Self::StreamSeriesStream>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
@@ -301,6 +305,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::ListSeriesRequest>,
     ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let filter = convert::filter(req.filter.as_ref(), &mut v);
@@ -327,6 +332,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::DeleteSeriesRequest>,
     ) -> Result<Response<pb::DeleteSeriesResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:write")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
@@ -345,6 +351,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetTradeBalanceRequest>,
     ) -> Result<Response<pb::GetTradeBalanceResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let query = convert::balance_query(
@@ -374,6 +381,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetChangeRequest>,
     ) -> Result<Response<pb::GetChangeResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let target = convert::change_target(req.target.as_ref(), &mut v);
@@ -400,6 +408,7 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::WatchSeriesRequest>,
     ) -> Result<Response<Self::WatchSeriesStream>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let filter: SeriesFilter = convert::filter(req.filter.as_ref(), &mut v);

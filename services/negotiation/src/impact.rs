@@ -29,6 +29,7 @@ pub(crate) enum BaselinePeriod {
 pub(crate) struct DataSource {
     pub client: DataClient,
     pub timeout: Duration,
+    pub token: Option<String>,
 }
 
 fn series_key(
@@ -61,7 +62,7 @@ fn describe(k: &data_pb::SeriesKey) -> String {
 
 impl DataSource {
     fn request<T>(&self, message: T, traceparent: &str) -> tonic::Request<T> {
-        let mut r = tradepact_client::with_deadline(message, self.timeout);
+        let mut r = tradepact_client::authorized(message, self.timeout, self.token.as_deref());
         if let Ok(v) = MetadataValue::try_from(traceparent) {
             r.metadata_mut().insert("traceparent", v);
         }
@@ -174,6 +175,10 @@ impl DataSource {
 fn unavailable(s: Status) -> Status {
     match s.code() {
         Code::InvalidArgument | Code::FailedPrecondition => s,
+        Code::Unauthenticated | Code::PermissionDenied => Status::failed_precondition(format!(
+            "the data service refused this service's credentials ({}); check --data-service-token",
+            s.message()
+        )),
         _ => Status::unavailable(format!(
             "the data service did not answer ({:?}: {}); impact estimates need it, every other call works",
             s.code(),

@@ -55,8 +55,81 @@ pub struct Config {
     pub data_service_timeout_ms: u64,
     #[command(flatten)]
     pub log: tradepact_rpc::LogArgs,
+    /// PEM CA certificate of the data service's TLS certificate (use an https:// URL).
+    #[arg(long, env = "TRADEPACT_DATA_SERVICE_CA")]
+    pub data_service_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS with the data service.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_CERT",
+        requires = "data_service_key"
+    )]
+    pub data_service_cert: Option<PathBuf>,
+    /// PEM key of --data-service-cert.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_KEY",
+        requires = "data_service_cert"
+    )]
+    pub data_service_key: Option<PathBuf>,
+    /// Bearer token for the data service (needs the data:read scope).
+    #[arg(long, env = "TRADEPACT_DATA_SERVICE_TOKEN", hide_env_values = true)]
+    pub data_service_token: Option<String>,
     #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
+    #[command(flatten)]
+    pub security: tradepact_rpc::SecurityArgs,
+}
+
+/// How this service reaches the data service.
+#[derive(Clone, Debug)]
+pub struct DataServiceConfig {
+    /// URL (`http://` or, with TLS, `https://`).
+    pub url: String,
+    /// Deadline of each call.
+    pub timeout: Duration,
+    /// TLS, when the data service serves it.
+    pub tls: Option<tradepact_client::TlsFiles>,
+    /// Bearer token, when the data service requires one.
+    pub token: Option<String>,
+}
+
+impl DataServiceConfig {
+    /// Plaintext, no token, 2 s deadline.
+    pub fn plain(url: &str) -> DataServiceConfig {
+        DataServiceConfig {
+            url: url.to_owned(),
+            timeout: Duration::from_secs(2),
+            tls: None,
+            token: None,
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+impl Config {
+    fn data_service_config(&self) -> anyhow::Result<DataServiceConfig> {
+        let tls = match &self.data_service_ca {
+            Some(ca) => Some(tradepact_client::TlsFiles {
+                ca: read(ca)?,
+                identity: match (&self.data_service_cert, &self.data_service_key) {
+                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                    _ => None,
+                },
+                domain: None,
+            }),
+            None => None,
+        };
+        Ok(DataServiceConfig {
+            url: self.data_service.clone(),
+            timeout: Duration::from_millis(self.data_service_timeout_ms),
+            tls,
+            token: self.data_service_token.clone(),
+        })
+    }
 }
 
 /// Opens the event log in `dir`, with an error that names the directory.
@@ -76,16 +149,18 @@ pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     log: Arc<log::EventLog>,
-    data_service: &str,
-    data_timeout: Duration,
+    data_service: DataServiceConfig,
     limits: Limits,
+    security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Lazy: the service starts without the data service and reconnects when it returns.
-    let channel = tradepact_client::lazy_channel(data_service)?;
+    let channel =
+        tradepact_client::lazy_channel_with(&data_service.url, data_service.tls.as_ref())?;
     let data = impact::DataSource {
         client: tradepact_client::data::client(channel),
-        timeout: data_timeout,
+        timeout: data_service.timeout,
+        token: data_service.token,
     };
     let (service, watchers) = NegotiationSvc::load(log.clone(), data)?;
     let server = NegotiationServiceServer::new(service)
@@ -95,7 +170,7 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, limits, shutdown).await;
+    let served = tradepact_rpc::serve(listener, server, limits, security, shutdown).await;
     let flushed = tokio::task::spawn_blocking(move || log.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     served
@@ -103,15 +178,17 @@ pub async fn serve(
 
 /// Runs the service as configured until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let security = tradepact_rpc::Security::load(&config.security)?;
+    let data_service = config.data_service_config()?;
     let log = open_log(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
     serve(
         listener,
         log,
-        &config.data_service,
-        Duration::from_millis(config.data_service_timeout_ms),
+        data_service,
         Limits::from(&config.limits),
+        security,
         tradepact_rpc::server::shutdown_signal(),
     )
     .await

@@ -191,7 +191,7 @@ impl NegotiationSvc {
             events,
             meta,
         };
-        let out = negotiation_out(&entry, false);
+        let out = negotiation_out(&entry, &|_| false);
         self.entries
             .write()
             .await
@@ -213,7 +213,24 @@ fn position_specs(entry: &Entry) -> Vec<Option<PositionSpec>> {
     specs
 }
 
-fn negotiation_out(entry: &Entry, include_positions: bool) -> pb::Negotiation {
+/// Which parties' positions the caller of `request` may see: none unless asked for, then those
+/// whose `negotiation:position:PARTY` scope it holds.
+fn position_visibility<T>(request: &Request<T>, include_positions: bool) -> impl Fn(&str) -> bool {
+    let principal = tradepact_rpc::auth::principal(request).cloned();
+    move |party: &str| {
+        include_positions
+            && principal
+                .as_ref()
+                .is_some_and(|p| p.has(&position_scope(party)))
+    }
+}
+
+/// The scope that guards a party's private position.
+fn position_scope(party: &str) -> String {
+    format!("negotiation:position:{party}")
+}
+
+fn negotiation_out(entry: &Entry, visible: &dyn Fn(&str) -> bool) -> pb::Negotiation {
     let n = &entry.negotiation;
     let space = &n.space;
     let issues = space
@@ -257,18 +274,16 @@ fn negotiation_out(entry: &Entry, include_positions: bool) -> pb::Negotiation {
         } else {
             String::new()
         },
-        positions: if include_positions {
-            n.parties
-                .iter()
-                .zip(position_specs(entry))
-                .map(|(party, spec)| pb::PartyPosition {
-                    party: party.clone(),
-                    position: spec.as_ref().map(convert::position_out),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
+        positions: n
+            .parties
+            .iter()
+            .zip(position_specs(entry))
+            .filter(|(party, _)| visible(party))
+            .map(|(party, spec)| pb::PartyPosition {
+                party: party.clone(),
+                position: spec.as_ref().map(convert::position_out),
+            })
+            .collect(),
     }
 }
 
@@ -295,6 +310,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::CreateNegotiationRequest>,
     ) -> Result<Response<pb::CreateNegotiationResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:write")?;
         let req = request.into_inner();
         let (issues, effects) = convert::issues_in(&req.issues)?;
         let created = Negotiation::create(
@@ -322,11 +338,13 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::GetNegotiationRequest>,
     ) -> Result<Response<pb::GetNegotiationResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
+        let visible = position_visibility(&request, request.get_ref().include_positions);
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.id).await?;
         let entry = entry.lock().await;
         Ok(Response::new(pb::GetNegotiationResponse {
-            negotiation: Some(negotiation_out(&entry, req.include_positions)),
+            negotiation: Some(negotiation_out(&entry, &visible)),
         }))
     }
 
@@ -334,6 +352,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::ListNegotiationsRequest>,
     ) -> Result<Response<pb::ListNegotiationsResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         let req = request.into_inner();
         let status = pb::NegotiationStatus::try_from(req.status).map_err(|_| {
             tradepact_rpc::status::invalid_argument([("status", "unknown status value")])
@@ -384,7 +403,7 @@ impl NegotiationService for NegotiationSvc {
                 next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
                 break;
             }
-            let mut n = negotiation_out(&entry, false);
+            let mut n = negotiation_out(&entry, &|_| false);
             n.offers.clear();
             out.push(n);
         }
@@ -398,6 +417,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SetPositionRequest>,
     ) -> Result<Response<pb::SetPositionResponse>, Status> {
+        tradepact_rpc::auth::require(&request, &position_scope(&request.get_ref().party))?;
         let req = request.into_inner();
         let position = convert::position_in(req.position.as_ref())?;
         let (_, entry) = self.entry(&req.negotiation_id).await?;
@@ -419,6 +439,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SubmitOfferRequest>,
     ) -> Result<Response<pb::SubmitOfferResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:write")?;
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -445,6 +466,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::RespondToOfferRequest>,
     ) -> Result<Response<pb::RespondToOfferResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:write")?;
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -465,6 +487,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::BreakOffRequest>,
     ) -> Result<Response<pb::BreakOffResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:write")?;
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -485,6 +508,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::AnalyzeNegotiationRequest>,
     ) -> Result<Response<pb::AnalyzeNegotiationResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         let req = request.into_inner();
         let size = match req.page_size {
             0 => FRONTIER_PAGE.0,
@@ -629,6 +653,10 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SimulateNegotiationRequest>,
     ) -> Result<Response<Self::SimulateNegotiationStream>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
+        if request.get_ref().record_as_branch {
+            tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        }
         let req = request.into_inner();
         let strategies = req
             .strategies
@@ -780,6 +808,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::ForkNegotiationRequest>,
     ) -> Result<Response<pb::ForkNegotiationResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:write")?;
         let req = request.into_inner();
         let (id, entry) = self.entry(&req.id).await?;
         let entry = entry.lock().await;
@@ -810,6 +839,8 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::WatchNegotiationRequest>,
     ) -> Result<Response<Self::WatchNegotiationStream>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
+        let visible = position_visibility(&request, request.get_ref().include_positions);
         let req = request.into_inner();
         let (id, entry) = self.entry(&req.id).await?;
         // Subscribe before reading the past, so that nothing falls between the two.
@@ -833,11 +864,11 @@ impl NegotiationService for NegotiationSvc {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut next = req.from_event;
-            let include_positions = req.include_positions;
+            let visible = visible;
             let message = |number: u64, e: &Event| pb::WatchNegotiationResponse {
                 event_number: number,
                 r#type: event_type(e),
-                json: event_json(e, include_positions),
+                json: event_json(e, &visible),
             };
             for (number, e) in past {
                 if tx.send(Ok(message(number, &e))).await.is_err() {
@@ -881,6 +912,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::EstimateImpactRequest>,
     ) -> Result<Response<pb::EstimateImpactResponse>, Status> {
+        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         let traceparent = traceparent(&request);
         let req = request.into_inner();
         let period = match req.baseline.and_then(|b| b.period) {
@@ -964,11 +996,12 @@ impl NegotiationService for NegotiationSvc {
     }
 }
 
-/// An event as JSON; a position's content only when asked for (positions are private).
-fn event_json(e: &Event, include_positions: bool) -> String {
+/// An event as JSON; a position's content only when asked for and allowed (positions are
+/// private).
+fn event_json(e: &Event, visible: &dyn Fn(&str) -> bool) -> String {
     match e {
-        Event::PositionSet { party, .. } if !include_positions => {
-            serde_json::json!({ "type": "position_set", "party": party, "position": "(private: watch with include_positions)" })
+        Event::PositionSet { party, .. } if !visible(party) => {
+            serde_json::json!({ "type": "position_set", "party": party, "position": "(private: watch with include_positions and the party's position scope)" })
                 .to_string()
         }
         _ => serde_json::to_string(e).unwrap_or_default(),
