@@ -101,7 +101,7 @@ async fn acknowledged_points_survive_twenty_sigkills() {
             let mut at = start;
             let mut calls = 0u64;
             loop {
-                let result = if calls % 2 == 0 {
+                let result = if calls.is_multiple_of(2) {
                     writer_client
                         .write_points(data_pb::WritePointsRequest {
                             series: vec![batch(at, 20, cycle)],
@@ -159,7 +159,8 @@ async fn acknowledged_negotiation_events_survive_twenty_sigkills() {
     for cycle in 0..CYCLES {
         let server = start_negotiation(&dir.path().join("neg"), &data.url());
         let mut client = negotiation_client(&server).await;
-        for (id, events) in acked.lock().unwrap().clone() {
+        let expected = acked.lock().unwrap().clone();
+        for (id, events) in expected {
             let n = client
                 .get_negotiation(pb::GetNegotiationRequest {
                     id: id.clone(),

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod server;
+pub mod shed;
 pub mod status;
 pub mod telemetry;
 

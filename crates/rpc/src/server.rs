@@ -88,6 +88,10 @@ pub struct Limits {
     /// How long a shutdown waits for in-flight calls (and unresponsive peers) before it
     /// closes their connections.
     pub shutdown_grace: Duration,
+    /// Calls handled at once across all connections; more are refused at once with
+    /// `RESOURCE_EXHAUSTED` (load shedding) instead of queueing. A streaming call counts until
+    /// its response starts.
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for Limits {
@@ -97,6 +101,7 @@ impl Default for Limits {
             concurrency_per_connection: 256,
             request_timeout: None,
             shutdown_grace: Duration::from_secs(10),
+            max_concurrent_calls: 1024,
         }
     }
 }
@@ -117,6 +122,9 @@ pub struct LimitArgs {
     /// Seconds a shutdown waits for in-flight calls before closing their connections.
     #[arg(long, env = "TRADEPACT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Calls handled at once across all connections; more get RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "TRADEPACT_MAX_CONCURRENT_CALLS", default_value_t = Limits::default().max_concurrent_calls)]
+    pub max_concurrent_calls: usize,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -127,6 +135,7 @@ impl From<&LimitArgs> for Limits {
             request_timeout: (a.request_timeout_secs > 0)
                 .then(|| Duration::from_secs(a.request_timeout_secs)),
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
+            max_concurrent_calls: a.max_concurrent_calls.max(1),
         }
     }
 }
@@ -204,6 +213,7 @@ where
     );
     let server = builder
         .layer(rpc_trace_layer())
+        .layer(crate::shed::ShedLayer::new(limits.max_concurrent_calls))
         .layer(crate::auth::AuthLayer::new(security.tokens.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
