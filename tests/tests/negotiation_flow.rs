@@ -121,6 +121,37 @@ async fn a_negotiation_from_creation_to_agreement_survives_a_restart() {
         .await
         .unwrap();
     }
+    // Weights that sum to zero, values out of range and unknown options are refused.
+    for bad in [
+        position(
+            &[("tariff", 0.0), ("quota", 0.0)],
+            &[
+                ("tariff", &[("keep", 1.0), ("cut", 0.0)]),
+                ("quota", &[("high", 1.0), ("low", 0.0)]),
+            ],
+            0.2,
+        ),
+        position(
+            &[("tariff", 1.0)],
+            &[("tariff", &[("keep", 1.5), ("cut", 0.0)])],
+            0.2,
+        ),
+        position(
+            &[("tariff", 1.0)],
+            &[("tariff", &[("keep", 1.0), ("sideways", 0.0)])],
+            0.2,
+        ),
+    ] {
+        let e = c
+            .set_position(pb::SetPositionRequest {
+                negotiation_id: id.clone(),
+                party: "US".into(),
+                position: Some(bad),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
     // Positions are private unless asked for.
     let got = c
         .get_negotiation(pb::GetNegotiationRequest {

@@ -240,3 +240,30 @@ async fn an_invalid_batch_in_a_stream_stops_it_and_keeps_the_batches_before() {
         .into_inner();
     assert_eq!(kept.values.len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_with_the_limit_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+    let mut client = data_client(&server).await;
+    // ~20 MB of source text in one request; the server accepts 16 MiB.
+    let mut request = write_request(goods(pb::Flow::Export), &[("2016", 1.0)]);
+    request.series[0].points[0].source = "x".repeat(1000);
+    let one = request.series[0].clone();
+    request.series = vec![one; 20_000];
+    let err = client.write_points(request).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{err:?}"
+    );
+    assert!(err.message().contains("16777216"), "{}", err.message());
+    // Nothing was written, and the server is fine.
+    let e = client
+        .get_series(pb::GetSeriesRequest {
+            key: Some(goods(pb::Flow::Export)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}

@@ -460,6 +460,61 @@ mod tests {
         }
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[A-Za-z]{0,4}",
+                "(EXPORT|IMPORT|export|X|M|RX)",
+                "(GOODS|SERVICES|C|S)",
+                "(TOTAL|HS[0-9]{0,7}|HS:[0-9]{2}|[0-9]{2,6}|W00)",
+                "[0-9]{0,6}(-[0-9Q]{1,3})?",
+                "-?[0-9]{0,14}(\\.[0-9]{0,3})?(e[0-9]{1,3})?",
+                Just("NaN".to_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+                let _ = read_csv(&bytes[..], "fuzz.csv", |_| true, |_| {}, |_| {});
+            }
+
+            #[test]
+            fn every_row_is_either_imported_or_reported(
+                tidy in any::<bool>(),
+                rows in proptest::collection::vec(proptest::collection::vec(field(), 6..10), 0..40),
+            ) {
+                let header = if tidy {
+                    "reporter,partner,flow,kind,product,period,value_usd,source"
+                } else {
+                    "typeCode,freqCode,period,reporterISO,flowCode,partnerISO,cmdCode,primaryValue"
+                };
+                let mut text = format!("{header}\n");
+                for r in &rows {
+                    let line: Vec<String> = r.iter().map(|f| format!("\"{}\"", f.replace('"', "\"\""))).collect();
+                    text.push_str(&line.join(","));
+                    text.push('\n');
+                }
+                let (mut bad, mut points) = (0u64, 0usize);
+                let good = read_csv(text.as_bytes(), "fuzz.csv", |b| {
+                    points += b.series.iter().map(|s| s.points.len()).sum::<usize>();
+                    true
+                }, |_| bad += 1, |_| {}).unwrap();
+                // Rows with an embedded newline count as more than one line; the rest add up.
+                if rows.iter().flatten().all(|f| !f.contains(['\n', '\r'])) {
+                    prop_assert_eq!(good + bad, rows.len() as u64);
+                }
+                prop_assert!(points as u64 <= good);
+            }
+        }
+    }
+
     #[test]
     fn the_shipped_sample_reads_without_a_bad_row() {
         let (batches, bad, good) = read(crate::SAMPLE_CSV);

@@ -390,3 +390,91 @@ pub(crate) fn points_pb(points: &[Point], frequency: Frequency) -> Vec<pb::Point
         })
         .collect()
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Arbitrary requests through the validation layer: nothing panics, and whatever passes
+    //! validation is well formed.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Z]{0,4}",
+            "(HS|EBOPS|USITC):[0-9A-Z_]{0,8}",
+            "[0-9]{0,5}(-(Q[0-9]|[0-9]{1,2}))?",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = pb::SeriesKey> {
+        (text(), text(), any::<i32>(), -1i32..4, text(), -1i32..5).prop_map(
+            |(reporter, partner, flow, kind, product, frequency)| pb::SeriesKey {
+                reporter,
+                partner,
+                flow: flow % 4,
+                kind,
+                product,
+                frequency,
+            },
+        )
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(-0.0),
+            0.0..1e15
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn write_batches_never_panic(series in proptest::collection::vec(
+            (proptest::option::of(key()), proptest::collection::vec((text(), value(), text()), 0..8), text()),
+            0..4,
+        )) {
+            let req: Vec<pb::SeriesPoints> = series
+                .into_iter()
+                .map(|(key, points, source)| pb::SeriesPoints {
+                    key,
+                    points: points
+                        .into_iter()
+                        .map(|(period, value_usd, source)| pb::Point { period, value_usd, source })
+                        .collect(),
+                    source,
+                })
+                .collect();
+            let mut v = Violations::default();
+            let batch = write_batch(&req, &mut v);
+            if v.is_empty() {
+                for s in &batch {
+                    for p in &s.points {
+                        prop_assert!(p.value.is_finite() && p.value >= 0.0);
+                    }
+                }
+            } else {
+                prop_assert!(v.0.iter().all(|x| !x.field.is_empty() && !x.description.is_empty()));
+            }
+        }
+
+        #[test]
+        fn filters_ranges_and_keys_never_panic(
+            k in key(), start in text(), end in text(), size in any::<i32>(), agg in any::<i32>(),
+            f in (text(), text(), any::<i32>(), any::<i32>(), text(), any::<i32>()),
+        ) {
+            let mut v = Violations::default();
+            if let Some(key) = series_key(Some(&k), "key", &mut v) {
+                let _ = read_plan(&key, agg, &mut v);
+                let _ = period_range(&start, &end, key.frequency, &mut v);
+            }
+            let _ = page_size(size, 10, 100, &mut v);
+            let filter_pb = pb::SeriesFilter { reporter: f.0, partner: f.1, flow: f.2, kind: f.3, product: f.4, frequency: f.5 };
+            let _ = filter(Some(&filter_pb), &mut v);
+        }
+    }
+}

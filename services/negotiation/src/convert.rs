@@ -263,3 +263,108 @@ pub(crate) fn strategy_in(s: &pb::Strategy, field: &str) -> Result<Strategy, Sta
         )])),
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Arbitrary negotiation inputs through validation and the domain: errors, never panics.
+    use super::*;
+    use proptest::prelude::{any, prop_oneof, proptest, Just, ProptestConfig};
+    use proptest::strategy::Strategy as _;
+    use std::collections::HashMap;
+
+    fn id() -> impl proptest::strategy::Strategy<Value = String> {
+        prop_oneof![any::<String>(), "[a-c]{0,2}", Just(String::new())]
+    }
+
+    fn number() -> impl proptest::strategy::Strategy<Value = f64> {
+        prop_oneof![any::<f64>(), Just(f64::NAN), -1.0f64..2.0, Just(0.0)]
+    }
+
+    fn issues() -> impl proptest::strategy::Strategy<Value = Vec<pb::Issue>> {
+        proptest::collection::vec(
+            (
+                id(),
+                proptest::collection::vec(
+                    (
+                        id(),
+                        proptest::collection::vec(
+                            (
+                                id(),
+                                id(),
+                                any::<i32>(),
+                                id(),
+                                number(),
+                                number(),
+                                proptest::option::of(number()),
+                            ),
+                            0..2,
+                        ),
+                    ),
+                    0..4,
+                ),
+            ),
+            0..4,
+        )
+        .prop_map(|issues| {
+            issues
+                .into_iter()
+                .map(|(iid, options)| pb::Issue {
+                    id: iid,
+                    label: String::new(),
+                    options: options
+                        .into_iter()
+                        .map(|(oid, effects)| pb::IssueOption {
+                            id: oid,
+                            label: String::new(),
+                            trade_effects: effects
+                                .into_iter()
+                                .map(|(r, p, flow, product, base, change, eps)| pb::TradeEffect {
+                                    reporter: r,
+                                    partner: p,
+                                    flow,
+                                    product,
+                                    base_tariff_percent: base,
+                                    tariff_change_points: change,
+                                    import_demand_elasticity: eps,
+                                    substitution_elasticity: None,
+                                    note: String::new(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn negotiations_positions_and_packages_never_panic(
+            issues in issues(),
+            parties in proptest::collection::vec(id(), 0..4),
+            deadline in any::<u32>(),
+            weights in proptest::collection::vec((id(), number()), 0..4),
+            values in proptest::collection::vec((id(), id(), number()), 0..6),
+            reservation in number(),
+            choices in proptest::collection::vec((id(), id()), 0..4),
+        ) {
+            let Ok((domain, _effects)) = issues_in(&issues) else { return Ok(()) };
+            let Ok(created) = Negotiation::create("t", "a", parties.clone(), domain, deadline) else { return Ok(()) };
+            let mut n = Negotiation::replay([&created]).unwrap();
+            let mut value_map: HashMap<String, pb::OptionValues> = HashMap::new();
+            for (issue, option, v) in values {
+                value_map.entry(issue).or_default().values.insert(option, v);
+            }
+            let position = pb::Position { weights: weights.into_iter().collect(), values: value_map, reservation_value: reservation };
+            if let Ok(spec) = position_in(Some(&position)) {
+                let _ = n.execute(&tradepact_bargain::Command::SetPosition { party: parties[0].clone(), position: spec });
+            }
+            let package = pb::Package { choices: choices.into_iter().map(|(issue_id, option_id)| pb::Choice { issue_id, option_id }).collect() };
+            if let Ok(p) = package_in(&n.space, Some(&package)) {
+                let _ = n.execute(&tradepact_bargain::Command::Offer { party: parties[0].clone(), package: p });
+            }
+        }
+    }
+}
