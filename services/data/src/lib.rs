@@ -46,10 +46,13 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Arc<Store>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
     let store = Store::open(dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the store in {} (is another tradepact-data using it?): {e}",
-            dir.display()
-        )
+        let text = e.to_string();
+        let hint = if text.contains("lock") {
+            " (is another tradepact-data using it?)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot open the store in {}{hint}: {text}", dir.display())
     })?;
     Ok(Arc::new(store))
 }

@@ -137,8 +137,14 @@ pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
     let log = log::EventLog::open(dir).map_err(|e| {
+        let text = e.to_string();
+        let hint = if text.contains("lock") {
+            " (is another tradepact-negotiation using it?)"
+        } else {
+            ""
+        };
         anyhow::anyhow!(
-            "cannot open the event log in {} (is another tradepact-negotiation using it?): {e}",
+            "cannot open the event log in {}{hint}: {text}",
             dir.display()
         )
     })?;
