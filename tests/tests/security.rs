@@ -425,6 +425,46 @@ async fn tls_mutual_tls_and_scopes_on_both_services() {
         .into_inner();
     assert_eq!(impact.effects[0].baseline_usd, 42.3e9);
 
+    // The command-line tool speaks mutual TLS and sends its token from the environment.
+    let cli = |token: Option<&str>| {
+        let mut cmd = std::process::Command::new(tradepact_tests::binary("tradepact"));
+        cmd.args([
+            "--ca",
+            &pki.path("ca.pem"),
+            "--client-cert",
+            &pki.path("client.pem"),
+            "--client-key",
+            &pki.path("client.key"),
+            "balance",
+            "USA",
+            "KOR",
+            "--data-service",
+            &data_url,
+        ]);
+        if let Some(t) = token {
+            cmd.env("TRADEPACT_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = cli(Some("reader-secret-1"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("42.3"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let refused = cli(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Bearer"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Tokens never reach the logs.
     for log in [data.log(), neg.log()] {
         for (token, _, _) in TOKENS {

@@ -542,6 +542,7 @@ pub struct ImportSummary {
 /// Streams `input` (of `len` bytes, for the progress bar) to the data service through one
 /// `StreamWritePoints` call; bad rows are printed to stderr as `NAME:LINE: reason`.
 pub async fn stream<R: Read + Send + 'static>(
+    c: &crate::connect::ClientArgs,
     client: &mut tradepact_client::data::DataClient,
     input: R,
     name: &str,
@@ -576,7 +577,7 @@ pub async fn stream<R: Read + Send + 'static>(
         good.map(|g| (g, bad_rows))
     });
     let response = client
-        .stream_write_points(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .stream_write_points(c.request(tokio_stream::wrappers::ReceiverStream::new(rx), None))
         .await;
     let (good_rows, bad_rows) = reader.await?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     bar.finish_and_clear();

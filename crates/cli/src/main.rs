@@ -1,5 +1,6 @@
 //! `tradepact`: run the services, import data, query them.
 
+mod connect;
 mod import;
 mod query;
 mod scenario;
@@ -22,6 +23,8 @@ pub(crate) const SAMPLE_CSV: &str = include_str!("../../../datasets/korus_trade.
 struct Cli {
     #[command(flatten)]
     log: tradepact_rpc::LogArgs,
+    #[command(flatten)]
+    client: connect::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -124,9 +127,9 @@ async fn main() -> ExitCode {
         Command::Import {
             files,
             data_service,
-        } => up::import_files(&data_service, &files).await,
-        Command::Balance(args) => query::balance(args).await,
-        Command::Series(args) => query::series(args).await,
+        } => up::import_files(&cli.client, &data_service, &files).await,
+        Command::Balance(args) => query::balance(&cli.client, args).await,
+        Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {
             token,
             name,
@@ -144,12 +147,12 @@ async fn main() -> ExitCode {
                     id,
                     negotiation_service,
                 },
-        } => scenario::load(&id, &negotiation_service).await,
+        } => scenario::load(&cli.client, &id, &negotiation_service).await,
         Command::Analyze {
             id,
             compare,
             negotiation_service,
-        } => scenario::analyze(&id, &negotiation_service, compare.as_deref()).await,
+        } => scenario::analyze(&cli.client, &id, &negotiation_service, compare.as_deref()).await,
         Command::Impact {
             id,
             package,
@@ -157,6 +160,7 @@ async fn main() -> ExitCode {
             negotiation_service,
         } => {
             scenario::impact(
+                &cli.client,
                 &id,
                 &negotiation_service,
                 package.as_deref(),

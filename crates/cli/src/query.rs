@@ -1,6 +1,8 @@
 //! Query commands: quick looks at a running data service.
 
-use tradepact_client::{data, with_deadline, DEFAULT_DEADLINE};
+use tradepact_client::DEFAULT_DEADLINE;
+
+use crate::connect::ClientArgs;
 use tradepact_proto::data_v1 as pb;
 
 /// Flags of `tradepact balance`.
@@ -30,8 +32,8 @@ fn bn(v: Option<f64>) -> String {
 }
 
 /// Prints goods, services and total balances in billions of US dollars.
-pub async fn balance(args: BalanceArgs) -> anyhow::Result<()> {
-    let mut client = data::connect(&args.data_service).await?;
+pub async fn balance(c: &ClientArgs, args: BalanceArgs) -> anyhow::Result<()> {
+    let mut client = c.data(&args.data_service).await?;
     let request = pb::GetTradeBalanceRequest {
         reporter: args.reporter,
         partner: args.partner,
@@ -40,7 +42,7 @@ pub async fn balance(args: BalanceArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let rows = client
-        .get_trade_balance(with_deadline(request, DEFAULT_DEADLINE))
+        .get_trade_balance(c.request(request, Some(DEFAULT_DEADLINE)))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner()
@@ -90,8 +92,8 @@ pub struct SeriesArgs {
 }
 
 /// Lists every matching series, following pages.
-pub async fn series(args: SeriesArgs) -> anyhow::Result<()> {
-    let mut client = data::connect(&args.data_service).await?;
+pub async fn series(c: &ClientArgs, args: SeriesArgs) -> anyhow::Result<()> {
+    let mut client = c.data(&args.data_service).await?;
     let mut page_token = String::new();
     loop {
         let request = pb::ListSeriesRequest {
@@ -104,7 +106,7 @@ pub async fn series(args: SeriesArgs) -> anyhow::Result<()> {
             page_token,
         };
         let page = client
-            .list_series(with_deadline(request, DEFAULT_DEADLINE))
+            .list_series(c.request(request, Some(DEFAULT_DEADLINE)))
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();

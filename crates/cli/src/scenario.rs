@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use tradepact_client::{with_deadline, DEFAULT_DEADLINE};
+use tradepact_client::DEFAULT_DEADLINE;
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
+
+use crate::connect::ClientArgs;
 
 /// The scenarios built into the binary, by id.
 pub const SCENARIOS: &[(&str, &str)] = &[(
@@ -128,11 +130,11 @@ fn create_request(s: &Scenario) -> anyhow::Result<pb::CreateNegotiationRequest> 
 }
 
 /// `tradepact scenario load ID`: creates the negotiation and sets every position; prints its id.
-pub async fn load(id: &str, url: &str) -> anyhow::Result<()> {
+pub async fn load(c: &ClientArgs, id: &str, url: &str) -> anyhow::Result<()> {
     let scenario = parse(id)?;
-    let mut client = tradepact_client::negotiation::connect(url).await?;
+    let mut client = c.negotiation(url).await?;
     let created = client
-        .create_negotiation(with_deadline(create_request(&scenario)?, DEFAULT_DEADLINE))
+        .create_negotiation(c.request(create_request(&scenario)?, Some(DEFAULT_DEADLINE)))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner()
@@ -153,13 +155,13 @@ pub async fn load(id: &str, url: &str) -> anyhow::Result<()> {
             reservation_value: p.reservation_value,
         };
         client
-            .set_position(with_deadline(
+            .set_position(c.request(
                 pb::SetPositionRequest {
                     negotiation_id: created.id.clone(),
                     party: party.clone(),
                     position: Some(position),
                 },
-                DEFAULT_DEADLINE,
+                Some(DEFAULT_DEADLINE),
             ))
             .await
             .map_err(|s| anyhow::anyhow!("position of {party}: {}", s.message()))?;
@@ -202,16 +204,21 @@ fn describe(p: &pb::OutcomePoint) -> String {
 
 /// `tradepact analyze ID`: ZOPA, frontier size and the bargaining solutions, compared with the
 /// scenario's actual outcome when `compare` names one.
-pub async fn analyze(id: &str, url: &str, compare: Option<&str>) -> anyhow::Result<()> {
-    let mut client = tradepact_client::negotiation::connect(url).await?;
+pub async fn analyze(
+    c: &ClientArgs,
+    id: &str,
+    url: &str,
+    compare: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut client = c.negotiation(url).await?;
     let a = client
-        .analyze_negotiation(with_deadline(
+        .analyze_negotiation(c.request(
             pb::AnalyzeNegotiationRequest {
                 id: id.to_owned(),
                 page_size: 1,
                 ..Default::default()
             },
-            std::time::Duration::from_secs(60),
+            Some(std::time::Duration::from_secs(60)),
         ))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
@@ -273,12 +280,13 @@ pub async fn analyze(id: &str, url: &str, compare: Option<&str>) -> anyhow::Resu
 
 /// `tradepact impact ID`: the impact of the agreed package (or `--package issue=option,…`).
 pub async fn impact(
+    c: &ClientArgs,
     id: &str,
     url: &str,
     package: Option<&str>,
     year: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut client = tradepact_client::negotiation::connect(url).await?;
+    let mut client = c.negotiation(url).await?;
     let package = package.map(|p| pb::Package {
         choices: p
             .split(',')
@@ -290,7 +298,7 @@ pub async fn impact(
             .collect(),
     });
     let r = client
-        .estimate_impact(with_deadline(
+        .estimate_impact(c.request(
             pb::EstimateImpactRequest {
                 id: id.to_owned(),
                 package,
@@ -299,7 +307,7 @@ pub async fn impact(
                 }),
                 skip_missing_baselines: true,
             },
-            std::time::Duration::from_secs(30),
+            Some(std::time::Duration::from_secs(30)),
         ))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::connect::ClientArgs;
 use crate::import;
 
 /// Flags of `tradepact up`.
@@ -69,6 +70,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if empty && !args.no_sample {
         let mut client = tradepact_client::data::connect(&data_url).await?;
         let s = import::stream(
+            &ClientArgs::default(),
             &mut client,
             crate::SAMPLE_CSV.as_bytes(),
             "KORUS sample (datasets/korus_trade.csv)",
@@ -91,11 +93,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// `tradepact import FILE…`
-pub async fn import_files(url: &str, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut client = tradepact_client::data::connect(url).await?;
+pub async fn import_files(c: &ClientArgs, url: &str, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut client = c.data(url).await?;
     let progress = std::io::stderr().is_terminal();
     for path in files {
-        let s = import_file(&mut client, path, progress).await?;
+        let s = import_file(c, &mut client, path, progress).await?;
         println!(
             "{}: {} rows imported ({} new points, {} updated, {} batches), {} bad rows skipped",
             path.display(),
@@ -110,6 +112,7 @@ pub async fn import_files(url: &str, files: &[PathBuf]) -> anyhow::Result<()> {
 }
 
 async fn import_file(
+    c: &ClientArgs,
     client: &mut tradepact_client::data::DataClient,
     path: &Path,
     progress: bool,
@@ -121,5 +124,13 @@ async fn import_file(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    import::stream(client, std::io::BufReader::new(file), &name, len, progress).await
+    import::stream(
+        c,
+        client,
+        std::io::BufReader::new(file),
+        &name,
+        len,
+        progress,
+    )
+    .await
 }

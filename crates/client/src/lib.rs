@@ -108,12 +108,15 @@ pub fn lazy_channel_with(url: &str, tls: Option<&TlsFiles>) -> Result<Channel, E
 /// Wraps `message` in a request with a deadline and, if given, a bearer token.
 pub fn authorized<T>(message: T, deadline: Duration, token: Option<&str>) -> tonic::Request<T> {
     let mut request = with_deadline(message, deadline);
-    if let Some(token) = token {
-        if let Ok(value) = format!("Bearer {token}").parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-    }
+    add_token(&mut request, token);
     request
+}
+
+/// Adds `authorization: Bearer TOKEN` to `request`, if a token is given.
+pub fn add_token<T>(request: &mut tonic::Request<T>, token: Option<&str>) {
+    if let Some(value) = token.and_then(|t| format!("Bearer {t}").parse().ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
 }
 
 /// Connects now; fails if the service is not reachable.
