@@ -472,3 +472,265 @@ async fn tls_mutual_tls_and_scopes_on_both_services() {
         }
     }
 }
+
+/// Every RPC, both ways: a token holding every scope but the one the RPC needs is refused
+/// with PERMISSION_DENIED; a token with just that scope gets past authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_checks_its_scope_both_ways() {
+    use tonic::Request;
+    let dir = tempfile::tempdir().unwrap();
+    let scopes = [
+        "data:read",
+        "data:write",
+        "negotiation:read",
+        "negotiation:write",
+        "negotiation:position:US",
+    ];
+    // Token "only:S" has scope S; token "all-but:S" has every other scope.
+    let mut lines = String::new();
+    for s in scopes {
+        lines.push_str(&format!(
+            "{} only {s}\n",
+            tradepact_rpc_hash(&format!("only:{s}"))
+        ));
+        let others: Vec<&str> = scopes.iter().copied().filter(|o| *o != s).collect();
+        let hash = tradepact_rpc_hash(&format!("all-but:{s}"));
+        lines.push_str(&format!("{hash} allbut {}\n", others.join(",")));
+    }
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, lines).unwrap();
+    let tokens = tokens.to_str().unwrap();
+    let data_dir = dir.path().join("d");
+    let data = Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--tokens-file",
+            tokens,
+        ],
+    );
+    let neg_dir = dir.path().join("n");
+    let neg = Process::start(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            neg_dir.to_str().unwrap(),
+            "--tokens-file",
+            tokens,
+            "--data-service",
+            &data.url(),
+        ],
+    );
+    let d = tradepact_client::data::connect(&data.url()).await.unwrap();
+    let n = tradepact_client::negotiation::connect(&neg.url())
+        .await
+        .unwrap();
+
+    fn req<T>(token: &str, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        tradepact_client::add_token(&mut r, Some(token));
+        r
+    }
+    fn code<T>(r: Result<T, tonic::Status>) -> Code {
+        r.err().map_or(Code::Ok, |s| s.code())
+    }
+    type Call =
+        Box<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Code> + Send>>>;
+    let key = key(
+        "USA",
+        "KOR",
+        data_pb::Flow::Export,
+        data_pb::TradeKind::Goods,
+        "TOTAL",
+        data_pb::Frequency::Annual,
+    );
+    let id = || "neg-000001".to_owned();
+    let mut calls: Vec<(&str, &str, Call)> = Vec::new();
+    // The message is built anew for each call, from a fresh copy of `key`.
+    macro_rules! rpc {
+        ($scope:expr, $name:expr, $client:expr, $method:ident, |$k:ident| $msg:expr) => {{
+            let client = $client.clone();
+            let key = key.clone();
+            calls.push((
+                $scope,
+                $name,
+                Box::new(move |token: String| {
+                    let mut client = client.clone();
+                    let $k = key.clone();
+                    Box::pin(async move { code(client.$method(req(&token, $msg)).await) })
+                }),
+            ));
+        }};
+    }
+    rpc!("data:write", "WritePoints", d, write_points, |k| {
+        write_request(k, &[("2016", 1.0)])
+    });
+    rpc!(
+        "data:write",
+        "StreamWritePoints",
+        d,
+        stream_write_points,
+        |k| tokio_stream::iter(vec![data_pb::StreamWritePointsRequest {
+            series: write_request(k, &[("2016", 1.0)]).series
+        }])
+    );
+    rpc!("data:write", "DeleteSeries", d, delete_series, |k| {
+        data_pb::DeleteSeriesRequest { key: Some(k) }
+    });
+    rpc!("data:read", "GetSeries", d, get_series, |k| {
+        data_pb::GetSeriesRequest {
+            key: Some(k),
+            ..Default::default()
+        }
+    });
+    rpc!("data:read", "StreamSeries", d, stream_series, |k| {
+        data_pb::StreamSeriesRequest {
+            key: Some(k),
+            ..Default::default()
+        }
+    });
+    rpc!("data:read", "ListSeries", d, list_series, |_k| {
+        data_pb::ListSeriesRequest::default()
+    });
+    rpc!("data:read", "GetTradeBalance", d, get_trade_balance, |_k| {
+        data_pb::GetTradeBalanceRequest {
+            reporter: "USA".into(),
+            partner: "KOR".into(),
+            ..Default::default()
+        }
+    });
+    rpc!("data:read", "GetChange", d, get_change, |_k| {
+        data_pb::GetChangeRequest::default()
+    });
+    rpc!("data:read", "WatchSeries", d, watch_series, |_k| {
+        data_pb::WatchSeriesRequest::default()
+    });
+    rpc!(
+        "negotiation:write",
+        "CreateNegotiation",
+        n,
+        create_negotiation,
+        |_k| pb::CreateNegotiationRequest::default()
+    );
+    rpc!(
+        "negotiation:read",
+        "GetNegotiation",
+        n,
+        get_negotiation,
+        |_k| pb::GetNegotiationRequest {
+            id: id(),
+            include_positions: false
+        }
+    );
+    rpc!(
+        "negotiation:read",
+        "ListNegotiations",
+        n,
+        list_negotiations,
+        |_k| pb::ListNegotiationsRequest::default()
+    );
+    rpc!(
+        "negotiation:position:US",
+        "SetPosition",
+        n,
+        set_position,
+        |_k| pb::SetPositionRequest {
+            negotiation_id: id(),
+            party: "US".into(),
+            position: None,
+        }
+    );
+    rpc!("negotiation:write", "SubmitOffer", n, submit_offer, |_k| {
+        pb::SubmitOfferRequest {
+            negotiation_id: id(),
+            ..Default::default()
+        }
+    });
+    rpc!(
+        "negotiation:write",
+        "RespondToOffer",
+        n,
+        respond_to_offer,
+        |_k| pb::RespondToOfferRequest {
+            negotiation_id: id(),
+            ..Default::default()
+        }
+    );
+    rpc!("negotiation:write", "BreakOff", n, break_off, |_k| {
+        pb::BreakOffRequest {
+            negotiation_id: id(),
+            ..Default::default()
+        }
+    });
+    rpc!(
+        "negotiation:read",
+        "AnalyzeNegotiation",
+        n,
+        analyze_negotiation,
+        |_k| pb::AnalyzeNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    );
+    rpc!(
+        "negotiation:read",
+        "SimulateNegotiation",
+        n,
+        simulate_negotiation,
+        |_k| pb::SimulateNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    );
+    rpc!(
+        "negotiation:write",
+        "ForkNegotiation",
+        n,
+        fork_negotiation,
+        |_k| pb::ForkNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    );
+    rpc!(
+        "negotiation:read",
+        "WatchNegotiation",
+        n,
+        watch_negotiation,
+        |_k| pb::WatchNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    );
+    rpc!(
+        "negotiation:read",
+        "EstimateImpact",
+        n,
+        estimate_impact,
+        |_k| pb::EstimateImpactRequest {
+            id: id(),
+            ..Default::default()
+        }
+    );
+    assert_eq!(calls.len(), 21, "every RPC of both services");
+
+    for (scope, name, call) in &calls {
+        let denied = call(format!("all-but:{scope}")).await;
+        assert_eq!(denied, Code::PermissionDenied, "{name} without {scope}");
+        let allowed = call(format!("only:{scope}")).await;
+        assert!(
+            !matches!(allowed, Code::PermissionDenied | Code::Unauthenticated),
+            "{name} with {scope}: {allowed:?}"
+        );
+        assert_eq!(
+            call("no-such-token".into()).await,
+            Code::Unauthenticated,
+            "{name} with a bad token"
+        );
+    }
+}
