@@ -154,3 +154,28 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     drop(client);
     drop(server);
 }
+
+#[test]
+fn a_read_only_data_directory_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("cannot mount a read-only tmpfs here (needs root); the test did not run");
+        return;
+    }
+    let _mounted = Tmpfs(dir.path().to_path_buf());
+    let out = Command::new(binary("tradepact-data"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(stderr.contains("cannot create data directory"), "{stderr}");
+}
