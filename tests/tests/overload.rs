@@ -40,7 +40,10 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
     // A watch tells when each held call is being served (it holds no slot once it streams).
     let mut watch = client
         .clone()
-        .watch_series(pb::WatchSeriesRequest { filter: None })
+        .watch_series(pb::WatchSeriesRequest {
+            filter: None,
+            from_sequence: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -113,6 +116,7 @@ async fn a_watcher_that_does_not_read_stalls_nobody_and_is_dropped() {
             partner: "KOR".into(),
             ..Default::default()
         }),
+        from_sequence: 0,
     };
     // Each subscriber on its own connection, as separate clients are: on one HTTP/2
     // connection an unread stream would exhaust the shared flow-control window.
@@ -202,5 +206,23 @@ async fn a_watcher_that_does_not_read_stalls_nobody_and_is_dropped() {
         received < WRITES,
         "the slow watcher got everything ({received})"
     );
+    // It resumes from the sequence the message names: the writes it missed come again.
+    let from: u64 = end
+        .message()
+        .rsplit("from_sequence = ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no position in {:?}", end.message()));
+    let mut resumed = data_client(&server)
+        .await
+        .watch_series(pb::WatchSeriesRequest {
+            from_sequence: from,
+            ..filter()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = resumed.next().await.unwrap().unwrap();
+    assert_eq!(first.sequence, from);
     eprintln!("3000 durable writes in {writing:?} beside a stalled watcher; it got {received} events before being dropped");
 }

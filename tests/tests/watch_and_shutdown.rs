@@ -20,6 +20,7 @@ async fn watchers_see_matching_writes_and_sigterm_ends_the_stream() {
                 partner: "KOR".into(),
                 ..Default::default()
             }),
+            from_sequence: 0,
         })
         .await
         .unwrap()
@@ -72,4 +73,77 @@ async fn watchers_see_matching_writes_and_sigterm_ends_the_stream() {
     drop(client);
     let status = terminated.await.unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_from_a_write_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+    let mut client = data_client(&server).await;
+    let kor = key(
+        "USA",
+        "KOR",
+        pb::Flow::Export,
+        pb::TradeKind::Goods,
+        "TOTAL",
+        pb::Frequency::Annual,
+    );
+    let mut sequences = Vec::new();
+    for (year, value) in [("2014", 1.0), ("2015", 2.0), ("2016", 3.0)] {
+        let r = client
+            .write_points(write_request(kor.clone(), &[(year, value)]))
+            .await
+            .unwrap();
+        sequences.push(r.into_inner().sequence);
+    }
+    assert_eq!(sequences, vec![1, 2, 3]);
+    // 2015 is revised after the fact: a resumed watch replays current values.
+    client
+        .write_points(write_request(kor.clone(), &[("2015", 2.5)]))
+        .await
+        .unwrap();
+
+    let mut watch = client
+        .watch_series(pb::WatchSeriesRequest {
+            filter: None,
+            from_sequence: 2,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed: Vec<(u64, String, f64)> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let e = tokio::time::timeout(Duration::from_secs(10), watch.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            v.push((
+                e.sequence,
+                e.points[0].period.clone(),
+                e.points[0].value_usd,
+            ));
+        }
+        v
+    };
+    assert_eq!(
+        replayed,
+        vec![
+            (2, "2015".into(), 2.5),
+            (3, "2016".into(), 3.0),
+            (4, "2015".into(), 2.5)
+        ]
+    );
+    // Then live writes, once each.
+    client
+        .write_points(write_request(kor.clone(), &[("2017", 4.0)]))
+        .await
+        .unwrap();
+    let live = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((live.sequence, live.points[0].period.as_str()), (5, "2017"));
 }

@@ -13,6 +13,9 @@
 //! - `C` + id + block (u32 BE) → [`chunk::Chunk`]: the points of one block of
 //!   [`chunk::BLOCK`] periods. Big-endian ids and blocks make byte order time order, so a
 //!   range read is one sled range scan over a few keys.
+//! - `L` + sequence (u64 BE) → the series and period range each write touched, for the last
+//!   [`RETAINED_CHANGES`] writes, and `Q` → the last sequence number: every write gets the next
+//!   number, in the same atomic batch, so a watcher can resume from a position.
 //!
 //! Writes are serialised by a mutex (read-modify-write of chunks) and made durable by
 //! [`Store::flush`] before they are acknowledged; concurrent flushes share one fsync.
@@ -31,7 +34,7 @@ pub use model::{
     Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesKey, SeriesPoints,
     Violations,
 };
-pub use store::{SeriesInfo, Store, StoredPoint, WriteSummary};
+pub use store::{Change, SeriesInfo, Store, StoredPoint, WriteSummary, RETAINED_CHANGES};
 
 /// One invalid field: its path in the request and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub enum Error {
     /// Stored bytes do not decode.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// A position is outside what is kept (e.g. a watch resuming from a write too old).
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 /// Result with the store's error.

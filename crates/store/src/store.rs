@@ -10,6 +10,13 @@ use crate::{Error, Result};
 const INDEX: u8 = b'K';
 const META: u8 = b'M';
 const CHUNK: u8 = b'C';
+/// `L` + sequence (u64 BE) → what a write touched: (series id, first, last period) each.
+const CHANGES: u8 = b'L';
+/// The last sequence number given to a write.
+const SEQUENCE: &[u8] = b"Q";
+
+/// Writes whose change record is kept, for watchers that resume.
+pub const RETAINED_CHANGES: u64 = 100_000;
 
 /// A point as read back.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,13 +36,32 @@ pub struct WriteSummary {
     pub inserted: u64,
     /// Points that replaced a value.
     pub updated: u64,
+    /// Sequence number of the write (the last one, for sums); 0 for a write of nothing.
+    pub sequence: u64,
 }
 
 impl std::ops::AddAssign for WriteSummary {
     fn add_assign(&mut self, rhs: Self) {
         self.inserted += rhs.inserted;
         self.updated += rhs.updated;
+        self.sequence = self.sequence.max(rhs.sequence);
     }
+}
+
+/// The series and periods one write touched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The write's sequence number.
+    pub sequence: u64,
+    /// Each series written, with the first and last period written.
+    pub series: Vec<(SeriesKey, Period, Period)>,
+}
+
+fn changes_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = CHANGES;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
 }
 
 /// A series and what it holds.
@@ -115,7 +141,8 @@ fn decode_id(v: &[u8]) -> Result<u64> {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    write_lock: Mutex<()>,
+    /// Guards writes; holds the last sequence number given.
+    write_lock: Mutex<u64>,
 }
 
 impl Store {
@@ -135,10 +162,14 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Store> {
         let tree = db.open_tree("series")?;
+        let last = match tree.get(SEQUENCE)? {
+            Some(v) => decode_id(&v)?,
+            None => 0,
+        };
         Ok(Store {
             db,
             tree,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(last),
         })
     }
 
@@ -163,8 +194,19 @@ impl Store {
     /// Upserts the points of every series in `batch`, atomically. Not durable until
     /// [`Store::flush`] returns.
     pub fn write(&self, batch: &[SeriesPoints]) -> Result<WriteSummary> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_then(batch, |_| {})
+    }
+
+    /// [`Store::write`], then `applied(sequence)` while writes are still serialised, so that
+    /// whatever it does (telling watchers) happens in sequence order.
+    pub fn write_then(
+        &self,
+        batch: &[SeriesPoints],
+        applied: impl FnOnce(u64),
+    ) -> Result<WriteSummary> {
+        let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = WriteSummary::default();
+        let mut touched: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
         let mut ops = sled::Batch::default();
         let mut metas: HashMap<u64, (Meta, &SeriesKey)> = HashMap::new();
         let mut chunks: BTreeMap<(u64, u32), Chunk> = BTreeMap::new();
@@ -211,6 +253,8 @@ impl Store {
                 }
             };
             for p in &series.points {
+                let range = touched.entry(id).or_insert((p.ordinal, p.ordinal));
+                *range = (range.0.min(p.ordinal), range.1.max(p.ordinal));
                 let block = p.ordinal / BLOCK;
                 let chunk = match chunks.entry((id, block)) {
                     btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -239,8 +283,81 @@ impl Store {
         for (id, (meta, key)) in &metas {
             ops.insert(meta_key(*id).to_vec(), meta.encode(key));
         }
+        if touched.is_empty() {
+            return Ok(summary);
+        }
+        let seq = *last + 1;
+        let mut record = Vec::with_capacity(touched.len() * 16);
+        for (id, (first, last)) in &touched {
+            record.extend_from_slice(&id.to_be_bytes());
+            record.extend_from_slice(&first.to_be_bytes());
+            record.extend_from_slice(&last.to_be_bytes());
+        }
+        ops.insert(changes_key(seq).to_vec(), record);
+        ops.insert(SEQUENCE, seq.to_be_bytes().to_vec());
+        if seq > RETAINED_CHANGES {
+            ops.remove(changes_key(seq - RETAINED_CHANGES).to_vec());
+        }
         self.tree.apply_batch(ops)?;
+        *last = seq;
+        summary.sequence = seq;
+        applied(seq);
         Ok(summary)
+    }
+
+    /// The sequence number of the last write.
+    pub fn sequence(&self) -> u64 {
+        *self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writes from sequence `from` on, oldest first, with what each touched (series
+    /// deleted since are left out). `Err(OutOfRange)` when `from` is older than the changes
+    /// kept ([`RETAINED_CHANGES`]).
+    pub fn changes_since(&self, from: u64) -> Result<(Vec<Change>, u64)> {
+        let current = *self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = match self.tree.scan_prefix([CHANGES]).next().transpose()? {
+            Some((k, _)) => decode_id(&k[1..])?,
+            None => current + 1,
+        };
+        if from < oldest && from <= current {
+            return Err(Error::OutOfRange(format!(
+                "writes before sequence {oldest} are no longer kept; re-read with GetSeries and watch from the current sequence {current}"
+            )));
+        }
+        let mut out = Vec::new();
+        for item in self.tree.range(changes_key(from)..=changes_key(current)) {
+            let (k, v) = item?;
+            let sequence = decode_id(&k[1..])?;
+            let mut series = Vec::new();
+            for rec in v.chunks_exact(16) {
+                let id = u64::from_be_bytes(
+                    rec[0..8]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("change record".into()))?,
+                );
+                let first = u32::from_be_bytes(
+                    rec[8..12]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("change record".into()))?,
+                );
+                let last = u32::from_be_bytes(
+                    rec[12..16]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("change record".into()))?,
+                );
+                if self.tree.get(meta_key(id))?.is_none() {
+                    continue; // deleted since
+                }
+                let key = self.info_by_id(id)?.key;
+                let period = |ordinal| Period {
+                    frequency: key.frequency,
+                    ordinal,
+                };
+                series.push((key.clone(), period(first), period(last)));
+            }
+            out.push(Change { sequence, series });
+        }
+        Ok((out, current))
     }
 
     /// The series' catalog entry, or `NotFound`.

@@ -11,6 +11,7 @@ pub(crate) fn to_status(e: Error) -> Status {
                 .map(|v| (v.field.as_str(), v.description.as_str())),
         ),
         Error::NotFound(what) => Status::not_found(what),
+        Error::OutOfRange(what) => Status::out_of_range(what),
         Error::Storage(sled::Error::Io(io)) => {
             tracing::error!(error = %io, "storage I/O error");
             Status::unavailable("storage is unavailable (I/O error logged on the server); nothing was written by this call")

@@ -30,7 +30,7 @@ pub const WATCH_BUFFER: usize = 1024;
 
 #[derive(Clone, Debug)]
 enum WatchMsg {
-    Written(Arc<Vec<SeriesPoints>>),
+    Written(u64, Arc<Vec<SeriesPoints>>),
     Shutdown,
 }
 
@@ -84,25 +84,23 @@ impl DataService {
             .map_err(to_status)
     }
 
-    fn publish(&self, batch: Vec<SeriesPoints>) {
-        if self.watch.receiver_count() > 0 {
-            let _ = self.watch.send(WatchMsg::Written(Arc::new(batch)));
-        }
-    }
-
-    /// Applies a batch; durable only when `flush`.
+    /// Applies a batch; durable only when `flush`. Watchers are told as the batch is applied,
+    /// still in write order (just before the flush).
     async fn apply(&self, batch: Vec<SeriesPoints>, flush: bool) -> Result<WriteSummary, Status> {
-        let (summary, batch) = self
-            .blocking(move |store| {
-                let summary = store.write(&batch)?;
-                if flush {
-                    store.flush()?;
+        let watch = self.watch.clone();
+        self.blocking(move |store| {
+            let batch = Arc::new(batch);
+            let summary = store.write_then(&batch, |seq| {
+                if watch.receiver_count() > 0 {
+                    let _ = watch.send(WatchMsg::Written(seq, batch.clone()));
                 }
-                Ok((summary, batch))
-            })
-            .await?;
-        self.publish(batch);
-        Ok(summary)
+            })?;
+            if flush {
+                store.flush()?;
+            }
+            Ok(summary)
+        })
+        .await
     }
 
     async fn flush(&self) -> Result<(), Status> {
@@ -125,6 +123,7 @@ impl TradeDataService for DataService {
         Ok(Response::new(pb::WritePointsResponse {
             inserted: s.inserted,
             updated: s.updated,
+            sequence: s.sequence,
         }))
     }
 
@@ -188,6 +187,7 @@ impl TradeDataService for DataService {
             batches,
             inserted: total.inserted,
             updated: total.updated,
+            last_sequence: total.sequence,
         }))
     }
 
@@ -413,31 +413,76 @@ impl TradeDataService for DataService {
         let mut v = Violations::default();
         let filter: SeriesFilter = convert::filter(req.filter.as_ref(), &mut v);
         validated(v, || Some(()))?;
+        // Subscribe first, then read what was written since `from_sequence`: nothing falls
+        // between the two, and live writes already replayed are skipped.
         let mut written = self.watch.subscribe();
+        let replay = if req.from_sequence > 0 {
+            let (from, replay_filter) = (req.from_sequence, filter.clone());
+            self.blocking(move |store| {
+                let (changes, current) = store.changes_since(from)?;
+                let mut out = Vec::new();
+                for change in changes {
+                    for (key, first, last) in change.series {
+                        if !replay_filter.matches(&key) {
+                            continue;
+                        }
+                        let points: Vec<tradepact_store::Point> = store
+                            .read(&key, first.ordinal, last.ordinal)?
+                            .into_iter()
+                            .map(|p| tradepact_store::Point {
+                                ordinal: p.period.ordinal,
+                                value: p.value,
+                                source: p.source,
+                            })
+                            .collect();
+                        out.push(pb::WatchSeriesResponse {
+                            key: Some(convert::series_key_pb(&key)),
+                            points: convert::points_pb(&points, key.frequency),
+                            sequence: change.sequence,
+                        });
+                    }
+                }
+                Ok((out, current))
+            })
+            .await?
+        } else {
+            (Vec::new(), self.store.sequence())
+        };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
+            let (replayed, replayed_until) = replay;
+            let mut delivered = replayed_until;
+            for response in replayed {
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
             loop {
                 let msg = tokio::select! {
                     msg = written.recv() => msg,
                     () = tx.closed() => return, // the client went away
                 };
                 match msg {
-                    Ok(WatchMsg::Written(batch)) => {
+                    Ok(WatchMsg::Written(seq, _)) if seq <= replayed_until => {}
+                    Ok(WatchMsg::Written(seq, batch)) => {
                         for s in batch.iter().filter(|s| filter.matches(&s.key)) {
                             let response = pb::WatchSeriesResponse {
                                 key: Some(convert::series_key_pb(&s.key)),
                                 points: convert::points_pb(&s.points, s.key.frequency),
+                                sequence: seq,
                             };
                             if tx.send(Ok(response)).await.is_err() {
                                 return;
                             }
                         }
+                        delivered = seq;
                     }
                     Ok(WatchMsg::Shutdown) | Err(broadcast::error::RecvError::Closed) => return,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         let _ = tx
                             .send(Err(Status::resource_exhausted(format!(
-                                "watcher fell {n} writes behind and was dropped; re-read with GetSeries and watch again"
+                                "watcher fell {n} writes behind and was dropped; watch again with from_sequence = {}",
+                                delivered + 1
                             ))))
                             .await;
                         return;

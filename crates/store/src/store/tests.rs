@@ -275,3 +275,53 @@ proptest! {
         prop_assert_eq!(SeriesKey::decode(&k.encode()), Some(k));
     }
 }
+
+#[test]
+fn writes_get_sequences_that_survive_reopen_and_changes_list_what_they_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(Flow::Export, Kind::Goods, Frequency::Monthly);
+    let other = key(Flow::Import, Kind::Goods, Frequency::Monthly);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.sequence(), 0);
+        let a = store
+            .write(&[points(&k, &[(24000, 1.0), (24005, 2.0)])])
+            .unwrap();
+        let b = store
+            .write(&[points(&other, &[(24010, 3.0)]), points(&k, &[(24001, 4.0)])])
+            .unwrap();
+        assert_eq!((a.sequence, b.sequence), (1, 2));
+        // A write of nothing gets no sequence.
+        assert_eq!(store.write(&[]).unwrap().sequence, 0);
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.sequence(), 2);
+    assert_eq!(
+        store
+            .write(&[points(&k, &[(24002, 5.0)])])
+            .unwrap()
+            .sequence,
+        3
+    );
+    let (changes, current) = store.changes_since(2).unwrap();
+    assert_eq!(current, 3);
+    assert_eq!(
+        changes.iter().map(|c| c.sequence).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let second: Vec<(u32, u32)> = changes[0]
+        .series
+        .iter()
+        .map(|(_, a, b)| (a.ordinal, b.ordinal))
+        .collect();
+    assert!(
+        second.contains(&(24010, 24010)) && second.contains(&(24001, 24001)),
+        "{second:?}"
+    );
+    // Deleted series drop out of the changes; a future position gives nothing.
+    store.delete(&other).unwrap();
+    let (changes, _) = store.changes_since(2).unwrap();
+    assert_eq!(changes[0].series.len(), 1);
+    assert!(store.changes_since(10).unwrap().0.is_empty());
+}
