@@ -52,7 +52,7 @@ impl Principal {
 /// Checks that the caller of `request` holds `scope`: `PERMISSION_DENIED` otherwise, and
 /// also when no principal was attached (fail closed).
 pub fn require<T>(request: &tonic::Request<T>, scope: &str) -> Result<(), Status> {
-    match request.extensions().get::<Principal>() {
+    match principal(request) {
         Some(p) if p.has(scope) => Ok(()),
         Some(p) => Err(Status::permission_denied(format!(
             "token {:?} lacks the scope {scope:?}",
@@ -65,8 +65,8 @@ pub fn require<T>(request: &tonic::Request<T>, scope: &str) -> Result<(), Status
 }
 
 /// The caller of `request`, if one was attached.
-pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Principal> {
-    request.extensions().get::<Principal>()
+pub fn principal<T>(request: &tonic::Request<T>) -> Option<&Arc<Principal>> {
+    request.extensions().get::<Arc<Principal>>()
 }
 
 /// SHA-256 of a token, as lower-case hex (what the tokens file holds).
@@ -77,7 +77,7 @@ pub fn hash_token(token: &str) -> String {
 /// The known tokens, by hash.
 #[derive(Clone, Debug, Default)]
 pub struct TokenStore {
-    by_hash: HashMap<String, Principal>,
+    by_hash: HashMap<String, Arc<Principal>>,
 }
 
 impl TokenStore {
@@ -110,7 +110,7 @@ impl TokenStore {
                     .map(str::to_owned)
                     .collect(),
             };
-            by_hash.insert(hash.to_ascii_lowercase(), principal);
+            by_hash.insert(hash.to_ascii_lowercase(), Arc::new(principal));
         }
         Ok(TokenStore { by_hash })
     }
@@ -123,7 +123,7 @@ impl TokenStore {
     }
 
     /// The principal of a presented token.
-    pub fn authenticate(&self, token: &str) -> Option<&Principal> {
+    pub fn authenticate(&self, token: &str) -> Option<&Arc<Principal>> {
         self.by_hash.get(&hash_token(token))
     }
 
@@ -140,15 +140,25 @@ impl TokenStore {
 
 /// Tower layer that authenticates calls to `/tradepact.*` services and attaches the
 /// [`Principal`] for the handlers' scope checks.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AuthLayer {
     tokens: Option<Arc<TokenStore>>,
+    // Made once: attaching them costs a reference count per call, not an allocation.
+    unrestricted: Arc<Principal>,
+    open: Arc<Principal>,
 }
 
 impl AuthLayer {
     /// With `None`, every caller is [`Principal::unrestricted`].
     pub fn new(tokens: Option<Arc<TokenStore>>) -> AuthLayer {
-        AuthLayer { tokens }
+        AuthLayer {
+            tokens,
+            unrestricted: Arc::new(Principal::unrestricted()),
+            open: Arc::new(Principal {
+                name: "anonymous".to_owned(),
+                scopes: HashSet::new(),
+            }),
+        }
     }
 }
 
@@ -159,6 +169,8 @@ impl<S> tower::Layer<S> for AuthLayer {
         AuthService {
             inner,
             tokens: self.tokens.clone(),
+            unrestricted: self.unrestricted.clone(),
+            open: self.open.clone(),
         }
     }
 }
@@ -168,6 +180,8 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     tokens: Option<Arc<TokenStore>>,
+    unrestricted: Arc<Principal>,
+    open: Arc<Principal>,
 }
 
 type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
@@ -188,11 +202,8 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let protected = request.uri().path().starts_with("/tradepact.");
         let principal = match (&self.tokens, protected) {
-            (None, _) => Ok(Principal::unrestricted()),
-            (Some(_), false) => Ok(Principal {
-                name: "anonymous".to_owned(),
-                scopes: HashSet::new(),
-            }),
+            (None, _) => Ok(self.unrestricted.clone()),
+            (Some(_), false) => Ok(self.open.clone()),
             (Some(tokens), true) => {
                 let presented = request
                     .headers()
