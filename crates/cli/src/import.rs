@@ -209,6 +209,11 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
             kind,
         } => {
             let raw_period = get(*period);
+            // Comtrade periods are digits (YYYY or YYYYMM); anything else would not parse,
+            // and slicing it by bytes could split a character.
+            if !raw_period.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("period {raw_period:?} is not YYYY or YYYYMM"));
+            }
             let (frequency, period_text) = match (freq.map(get), raw_period.len()) {
                 (Some("M"), 6) | (None, 6) => (
                     Frequency::Monthly,
@@ -513,6 +518,15 @@ mod tests {
                 prop_assert!(points as u64 <= good);
             }
         }
+    }
+
+    #[test]
+    fn a_comtrade_period_with_multibyte_characters_is_a_bad_row_not_a_panic() {
+        // Found by the fuzz test below: six bytes, but not six digits.
+        let text = "reporterISO,partnerISO,flowCode,cmdCode,period,primaryValue\nUSA,KOR,X,TOTAL,E{\u{f33}E,1\n";
+        let (_, bad, good) = read(text);
+        assert_eq!((good, bad.len()), (0, 1));
+        assert!(bad[0].reason.contains("YYYYMM"), "{}", bad[0].reason);
     }
 
     #[test]
