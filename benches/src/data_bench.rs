@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+mod postgres;
 use tokio_stream::StreamExt;
 use tradepact_proto::data_v1 as pb;
 use tradepact_store::chunk::{Chunk, BLOCK};
@@ -46,6 +48,10 @@ struct Args {
     /// The data service binary (default: next to this one).
     #[arg(long)]
     data_bin: Option<PathBuf>,
+    /// Also measure PostgreSQL 15 (started on loopback in a temporary directory) on the same
+    /// data: COPY ingest and an indexed range query.
+    #[arg(long)]
+    postgres: bool,
     /// Only stream the ingest workload to a running data service at this URL (for profiling
     /// the server), then exit.
     #[arg(long)]
@@ -487,6 +493,42 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(n == args.range_points, "paged {n}");
     }
     let (peak_all, _) = server.memory_mb();
+
+    // PostgreSQL on the same data, when asked.
+    let pg = if args.postgres {
+        eprintln!("PostgreSQL: COPY of {total} rows, then the range read…");
+        let pg = postgres::Postgres::start()?;
+        let client = pg.connect().await?;
+        postgres::create_table(&client).await?;
+        let mut ids: std::collections::HashMap<&SeriesKey, u32> = std::collections::HashMap::new();
+        for s in batches.iter().flatten() {
+            let next = ids.len() as u32;
+            ids.entry(&s.key).or_insert(next);
+        }
+        let rows = batches
+            .iter()
+            .flatten()
+            .flat_map(|s| s.points.iter().map(|p| (ids[&s.key], p.ordinal, p.value)));
+        let copy = postgres::copy_in(&client, rows).await?;
+        let long_rows = long.points.iter().map(|p| (999_999u32, p.ordinal, p.value));
+        postgres::copy_in(&client, long_rows).await?;
+        client.batch_execute("ANALYZE points").await?;
+        let mut reads = Vec::new();
+        for _ in 0..args.repeat {
+            let (n, d) = postgres::range(
+                &client,
+                999_999,
+                FIRST_MONTH,
+                FIRST_MONTH + args.range_points,
+            )
+            .await?;
+            anyhow::ensure!(n == args.range_points as usize, "PostgreSQL read {n}");
+            reads.push(d);
+        }
+        Some((copy, median(reads)))
+    } else {
+        None
+    };
     drop(client);
     drop(server);
 
@@ -518,6 +560,14 @@ async fn main() -> anyhow::Result<()> {
             100.0 * raw_med.as_secs_f64() / med.as_secs_f64()
         );
     }
+    if let Some((copy, _)) = &pg {
+        println!(
+            "| PostgreSQL 15 `COPY` into a table keyed by (series, period), durable (one run) | {:.2} s | – | – | {:.2} | {:.0} % |",
+            copy.as_secs_f64(),
+            rate(*copy),
+            100.0 * raw_med.as_secs_f64() / copy.as_secs_f64()
+        );
+    }
     println!("\nProtobuf sent: {wire_mb:.0} MB. Server resident memory: {rss_idle:.0} MB idle, {rss_after:.0} MB after ingest, peak {peak_ingest:.0} MB during ingest, peak {peak_all:.0} MB for the last server over its ingest and the reads.\n");
     println!(
         "| range read of {} points | median | min | max | vs raw sled |",
@@ -544,6 +594,15 @@ async fn main() -> anyhow::Result<()> {
     ] {
         println!(
             "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
+            ms(med),
+            ms(min),
+            ms(max),
+            med.as_secs_f64() / raw_med.as_secs_f64()
+        );
+    }
+    if let Some((_, (med, min, max))) = pg {
+        println!(
+            "| PostgreSQL 15 indexed range query, rows to the client | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
             ms(med),
             ms(min),
             ms(max),
