@@ -14,6 +14,21 @@ fn key(flow: Flow, kind: Kind, frequency: Frequency) -> SeriesKey {
     }
 }
 
+/// Opens a store just closed. sled's background flusher can hold the directory's lock for a
+/// moment after the last handle is dropped, so a lock error is retried (for up to 10 s).
+fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    }
+}
+
 fn annual(flow: Flow, kind: Kind) -> SeriesKey {
     key(flow, kind, Frequency::Annual)
 }
@@ -163,7 +178,7 @@ fn reopen_after_close_keeps_everything() {
             .unwrap();
         store.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert!(!store.is_empty().unwrap());
     assert_eq!(
         values(&store, &k, 0, u32::MAX),
@@ -295,7 +310,7 @@ fn writes_get_sequences_that_survive_reopen_and_changes_list_what_they_touched()
         assert_eq!(store.write(&[]).unwrap().sequence, 0);
         store.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert_eq!(store.sequence(), 2);
     assert_eq!(
         store
