@@ -8,13 +8,12 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-
-mod postgres;
 use tokio_stream::StreamExt;
+use tradepact_bench::{postgres, Server};
 use tradepact_proto::data_v1 as pb;
 use tradepact_store::chunk::{Chunk, BLOCK};
 use tradepact_store::{
@@ -229,71 +228,6 @@ fn store_ingest(
     Ok(start.elapsed())
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(bin: &Path, dir: &Path) -> anyhow::Result<Server> {
-        use std::io::BufRead;
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env("RUST_LOG", "warn,tradepact_rpc::server=info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30))?;
-        Ok(Server {
-            child,
-            url: format!("http://{addr}"),
-        })
-    }
-
-    /// Peak and current resident memory, from /proc (MB).
-    fn memory_mb(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(f64::NAN, |kb| kb / 1024.0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     v.sort();
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -388,7 +322,11 @@ async fn main() -> anyhow::Result<()> {
         )?);
 
         let grpc_dir = tempfile::tempdir()?;
-        let server = Server::start(&data_bin, grpc_dir.path())?;
+        let dir_arg = grpc_dir.path().to_str().expect("utf-8 path");
+        let server = Server::start(
+            &data_bin,
+            &["--listen", "127.0.0.1:0", "--data-dir", dir_arg],
+        )?;
         let mut client = tradepact_client::data::connect(&server.url).await?;
         rss_idle = rss_idle.max(server.memory_mb().1);
         let round_messages = messages.clone();

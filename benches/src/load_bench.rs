@@ -8,10 +8,10 @@
 //! cargo build --release -p tradepact-data -p tradepact-bench && target/release/load-bench
 //! ```
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use tradepact_bench::Server;
 use tradepact_proto::data_v1 as pb;
 
 #[derive(Parser)]
@@ -25,8 +25,6 @@ struct Args {
     concurrency: Vec<usize>,
 }
 
-struct Server(Child, String);
-
 /// One call of a workload on a channel; true when the response checked out.
 type Workload = Box<
     dyn Fn(
@@ -35,48 +33,6 @@ type Workload = Box<
         + Send
         + Sync,
 >;
-
-impl Server {
-    fn start(bin: &str, args: &[&str]) -> anyhow::Result<Server> {
-        use std::io::BufRead;
-        let path = std::env::current_exe()?.with_file_name(bin);
-        let mut child = Command::new(&path)
-            .args(args)
-            .env("RUST_LOG", "warn,tradepact_rpc::server=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", path.display()))?;
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30))?;
-        Ok(Server(child, format!("http://{addr}")))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Measured {
     requests: usize,
@@ -142,8 +98,8 @@ where
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let plain = Server::start("plain-server", &[])?;
-    let data = Server::start(
+    let plain = Server::start_sibling("plain-server", &[])?;
+    let data = Server::start_sibling(
         "tradepact-data",
         &[
             "--listen",
@@ -154,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     // 20 years of goods and services, both ways, USA-KOR.
-    let mut client = tradepact_client::data::connect(&data.1).await?;
+    let mut client = tradepact_client::data::connect(&data.url).await?;
     let key = |flow: pb::Flow, kind: pb::TradeKind| pb::SeriesKey {
         reporter: "USA".into(),
         partner: "KOR".into(),
@@ -249,9 +205,9 @@ async fn main() -> anyhow::Result<()> {
         let mut baseline = None;
         for (name, server, f) in &workloads {
             let url = if *server == "plain" {
-                &plain.1
+                &plain.url
             } else {
-                &data.1
+                &data.url
             };
             let f = f.clone();
             let r = load(url, c, args.seconds, move |ch| f(ch)).await?;
