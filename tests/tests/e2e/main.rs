@@ -1,0 +1,19 @@
+//! The end-to-end tests, one binary: each module starts the real `tradepact-data` and
+//! `tradepact-negotiation` binaries on ephemeral ports (see `tradepact_tests`). One binary
+//! links tonic, sled and rustls once instead of fifteen times.
+
+mod crash_recovery;
+mod disk_full;
+mod durability;
+mod grpcurl_roundtrip;
+mod impact;
+mod korus_sample;
+mod korus_scenario;
+mod negotiation_flow;
+mod overload;
+mod pagination_and_streams;
+mod python_client;
+mod reflection_and_health;
+mod security;
+mod validation;
+mod watch_and_shutdown;
