@@ -373,6 +373,13 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let raw_long_dir = tempfile::tempdir()?;
     let (_, raw_tree) = raw_ingest(raw_long_dir.path(), &long_batches, Some(args.flush_every))?;
+    let store_long_dir = tempfile::tempdir()?;
+    let long_store = Store::open(store_long_dir.path())?;
+    for batch in &long_batches {
+        long_store.write(batch)?;
+    }
+    let long_plan = tradepact_store::aggregate::ReadPlan::new(long.key.frequency, None)
+        .map_err(anyhow::Error::msg)?;
     client
         .stream_write_points(tokio_stream::iter(
             long_batches.iter().map(|b| to_proto(b)).collect::<Vec<_>>(),
@@ -382,6 +389,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut raw_reads = Vec::new();
     let mut stream_reads = Vec::new();
+    let mut column_reads = Vec::new();
+    let mut store_column_reads = Vec::new();
     let mut paged_reads = Vec::new();
     for _ in 0..args.repeat {
         let start = Instant::now();
@@ -407,6 +416,42 @@ async fn main() -> anyhow::Result<()> {
         }
         stream_reads.push(start.elapsed());
         anyhow::ensure!(n == args.range_points, "streamed {n}");
+
+        let start = Instant::now();
+        let mut n = 0u32;
+        let blocks = tradepact_store::columns::columns(
+            &long_store,
+            &long.key,
+            long_plan,
+            0,
+            u32::MAX,
+            8192,
+        )?;
+        for block in blocks {
+            n += block?.len() as u32;
+        }
+        store_column_reads.push(start.elapsed());
+        anyhow::ensure!(n == args.range_points, "store columns {n}");
+
+        // Columns, each value decoded to (ordinal, value, source) by the client.
+        let start = Instant::now();
+        let mut stream = client
+            .stream_series_columns(pb::StreamSeriesColumnsRequest {
+                key: Some(long_key.clone()),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let (mut n, mut sum, mut last) = (0u32, 0.0, 0);
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            for v in tradepact_client::data::column_values(&msg) {
+                anyhow::ensure!(v.ordinal > last && !v.source.is_empty(), "column order");
+                (n, sum, last) = (n + 1, sum + v.value_usd, v.ordinal);
+            }
+        }
+        column_reads.push(start.elapsed());
+        anyhow::ensure!(n == args.range_points && sum > 0.0, "columns {n}");
 
         let start = Instant::now();
         let mut token = String::new();
@@ -519,8 +564,16 @@ async fn main() -> anyhow::Result<()> {
             (raw_med, raw_min, raw_max),
         ),
         (
+            "store crate `columns`, in-process",
+            median(store_column_reads),
+        ),
+        (
             "gRPC `StreamSeries`, decoded by the client",
             median(stream_reads),
+        ),
+        (
+            "gRPC `StreamSeriesColumns`, decoded by the client",
+            median(column_reads),
         ),
         (
             &*format!(

@@ -160,6 +160,62 @@ pub mod data {
     pub fn client(channel: Channel) -> DataClient {
         DataClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
     }
+
+    /// One value of a `StreamSeriesColumns` message, decoded.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ColumnValue<'a> {
+        /// Period ordinal (annual: year; quarterly: year·4 + quarter − 1; monthly: year·12 + month − 1).
+        pub ordinal: u32,
+        /// Value (or sum) in US dollars.
+        pub value_usd: f64,
+        /// Source of the value.
+        pub source: &'a str,
+        /// Stored points summed into the value (1 when not aggregated).
+        pub input_count: u32,
+    }
+
+    /// The values of a `StreamSeriesColumns` message, in period order. A message whose arrays
+    /// disagree in length (which the server never sends) yields only its consistent prefix.
+    pub fn column_values(
+        msg: &proto::data_v1::StreamSeriesColumnsResponse,
+    ) -> impl Iterator<Item = ColumnValue<'_>> {
+        let mut ordinal = 0u32;
+        msg.period_deltas
+            .iter()
+            .zip(&msg.values_usd)
+            .enumerate()
+            .map_while(move |(i, (delta, value))| {
+                ordinal = ordinal.checked_add(*delta)?;
+                let source = match msg.source_indexes.get(i) {
+                    Some(&s) => msg.sources.get(usize::try_from(s).ok()?)?,
+                    None if msg.source_indexes.is_empty() => msg.sources.first()?,
+                    None => return None,
+                };
+                let input_count = match msg.input_counts.get(i) {
+                    Some(&n) => n,
+                    None if msg.input_counts.is_empty() => 1,
+                    None => return None,
+                };
+                Some(ColumnValue {
+                    ordinal,
+                    value_usd: *value,
+                    source,
+                    input_count,
+                })
+            })
+    }
+
+    /// A period ordinal written as the API writes periods (`2016`, `2016-Q3`, `2016-07`);
+    /// `None` for an unspecified frequency.
+    pub fn period_text(frequency: proto::data_v1::Frequency, ordinal: u32) -> Option<String> {
+        use proto::data_v1::Frequency;
+        match frequency {
+            Frequency::Annual => Some(format!("{ordinal:04}")),
+            Frequency::Quarterly => Some(format!("{:04}-Q{}", ordinal / 4, ordinal % 4 + 1)),
+            Frequency::Monthly => Some(format!("{:04}-{:02}", ordinal / 12, ordinal % 12 + 1)),
+            Frequency::Unspecified => None,
+        }
+    }
 }
 
 /// The negotiation service.

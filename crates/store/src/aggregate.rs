@@ -45,6 +45,11 @@ impl ReadPlan {
         })
     }
 
+    /// Stored periods per returned value (1 when not aggregating).
+    pub fn factor(&self) -> u32 {
+        self.factor
+    }
+
     /// The stored ordinals covered by returned periods `from..=to` (in the returned frequency).
     pub fn stored_range(&self, from: u32, to: u32) -> (u32, u32) {
         (

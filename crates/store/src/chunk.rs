@@ -126,6 +126,32 @@ impl Chunk {
 
     /// Unpacks a stored chunk, checking every length and invariant.
     pub fn decode(bytes: &[u8]) -> Result<Chunk> {
+        let view = ChunkView::parse(bytes)?;
+        let sources: Vec<Arc<str>> = view.sources.iter().map(|s| Arc::from(*s)).collect();
+        let entries = (0..view.len())
+            .map(|i| Entry {
+                offset: view.offsets[i],
+                value: view.value(i),
+                source: sources[usize::from(view.index[i])].clone(),
+            })
+            .collect();
+        Ok(Chunk { entries })
+    }
+}
+
+/// A stored chunk read in place: every length and invariant checked once, then each entry
+/// read straight from the bytes (no allocation per entry).
+#[derive(Clone, Debug)]
+pub struct ChunkView<'a> {
+    offsets: &'a [u8],
+    values: &'a [u8],
+    sources: Vec<&'a str>,
+    index: &'a [u8],
+}
+
+impl<'a> ChunkView<'a> {
+    /// Checks a stored chunk (the same checks as [`Chunk::decode`]).
+    pub fn parse(bytes: &'a [u8]) -> Result<ChunkView<'a>> {
         let corrupt = |what: &str| Error::Corrupt(format!("chunk: {what}"));
         let mut r = Reader(bytes);
         if r.u8().ok_or_else(|| corrupt("empty"))? != VERSION {
@@ -140,31 +166,53 @@ impl Chunk {
             let len = r.take(2).ok_or_else(|| corrupt("short source length"))?;
             let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
             let text = r.take(len).ok_or_else(|| corrupt("short source"))?;
-            let text = std::str::from_utf8(text).map_err(|_| corrupt("source not utf-8"))?;
-            sources.push(Arc::<str>::from(text));
+            sources.push(std::str::from_utf8(text).map_err(|_| corrupt("source not utf-8"))?);
         }
         let index = r.take(n).ok_or_else(|| corrupt("short source index"))?;
         if !r.0.is_empty() {
             return Err(corrupt("trailing bytes"));
         }
-        let mut entries = Vec::with_capacity(n);
-        for i in 0..n {
-            let offset = offsets[i];
-            if u32::from(offset) >= BLOCK || (i > 0 && offsets[i - 1] >= offset) {
-                return Err(corrupt("offsets out of order"));
-            }
-            let mut v = [0u8; 8];
-            v.copy_from_slice(&values[i * 8..i * 8 + 8]);
-            let source = sources
-                .get(usize::from(index[i]))
-                .ok_or_else(|| corrupt("source index out of range"))?;
-            entries.push(Entry {
-                offset,
-                value: f64::from_le_bytes(v),
-                source: source.clone(),
-            });
+        if offsets.iter().any(|&o| u32::from(o) >= BLOCK)
+            || offsets.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(corrupt("offsets out of order"));
         }
-        Ok(Chunk { entries })
+        if index.iter().any(|&i| usize::from(i) >= s) {
+            return Err(corrupt("source index out of range"));
+        }
+        Ok(ChunkView {
+            offsets,
+            values,
+            sources,
+            index,
+        })
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether the chunk holds no point.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Offset of point `i` in the block. Panics when `i >= len()`.
+    pub fn offset(&self, i: usize) -> u8 {
+        self.offsets[i]
+    }
+
+    /// Value of point `i`. Panics when `i >= len()`.
+    pub fn value(&self, i: usize) -> f64 {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&self.values[i * 8..i * 8 + 8]);
+        f64::from_le_bytes(v)
+    }
+
+    /// Source of point `i`. Panics when `i >= len()`.
+    pub fn source(&self, i: usize) -> &'a str {
+        self.sources[usize::from(self.index[i])]
     }
 }
 

@@ -26,6 +26,7 @@
 pub mod aggregate;
 pub mod analysis;
 pub mod chunk;
+pub mod columns;
 pub mod cursor;
 pub mod model;
 mod store;

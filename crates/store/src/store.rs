@@ -386,18 +386,19 @@ impl Store {
         })
     }
 
-    /// The points of `key` with `from <= ordinal <= to`, in period order, lazily.
-    /// `NotFound` when the series does not exist.
-    pub fn scan(
+    /// The stored chunks of `key` that hold periods in `from..=to`, in period order, lazily,
+    /// each with the ordinal of its block's first period, undecoded (see
+    /// [`crate::chunk::ChunkView`]); a chunk's entries may fall outside the range at both
+    /// ends. `NotFound` when the series does not exist.
+    pub fn scan_chunk_bytes(
         &self,
         key: &SeriesKey,
         from: u32,
         to: u32,
-    ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
+    ) -> Result<impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static> {
         let id = self
             .series_id(key)?
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
-        let frequency = key.frequency;
         let chunks = if from > to {
             None
         } else {
@@ -406,22 +407,45 @@ impl Store {
                     .range(chunk_key(id, from / BLOCK)..=chunk_key(id, to / BLOCK)),
             )
         };
-        Ok(chunks.into_iter().flatten().flat_map(move |item| {
-            let decoded = item.map_err(Error::from).and_then(|(k, v)| {
-                let block = u32::from_be_bytes(
-                    k[9..13]
-                        .try_into()
-                        .map_err(|_| Error::Corrupt("chunk key".to_owned()))?,
-                );
-                Ok((block, Chunk::decode(&v)?))
-            });
-            let points: Vec<Result<StoredPoint>> = match decoded {
+        Ok(chunks.into_iter().flatten().map(|item| {
+            let (k, v) = item?;
+            let block = u32::from_be_bytes(
+                k[9..13]
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("chunk key".to_owned()))?,
+            );
+            Ok((block * BLOCK, v))
+        }))
+    }
+
+    /// Like [`Store::scan_chunk_bytes`], each chunk decoded.
+    pub fn scan_chunks(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+    ) -> Result<impl Iterator<Item = Result<(u32, Chunk)>> + Send + 'static> {
+        Ok(self
+            .scan_chunk_bytes(key, from, to)?
+            .map(|item| item.and_then(|(base, bytes)| Ok((base, Chunk::decode(&bytes)?)))))
+    }
+
+    /// The points of `key` with `from <= ordinal <= to`, in period order, lazily.
+    /// `NotFound` when the series does not exist.
+    pub fn scan(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+    ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
+        let frequency = key.frequency;
+        Ok(self.scan_chunks(key, from, to)?.flat_map(move |chunk| {
+            let points: Vec<Result<StoredPoint>> = match chunk {
                 Err(e) => vec![Err(e)],
-                Ok((block, chunk)) => chunk
+                Ok((base, chunk)) => chunk
                     .entries()
                     .iter()
-                    .map(|e| block * BLOCK + u32::from(e.offset))
-                    .zip(chunk.entries())
+                    .map(|e| (base + u32::from(e.offset), e))
                     .filter(|(ordinal, _)| (from..=to).contains(ordinal))
                     .map(|(ordinal, e)| {
                         Ok(StoredPoint {

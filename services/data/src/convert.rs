@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tradepact_proto::data_v1 as pb;
 use tradepact_store::aggregate::{ReadPlan, Value};
 use tradepact_store::analysis::{BalanceQuery, BalanceRow, Change, ChangeTarget, Figures};
+use tradepact_store::columns::Columns;
 use tradepact_store::model::{check_source, check_value};
 use tradepact_store::{
     Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesInfo, SeriesKey,
@@ -253,6 +254,35 @@ pub(crate) fn series_value(value: Value) -> pb::SeriesValue {
         source: value.source,
         input_count: value.input_count,
         expected_input_count: value.expected_input_count,
+    }
+}
+
+/// A block of columns as a `StreamSeriesColumns` message: ordinals delta-encoded, the source
+/// indexes left out when the block has one source.
+pub(crate) fn columns(block: Columns) -> pb::StreamSeriesColumnsResponse {
+    let mut previous = 0;
+    let period_deltas = block
+        .ordinals
+        .iter()
+        .map(|&o| {
+            let delta = o - previous;
+            previous = o;
+            delta
+        })
+        .collect();
+    let single_source = block.sources.len() == 1;
+    pb::StreamSeriesColumnsResponse {
+        frequency: frequency_pb(block.frequency).into(),
+        period_deltas,
+        values_usd: block.values,
+        sources: block.sources,
+        source_indexes: if single_source {
+            Vec::new()
+        } else {
+            block.source_indexes
+        },
+        input_counts: block.input_counts,
+        expected_input_count: block.expected_input_count,
     }
 }
 

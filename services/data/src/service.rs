@@ -9,16 +9,21 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tradepact_proto::data_v1 as pb;
 use tradepact_proto::data_v1::trade_data_service_server::TradeDataService;
-use tradepact_store::aggregate;
+use tradepact_store::aggregate::{self, ReadPlan};
 use tradepact_store::analysis;
+use tradepact_store::columns;
 use tradepact_store::cursor::{self, Fingerprint};
-use tradepact_store::{Period, SeriesFilter, SeriesPoints, Store, Violations, WriteSummary};
+use tradepact_store::{
+    Period, SeriesFilter, SeriesKey, SeriesPoints, Store, Violations, WriteSummary,
+};
 
 use crate::convert;
 use crate::error::{join_error, to_status};
 
 /// Values per `StreamSeries` message.
 pub const STREAM_CHUNK: usize = 4096;
+/// Values per `StreamSeriesColumns` message (about 80 kB of doubles and deltas).
+pub const COLUMNS_CHUNK: usize = 8192;
 /// Default and largest `GetSeries` page.
 pub const SERIES_PAGE: (usize, usize) = (1000, 10_000);
 /// Default and largest `ListSeries` page.
@@ -53,6 +58,43 @@ impl WatchCloser {
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Sends what a blocking iterator yields as a server stream, from the blocking pool; stops
+/// after the first error or when the client goes away.
+fn forward<T: Send + 'static>(
+    items: impl Iterator<Item = Result<T, Status>> + Send + 'static,
+) -> BoxStream<T> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        for item in items {
+            let last = item.is_err();
+            if tx.blocking_send(item).is_err() || last {
+                return;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+/// The validated series, read plan and period range of a StreamSeries-like request.
+fn read_range(
+    key: Option<&pb::SeriesKey>,
+    start_period: &str,
+    end_period: &str,
+    aggregate_to: i32,
+) -> Result<(SeriesKey, ReadPlan, u32, u32), Status> {
+    let mut v = Violations::default();
+    let key = convert::series_key(key, "key", &mut v);
+    let plan = key
+        .as_ref()
+        .and_then(|k| convert::read_plan(k, aggregate_to, &mut v));
+    let (from, to) = match plan {
+        Some(p) => convert::period_range(start_period, end_period, p.frequency, &mut v),
+        None => (0, 0),
+    };
+    let (key, plan) = validated(v, || key.zip(plan))?;
+    Ok((key, plan, from, to))
+}
 
 fn validated<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, Status> {
     let value = v.into_result(value).map_err(to_status)?;
@@ -264,47 +306,52 @@ impl TradeDataService for DataService {
     ) -> Result<Response<Self::StreamSeriesStream>, Status> {
         tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
-        let mut v = Violations::default();
-        let key = convert::series_key(req.key.as_ref(), "key", &mut v);
-        let plan = key
-            .as_ref()
-            .and_then(|k| convert::read_plan(k, req.aggregate_to, &mut v));
-        let (from, to) = match plan {
-            Some(p) => {
-                convert::period_range(&req.start_period, &req.end_period, p.frequency, &mut v)
-            }
-            None => (0, 0),
-        };
-        let (key, plan) = validated(v, || key.zip(plan))?;
+        let (key, plan, from, to) = read_range(
+            req.key.as_ref(),
+            &req.start_period,
+            &req.end_period,
+            req.aggregate_to,
+        )?;
         // Open the scan first so that an unknown series is NOT_FOUND, not an empty stream.
-        let values = self
+        let mut values = self
             .blocking(move |store| aggregate::values(store, &key, plan, from, to))
             .await?;
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
+        let messages = std::iter::from_fn(move || {
             let mut chunk = Vec::with_capacity(STREAM_CHUNK);
-            for value in values {
+            for value in values.by_ref() {
                 match value {
                     Ok(value) => chunk.push(convert::series_value(value)),
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(to_status(e)));
-                        return;
-                    }
+                    Err(e) => return Some(Err(to_status(e))),
                 }
                 if chunk.len() == STREAM_CHUNK {
-                    let msg = pb::StreamSeriesResponse {
-                        values: std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK)),
-                    };
-                    if tx.blocking_send(Ok(msg)).is_err() {
-                        return; // the client went away
-                    }
+                    break;
                 }
             }
-            if !chunk.is_empty() {
-                let _ = tx.blocking_send(Ok(pb::StreamSeriesResponse { values: chunk }));
-            }
+            (!chunk.is_empty()).then_some(Ok(pb::StreamSeriesResponse { values: chunk }))
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(forward(messages)))
+    }
+
+    type StreamSeriesColumnsStream = BoxStream<pb::StreamSeriesColumnsResponse>;
+
+    async fn stream_series_columns(
+        &self,
+        request: Request<pb::StreamSeriesColumnsRequest>,
+    ) -> Result<Response<Self::StreamSeriesColumnsStream>, Status> {
+        tradepact_rpc::auth::require(&request, "data:read")?;
+        let req = request.into_inner();
+        let (key, plan, from, to) = read_range(
+            req.key.as_ref(),
+            &req.start_period,
+            &req.end_period,
+            req.aggregate_to,
+        )?;
+        let blocks = self
+            .blocking(move |store| columns::columns(store, &key, plan, from, to, COLUMNS_CHUNK))
+            .await?;
+        Ok(Response::new(forward(blocks.map(|block| {
+            block.map(convert::columns).map_err(to_status)
+        }))))
     }
 
     async fn list_series(

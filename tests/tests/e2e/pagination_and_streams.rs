@@ -1,4 +1,5 @@
-//! Long series: GetSeries pages, StreamSeries, aggregation and ListSeries pages agree.
+//! Long series: GetSeries pages, StreamSeries, StreamSeriesColumns, aggregation and ListSeries
+//! pages agree.
 
 use tokio_stream::StreamExt;
 use tradepact_proto::data_v1 as pb;
@@ -175,4 +176,126 @@ async fn list_series_pages_through_a_filtered_catalog() {
     }
     let expected: Vec<String> = (1..=25).map(|ch| format!("HS:{ch:02}")).collect();
     assert_eq!(products, expected);
+}
+
+/// Reads a whole `StreamSeriesColumns` call as (period, value, source, input count).
+async fn read_columns(
+    client: &mut tradepact_client::data::DataClient,
+    request: pb::StreamSeriesColumnsRequest,
+) -> Result<(Vec<(String, f64, String, u32)>, usize), tonic::Status> {
+    use tradepact_client::data::{column_values, period_text};
+    let mut stream = client.stream_series_columns(request).await?.into_inner();
+    let (mut got, mut messages) = (Vec::new(), 0);
+    while let Some(msg) = stream.next().await {
+        let msg = msg?;
+        messages += 1;
+        assert!(
+            msg.values_usd.len() <= 8192,
+            "a message holds at most 8192 values"
+        );
+        assert_eq!(msg.period_deltas.len(), msg.values_usd.len());
+        assert!(msg.source_indexes.is_empty() == (msg.sources.len() == 1));
+        for v in column_values(&msg) {
+            let period = period_text(msg.frequency(), v.ordinal).unwrap();
+            got.push((period, v.value_usd, v.source.to_owned(), v.input_count));
+        }
+    }
+    Ok((got, messages))
+}
+
+#[tokio::test]
+async fn columns_carry_what_the_value_stream_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+    let mut client = data_client(&server).await;
+    // 20,000 months (three messages), the source changing every 5,000 points.
+    const N: u32 = 20_000;
+    let source = |i: u32| format!("source {}", i / 5000);
+    let points: Vec<pb::Point> = (0..N)
+        .map(|i| pb::Point {
+            period: month(i),
+            value_usd: f64::from(i) * 1.5,
+            source: source(i),
+        })
+        .collect();
+    client
+        .write_points(pb::WritePointsRequest {
+            series: vec![pb::SeriesPoints {
+                key: Some(monthly("HS:87")),
+                points,
+                source: String::new(),
+            }],
+        })
+        .await
+        .unwrap();
+
+    let (all, messages) = read_columns(
+        &mut client,
+        pb::StreamSeriesColumnsRequest {
+            key: Some(monthly("HS:87")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(messages, 3);
+    let expected: Vec<(String, f64, String, u32)> = (0..N)
+        .map(|i| (month(i), f64::from(i) * 1.5, source(i), 1))
+        .collect();
+    assert_eq!(all, expected);
+
+    // A window, aggregated to years, equals StreamSeries on the same request.
+    let (years, _) = read_columns(
+        &mut client,
+        pb::StreamSeriesColumnsRequest {
+            key: Some(monthly("HS:87")),
+            start_period: "2200".into(),
+            end_period: "2300".into(),
+            aggregate_to: pb::Frequency::Annual.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut stream = client
+        .stream_series(pb::StreamSeriesRequest {
+            key: Some(monthly("HS:87")),
+            start_period: "2200".into(),
+            end_period: "2300".into(),
+            aggregate_to: pb::Frequency::Annual.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut values = Vec::new();
+    while let Some(msg) = stream.next().await {
+        for v in msg.unwrap().values {
+            values.push((v.period, v.value_usd, v.source, v.input_count));
+        }
+    }
+    assert_eq!(years.len(), 101);
+    assert_eq!(years, values);
+
+    // An unknown series is NOT_FOUND, a bad period INVALID_ARGUMENT naming the field.
+    let missing = read_columns(
+        &mut client,
+        pb::StreamSeriesColumnsRequest {
+            key: Some(monthly("HS:88")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let bad = read_columns(
+        &mut client,
+        pb::StreamSeriesColumnsRequest {
+            key: Some(monthly("HS:87")),
+            start_period: "2016".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("start_period"), "{}", bad.message());
 }

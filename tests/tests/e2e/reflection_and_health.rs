@@ -30,6 +30,7 @@ fn grpcurl_lists_describes_and_checks_health() {
         "StreamWritePoints",
         "GetSeries",
         "StreamSeries",
+        "StreamSeriesColumns",
         "ListSeries",
         "DeleteSeries",
         "GetTradeBalance",

@@ -594,6 +594,18 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     });
+    rpc!(
+        "data:read",
+        "StreamSeriesColumns",
+        d,
+        stream_series_columns,
+        |k| {
+            data_pb::StreamSeriesColumnsRequest {
+                key: Some(k),
+                ..Default::default()
+            }
+        }
+    );
     rpc!("data:read", "ListSeries", d, list_series, |_k| {
         data_pb::ListSeriesRequest::default()
     });
@@ -717,7 +729,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 21, "every RPC of both services");
+    assert_eq!(calls.len(), 22, "every RPC of both services");
 
     for (scope, name, call) in &calls {
         let denied = call(format!("all-but:{scope}")).await;
