@@ -1,11 +1,14 @@
-//! Load benchmark of small unary reads: requests per second and p50/p99 latency at
-//! concurrency 1 and 16, for tradepact's `GetSeries` (a 20-point annual series) and
-//! `GetTradeBalance` (one pair over 20 years), beside a plain tonic server's trivial unary RPC
-//! measured in the same run (the framework's ceiling). Client: the generated Rust stubs, one
-//! HTTP/2 connection per concurrent caller.
+//! Load benchmark of unary calls: requests per second and p50/p99 latency at concurrency 1 and
+//! 16, for tradepact's `GetSeries` (a 20-point annual series) and `GetTradeBalance` (one pair
+//! over 20 years), `AnalyzeNegotiation` (the KORUS scenario, and a random 10^6-outcome space)
+//! and `EstimateImpact` (the KORUS Nash package, its baselines read from the data service over
+//! gRPC), beside a plain tonic server's trivial unary RPC measured in the same run (the
+//! framework's ceiling). Client: the generated Rust stubs, one HTTP/2 connection per
+//! concurrent caller. `--h2load` also drives the unary reads with h2load (nghttp2-client).
 //!
 //! ```sh
-//! cargo build --release -p tradepact-data -p tradepact-bench && target/release/load-bench
+//! cargo build --release -p tradepact -p tradepact-data -p tradepact-negotiation -p tradepact-bench
+//! target/release/load-bench
 //! ```
 
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use tradepact_bench::Server;
 use tradepact_proto::data_v1 as pb;
+use tradepact_proto::negotiation_v1 as npb;
 
 #[derive(Parser)]
 #[command(about = "tradepact unary load benchmark (beside a plain tonic server, same run)")]
@@ -139,6 +143,38 @@ async fn main() -> anyhow::Result<()> {
         .write_points(pb::WritePointsRequest { series })
         .await?;
 
+    // The negotiation service, reading from that data service: the KORUS sample data and
+    // scenario (through the `tradepact` tool), and a random space of 10^6 outcomes.
+    let neg_dir = tempfile::tempdir()?;
+    let neg = Server::start_sibling(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            neg_dir.path().to_str().expect("utf-8 path"),
+            "--data-service",
+            &data.url,
+        ],
+    )?;
+    let korus = load_korus(&data.url, &neg.url)?;
+    let korus_impact = korus.clone();
+    let mut nc = tradepact_client::negotiation::connect(&neg.url).await?;
+    let analysis = nc
+        .analyze_negotiation(npb::AnalyzeNegotiationRequest {
+            id: korus.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let korus_outcomes = analysis.outcome_count;
+    let nash = analysis
+        .nash
+        .and_then(|s| s.points.into_iter().next())
+        .and_then(|p| p.packages.into_iter().next())
+        .ok_or_else(|| anyhow::anyhow!("no Nash package for KORUS"))?;
+    let million = create_random(&mut nc, 6, 10, 7).await?;
+
     let goods_exports = key(pb::Flow::Export, pb::TradeKind::Goods);
     let workloads: Vec<(&str, &str, Workload)> = vec![
         (
@@ -187,6 +223,59 @@ async fn main() -> anyhow::Result<()> {
                 })
             }),
         ),
+        (
+            Box::leak(
+                format!("tradepact: AnalyzeNegotiation, KORUS 2018 ({korus_outcomes} outcomes)")
+                    .into_boxed_str(),
+            ),
+            "negotiation",
+            Box::new(move |c| {
+                let id = korus.clone();
+                Box::pin(async move {
+                    let mut n = tradepact_client::negotiation::client(c);
+                    n.analyze_negotiation(npb::AnalyzeNegotiationRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .is_ok_and(|r| r.get_ref().nash.is_some())
+                })
+            }),
+        ),
+        (
+            "tradepact: AnalyzeNegotiation, 10^6 outcomes (random, 6 issues × 10 options)",
+            "negotiation",
+            Box::new(move |c| {
+                let id = million.clone();
+                Box::pin(async move {
+                    let mut n = tradepact_client::negotiation::client(c);
+                    n.analyze_negotiation(npb::AnalyzeNegotiationRequest {
+                        id,
+                        ..Default::default()
+                    })
+                    .await
+                    .is_ok_and(|r| r.get_ref().outcome_count == 1e6)
+                })
+            }),
+        ),
+        (
+            "tradepact: EstimateImpact, KORUS Nash package (baselines over gRPC)",
+            "negotiation",
+            Box::new(move |c| {
+                let (id, package) = (korus_impact.clone(), nash.clone());
+                Box::pin(async move {
+                    let mut n = tradepact_client::negotiation::client(c);
+                    n.estimate_impact(npb::EstimateImpactRequest {
+                        id,
+                        package: Some(package),
+                        skip_missing_baselines: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .is_ok_and(|r| !r.get_ref().effects.is_empty())
+                })
+            }),
+        ),
     ];
     let workloads: Vec<_> = workloads
         .into_iter()
@@ -204,10 +293,10 @@ async fn main() -> anyhow::Result<()> {
     for &c in &args.concurrency {
         let mut baseline = None;
         for (name, server, f) in &workloads {
-            let url = if *server == "plain" {
-                &plain.url
-            } else {
-                &data.url
+            let url = match *server {
+                "plain" => &plain.url,
+                "data" => &data.url,
+                _ => &neg.url,
             };
             let f = f.clone();
             let r = load(url, c, args.seconds, move |ch| f(ch)).await?;
@@ -223,4 +312,99 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Imports the KORUS sample into the data service and loads the KORUS scenario into the
+/// negotiation service with the `tradepact` tool next to this binary; returns the scenario's id.
+fn load_korus(data_url: &str, negotiation_url: &str) -> anyhow::Result<String> {
+    let tool = std::env::current_exe()?.with_file_name("tradepact");
+    let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/korus_trade.csv");
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(&tool).args(args).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "tradepact {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    run(&["import", csv, "--data-service", data_url])?;
+    run(&[
+        "scenario",
+        "load",
+        "korus-2018",
+        "--negotiation-service",
+        negotiation_url,
+    ])
+}
+
+/// Creates a bilateral negotiation over `issues` issues of `options` options each, with
+/// random weights and option values (seeded), and returns its id.
+async fn create_random(
+    client: &mut tradepact_client::negotiation::NegotiationClient,
+    issues: usize,
+    options: usize,
+    seed: u64,
+) -> anyhow::Result<String> {
+    let mut state = seed;
+    let mut next = move || {
+        // SplitMix64, to a value in [0, 1).
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let issue_ids: Vec<String> = (0..issues).map(|i| format!("i{i}")).collect();
+    let option_ids: Vec<String> = (0..options).map(|o| format!("o{o}")).collect();
+    let created = client
+        .create_negotiation(npb::CreateNegotiationRequest {
+            title: format!("random {issues} issues × {options} options"),
+            agreement: "load benchmark".into(),
+            parties: vec!["A".into(), "B".into()],
+            issues: issue_ids
+                .iter()
+                .map(|id| npb::Issue {
+                    id: id.clone(),
+                    label: id.clone(),
+                    options: option_ids
+                        .iter()
+                        .map(|o| npb::IssueOption {
+                            id: o.clone(),
+                            label: o.clone(),
+                            trade_effects: vec![],
+                        })
+                        .collect(),
+                })
+                .collect(),
+            deadline_rounds: 100,
+        })
+        .await?
+        .into_inner()
+        .negotiation
+        .ok_or_else(|| anyhow::anyhow!("no negotiation created"))?;
+    for party in ["A", "B"] {
+        let position = npb::Position {
+            weights: issue_ids
+                .iter()
+                .map(|i| (i.clone(), next() + 0.01))
+                .collect(),
+            values: issue_ids
+                .iter()
+                .map(|i| {
+                    let values = option_ids.iter().map(|o| (o.clone(), next())).collect();
+                    (i.clone(), npb::OptionValues { values })
+                })
+                .collect(),
+            reservation_value: 0.0,
+        };
+        client
+            .set_position(npb::SetPositionRequest {
+                negotiation_id: created.id.clone(),
+                party: party.into(),
+                position: Some(position),
+            })
+            .await?;
+    }
+    Ok(created.id)
 }

@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, Mutex, RwLock};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use tradepact_bargain::analysis;
+use tradepact_bargain::analysis::{self, Analysis};
 use tradepact_bargain::frontier;
 use tradepact_bargain::simulate::Action;
 use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation};
@@ -32,7 +32,13 @@ pub(crate) struct Entry {
     pub negotiation: Negotiation,
     pub events: Vec<Event>,
     pub meta: Meta,
+    /// The last analysis and the event count it was computed at: repeated analyses (and the
+    /// pages of one) of an unchanged negotiation reuse it.
+    pub analysis: Option<(u64, Arc<Analysis>)>,
 }
+
+/// Frontier points above which an analysis is not kept for reuse (memory over speed).
+pub const ANALYSIS_CACHE_MAX_POINTS: usize = 100_000;
 
 #[derive(Clone, Debug)]
 enum Published {
@@ -120,6 +126,7 @@ impl NegotiationSvc {
                     negotiation,
                     events,
                     meta,
+                    analysis: None,
                 })),
             );
         }
@@ -190,6 +197,7 @@ impl NegotiationSvc {
             negotiation,
             events,
             meta,
+            analysis: None,
         };
         let out = negotiation_out(&entry, &|_| false);
         self.entries
@@ -531,7 +539,7 @@ impl NegotiationService for NegotiationSvc {
             }
         };
         let (_, entry) = self.entry(&req.id).await?;
-        let entry = entry.lock().await;
+        let mut entry = entry.lock().await;
         let version = entry.events.len() as u64;
         let fingerprint = Fingerprint::of(&[req.id.as_bytes(), &version.to_be_bytes()]);
         let offset = if req.page_token.is_empty() {
@@ -565,15 +573,28 @@ impl NegotiationService for NegotiationSvc {
                 missing.join(", ")
             )));
         }
-        let solved = tokio::task::block_in_place(|| {
-            let n = &entry.negotiation;
-            let positions = n.all_positions().expect("checked above");
-            analysis::solve(&n.space, &positions, 16)
-        })
-        .map_err(to_status)?;
+        let solved = match &entry.analysis {
+            Some((at, solved)) if *at == version => solved.clone(),
+            _ => {
+                let solved = tokio::task::block_in_place(|| {
+                    let n = &entry.negotiation;
+                    let positions = n.all_positions().expect("checked above");
+                    let mut solved = analysis::solve(&n.space, &positions, 16)?;
+                    solved.zopa = Some(analysis::zopa(&n.space, &positions, 0x7ade));
+                    Ok::<_, tradepact_bargain::Error>(Arc::new(solved))
+                })
+                .map_err(to_status)?;
+                if solved.frontier.points.len() <= ANALYSIS_CACHE_MAX_POINTS {
+                    entry.analysis = Some((version, solved.clone()));
+                }
+                solved
+            }
+        };
         let n = &entry.negotiation;
         let positions = n.all_positions().expect("checked above");
-        let zopa = tokio::task::block_in_place(|| analysis::zopa(&n.space, &positions, 0x7ade));
+        let zopa = solved.zopa.clone().unwrap_or_else(|| {
+            tokio::task::block_in_place(|| analysis::zopa(&n.space, &positions, 0x7ade))
+        });
         let space = &n.space;
         let reservations: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
         let offers = n

@@ -613,3 +613,59 @@ async fn concurrent_offers_on_one_negotiation_are_serialised() {
         .unwrap();
     assert_eq!((n.offers.len(), n.event_count), (1, 2));
 }
+
+/// An analysis is reused while the negotiation is unchanged and recomputed after any event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_analysis_follows_position_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    let id = c
+        .create_negotiation(two_issues())
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    let set = |reservation: f64| pb::SetPositionRequest {
+        negotiation_id: id.clone(),
+        party: "US".into(),
+        position: Some(pb::Position {
+            reservation_value: reservation,
+            ..us()
+        }),
+    };
+    c.set_position(set(0.2)).await.unwrap();
+    c.set_position(pb::SetPositionRequest {
+        negotiation_id: id.clone(),
+        party: "KOR".into(),
+        position: Some(kor()),
+    })
+    .await
+    .unwrap();
+    let analyze = |c: &mut tradepact_client::negotiation::NegotiationClient| {
+        let mut c = c.clone();
+        let id = id.clone();
+        async move {
+            c.analyze_negotiation(pb::AnalyzeNegotiationRequest {
+                id,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    // Reservations 0.2 and 0.2: keep/low (0.6, 0.7) and cut/high (0.4, 0.3) are rational.
+    let first = analyze(&mut c).await;
+    assert_eq!(first.zopa_size, 2.0);
+    assert_eq!(analyze(&mut c).await, first, "the same analysis again");
+    // The US now needs 0.5: only keep/low is left.
+    c.set_position(set(0.5)).await.unwrap();
+    let after = analyze(&mut c).await;
+    assert_eq!(after.zopa_size, 1.0);
+    let nash = &after.nash.unwrap().points[0].packages[0];
+    assert_eq!(nash, &package(&[("tariff", "keep"), ("quota", "low")]));
+}
