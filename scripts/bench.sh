@@ -1,7 +1,47 @@
 #!/usr/bin/env bash
-# Builds the release binaries and runs the data service benchmark (about 20 s on 2 cores);
-# prints a markdown table. Extra arguments go to data-bench (see `data-bench --help`).
+# The benchmark suite in one command: installs h2load (nghttp2-client) and PostgreSQL 15 from
+# Debian when missing, builds the release binaries, runs data-bench --postgres, load-bench
+# --h2load and bargain-bench, and writes the results (machine, commit, each figure's median
+# and spread) to docs/bench-results.md, or to the file given. About 5 minutes on 2 cores.
+# docs/benchmarks.md explains the workloads and the baselines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p tradepact-data -p tradepact-bench
-exec target/release/data-bench "$@"
+out="${1:-docs/bench-results.md}"
+
+need=()
+command -v h2load >/dev/null || need+=(nghttp2-client)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+export PATH="/usr/lib/postgresql/15/bin:$PATH"
+
+cargo build --release --locked -p tradepact -p tradepact-data -p tradepact-negotiation -p tradepact-bench
+
+commit="$(git rev-parse --short HEAD)"
+git diff --quiet HEAD || commit="$commit (with uncommitted changes)"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+{
+  echo "# Benchmark results"
+  echo
+  echo "Written by \`bash scripts/bench.sh\` on $(date -u +%Y-%m-%d), commit $commit."
+  echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GiB; clients and servers share the cores."
+  echo "Each figure is a median, with min and max (or p50 and p99 for latencies) as the spread;"
+  echo "the baselines (raw sled, a plain tonic server, PostgreSQL 15) are measured in the same run."
+  echo "The workloads and what the numbers mean: [benchmarks.md](benchmarks.md)."
+  echo
+  echo "## Data service: ingest and range reads"
+  echo
+  target/release/data-bench --postgres
+  echo
+  echo "## Unary calls under load"
+  echo
+  target/release/load-bench --h2load
+  echo
+  echo "## Bargaining engine"
+  echo
+  target/release/bargain-bench
+} > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "wrote $out"

@@ -18,6 +18,8 @@ use tradepact_bench::Server;
 use tradepact_proto::data_v1 as pb;
 use tradepact_proto::negotiation_v1 as npb;
 
+mod h2load;
+
 #[derive(Parser)]
 #[command(about = "tradepact unary load benchmark (beside a plain tonic server, same run)")]
 struct Args {
@@ -27,6 +29,10 @@ struct Args {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     concurrency: Vec<usize>,
+    /// Also load the unary reads with h2load (from Debian's nghttp2-client), checking each
+    /// workload's `grpc-status: 0` with nghttp and every response's length.
+    #[arg(long)]
+    h2load: bool,
 }
 
 /// One call of a workload on a channel; true when the response checked out.
@@ -176,6 +182,11 @@ async fn main() -> anyhow::Result<()> {
     let million = create_random(&mut nc, 6, 10, 7).await?;
 
     let goods_exports = key(pb::Flow::Export, pb::TradeKind::Goods);
+    let h2load_table = if args.h2load {
+        Some(h2load::run(&plain.url, &data.url, &goods_exports).await?)
+    } else {
+        None
+    };
     let workloads: Vec<(&str, &str, Workload)> = vec![
         (
             "plain tonic: Health/Check (baseline)",
@@ -310,6 +321,9 @@ async fn main() -> anyhow::Result<()> {
                 100.0 * r.rps / base
             );
         }
+    }
+    if let Some(table) = h2load_table {
+        println!("\n{table}");
     }
     Ok(())
 }
