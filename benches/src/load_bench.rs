@@ -187,9 +187,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let workloads: Vec<(&str, &str, Workload)> = vec![
+    let workloads: Vec<(String, &str, Workload)> = vec![
         (
-            "plain tonic: Health/Check (baseline)",
+            "plain tonic: Health/Check (baseline)".into(),
             "plain",
             Box::new(|c| {
                 Box::pin(async move {
@@ -203,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "tradepact: GetSeries, 20 annual points",
+            "tradepact: GetSeries, 20 annual points".into(),
             "data",
             Box::new(move |c| {
                 let k = goods_exports.clone();
@@ -219,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "tradepact: GetTradeBalance, USA-KOR, 20 years",
+            "tradepact: GetTradeBalance, USA-KOR, 20 years".into(),
             "data",
             Box::new(|c| {
                 Box::pin(async move {
@@ -235,10 +235,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            Box::leak(
-                format!("tradepact: AnalyzeNegotiation, KORUS 2018 ({korus_outcomes} outcomes)")
-                    .into_boxed_str(),
-            ),
+            format!("tradepact: AnalyzeNegotiation, KORUS 2018 ({korus_outcomes} outcomes)"),
             "negotiation",
             Box::new(move |c| {
                 let id = korus.clone();
@@ -254,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "tradepact: AnalyzeNegotiation, 10^6 outcomes (random, 6 issues × 10 options)",
+            "tradepact: AnalyzeNegotiation, 10^6 outcomes (random, 6 issues × 10 options)".into(),
             "negotiation",
             Box::new(move |c| {
                 let id = million.clone();
@@ -270,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "tradepact: EstimateImpact, KORUS Nash package (baselines over gRPC)",
+            "tradepact: EstimateImpact, KORUS Nash package (baselines over gRPC)".into(),
             "negotiation",
             Box::new(move |c| {
                 let (id, package) = (korus_impact.clone(), nash.clone());
