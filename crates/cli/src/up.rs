@@ -45,12 +45,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let negotiation_addr = negotiation_listener.local_addr()?;
     tracing::info!(home = %home.display(), "tradepact up");
     let limits = tradepact_rpc::Limits::from(&args.limits);
+    // Both signal handlers are installed before the readiness line below.
+    let data_shutdown = tradepact_rpc::server::shutdown_signal();
+    let negotiation_shutdown = tradepact_rpc::server::shutdown_signal();
     let data_server = tokio::spawn(tradepact_data::serve(
         listener,
         store,
         limits,
         tradepact_rpc::Security::default(),
-        tradepact_rpc::server::shutdown_signal(),
+        data_shutdown,
     ));
     let data_url = format!("http://{addr}");
     let negotiation_server = tokio::spawn({
@@ -62,7 +65,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 tradepact_negotiation::DataServiceConfig::plain(&data_url),
                 limits,
                 tradepact_rpc::Security::default(),
-                tradepact_rpc::server::shutdown_signal(),
+                negotiation_shutdown,
             )
             .await
         }
