@@ -173,10 +173,12 @@ impl Store {
         })
     }
 
-    /// Makes every write applied so far durable (fsync). Concurrent callers share the work.
-    pub fn flush(&self) -> Result<()> {
+    /// Makes every write applied so far durable (fsync) and returns the sequence number up
+    /// to which all writes are now durable. Concurrent callers share the work.
+    pub fn flush(&self) -> Result<u64> {
+        let upto = self.sequence();
         self.db.flush()?;
-        Ok(())
+        Ok(upto)
     }
 
     /// Whether no series is stored.

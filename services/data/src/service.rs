@@ -1,7 +1,8 @@
 //! `tradepact.data.v1.TradeDataService`: validate, call the store, map the result.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,11 +40,56 @@ enum WatchMsg {
     Shutdown,
 }
 
+/// Tells `WatchSeries` subscribers of writes once they are durable, in write order: a
+/// watcher never sees a write that a crash could still undo.
+struct Watchers {
+    sender: broadcast::Sender<WatchMsg>,
+    /// Writes applied while somebody watched and not yet flushed, in sequence order.
+    pending: Mutex<VecDeque<(u64, Arc<Vec<SeriesPoints>>)>>,
+}
+
+impl Watchers {
+    fn new() -> Watchers {
+        Watchers {
+            sender: broadcast::channel(WATCH_BUFFER).0,
+            pending: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Called as write `seq` is applied, under the store's write lock (so in order).
+    fn applied(&self, seq: u64, batch: &Arc<Vec<SeriesPoints>>) {
+        if self.sender.receiver_count() > 0 {
+            self.pending().push_back((seq, batch.clone()));
+        }
+    }
+
+    /// Called after a flush made every write up to `upto` durable: sends those writes.
+    fn durable(&self, upto: u64) {
+        let mut pending = self.pending();
+        while pending.front().is_some_and(|(seq, _)| *seq <= upto) {
+            if let Some((seq, batch)) = pending.pop_front() {
+                let _ = self.sender.send(WatchMsg::Written(seq, batch));
+            }
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Arc<Vec<SeriesPoints>>)>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Flushes `store`, then sends what became durable.
+    fn flush(&self, store: &Store) -> tradepact_store::Result<()> {
+        let upto = store.flush()?;
+        self.durable(upto);
+        Ok(())
+    }
+}
+
 /// The data service over one store.
 #[derive(Clone)]
 pub struct DataService {
     store: Arc<Store>,
-    watch: broadcast::Sender<WatchMsg>,
+    watch: Arc<Watchers>,
 }
 
 /// Ends the `WatchSeries` streams, so that a graceful shutdown does not wait for them.
@@ -105,14 +151,9 @@ fn validated<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, S
 impl DataService {
     /// A service over `store`, with the handle that closes its watch streams.
     pub fn new(store: Arc<Store>) -> (DataService, WatchCloser) {
-        let (watch, _) = broadcast::channel(WATCH_BUFFER);
-        (
-            DataService {
-                store,
-                watch: watch.clone(),
-            },
-            WatchCloser(watch),
-        )
+        let watch = Arc::new(Watchers::new());
+        let closer = WatchCloser(watch.sender.clone());
+        (DataService { store, watch }, closer)
     }
 
     /// Runs a bounded read on the calling task: sled reads of a page or a few series take
@@ -134,19 +175,14 @@ impl DataService {
             .map_err(to_status)
     }
 
-    /// Applies a batch; durable only when `flush`. Watchers are told as the batch is applied,
-    /// still in write order (just before the flush).
+    /// Applies a batch; durable only when `flush`. Watchers are told once it is durable.
     async fn apply(&self, batch: Vec<SeriesPoints>, flush: bool) -> Result<WriteSummary, Status> {
         let watch = self.watch.clone();
         self.blocking(move |store| {
             let batch = Arc::new(batch);
-            let summary = store.write_then(&batch, |seq| {
-                if watch.receiver_count() > 0 {
-                    let _ = watch.send(WatchMsg::Written(seq, batch.clone()));
-                }
-            })?;
+            let summary = store.write_then(&batch, |seq| watch.applied(seq, &batch))?;
             if flush {
-                store.flush()?;
+                watch.flush(store)?;
             }
             Ok(summary)
         })
@@ -154,7 +190,8 @@ impl DataService {
     }
 
     async fn flush(&self) -> Result<(), Status> {
-        self.blocking(|store| store.flush()).await
+        let watch = self.watch.clone();
+        self.blocking(move |store| watch.flush(store)).await
     }
 }
 
@@ -389,10 +426,11 @@ impl TradeDataService for DataService {
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
         let key = validated(v, || key)?;
+        let watch = self.watch.clone();
         let deleted_points = self
             .blocking(move |store| {
                 let n = store.delete(&key)?;
-                store.flush()?;
+                watch.flush(store)?;
                 Ok(n)
             })
             .await?;
@@ -463,11 +501,14 @@ impl TradeDataService for DataService {
         validated(v, || Some(()))?;
         // Subscribe first, then read what was written since `from_sequence`: nothing falls
         // between the two, and live writes already replayed are skipped.
-        let mut written = self.watch.subscribe();
+        let mut written = self.watch.sender.subscribe();
         let replay = if req.from_sequence > 0 {
-            let (from, replay_filter) = (req.from_sequence, filter.clone());
+            let (from, replay_filter, watch) =
+                (req.from_sequence, filter.clone(), self.watch.clone());
             self.blocking(move |store| {
                 let (changes, current) = store.changes_since(from)?;
+                // The replay may include writes not yet flushed: make them durable first.
+                watch.flush(store)?;
                 let mut out = Vec::new();
                 for change in changes {
                     for (key, first, last) in change.series {
@@ -540,5 +581,74 @@ impl TradeDataService for DataService {
         });
         let stream = ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tradepact_store::{Country, Flow, Frequency, Kind, Point, Product};
+
+    fn batch(year: u32) -> Vec<SeriesPoints> {
+        vec![SeriesPoints {
+            key: SeriesKey {
+                reporter: Country::parse("USA").unwrap(),
+                partner: Country::parse("KOR").unwrap(),
+                flow: Flow::Export,
+                kind: Kind::Goods,
+                product: Product::total(),
+                frequency: Frequency::Annual,
+            },
+            points: vec![Point {
+                ordinal: year,
+                value: 1e9,
+                source: "test".into(),
+            }],
+        }]
+    }
+
+    fn write(store: &Store, watch: &Watchers, year: u32) -> u64 {
+        let batch = Arc::new(batch(year));
+        store
+            .write_then(&batch, |seq| watch.applied(seq, &batch))
+            .unwrap()
+            .sequence
+    }
+
+    fn received(rx: &mut broadcast::Receiver<WatchMsg>) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let WatchMsg::Written(seq, _) = msg {
+                out.push(seq);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn watchers_see_writes_only_once_flushed_and_in_write_order() {
+        let store = Store::temporary().unwrap();
+        let watch = Watchers::new();
+        let mut rx = watch.sender.subscribe();
+        let (a, b) = (write(&store, &watch, 2016), write(&store, &watch, 2017));
+        assert!(a < b);
+        assert_eq!(
+            received(&mut rx),
+            Vec::<u64>::new(),
+            "applied, not yet durable"
+        );
+        watch.durable(a);
+        assert_eq!(received(&mut rx), vec![a]);
+        let c = write(&store, &watch, 2018);
+        watch.flush(&store).unwrap();
+        assert_eq!(received(&mut rx), vec![b, c]);
+    }
+
+    #[test]
+    fn nothing_is_held_for_writes_nobody_watches() {
+        let store = Store::temporary().unwrap();
+        let watch = Watchers::new();
+        write(&store, &watch, 2016);
+        assert!(watch.pending().is_empty());
     }
 }

@@ -37,16 +37,6 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
         ],
     );
     let client = data_client(&server).await;
-    // A watch tells when each held call is being served (it holds no slot once it streams).
-    let mut watch = client
-        .clone()
-        .watch_series(pb::WatchSeriesRequest {
-            filter: None,
-            from_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     // Two client streams that stay open hold both slots (a call holds one until it answers).
     let mut senders = Vec::new();
     let mut held = Vec::new();
@@ -62,13 +52,26 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
             .await
             .unwrap();
         senders.push(tx);
-        // Its first batch is written, so it is being served, before the next call starts.
-        let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.key.unwrap().product, product);
+        // Its first batch is applied (readable), so it is being served, before the next call
+        // starts. Once both streams hold their slot, the reads that poll for it are shed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let read = client
+                .clone()
+                .get_series(pb::GetSeriesRequest {
+                    key: Some(hs(product)),
+                    ..Default::default()
+                })
+                .await;
+            match read {
+                Ok(_) => break,
+                Err(e) if e.code() == Code::ResourceExhausted && product == "HS:88" => break,
+                Err(e) if e.code() == Code::NotFound => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            assert!(Instant::now() < deadline, "the stream is not served");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     // A third call is refused, fast.
     let start = Instant::now();
