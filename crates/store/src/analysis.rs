@@ -110,9 +110,8 @@ pub fn trade_balance(
 ) -> Result<Vec<BalanceRow>> {
     let read = |kind, flow| -> Result<std::collections::BTreeMap<u32, f64>> {
         Ok(store
-            .read_or_empty(&query.key(kind, flow), from, to)?
+            .values_or_empty(&query.key(kind, flow), from, to)?
             .into_iter()
-            .map(|p| (p.period.ordinal, p.value))
             .collect())
     };
     let gx = read(Kind::Goods, Flow::Export)?;

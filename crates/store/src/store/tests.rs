@@ -256,7 +256,10 @@ proptest! {
     }
 
     #[test]
-    fn store_agrees_with_a_btreemap_model(ops in proptest::collection::vec(proptest::collection::vec((0u32..600, 0.0f64..1e12), 1..40), 1..8)) {
+    fn store_agrees_with_a_btreemap_model(
+        ops in proptest::collection::vec(proptest::collection::vec((0u32..600, 0.0f64..1e12), 1..40), 1..8),
+        (lo, len) in (0u32..700, 0u32..700),
+    ) {
         let store = Store::temporary().unwrap();
         let k = key(Flow::Export, Kind::Goods, Frequency::Monthly);
         let base = 2000 * 12;
@@ -271,6 +274,11 @@ proptest! {
             prop_assert_eq!(s.inserted, model.len() as u64 - before);
             prop_assert_eq!(s.inserted + s.updated, pts.len() as u64);
         }
+        // A sub-range: short ones are read by point lookups, long ones by iteration.
+        let (from, to) = (base + lo, base + lo + len);
+        let got = values(&store, &k, from, to);
+        let want: Vec<(u32, f64)> = model.range(from..=to).map(|(o, v)| (*o, *v)).collect();
+        prop_assert_eq!(got, want);
         let got = values(&store, &k, 0, u32::MAX);
         let want: Vec<(u32, f64)> = model.into_iter().collect();
         prop_assert_eq!(store.info(&k).unwrap().point_count, want.len() as u64);
