@@ -2,14 +2,18 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_stream::StreamExt;
 use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpIncoming};
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
@@ -194,7 +198,9 @@ where
             "listening on a non-loopback address without TLS and bearer-token authentication: anyone who can reach {addr} can call every RPC"
         );
     }
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|conn| conn.map(UnvectoredTcp));
     let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
@@ -232,6 +238,49 @@ where
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// A TCP connection that tells HTTP/2 it does not do vectored writes. h2 then copies DATA
+/// payloads of up to 1 KiB into its write buffer (with vectored writes it chains any payload
+/// over 256 bytes, and must write it out before the next frame), so a small unary response
+/// (headers, message, trailers) leaves in one `write` instead of two. Measured with h2load at
+/// 16 connections on a 20-value GetSeries: 2 → 1 syscalls per response.
+struct UnvectoredTcp(tokio::net::TcpStream);
+
+impl AsyncRead for UnvectoredTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UnvectoredTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connected for UnvectoredTcp {
+    type ConnectInfo = <tokio::net::TcpStream as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.0.connect_info()
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -200,7 +200,7 @@ impl fmt::Display for SeriesKey {
 
 impl SeriesKey {
     /// Byte encoding whose order is (reporter, partner, flow, kind, frequency, product).
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(9 + self.product.0.len());
         out.extend_from_slice(&self.reporter.bytes());
         out.extend_from_slice(&self.partner.bytes());

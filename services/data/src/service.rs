@@ -297,7 +297,7 @@ impl TradeDataService for DataService {
             None => (0, 0),
         };
         let fingerprint = Fingerprint::of(&[
-            format!("{key:?}").as_bytes(),
+            &key.as_ref().map(SeriesKey::encode).unwrap_or_default(),
             req.start_period.as_bytes(),
             req.end_period.as_bytes(),
             &req.aggregate_to.to_be_bytes(),
