@@ -136,7 +136,7 @@ pub async fn run(
     };
     let balance = pb::GetTradeBalanceRequest {
         reporter: "USA".into(),
-        partner: "KOR".into(),
+        partner: crate::PARTNER.into(),
         ..Default::default()
     };
     // Lengths of good responses, from the Rust client.
@@ -150,10 +150,27 @@ pub async fn run(
         .await?
         .into_inner()
         .encoded_len();
+    // A KORUS sample series, as imported: its points carry source texts of about 100
+    // characters.
+    let korus = pb::GetSeriesRequest {
+        key: Some(pb::SeriesKey {
+            partner: "KOR".into(),
+            flow: pb::Flow::Import.into(),
+            ..series.clone()
+        }),
+        ..Default::default()
+    };
+    let korus_len = client
+        .get_series(korus.clone())
+        .await?
+        .into_inner()
+        .encoded_len();
     let health_len = tonic_health::pb::HealthCheckResponse {
         status: tonic_health::pb::health_check_response::ServingStatus::Serving.into(),
     }
     .encoded_len();
+    let korus_name =
+        format!("tradepact: GetSeries, KORUS goods imports ({korus_len}-byte response)");
     let workloads = [
         (
             "plain tonic: Health/Check (baseline)",
@@ -168,7 +185,13 @@ pub async fn run(
             5 + series_len,
         ),
         (
-            "tradepact: GetTradeBalance, USA-KOR, 20 years",
+            &korus_name,
+            format!("{data_url}/tradepact.data.v1.TradeDataService/GetSeries"),
+            grpc_body(&korus),
+            5 + korus_len,
+        ),
+        (
+            "tradepact: GetTradeBalance, USA-JPN, 20 years",
             format!("{data_url}/tradepact.data.v1.TradeDataService/GetTradeBalance"),
             grpc_body(&balance),
             5 + balance_len,

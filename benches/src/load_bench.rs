@@ -20,6 +20,9 @@ use tradepact_proto::negotiation_v1 as npb;
 
 mod h2load;
 
+/// Partner of the synthetic 20-year series of the unary read workloads.
+const PARTNER: &str = "JPN";
+
 #[derive(Parser)]
 #[command(about = "tradepact unary load benchmark (beside a plain tonic server, same run)")]
 struct Args {
@@ -119,11 +122,12 @@ async fn main() -> anyhow::Result<()> {
         ],
     )?;
 
-    // 20 years of goods and services, both ways, USA-KOR.
+    // 20 years of goods and services, both ways, USA-JPN (a pair the KORUS sample loaded below
+    // does not touch, so the reads return exactly these points).
     let mut client = tradepact_client::data::connect(&data.url).await?;
     let key = |flow: pb::Flow, kind: pb::TradeKind| pb::SeriesKey {
         reporter: "USA".into(),
-        partner: "KOR".into(),
+        partner: PARTNER.into(),
         flow: flow.into(),
         kind: kind.into(),
         product: "TOTAL".into(),
@@ -219,14 +223,14 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "tradepact: GetTradeBalance, USA-KOR, 20 years".into(),
+            "tradepact: GetTradeBalance, USA-JPN, 20 years".into(),
             "data",
             Box::new(|c| {
                 Box::pin(async move {
                     let mut d = tradepact_client::data::client(c);
                     d.get_trade_balance(pb::GetTradeBalanceRequest {
                         reporter: "USA".into(),
-                        partner: "KOR".into(),
+                        partner: PARTNER.into(),
                         ..Default::default()
                     })
                     .await
