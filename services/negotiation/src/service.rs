@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, Mutex, RwLock};
@@ -32,13 +33,50 @@ pub(crate) struct Entry {
     pub negotiation: Negotiation,
     pub events: Vec<Event>,
     pub meta: Meta,
-    /// The last analysis and the event count it was computed at: repeated analyses (and the
-    /// pages of one) of an unchanged negotiation reuse it.
-    pub analysis: Option<(u64, Arc<Analysis>)>,
+    /// The last analysis: repeated analyses (and the pages of one) of an unchanged
+    /// negotiation reuse it.
+    pub analysis: Option<Cached>,
 }
 
 /// Frontier points above which an analysis is not kept for reuse (memory over speed).
 pub const ANALYSIS_CACHE_MAX_POINTS: usize = 100_000;
+/// Frontier points kept for reuse over all negotiations together (a few hundred bytes each);
+/// an analysis that would go past it is not kept.
+pub const ANALYSIS_CACHE_BUDGET_POINTS: usize = 1_000_000;
+
+/// An analysis kept for reuse, with the event count it was computed at. Its frontier points
+/// count against the service's budget until it is dropped.
+pub(crate) struct Cached {
+    version: u64,
+    analysis: Arc<Analysis>,
+    _charge: Charge,
+}
+
+/// Points held against a shared budget, given back when dropped.
+struct Charge {
+    used: Arc<AtomicUsize>,
+    points: usize,
+}
+
+impl Charge {
+    /// Takes `points` from the budget, if they fit.
+    fn take(used: &Arc<AtomicUsize>, points: usize, budget: usize) -> Option<Charge> {
+        used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+            u.checked_add(points).filter(|&total| total <= budget)
+        })
+        .ok()
+        .map(|_| Charge {
+            used: used.clone(),
+            points,
+        })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.points, Ordering::AcqRel);
+    }
+}
 
 #[derive(Clone, Debug)]
 enum Published {
@@ -57,6 +95,8 @@ pub struct NegotiationSvc {
     entries: Arc<RwLock<BTreeMap<u64, Arc<Mutex<Entry>>>>>,
     published: broadcast::Sender<Published>,
     data: DataSource,
+    /// Frontier points of the analyses kept for reuse (see [`ANALYSIS_CACHE_BUDGET_POINTS`]).
+    cached_points: Arc<AtomicUsize>,
 }
 
 /// Ends the `WatchNegotiation` streams at shutdown.
@@ -138,6 +178,7 @@ impl NegotiationSvc {
                 entries: Arc::new(RwLock::new(entries)),
                 published: published.clone(),
                 data,
+                cached_points: Arc::new(AtomicUsize::new(0)),
             },
             WatchCloser(published),
         ))
@@ -574,8 +615,10 @@ impl NegotiationService for NegotiationSvc {
             )));
         }
         let solved = match &entry.analysis {
-            Some((at, solved)) if *at == version => solved.clone(),
+            Some(cached) if cached.version == version => cached.analysis.clone(),
             _ => {
+                // A stale analysis gives its points back before a new one is computed.
+                entry.analysis = None;
                 let solved = tokio::task::block_in_place(|| {
                     let n = &entry.negotiation;
                     let positions = n.all_positions().expect("checked above");
@@ -584,8 +627,21 @@ impl NegotiationService for NegotiationSvc {
                     Ok::<_, tradepact_bargain::Error>(Arc::new(solved))
                 })
                 .map_err(to_status)?;
-                if solved.frontier.points.len() <= ANALYSIS_CACHE_MAX_POINTS {
-                    entry.analysis = Some((version, solved.clone()));
+                let points = solved.frontier.points.len();
+                let charge = (points <= ANALYSIS_CACHE_MAX_POINTS)
+                    .then(|| {
+                        Charge::take(&self.cached_points, points, ANALYSIS_CACHE_BUDGET_POINTS)
+                    })
+                    .flatten();
+                match charge {
+                    Some(charge) => {
+                        entry.analysis = Some(Cached {
+                            version,
+                            analysis: solved.clone(),
+                            _charge: charge,
+                        })
+                    }
+                    None => tracing::debug!(points, "analysis not kept for reuse"),
                 }
                 solved
             }
@@ -1052,5 +1108,27 @@ fn step_out(
         utilities: s.utilities.clone(),
         concession: s.concession,
         agreed: s.agreed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_points_stay_within_the_budget_and_are_given_back_on_drop() {
+        let used = Arc::new(AtomicUsize::new(0));
+        let a = Charge::take(&used, 600, 1000).unwrap();
+        assert!(Charge::take(&used, 500, 1000).is_none(), "over the budget");
+        let b = Charge::take(&used, 400, 1000).unwrap();
+        assert_eq!(used.load(Ordering::Acquire), 1000);
+        drop(a);
+        assert_eq!(used.load(Ordering::Acquire), 400);
+        assert!(
+            Charge::take(&used, usize::MAX, usize::MAX).is_none(),
+            "no overflow"
+        );
+        drop(b);
+        assert_eq!(used.load(Ordering::Acquire), 0);
     }
 }
