@@ -185,9 +185,6 @@ where
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .tcp_nodelay(true);
-    if let Some(t) = limits.request_timeout {
-        builder = builder.timeout(t);
-    }
     if let Some(tls) = security.tls.clone() {
         builder = builder.tls_config(tls)?;
     }
@@ -221,6 +218,9 @@ where
         .layer(rpc_trace_layer())
         .layer(crate::shed::ShedLayer::new(limits.max_concurrent_calls))
         .layer(crate::auth::AuthLayer::new(security.tokens.clone()))
+        .layer(tower::util::MapFutureLayer::new(move |call| {
+            crate::deadline::bound(limits.request_timeout, call)
+        }))
         .layer(tower::util::MapResponseLayer::new(
             crate::frames::SmallFrames::wrap,
         ))

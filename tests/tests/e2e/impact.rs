@@ -185,3 +185,69 @@ async fn impact_from_the_data_service_and_without_it() {
     server.wait_for_log(&format!("trace_id={TRACE}"), Duration::from_secs(10));
     drop(data);
 }
+
+// The server's own bound on a call (`--request-timeout-secs`) ends it with DEADLINE_EXCEEDED,
+// naming the limit: here EstimateImpact waits on a data service that accepts connections and
+// never answers, longer (3 s) than the 1 s bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_time_limit_ends_a_call_with_deadline_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let server = Process::start(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--data-service",
+            &silent_url,
+            "--data-service-timeout-ms",
+            "3000",
+            "--request-timeout-secs",
+            "1",
+        ],
+    );
+    let mut c = negotiation_client(&server).await;
+    let id = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "autos".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "auto_tariff".into(),
+                label: "US tariff on Korean cars".into(),
+                options: vec![cut_option()],
+            }],
+            deadline_rounds: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    let err = c
+        .estimate_impact(pb::EstimateImpactRequest {
+            id,
+            package: Some(pb::Package {
+                choices: vec![pb::Choice {
+                    issue_id: "auto_tariff".into(),
+                    option_id: "cut".into(),
+                }],
+            }),
+            baseline: None,
+            skip_missing_baselines: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // (Without the bound, the data service's 3 s timeout would answer UNAVAILABLE.)
+    assert!(err.message().contains("--request-timeout-secs"), "{err:?}");
+    // The server goes on answering.
+    c.list_negotiations(pb::ListNegotiationsRequest::default())
+        .await
+        .unwrap();
+    drop(silent);
+}
