@@ -13,6 +13,7 @@ mod negotiation_flow;
 mod overload;
 mod pagination_and_streams;
 mod python_client;
+mod readme;
 mod reflection_and_health;
 mod security;
 mod validation;
