@@ -6,7 +6,8 @@
 //! message is 1–12 KiB (a 20-year trade balance is about 2 KiB) would leave in two writes: the
 //! headers and message, then the trailers. [`SmallFrames`] cuts such a message into DATA frames
 //! of 1000 bytes, so headers, message and trailers leave in one write. Larger messages (the long
-//! range streams) pass as they are: they fill writes anyway.
+//! range streams) pass as they are: they fill writes anyway. Not used under TLS (rustls does
+//! vectored writes, so h2 would write each cut frame on its own).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -221,9 +221,10 @@ where
         .layer(tower::util::MapFutureLayer::new(move |call| {
             crate::deadline::bound(limits.request_timeout, call)
         }))
-        .layer(tower::util::MapResponseLayer::new(
-            crate::frames::SmallFrames::wrap,
-        ))
+        // Only on plain TCP: rustls does vectored writes, so h2 would chain the cut frames.
+        .layer(tower::util::option_layer(security.tls.is_none().then(
+            || tower::util::MapResponseLayer::new(crate::frames::SmallFrames::wrap),
+        )))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
     let grace_over = async move {
