@@ -51,6 +51,11 @@ struct Args {
     /// data: COPY ingest and an indexed range query.
     #[arg(long)]
     postgres: bool,
+    /// Order the ingest time-major, as a panel download often is: each batch holds the same
+    /// few periods of every series (batch points / series periods each), so every batch
+    /// updates a chunk of every series.
+    #[arg(long)]
+    time_major: bool,
     /// Only stream the ingest workload to a running data service at this URL (for profiling
     /// the server), then exit.
     #[arg(long)]
@@ -112,6 +117,31 @@ fn batches(series: u32, periods: u32, batch_points: usize) -> Vec<Vec<SeriesPoin
         out.push(current);
     }
     out
+}
+
+/// Batches, time-major: each batch holds the same `batch_points / series` consecutive periods
+/// of every series.
+fn time_major_batches(series: u32, periods: u32, batch_points: usize) -> Vec<Vec<SeriesPoints>> {
+    let per_series = (batch_points / series as usize).max(1) as u32;
+    let keys: Vec<SeriesKey> = (0..series).map(series_key).collect();
+    (0..periods)
+        .step_by(per_series as usize)
+        .map(|first| {
+            keys.iter()
+                .enumerate()
+                .map(|(s, key)| SeriesPoints {
+                    key: key.clone(),
+                    points: (first..(first + per_series).min(periods))
+                        .map(|p| Point {
+                            ordinal: FIRST_MONTH + p,
+                            value: s as f64 * 1e6 + f64::from(p),
+                            source: "bench".into(),
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn to_proto(batch: &[SeriesPoints]) -> pb::StreamWritePointsRequest {
@@ -268,7 +298,10 @@ async fn main() -> anyhow::Result<()> {
         "generating {total} points ({} series × {} months)…",
         args.series, args.periods
     );
-    let batches = batches(args.series, args.periods, args.batch_points);
+    let batches = match args.time_major {
+        true => time_major_batches(args.series, args.periods, args.batch_points),
+        false => batches(args.series, args.periods, args.batch_points),
+    };
     let messages: Vec<pb::StreamWritePointsRequest> = batches.iter().map(|b| to_proto(b)).collect();
     let wire_mb = messages
         .iter()
@@ -517,8 +550,8 @@ async fn main() -> anyhow::Result<()> {
 
     let rate = |d: Duration| total as f64 / d.as_secs_f64() / 1e6;
     println!("### Data service benchmark\n");
-    println!("Machine: {}. Command: `target/release/data-bench` ({} series × {} monthly periods = {total} points, batches of {} points, series-major, flush every {} batches and at the end; range read of {} points; medians of {} ingests and {} reads).\n",
-        machine(), args.series, args.periods, args.batch_points, args.flush_every, args.range_points, args.ingest_repeat, args.repeat);
+    println!("Machine: {}. Command: `target/release/data-bench` ({} series × {} monthly periods = {total} points, batches of {} points, {}, flush every {} batches and at the end; range read of {} points; medians of {} ingests and {} reads).\n",
+        machine(), args.series, args.periods, args.batch_points, if args.time_major { "time-major" } else { "series-major" }, args.flush_every, args.range_points, args.ingest_repeat, args.repeat);
     println!(
         "| ingest of {total} points | median | min | max | M points/s | vs raw sled durable |"
     );
