@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -31,6 +31,12 @@ pub const SERIES_PAGE: (usize, usize) = (1000, 10_000);
 pub const LIST_PAGE: (usize, usize) = (100, 1000);
 /// Batches of a `StreamWritePoints` call between two flushes.
 pub const GROUP_COMMIT_BATCHES: u64 = 64;
+/// Points of a `StreamWritePoints` call decoded ahead of the writer (a larger batch waits
+/// until the writer has applied everything before it).
+pub const READ_AHEAD_POINTS: usize = 131_072;
+/// Points up to which batches waiting for the writer are applied together, as one write: a
+/// chunk that several of them touch (a time-major ingest) is then read and written once.
+pub const COMBINE_POINTS: usize = 65_536;
 /// Messages a `WatchSeries` subscriber may fall behind before it is dropped.
 pub const WATCH_BUFFER: usize = 1024;
 
@@ -220,19 +226,46 @@ impl TradeDataService for DataService {
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
         tradepact_rpc::auth::require(&request, "data:write")?;
         let mut stream = request.into_inner();
-        // Decoding and validating the next batch overlaps with writing this one: a writer
-        // task applies batches in order while this loop reads ahead (at most 2 batches).
-        let (to_writer, mut batches_in) = mpsc::channel::<Vec<SeriesPoints>>(2);
+        // Decoding and validating the next batches overlaps with writing: a writer task
+        // applies batches in order while this loop reads ahead, up to READ_AHEAD_POINTS (each
+        // batch travels with its share of a semaphore, released once it is applied). Batches
+        // waiting when the writer is ready are applied together, up to COMBINE_POINTS, as one
+        // atomic write: each batch is still applied whole or not at all, and in order.
+        let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_POINTS));
+        let (to_writer, mut batches_in) = mpsc::unbounded_channel::<(Vec<SeriesPoints>, _)>();
         let this = self.clone();
         let writer = tokio::spawn(async move {
             let (mut applied, mut total) = (0u64, WriteSummary::default());
-            while let Some(batch) = batches_in.recv().await {
-                let flush = (applied + 1).is_multiple_of(GROUP_COMMIT_BATCHES);
-                match this.apply(batch, flush).await {
+            while let Some((mut batch, permit)) = batches_in.recv().await {
+                let mut permits: Vec<OwnedSemaphorePermit> = vec![permit];
+                let mut count = 1;
+                let mut points: usize = batch.iter().map(|s| s.points.len()).sum();
+                while points < COMBINE_POINTS {
+                    let Ok((next, permit)) = batches_in.try_recv() else {
+                        break;
+                    };
+                    points += next.iter().map(|s| s.points.len()).sum::<usize>();
+                    batch.extend(next);
+                    permits.push(permit);
+                    count += 1;
+                }
+                if count > 1 {
+                    tracing::debug!(
+                        batches = count,
+                        points,
+                        "applying waiting batches as one write"
+                    );
+                }
+                // Flush when the write crosses a group-commit boundary.
+                let flush =
+                    applied / GROUP_COMMIT_BATCHES != (applied + count) / GROUP_COMMIT_BATCHES;
+                let written = this.apply(batch, flush).await;
+                drop(permits);
+                match written {
                     Ok(s) => total += s,
                     Err(e) => return (applied, total, Some(e)),
                 }
-                applied += 1;
+                applied += count;
             }
             (applied, total, None)
         });
@@ -248,7 +281,12 @@ impl TradeDataService for DataService {
                 Ok(b) => b,
                 Err(e) => break Some(e),
             };
-            if to_writer.send(batch).await.is_err() {
+            let points: usize = batch.iter().map(|s| s.points.len()).sum();
+            let share = points.clamp(1, READ_AHEAD_POINTS) as u32;
+            let Ok(permit) = read_ahead.clone().acquire_many_owned(share).await else {
+                break None; // never closed
+            };
+            if to_writer.send((batch, permit)).is_err() {
                 break None; // the writer stopped on an error, reported below
             }
         };

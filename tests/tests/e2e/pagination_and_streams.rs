@@ -299,3 +299,68 @@ async fn columns_carry_what_the_value_stream_carries() {
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("start_period"), "{}", bad.message());
 }
+
+// A time-major bulk ingest: 300 batches, each 10 months of the same 20 series, half of them
+// rewriting the months of the batch before. Whether the server applies waiting batches one
+// by one or together (a debug build of the server combined 34 writes in one run), the counts
+// are exact and the last value written wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_major_stream_counts_every_point_once_and_keeps_the_last_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+    let mut client = data_client(&server).await;
+    const SERIES: u32 = 20;
+    const BATCHES: u32 = 300;
+    const MONTHS: u32 = 10;
+    // Batch b covers months 5b..5b+10: each batch rewrites the 5 newest months of the last.
+    let value = |b: u32, s: u32, m: u32| f64::from(b * 1_000_000 + s * 10_000 + m);
+    let batches: Vec<pb::StreamWritePointsRequest> = (0..BATCHES)
+        .map(|b| pb::StreamWritePointsRequest {
+            series: (0..SERIES)
+                .map(|s| pb::SeriesPoints {
+                    key: Some(monthly(&format!("HS:{:02}", s + 1))),
+                    source: format!("batch {b}"),
+                    points: (5 * b..5 * b + MONTHS)
+                        .map(|m| pb::Point {
+                            period: month(m),
+                            value_usd: value(b, s, m),
+                            source: String::new(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let summary = client
+        .stream_write_points(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let months = 5 * (BATCHES - 1) + MONTHS;
+    assert_eq!(summary.batches, u64::from(BATCHES));
+    assert_eq!(summary.inserted, u64::from(SERIES * months));
+    assert_eq!(
+        summary.updated,
+        u64::from(SERIES * (BATCHES * MONTHS - months))
+    );
+    for s in [0, SERIES - 1] {
+        let got = client
+            .get_series(pb::GetSeriesRequest {
+                key: Some(monthly(&format!("HS:{:02}", s + 1))),
+                page_size: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .values;
+        assert_eq!(got.len() as u32, months);
+        for (m, v) in got.iter().enumerate() {
+            let m = m as u32;
+            // The last batch that wrote month m: the one starting at or before it, latest.
+            let b = (m / 5).min(BATCHES - 1);
+            assert_eq!(v.value_usd, value(b, s, m), "series {s}, month {m}");
+            assert_eq!(v.source, format!("batch {b}"), "series {s}, month {m}");
+        }
+    }
+}
