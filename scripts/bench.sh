@@ -35,6 +35,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo
   target/release/data-bench --postgres
   echo
+  echo "### The same ingest, time-major (the same 20 periods of all 500 series per batch)"
+  echo
+  target/release/data-bench --time-major --ingest-repeat 1 --repeat 1 | sed -n '/^| ingest/,/^Protobuf sent/p'
+  echo
   echo "## Unary calls under load"
   echo
   target/release/load-bench --h2load
