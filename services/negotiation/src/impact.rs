@@ -126,9 +126,12 @@ impl DataSource {
             ),
         };
         let what = describe(&bilateral_key);
-        let (bilateral, baseline_period) = self
-            .value(bilateral_key, period, traceparent)
-            .await?
+        // Both baselines at once: one round trip to the data service instead of two.
+        let (bilateral, world) = tokio::join!(
+            self.value(bilateral_key, period, traceparent),
+            self.value(world_key, period, traceparent)
+        );
+        let (bilateral, baseline_period) = bilateral?
             .ok_or_else(|| {
                 Status::failed_precondition(format!(
                     "no baseline for the trade effect of {issue_id}={option_id}: the data service has no value of series {what} for {}",
@@ -139,7 +142,7 @@ impl DataSource {
                     }
                 ))
             })?;
-        let world = self.value(world_key, period, traceparent).await?;
+        let world = world?;
         let rest_of_world = world.map(|(w, _)| (w - bilateral).max(0.0));
         let impact = tradepact_impact::estimate(
             &model_effect(e),

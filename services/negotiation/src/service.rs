@@ -27,6 +27,9 @@ pub const LIST_PAGE: (usize, usize) = (50, 500);
 pub const FRONTIER_PAGE: (usize, usize) = (100, 10_000);
 /// Events a `WatchNegotiation` subscriber may fall behind before it is dropped.
 pub const WATCH_BUFFER: usize = 1024;
+/// Trade effects of one `EstimateImpact` whose baselines are read at once (two data-service
+/// calls each).
+pub const IMPACT_CONCURRENCY: usize = 8;
 
 /// One negotiation: its state, its events and what the log keeps besides.
 pub(crate) struct Entry {
@@ -1039,31 +1042,41 @@ impl NegotiationService for NegotiationSvc {
             ],
             ..Default::default()
         };
+        // The effects' baselines are read concurrently (at most IMPACT_CONCURRENCY effects at
+        // once) and used in package order, so the first error reported is the same.
+        let mut jobs = Vec::new();
         for (i, &o) in package.0.iter().enumerate() {
             let issue = &space.issues()[i];
             let option = &issue.options[usize::from(o)];
             for e in &effects[i][usize::from(o)] {
-                let impact = match self
-                    .data
-                    .effect(&issue.id, &option.id, e, &period, &traceparent)
-                    .await
-                {
-                    Ok(impact) => impact,
-                    Err(s)
-                        if req.skip_missing_baselines
-                            && s.code() == tonic::Code::FailedPrecondition =>
-                    {
-                        out.skipped_effects.push(s.message().to_owned());
-                        continue;
-                    }
-                    Err(s) => return Err(s),
-                };
-                out.exports_change_usd += impact.exports_change_usd;
-                out.imports_change_usd += impact.imports_change_usd;
-                out.bilateral_balance_change_usd += impact.bilateral_balance_change_usd;
-                out.overall_balance_change_usd += impact.overall_balance_change_usd;
-                out.effects.push(impact);
+                jobs.push(
+                    self.data
+                        .effect(&issue.id, &option.id, e, &period, &traceparent),
+                );
             }
+        }
+        let results: Vec<_> = futures_util::StreamExt::collect(futures_util::StreamExt::buffered(
+            futures_util::stream::iter(jobs),
+            IMPACT_CONCURRENCY,
+        ))
+        .await;
+        for result in results {
+            let impact = match result {
+                Ok(impact) => impact,
+                Err(s)
+                    if req.skip_missing_baselines
+                        && s.code() == tonic::Code::FailedPrecondition =>
+                {
+                    out.skipped_effects.push(s.message().to_owned());
+                    continue;
+                }
+                Err(s) => return Err(s),
+            };
+            out.exports_change_usd += impact.exports_change_usd;
+            out.imports_change_usd += impact.imports_change_usd;
+            out.bilateral_balance_change_usd += impact.bilateral_balance_change_usd;
+            out.overall_balance_change_usd += impact.overall_balance_change_usd;
+            out.effects.push(impact);
         }
         if out.effects.is_empty() && out.skipped_effects.is_empty() {
             out.assumptions
