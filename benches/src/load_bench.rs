@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tradepact_bench::Server;
+use tradepact_client::TlsFiles;
 use tradepact_proto::data_v1 as pb;
 use tradepact_proto::negotiation_v1 as npb;
 
@@ -54,9 +55,37 @@ struct Measured {
     p99: Duration,
 }
 
-/// Runs `call` from `concurrency` tasks, each on its own connection, for `seconds`.
+/// A CA and a server certificate for localhost in `dir`: the server's certificate and key
+/// files, and what a client needs to trust it.
+fn tls_files(dir: &std::path::Path) -> anyhow::Result<(String, String, TlsFiles)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&key, &issuer)?;
+    let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&cert_path, cert.pem())?;
+    std::fs::write(&key_path, key.serialize_pem())?;
+    let path = |p: std::path::PathBuf| p.to_str().map(str::to_owned).expect("utf-8 path");
+    Ok((
+        path(cert_path),
+        path(key_path),
+        TlsFiles {
+            ca: ca.pem().into_bytes(),
+            identity: None,
+            domain: Some("localhost".into()),
+        },
+    ))
+}
+
+/// Runs `call` from `concurrency` tasks, each on its own connection (over TLS when `tls` is
+/// given), for `seconds`.
 async fn load<F, Fut>(
     url: &str,
+    tls: Option<&TlsFiles>,
     concurrency: usize,
     seconds: f64,
     call: F,
@@ -67,7 +96,7 @@ where
 {
     let mut channels = Vec::new();
     for _ in 0..concurrency {
-        channels.push(tradepact_client::channel(url).await?);
+        channels.push(tradepact_client::channel_with(url, tls).await?);
     }
     // Warm-up.
     for c in &channels {
@@ -150,8 +179,33 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     client
-        .write_points(pb::WritePointsRequest { series })
+        .write_points(pb::WritePointsRequest {
+            series: series.clone(),
+        })
         .await?;
+
+    // The same data service and series over TLS (rustls, a certificate for localhost).
+    let tls_dir = tempfile::tempdir()?;
+    let (cert, tls_key, tls) = tls_files(tls_dir.path())?;
+    let data_tls = Server::start_sibling(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            tls_dir.path().join("data").to_str().expect("utf-8 path"),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &tls_key,
+        ],
+    )?;
+    let data_tls_url = data_tls.url.replacen("http://", "https://", 1);
+    tradepact_client::data::client(
+        tradepact_client::channel_with(&data_tls_url, Some(&tls)).await?,
+    )
+    .write_points(pb::WritePointsRequest { series })
+    .await?;
 
     // The negotiation service, reading from that data service: the KORUS sample data and
     // scenario (through the `tradepact` tool), and a random space of 10^6 outcomes.
@@ -186,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
     let million = create_random(&mut nc, 6, 10, 7).await?;
 
     let goods_exports = key(pb::Flow::Export, pb::TradeKind::Goods);
+    let goods_exports_tls = goods_exports.clone();
     let h2load_table = if args.h2load {
         Some(h2load::run(&plain.url, &data.url, &goods_exports).await?)
     } else {
@@ -220,6 +275,25 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .is_ok_and(|r| r.get_ref().values.len() == 20)
                 })
+            }),
+        ),
+        (
+            "tradepact over TLS: GetSeries, 20 annual points".into(),
+            "data-tls",
+            Box::new({
+                let k = goods_exports_tls;
+                move |c| {
+                    let k = k.clone();
+                    Box::pin(async move {
+                        let mut d = tradepact_client::data::client(c);
+                        d.get_series(pb::GetSeriesRequest {
+                            key: Some(k),
+                            ..Default::default()
+                        })
+                        .await
+                        .is_ok_and(|r| r.get_ref().values.len() == 20)
+                    })
+                }
             }),
         ),
         (
@@ -305,13 +379,14 @@ async fn main() -> anyhow::Result<()> {
     for &c in &args.concurrency {
         let mut baseline = None;
         for (name, server, f) in &workloads {
-            let url = match *server {
-                "plain" => &plain.url,
-                "data" => &data.url,
-                _ => &neg.url,
+            let (url, over_tls) = match *server {
+                "plain" => (&plain.url, None),
+                "data" => (&data.url, None),
+                "data-tls" => (&data_tls_url, Some(&tls)),
+                _ => (&neg.url, None),
             };
             let f = f.clone();
-            let r = load(url, c, args.seconds, move |ch| f(ch)).await?;
+            let r = load(url, over_tls, c, args.seconds, move |ch| f(ch)).await?;
             let base = *baseline.get_or_insert(r.rps);
             println!(
                 "| {name} | {c} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} % |",
