@@ -187,6 +187,22 @@ impl Drop for Process {
     }
 }
 
+/// Starts `tradepact up` (both services, ephemeral ports) with its stores under `home`.
+pub fn start_up(home: &Path) -> Process {
+    Process::start(
+        "tradepact",
+        &[
+            "up",
+            "--home",
+            home.to_str().expect("utf-8 path"),
+            "--data-listen",
+            "127.0.0.1:0",
+            "--negotiation-listen",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
 /// Starts `tradepact-data` on an ephemeral port over `data_dir`.
 pub fn start_data(data_dir: &Path) -> Process {
     Process::start(

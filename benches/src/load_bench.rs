@@ -55,6 +55,22 @@ struct Measured {
     p99: Duration,
 }
 
+/// GetSeries of `key`, checked to answer its 20 values.
+fn get_series_20(key: pb::SeriesKey) -> Workload {
+    Box::new(move |c| {
+        let key = key.clone();
+        Box::pin(async move {
+            let mut d = tradepact_client::data::client(c);
+            d.get_series(pb::GetSeriesRequest {
+                key: Some(key),
+                ..Default::default()
+            })
+            .await
+            .is_ok_and(|r| r.get_ref().values.len() == 20)
+        })
+    })
+}
+
 /// A CA and a server certificate for localhost in `dir`: the server's certificate and key
 /// files, and what a client needs to trust it.
 fn tls_files(dir: &std::path::Path) -> anyhow::Result<(String, String, TlsFiles)> {
@@ -240,7 +256,6 @@ async fn main() -> anyhow::Result<()> {
     let million = create_random(&mut nc, 6, 10, 7).await?;
 
     let goods_exports = key(pb::Flow::Export, pb::TradeKind::Goods);
-    let goods_exports_tls = goods_exports.clone();
     let h2load_table = if args.h2load {
         Some(h2load::run(&plain.url, &data.url, &goods_exports).await?)
     } else {
@@ -264,37 +279,12 @@ async fn main() -> anyhow::Result<()> {
         (
             "tradepact: GetSeries, 20 annual points".into(),
             "data",
-            Box::new(move |c| {
-                let k = goods_exports.clone();
-                Box::pin(async move {
-                    let mut d = tradepact_client::data::client(c);
-                    d.get_series(pb::GetSeriesRequest {
-                        key: Some(k),
-                        ..Default::default()
-                    })
-                    .await
-                    .is_ok_and(|r| r.get_ref().values.len() == 20)
-                })
-            }),
+            get_series_20(goods_exports.clone()),
         ),
         (
             "tradepact over TLS: GetSeries, 20 annual points".into(),
             "data-tls",
-            Box::new({
-                let k = goods_exports_tls;
-                move |c| {
-                    let k = k.clone();
-                    Box::pin(async move {
-                        let mut d = tradepact_client::data::client(c);
-                        d.get_series(pb::GetSeriesRequest {
-                            key: Some(k),
-                            ..Default::default()
-                        })
-                        .await
-                        .is_ok_and(|r| r.get_ref().values.len() == 20)
-                    })
-                }
-            }),
+            get_series_20(goods_exports),
         ),
         (
             "tradepact: GetTradeBalance, USA-JPN, 20 years".into(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tradepact_client::{with_deadline, DEFAULT_DEADLINE};
 use tradepact_proto::data_v1 as pb;
-use tradepact_tests::{data_client, start_data, workspace, Process, READY_TIMEOUT};
+use tradepact_tests::{data_client, start_data, start_up, workspace, READY_TIMEOUT};
 
 async fn goods_2016(url: &str) -> pb::BalanceFigures {
     let mut client = tradepact_client::data::connect(url).await.unwrap();
@@ -44,25 +44,12 @@ fn assert_korus_2016(goods: &pb::BalanceFigures) {
     assert!(goods.missing_inputs.is_empty());
 }
 
-fn up_args(home: &str) -> Vec<&str> {
-    vec![
-        "up",
-        "--home",
-        home,
-        "--data-listen",
-        "127.0.0.1:0",
-        "--negotiation-listen",
-        "127.0.0.1:0",
-    ]
-}
-
 // Multi-threaded, so that the clients' connections answer the server's GOAWAY while this
 // thread waits for the process to exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_loads_the_sample_into_an_empty_store_only() {
     let home = tempfile::tempdir().unwrap();
-    let home_arg = home.path().to_str().unwrap();
-    let up = Process::start("tradepact", &up_args(home_arg));
+    let up = start_up(home.path());
     up.wait_for_log("loaded the KORUS sample dataset", READY_TIMEOUT);
     let data_url = format!(
         "http://{}",
@@ -89,7 +76,7 @@ async fn up_loads_the_sample_into_an_empty_store_only() {
     drop(client);
     assert!(up.terminate(Duration::from_secs(30)).success());
 
-    let up = Process::start("tradepact", &up_args(home_arg));
+    let up = start_up(home.path());
     up.wait_for_log("ready:", READY_TIMEOUT);
     assert!(
         !up.log().contains("loaded the KORUS sample"),

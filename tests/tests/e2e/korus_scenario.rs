@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use tradepact_tests::{binary, Process, READY_TIMEOUT};
+use tradepact_tests::{binary, start_up, READY_TIMEOUT};
 
 fn cli(args: &[&str]) -> String {
     let out = Command::new(binary("tradepact"))
@@ -22,18 +22,7 @@ fn cli(args: &[&str]) -> String {
 #[test]
 fn korus_scenario_loads_analyses_and_estimates_its_impact() {
     let home = tempfile::tempdir().unwrap();
-    let up = Process::start(
-        "tradepact",
-        &[
-            "up",
-            "--home",
-            home.path().to_str().unwrap(),
-            "--data-listen",
-            "127.0.0.1:0",
-            "--negotiation-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let up = start_up(home.path());
     up.wait_for_log("loaded the KORUS sample dataset", READY_TIMEOUT);
     let url = format!(
         "http://{}",

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use tradepact_tests::{binary, workspace, Process};
+use tradepact_tests::{binary, start_up, workspace};
 
 /// The commands of the shell blocks in the README's sections whose title says "grpcurl", with
 /// `\` continuations joined and comments dropped.
@@ -57,18 +57,7 @@ fn every_readme_example_runs_against_tradepact_up() {
         "{commands:#?}"
     );
     let home = tempfile::tempdir().unwrap();
-    let up = Process::start(
-        "tradepact",
-        &[
-            "up",
-            "--home",
-            home.path().to_str().unwrap(),
-            "--data-listen",
-            "127.0.0.1:0",
-            "--negotiation-listen",
-            "127.0.0.1:0",
-        ],
-    );
+    let up = start_up(home.path());
     up.wait_for_log("ready:", Duration::from_secs(30));
     let data = up.addr_of("tradepact.data.v1.TradeDataService");
     let negotiation = up.addr_of("tradepact.negotiation.v1.NegotiationService");
