@@ -29,6 +29,49 @@ fn cut_option() -> pb::IssueOption {
     }
 }
 
+/// A bilateral negotiation with one issue, the US tariff on Korean cars: keep it, or cut it.
+async fn create_autos(c: &mut tradepact_client::negotiation::NegotiationClient) -> String {
+    c.create_negotiation(pb::CreateNegotiationRequest {
+        title: "autos".into(),
+        agreement: "test".into(),
+        parties: vec!["US".into(), "KOR".into()],
+        issues: vec![pb::Issue {
+            id: "auto_tariff".into(),
+            label: "US tariff on Korean cars".into(),
+            options: vec![
+                pb::IssueOption {
+                    id: "keep".into(),
+                    label: "keep".into(),
+                    trade_effects: vec![],
+                },
+                cut_option(),
+            ],
+        }],
+        deadline_rounds: 3,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .negotiation
+    .unwrap()
+    .id
+}
+
+/// The impact of cutting the tariff, on `baseline`.
+fn cut_request(id: &str, baseline: Option<pb::Baseline>) -> pb::EstimateImpactRequest {
+    pb::EstimateImpactRequest {
+        id: id.to_owned(),
+        package: Some(pb::Package {
+            choices: vec![pb::Choice {
+                issue_id: "auto_tariff".into(),
+                option_id: "cut".into(),
+            }],
+        }),
+        baseline,
+        skip_missing_baselines: false,
+    }
+}
+
 fn start_data_at(dir: &std::path::Path, listen: &str) -> Process {
     Process::start(
         "tradepact-data",
@@ -69,43 +112,14 @@ async fn impact_from_the_data_service_and_without_it() {
 
     let server = start_negotiation(&dir.path().join("neg"), &data.url());
     let mut c = negotiation_client(&server).await;
-    let id = c
-        .create_negotiation(pb::CreateNegotiationRequest {
-            title: "autos".into(),
-            agreement: "test".into(),
-            parties: vec!["US".into(), "KOR".into()],
-            issues: vec![pb::Issue {
-                id: "auto_tariff".into(),
-                label: "US tariff on Korean cars".into(),
-                options: vec![
-                    pb::IssueOption {
-                        id: "keep".into(),
-                        label: "keep".into(),
-                        trade_effects: vec![],
-                    },
-                    cut_option(),
-                ],
-            }],
-            deadline_rounds: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .id;
-    let request = |year: &str| pb::EstimateImpactRequest {
-        id: id.clone(),
-        package: Some(pb::Package {
-            choices: vec![pb::Choice {
-                issue_id: "auto_tariff".into(),
-                option_id: "cut".into(),
-            }],
-        }),
-        baseline: Some(pb::Baseline {
-            period: Some(pb::baseline::Period::Year(year.into())),
-        }),
-        skip_missing_baselines: false,
+    let id = create_autos(&mut c).await;
+    let request = |year: &str| {
+        cut_request(
+            &id,
+            Some(pb::Baseline {
+                period: Some(pb::baseline::Period::Year(year.into())),
+            }),
+        )
     };
 
     // By hand, M = 1000 (2016), M_row = 5000 − 1000 = 4000, t = 0.08, Δt = −0.08, ε = −1, σ = 1.5:
@@ -210,38 +224,8 @@ async fn the_servers_time_limit_ends_a_call_with_deadline_exceeded() {
         ],
     );
     let mut c = negotiation_client(&server).await;
-    let id = c
-        .create_negotiation(pb::CreateNegotiationRequest {
-            title: "autos".into(),
-            agreement: "test".into(),
-            parties: vec!["US".into(), "KOR".into()],
-            issues: vec![pb::Issue {
-                id: "auto_tariff".into(),
-                label: "US tariff on Korean cars".into(),
-                options: vec![cut_option()],
-            }],
-            deadline_rounds: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .id;
-    let err = c
-        .estimate_impact(pb::EstimateImpactRequest {
-            id,
-            package: Some(pb::Package {
-                choices: vec![pb::Choice {
-                    issue_id: "auto_tariff".into(),
-                    option_id: "cut".into(),
-                }],
-            }),
-            baseline: None,
-            skip_missing_baselines: false,
-        })
-        .await
-        .unwrap_err();
+    let id = create_autos(&mut c).await;
+    let err = c.estimate_impact(cut_request(&id, None)).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     // (Without the bound, the data service's 3 s timeout would answer UNAVAILABLE.)
     assert!(err.message().contains("--request-timeout-secs"), "{err:?}");
