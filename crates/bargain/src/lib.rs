@@ -27,6 +27,8 @@
 //! [`negotiation`] is the event-sourced state machine of a negotiation (offers, responses,
 //! agreement, deadline); [`simulate`] runs automated alternating offers between concession
 //! strategies (time-based Boulware/linear/Conceder, tit-for-tat, Zeuthen), reproducibly for a seed.
+//! [`visibility`] says what a caller who may see only some parties' positions may see of an
+//! offer's evaluation.
 
 pub mod analysis;
 pub mod frontier;
@@ -36,6 +38,7 @@ pub mod rng;
 pub mod sample;
 pub mod simulate;
 pub mod space;
+pub mod visibility;
 
 pub use analysis::{analyze, solve, Analysis, Solution, Zopa};
 pub use frontier::{pareto_frontier, FrontierPoint, ParetoFrontier};
@@ -43,6 +46,7 @@ pub use negotiation::{Command, Event, Negotiation, Status};
 pub use position::{Position, PositionSpec};
 pub use simulate::{Simulation, Step, Strategy};
 pub use space::{Issue, OptionDef, OutcomeSpace, Package};
+pub use visibility::{SeenEvaluation, Visibility};
 
 /// What can go wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -58,7 +58,7 @@ enum Command {
         #[arg(long, default_value = "client")]
         name: String,
         /// Its scopes, comma-separated (data:read, data:write, negotiation:read,
-        /// negotiation:write, negotiation:position:PARTY, *).
+        /// negotiation:write, negotiation:position:PARTY, negotiation:all-parties, *).
         #[arg(long, default_value = "data:read,negotiation:read")]
         scopes: String,
     },

@@ -32,6 +32,21 @@ pub use tradepact::negotiation::v1 as negotiation_v1;
 /// Encoded `FileDescriptorSet` of every tradepact proto and its imports, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tradepact_descriptor");
 
+/// The method names of `service` (its full name, e.g. `tradepact.data.v1.TradeDataService`),
+/// from the descriptor set; empty for an unknown service.
+pub fn method_names(service: &str) -> Vec<String> {
+    use prost::Message;
+    let Ok(fds) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    fds.file
+        .iter()
+        .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
+        .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
+        .flat_map(|(_, s)| s.method.iter().map(|m| m.name().to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;
@@ -51,5 +66,12 @@ mod tests {
             .any(|f| f.service.iter().any(|s| s.name() == "NegotiationService")));
         // Source info carries the comments that `grpcurl describe` shows.
         assert!(data.source_code_info.is_some());
+    }
+
+    #[test]
+    fn method_names_come_from_the_descriptor_set() {
+        let methods = super::method_names("tradepact.data.v1.TradeDataService");
+        assert!(methods.iter().any(|m| m == "GetSeries"), "{methods:?}");
+        assert!(super::method_names("tradepact.data.v1.NoSuchService").is_empty());
     }
 }

@@ -15,4 +15,10 @@ pub mod status;
 pub mod telemetry;
 
 pub use server::{serve, LimitArgs, Limits, Security, SecurityArgs};
+
+/// Whether `path` (an HTTP/2 `:path`) calls a tradepact service, as opposed to health or
+/// reflection, which stay open and are not counted against the limits.
+pub fn is_tradepact_call(path: &str) -> bool {
+    path.starts_with("/tradepact.")
+}
 pub use telemetry::{init_tracing, LogArgs, LogFormat};

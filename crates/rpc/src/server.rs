@@ -153,13 +153,15 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 
 /// Serves `service` on `listener` with health, reflection v1 and v1alpha, per-RPC tracing
 /// and `limits`, until `shutdown` completes; then health turns `NOT_SERVING`, the listener
-/// closes and in-flight calls finish.
+/// closes and in-flight calls finish. `policy` states the scopes each method of `service`
+/// needs (checked on the headers when `security` has tokens).
 ///
 /// Logs `listening on ADDR` once the listener accepts calls (the readiness line operators
 /// and tests wait for).
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
+    policy: crate::auth::Policy,
     limits: Limits,
     security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -173,6 +175,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    crate::auth::check_policy(S::NAME, policy)?;
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
@@ -216,8 +219,13 @@ where
     );
     let server = builder
         .layer(rpc_trace_layer())
+        // Authentication and the method's scope first: a caller without them takes no slot.
+        .layer(crate::auth::AuthLayer::new(
+            security.tokens.clone(),
+            S::NAME,
+            policy,
+        ))
         .layer(crate::shed::ShedLayer::new(limits.max_concurrent_calls))
-        .layer(crate::auth::AuthLayer::new(security.tokens.clone()))
         .layer(tower::util::MapFutureLayer::new(move |call| {
             crate::deadline::bound(limits.request_timeout, call)
         }))

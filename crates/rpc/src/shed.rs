@@ -68,7 +68,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if !request.uri().path().starts_with("/tradepact.") {
+        if !crate::is_tradepact_call(request.uri().path()) {
             return Box::pin(inner.call(request));
         }
         match self.slots.clone().try_acquire_owned() {

@@ -3,23 +3,85 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-/// `INVALID_ARGUMENT` carrying every violation as a `google.rpc.BadRequest` field violation;
-/// the message lists them too, for clients that do not decode details.
+/// Violations listed one by one in an `INVALID_ARGUMENT`; the rest are counted in one more.
+pub const MAX_VIOLATIONS: usize = 50;
+/// Bytes of violation text (field paths and descriptions) listed in one `INVALID_ARGUMENT`;
+/// with the message, an error stays well under the 8 KiB of metadata that gRPC clients
+/// accept by default (Python's grpcio refuses more).
+pub const MAX_VIOLATION_BYTES: usize = 3072;
+/// Bytes of an error's message.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Characters of a field path or description kept in an error; longer ones are cut, with
+/// their length said (an echoed 70 kB value must not make a 70 kB error).
+pub const MAX_ERROR_TEXT: usize = 256;
+/// Characters of an echoed input value kept by [`truncated`].
+pub const MAX_ECHO: usize = 64;
+
+/// `value` for an error message: whole when short, else its first [`MAX_ECHO`] characters
+/// and its length in bytes.
+pub fn truncated(value: &str) -> String {
+    clip(value, MAX_ECHO)
+}
+
+fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()),
+    }
+}
+
+/// `INVALID_ARGUMENT` carrying the violations as `google.rpc.BadRequest` field violations;
+/// the message lists them too, for clients that do not decode details. Bounded: each text is
+/// cut at [`MAX_ERROR_TEXT`] characters, at most [`MAX_VIOLATIONS`] violations and
+/// [`MAX_VIOLATION_BYTES`] of their text are listed (one more violation counts the rest), and
+/// the message at [`MAX_MESSAGE_BYTES`].
 pub fn invalid_argument<'a>(violations: impl IntoIterator<Item = (&'a str, &'a str)>) -> Status {
-    let violations: Vec<FieldViolation> = violations
-        .into_iter()
-        .map(|(field, description)| FieldViolation::new(field, description))
-        .collect();
-    let message = violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let mut listed: Vec<FieldViolation> = Vec::new();
+    let (mut bytes, mut more) = (0usize, 0usize);
+    for (field, description) in violations {
+        let (field, description) = (
+            clip(field, MAX_ERROR_TEXT),
+            clip(description, MAX_ERROR_TEXT),
+        );
+        let size = field.len() + description.len();
+        if more == 0 && listed.len() < MAX_VIOLATIONS && bytes + size <= MAX_VIOLATION_BYTES {
+            bytes += size;
+            listed.push(FieldViolation::new(field, description));
+        } else {
+            more += 1;
+        }
+    }
+    let total = listed.len() + more;
+    if more > 0 {
+        listed.push(FieldViolation::new(
+            "",
+            format!("and {more} more violations, not listed"),
+        ));
+    }
+    let mut message = String::from("invalid request: ");
+    for (i, v) in listed.iter().enumerate() {
+        let item = format!(
+            "{}{}: {}",
+            if i > 0 { "; " } else { "" },
+            v.field,
+            v.description
+        );
+        if message.len() + item.len() > MAX_MESSAGE_BYTES {
+            message.push_str(&format!("; … {total} violations in all (see the details)"));
+            break;
+        }
+        message.push_str(&item);
+    }
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("invalid request: {message}"),
-        ErrorDetails::with_bad_request(violations),
+        message,
+        ErrorDetails::with_bad_request(listed),
     )
+}
+
+/// A status with `message` cut at [`MAX_ERROR_TEXT`] characters.
+pub fn bounded(code: Code, message: &str) -> Status {
+    Status::new(code, clip(message, MAX_ERROR_TEXT))
 }
 
 /// `INTERNAL` with a generic message; the cause is logged here, never sent to the caller.
@@ -42,5 +104,37 @@ mod tests {
         assert_eq!(details.field_violations.len(), 2);
         assert_eq!(details.field_violations[0].field, "key.reporter");
         assert!(status.message().contains("page_size: negative"));
+    }
+
+    #[test]
+    fn errors_are_bounded_whatever_the_input() {
+        let long = "X".repeat(70_000);
+        assert_eq!(truncated("USA"), "USA");
+        let cut = truncated(&long);
+        assert!(cut.starts_with(&"X".repeat(MAX_ECHO)) && cut.ends_with("(70000 bytes in all)"));
+        assert_eq!(
+            truncated(&"é".repeat(100))
+                .chars()
+                .filter(|c| *c == 'é')
+                .count(),
+            MAX_ECHO
+        );
+        let description = format!("got {long:?}");
+        let status = invalid_argument((0..1000).map(|_| (long.as_str(), description.as_str())));
+        let details = status.get_details_bad_request().unwrap();
+        let listed = details.field_violations.len() - 1;
+        assert!((1..=MAX_VIOLATIONS).contains(&listed));
+        assert!(details.field_violations[listed]
+            .description
+            .contains(&format!("{} more", 1000 - listed)));
+        // Short violations: the count bound applies.
+        let many = invalid_argument((0..1000).map(|_| ("f", "bad")));
+        let details = many.get_details_bad_request().unwrap();
+        assert_eq!(details.field_violations.len(), MAX_VIOLATIONS + 1);
+        assert!(details.field_violations[MAX_VIOLATIONS]
+            .description
+            .contains("950 more"));
+        assert!(status.message().len() < MAX_MESSAGE_BYTES + 100);
+        assert!(status.details().len() < MAX_VIOLATION_BYTES + 500);
     }
 }

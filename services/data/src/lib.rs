@@ -19,6 +19,25 @@ pub use service::DataService;
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// The scope each RPC needs, checked on the request headers (see `tradepact_rpc::auth`).
+pub const SCOPES: tradepact_rpc::auth::Policy = {
+    use tradepact_rpc::auth::Requirement::Scopes;
+    const READ: tradepact_rpc::auth::Requirement = Scopes(&["data:read"]);
+    const WRITE: tradepact_rpc::auth::Requirement = Scopes(&["data:write"]);
+    &[
+        ("WritePoints", WRITE),
+        ("StreamWritePoints", WRITE),
+        ("DeleteSeries", WRITE),
+        ("GetSeries", READ),
+        ("StreamSeries", READ),
+        ("StreamSeriesColumns", READ),
+        ("ListSeries", READ),
+        ("GetTradeBalance", READ),
+        ("GetChange", READ),
+        ("WatchSeries", READ),
+    ]
+};
+
 /// Command-line and environment configuration of `tradepact-data`.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(
@@ -73,7 +92,7 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, limits, security, shutdown).await;
+    let served = tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await;
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!("store flushed");
@@ -94,4 +113,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tradepact_rpc::server::shutdown_signal(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use tradepact_proto::data_v1::trade_data_service_server::SERVICE_NAME;
+
+    #[test]
+    fn every_rpc_has_a_scope() {
+        tradepact_rpc::auth::check_policy(SERVICE_NAME, super::SCOPES).unwrap();
+    }
 }

@@ -207,7 +207,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::WritePointsRequest>,
     ) -> Result<Response<pb::WritePointsResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:write")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let batch = convert::write_batch(&req.series, &mut v);
@@ -224,7 +223,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<Streaming<pb::StreamWritePointsRequest>>,
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:write")?;
         let mut stream = request.into_inner();
         // Decoding and validating the next batches overlaps with writing: a writer task
         // applies batches in order while this loop reads ahead, up to READ_AHEAD_POINTS (each
@@ -320,7 +318,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetSeriesRequest>,
     ) -> Result<Response<pb::GetSeriesResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
@@ -379,7 +376,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::StreamSeriesRequest>,
     ) -> Result<Response<Self::StreamSeriesStream>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let (key, plan, from, to) = read_range(
             req.key.as_ref(),
@@ -413,7 +409,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::StreamSeriesColumnsRequest>,
     ) -> Result<Response<Self::StreamSeriesColumnsStream>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let (key, plan, from, to) = read_range(
             req.key.as_ref(),
@@ -433,7 +428,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::ListSeriesRequest>,
     ) -> Result<Response<pb::ListSeriesResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let filter = convert::filter(req.filter.as_ref(), &mut v);
@@ -459,7 +453,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::DeleteSeriesRequest>,
     ) -> Result<Response<pb::DeleteSeriesResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:write")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
@@ -479,7 +472,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetTradeBalanceRequest>,
     ) -> Result<Response<pb::GetTradeBalanceResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let query = convert::balance_query(
@@ -507,7 +499,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::GetChangeRequest>,
     ) -> Result<Response<pb::GetChangeResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let target = convert::change_target(req.target.as_ref(), &mut v);
@@ -532,7 +523,6 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::WatchSeriesRequest>,
     ) -> Result<Response<Self::WatchSeriesStream>, Status> {
-        tradepact_rpc::auth::require(&request, "data:read")?;
         let req = request.into_inner();
         let mut v = Violations::default();
         let filter: SeriesFilter = convert::filter(req.filter.as_ref(), &mut v);

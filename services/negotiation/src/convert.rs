@@ -5,8 +5,8 @@ use tradepact_bargain::analysis::Solution;
 use tradepact_bargain::frontier::FrontierPoint;
 use tradepact_bargain::negotiation::Offer;
 use tradepact_bargain::{
-    Error, Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, Status as NegStatus,
-    Strategy,
+    Error, Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
+    Status as NegStatus, Strategy, Visibility,
 };
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
@@ -20,8 +20,12 @@ pub(crate) fn to_status(e: Error) -> Status {
         Error::Invalid { field, description } => {
             tradepact_rpc::status::invalid_argument([(field.as_str(), description.as_str())])
         }
-        Error::Illegal(why) => Status::failed_precondition(why),
-        Error::TooLarge(why) => Status::resource_exhausted(why),
+        Error::Illegal(why) => {
+            tradepact_rpc::status::bounded(tonic::Code::FailedPrecondition, &why)
+        }
+        Error::TooLarge(why) => {
+            tradepact_rpc::status::bounded(tonic::Code::ResourceExhausted, &why)
+        }
     }
 }
 
@@ -212,18 +216,17 @@ pub(crate) fn status_out(s: NegStatus) -> pb::NegotiationStatus {
     }
 }
 
-pub(crate) fn offer_out(n: &Negotiation, o: &Offer) -> pb::Offer {
+/// An offer as a caller with `visibility` may see it (see [`evaluation_out`]).
+pub(crate) fn offer_out(n: &Negotiation, o: &Offer, visibility: &Visibility) -> pb::Offer {
     pb::Offer {
         id: o.id,
         round: o.round,
         proposer: n.parties[o.proposer].clone(),
         package: Some(package_out(&n.space, &o.package)),
-        evaluation: o.evaluation.as_ref().map(|e| pb::OfferEvaluation {
-            utilities: e.utilities.clone(),
-            concession: e.concession,
-            pareto_optimal: e.pareto_optimal,
-            distance_to_nash: e.distance_to_nash,
-        }),
+        evaluation: o
+            .evaluation
+            .as_ref()
+            .map(|e| evaluation_out(&n.parties, e.seen_by(o.proposer, visibility))),
         accepted_by: o
             .accepted_by
             .iter()
@@ -233,6 +236,21 @@ pub(crate) fn offer_out(n: &Negotiation, o: &Offer) -> pb::Offer {
             .rejected_by
             .map(|p| n.parties[p].clone())
             .unwrap_or_default(),
+    }
+}
+
+/// What a caller may see of an offer's evaluation, with party names.
+pub(crate) fn evaluation_out(parties: &[String], seen: SeenEvaluation) -> pb::OfferEvaluation {
+    pb::OfferEvaluation {
+        utilities: seen.utilities,
+        concession: seen.concession,
+        pareto_optimal: seen.pareto_optimal,
+        distance_to_nash: seen.distance_to_nash,
+        party_utilities: seen
+            .party_utilities
+            .into_iter()
+            .map(|(i, u)| (parties[i].clone(), u))
+            .collect(),
     }
 }
 

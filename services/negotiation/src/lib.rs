@@ -25,6 +25,32 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
 /// Default data service URL.
 pub const DEFAULT_DATA_SERVICE: &str = "http://127.0.0.1:50051";
 
+/// What each RPC needs of a token, checked on the request headers (see
+/// `tradepact_rpc::auth`). The handlers check the rest before they read or write: acting for
+/// a party needs that party's position scope, and an analysis or a simulation needs every
+/// party's (or `negotiation:all-parties`); what an answer shows of utilities depends on the
+/// positions the caller may see.
+pub const SCOPES: tradepact_rpc::auth::Policy = {
+    use tradepact_rpc::auth::Requirement::{Scopes, SomeParty};
+    const READ: tradepact_rpc::auth::Requirement = Scopes(&["negotiation:read"]);
+    const WRITE: tradepact_rpc::auth::Requirement = Scopes(&["negotiation:write"]);
+    &[
+        ("CreateNegotiation", WRITE),
+        ("GetNegotiation", READ),
+        ("ListNegotiations", READ),
+        ("SetPosition", SomeParty),
+        ("SubmitOffer", SomeParty),
+        ("RespondToOffer", SomeParty),
+        ("BreakOff", SomeParty),
+        ("AnalyzeNegotiation", READ),
+        ("SimulateNegotiation", READ),
+        ("ForkNegotiation", WRITE),
+        ("WatchNegotiation", READ),
+        // Its answer carries values read from the data service.
+        ("EstimateImpact", Scopes(&["negotiation:read", "data:read"])),
+    ]
+};
+
 /// Command-line and environment configuration of `tradepact-negotiation`.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(
@@ -176,7 +202,7 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, limits, security, shutdown).await;
+    let served = tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await;
     let flushed = tokio::task::spawn_blocking(move || log.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     served
@@ -198,4 +224,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tradepact_rpc::server::shutdown_signal(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use tradepact_proto::negotiation_v1::negotiation_service_server::SERVICE_NAME;
+
+    #[test]
+    fn every_rpc_has_a_scope() {
+        tradepact_rpc::auth::check_policy(SERVICE_NAME, super::SCOPES).unwrap();
+    }
 }

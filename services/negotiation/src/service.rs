@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use tradepact_bargain::analysis::{self, Analysis};
 use tradepact_bargain::frontier;
 use tradepact_bargain::simulate::Action;
-use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation};
+use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation, Visibility};
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationService;
 use tradepact_store::cursor::{self, Fingerprint};
@@ -228,6 +228,7 @@ impl NegotiationSvc {
         &self,
         events: Vec<Event>,
         mut meta: Meta,
+        caller: &Caller,
     ) -> Result<pb::Negotiation, Status> {
         let negotiation = Negotiation::replay(&events).map_err(to_status)?;
         let log = self.log.clone();
@@ -243,7 +244,8 @@ impl NegotiationSvc {
             meta,
             analysis: None,
         };
-        let out = negotiation_out(&entry, &|_| false);
+        let visibility = caller.visibility(&entry.negotiation.parties);
+        let out = negotiation_out(&entry, &visibility, false);
         self.entries
             .write()
             .await
@@ -265,24 +267,50 @@ fn position_specs(entry: &Entry) -> Vec<Option<PositionSpec>> {
     specs
 }
 
-/// Which parties' positions the caller of `request` may see: none unless asked for, then those
-/// whose `negotiation:position:PARTY` scope it holds.
-fn position_visibility<T>(request: &Request<T>, include_positions: bool) -> impl Fn(&str) -> bool {
-    let principal = tradepact_rpc::auth::principal(request).cloned();
-    move |party: &str| {
-        include_positions
-            && principal
-                .as_ref()
-                .is_some_and(|p| p.has(&position_scope(party)))
+/// Who calls, for what the answer may reveal of the parties' positions.
+#[derive(Clone)]
+pub(crate) struct Caller(Option<Arc<tradepact_rpc::auth::Principal>>);
+
+impl Caller {
+    fn of<T>(request: &Request<T>) -> Caller {
+        Caller(tradepact_rpc::auth::principal(request).cloned())
+    }
+
+    /// The parties (of `parties`) whose positions and utilities the caller may see.
+    fn visibility(&self, parties: &[String]) -> Visibility {
+        Visibility::new(
+            parties
+                .iter()
+                .map(|p| self.0.as_ref().is_some_and(|c| c.may_see(p)))
+                .collect(),
+        )
+    }
+
+    /// `PERMISSION_DENIED` unless the caller may see every party's position: what an
+    /// analysis or a simulation shows depends on all of them.
+    fn require_every_party(&self, parties: &[String], what: &str) -> Result<(), Status> {
+        let visibility = self.visibility(parties);
+        if visibility.sees_all() {
+            return Ok(());
+        }
+        let hidden: Vec<String> = visibility
+            .hidden()
+            .map(|i| tradepact_rpc::auth::position_scope(&parties[i]))
+            .collect();
+        Err(Status::permission_denied(format!(
+            "{what} depends on every party's position: it needs the scope {:?} or the position scopes of every party (missing: {})",
+            tradepact_rpc::auth::ALL_PARTIES,
+            tradepact_rpc::status::truncated(&hidden.join(", "))
+        )))
     }
 }
 
-/// The scope that guards a party's private position.
-fn position_scope(party: &str) -> String {
-    format!("negotiation:position:{party}")
-}
-
-fn negotiation_out(entry: &Entry, visible: &dyn Fn(&str) -> bool) -> pb::Negotiation {
+/// A negotiation as a caller with `visibility` may see it; positions only when asked for.
+fn negotiation_out(
+    entry: &Entry,
+    visibility: &Visibility,
+    include_positions: bool,
+) -> pb::Negotiation {
     let n = &entry.negotiation;
     let space = &n.space;
     let issues = space
@@ -315,7 +343,11 @@ fn negotiation_out(entry: &Entry, visible: &dyn Fn(&str) -> bool) -> pb::Negotia
         issues,
         deadline_rounds: n.deadline_rounds,
         status: convert::status_out(n.status).into(),
-        offers: n.offers.iter().map(|o| convert::offer_out(n, o)).collect(),
+        offers: n
+            .offers
+            .iter()
+            .map(|o| convert::offer_out(n, o, visibility))
+            .collect(),
         agreed_offer: n.agreed,
         ended_because: n.ended_because.clone().unwrap_or_default(),
         event_count: entry.events.len() as u64,
@@ -330,8 +362,9 @@ fn negotiation_out(entry: &Entry, visible: &dyn Fn(&str) -> bool) -> pb::Negotia
             .parties
             .iter()
             .zip(position_specs(entry))
-            .filter(|(party, _)| visible(party))
-            .map(|(party, spec)| pb::PartyPosition {
+            .enumerate()
+            .filter(|(i, _)| include_positions && visibility.sees(*i))
+            .map(|(_, (party, spec))| pb::PartyPosition {
                 party: party.clone(),
                 position: spec.as_ref().map(convert::position_out),
             })
@@ -362,7 +395,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::CreateNegotiationRequest>,
     ) -> Result<Response<pb::CreateNegotiationResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let (issues, effects) = convert::issues_in(&req.issues)?;
         let created = Negotiation::create(
@@ -379,7 +412,7 @@ impl NegotiationService for NegotiationSvc {
             forked_from: None,
             forked_after_round: 0,
         };
-        let negotiation = self.create_entry(vec![created], meta).await?;
+        let negotiation = self.create_entry(vec![created], meta, &caller).await?;
         tracing::info!(id = %negotiation.id, "negotiation created");
         Ok(Response::new(pb::CreateNegotiationResponse {
             negotiation: Some(negotiation),
@@ -390,13 +423,13 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::GetNegotiationRequest>,
     ) -> Result<Response<pb::GetNegotiationResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
-        let visible = position_visibility(&request, request.get_ref().include_positions);
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.id).await?;
         let entry = entry.lock().await;
+        let visibility = caller.visibility(&entry.negotiation.parties);
         Ok(Response::new(pb::GetNegotiationResponse {
-            negotiation: Some(negotiation_out(&entry, &visible)),
+            negotiation: Some(negotiation_out(&entry, &visibility, req.include_positions)),
         }))
     }
 
@@ -404,7 +437,6 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::ListNegotiationsRequest>,
     ) -> Result<Response<pb::ListNegotiationsResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         let req = request.into_inner();
         let status = pb::NegotiationStatus::try_from(req.status).map_err(|_| {
             tradepact_rpc::status::invalid_argument([("status", "unknown status value")])
@@ -455,7 +487,7 @@ impl NegotiationService for NegotiationSvc {
                 next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
                 break;
             }
-            let mut n = negotiation_out(&entry, &|_| false);
+            let mut n = negotiation_out(&entry, &Visibility::new(Vec::new()), false);
             n.offers.clear();
             out.push(n);
         }
@@ -469,7 +501,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SetPositionRequest>,
     ) -> Result<Response<pb::SetPositionResponse>, Status> {
-        tradepact_rpc::auth::require(&request, &position_scope(&request.get_ref().party))?;
+        tradepact_rpc::auth::require_party(&request, &request.get_ref().party)?;
         let req = request.into_inner();
         let position = convert::position_in(req.position.as_ref())?;
         let (_, entry) = self.entry(&req.negotiation_id).await?;
@@ -491,7 +523,8 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SubmitOfferRequest>,
     ) -> Result<Response<pb::SubmitOfferResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        tradepact_rpc::auth::require_party(&request, &request.get_ref().party)?;
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -510,7 +543,11 @@ impl NegotiationService for NegotiationSvc {
         )
         .await?;
         let n = &entry.negotiation;
-        let offer = n.offers.last().map(|o| convert::offer_out(n, o));
+        let visibility = caller.visibility(&n.parties);
+        let offer = n
+            .offers
+            .last()
+            .map(|o| convert::offer_out(n, o, &visibility));
         Ok(Response::new(pb::SubmitOfferResponse { offer }))
     }
 
@@ -518,7 +555,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::RespondToOfferRequest>,
     ) -> Result<Response<pb::RespondToOfferResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        tradepact_rpc::auth::require_party(&request, &request.get_ref().party)?;
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -539,7 +576,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::BreakOffRequest>,
     ) -> Result<Response<pb::BreakOffResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        tradepact_rpc::auth::require_party(&request, &request.get_ref().party)?;
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
         let mut entry = entry.lock().await;
@@ -560,7 +597,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::AnalyzeNegotiationRequest>,
     ) -> Result<Response<pb::AnalyzeNegotiationResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let size = match req.page_size {
             0 => FRONTIER_PAGE.0,
@@ -584,6 +621,7 @@ impl NegotiationService for NegotiationSvc {
         };
         let (_, entry) = self.entry(&req.id).await?;
         let mut entry = entry.lock().await;
+        caller.require_every_party(&entry.negotiation.parties, "an analysis")?;
         let version = entry.events.len() as u64;
         let fingerprint = Fingerprint::of(&[req.id.as_bytes(), &version.to_be_bytes()]);
         let offset = if req.page_token.is_empty() {
@@ -733,10 +771,10 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::SimulateNegotiationRequest>,
     ) -> Result<Response<Self::SimulateNegotiationStream>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         if request.get_ref().record_as_branch {
             tradepact_rpc::auth::require(&request, "negotiation:write")?;
         }
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let strategies = req
             .strategies
@@ -747,6 +785,7 @@ impl NegotiationService for NegotiationSvc {
         let (_, entry_lock) = self.entry(&req.id).await?;
         let entry = entry_lock.lock().await;
         let n = &entry.negotiation;
+        caller.require_every_party(&n.parties, "a simulation")?;
         if n.all_positions().is_none() {
             return Err(Status::failed_precondition(
                 "every party needs a position before a simulation",
@@ -856,7 +895,7 @@ impl NegotiationService for NegotiationSvc {
                     forked_from: Some(public_id(meta.id)),
                     forked_after_round: 0,
                 };
-                match svc.create_entry(branch_events, branch_meta).await {
+                match svc.create_entry(branch_events, branch_meta, &caller).await {
                     Ok(n) => branch_id = n.id,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -888,7 +927,7 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::ForkNegotiationRequest>,
     ) -> Result<Response<pb::ForkNegotiationResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:write")?;
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let (id, entry) = self.entry(&req.id).await?;
         let entry = entry.lock().await;
@@ -907,7 +946,7 @@ impl NegotiationService for NegotiationSvc {
             forked_after_round: req.after_round,
         };
         drop(entry);
-        let negotiation = self.create_entry(events, meta).await?;
+        let negotiation = self.create_entry(events, meta, &caller).await?;
         Ok(Response::new(pb::ForkNegotiationResponse {
             negotiation: Some(negotiation),
         }))
@@ -919,13 +958,12 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::WatchNegotiationRequest>,
     ) -> Result<Response<Self::WatchNegotiationStream>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
-        let visible = position_visibility(&request, request.get_ref().include_positions);
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let (id, entry) = self.entry(&req.id).await?;
         // Subscribe before reading the past, so that nothing falls between the two.
         let mut live = self.published.subscribe();
-        let past: Vec<(u64, Event)> = {
+        let (past, parties) = {
             let entry = entry.lock().await;
             if req.from_event > entry.events.len() as u64 {
                 return Err(tradepact_rpc::status::invalid_argument([(
@@ -933,22 +971,24 @@ impl NegotiationService for NegotiationSvc {
                     format!("the negotiation has {} events", entry.events.len()).as_str(),
                 )]));
             }
-            entry
+            let past: Vec<(u64, Event)> = entry
                 .events
                 .iter()
                 .enumerate()
                 .skip(req.from_event as usize)
                 .map(|(i, e)| (i as u64, e.clone()))
-                .collect()
+                .collect();
+            (past, entry.negotiation.parties.clone())
         };
+        let visibility = caller.visibility(&parties);
+        let include_positions = req.include_positions;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut next = req.from_event;
-            let visible = visible;
             let message = |number: u64, e: &Event| pb::WatchNegotiationResponse {
                 event_number: number,
                 r#type: event_type(e),
-                json: event_json(e, &visible),
+                json: event_json(e, &parties, &visibility, include_positions),
             };
             for (number, e) in past {
                 if tx.send(Ok(message(number, &e))).await.is_err() {
@@ -992,7 +1032,6 @@ impl NegotiationService for NegotiationSvc {
         &self,
         request: Request<pb::EstimateImpactRequest>,
     ) -> Result<Response<pb::EstimateImpactResponse>, Status> {
-        tradepact_rpc::auth::require(&request, "negotiation:read")?;
         let traceparent = traceparent(&request);
         let req = request.into_inner();
         let period = match req.baseline.and_then(|b| b.period) {
@@ -1086,12 +1125,43 @@ impl NegotiationService for NegotiationSvc {
     }
 }
 
-/// An event as JSON; a position's content only when asked for and allowed (positions are
-/// private).
-fn event_json(e: &Event, visible: &dyn Fn(&str) -> bool) -> String {
+/// An event as JSON, without what would reveal a position the caller may not see: a
+/// position's content (shown only when asked for and visible), and an offer's evaluation
+/// beyond what [`Visibility`] allows.
+fn event_json(
+    e: &Event,
+    parties: &[String],
+    visibility: &Visibility,
+    include_positions: bool,
+) -> String {
+    let index = |party: &str| parties.iter().position(|p| p == party);
     match e {
-        Event::PositionSet { party, .. } if !visible(party) => {
+        Event::PositionSet { party, .. }
+            if !(include_positions && index(party).is_some_and(|i| visibility.sees(i))) =>
+        {
             serde_json::json!({ "type": "position_set", "party": party, "position": "(private: watch with include_positions and the party's position scope)" })
+                .to_string()
+        }
+        Event::OfferMade {
+            party,
+            package,
+            evaluation: Some(evaluation),
+        } if !visibility.sees_all() => {
+            let proposer = index(party).unwrap_or(usize::MAX);
+            let seen = evaluation.seen_by(proposer, visibility);
+            let party_utilities: serde_json::Map<String, serde_json::Value> = seen
+                .party_utilities
+                .iter()
+                .map(|&(i, u)| (parties[i].clone(), u.into()))
+                .collect();
+            let mut shown = serde_json::json!({
+                "utilities": [],
+                "party_utilities": party_utilities,
+            });
+            if let Some(c) = seen.concession {
+                shown["concession"] = c.into();
+            }
+            serde_json::json!({ "type": "offer_made", "party": party, "package": package, "evaluation": shown })
                 .to_string()
         }
         _ => serde_json::to_string(e).unwrap_or_default(),

@@ -12,6 +12,7 @@ mod korus_scenario;
 mod negotiation_flow;
 mod overload;
 mod pagination_and_streams;
+mod privacy;
 mod python_client;
 mod readme;
 mod reflection_and_health;

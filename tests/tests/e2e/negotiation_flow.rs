@@ -193,7 +193,7 @@ async fn a_negotiation_from_creation_to_agreement_survives_a_restart() {
     let eval = offer.evaluation.unwrap();
     assert_eq!(eval.utilities, vec![1.0, 0.0]);
     assert!(
-        !eval.pareto_optimal,
+        eval.pareto_optimal == Some(false),
         "KOR gets less than its reservation value"
     );
 
@@ -258,7 +258,7 @@ async fn a_negotiation_from_creation_to_agreement_survives_a_restart() {
         .unwrap();
     let eval = offer.evaluation.unwrap();
     assert_eq!(eval.utilities, vec![0.6, 0.7]);
-    assert!(eval.pareto_optimal);
+    assert_eq!(eval.pareto_optimal, Some(true));
     assert_eq!(eval.distance_to_nash, Some(0.0));
     let done = c
         .respond_to_offer(pb::RespondToOfferRequest {

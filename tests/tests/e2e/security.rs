@@ -91,7 +91,7 @@ fn tokens_file(dir: &Path) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn tradepact_rpc_hash(token: &str) -> String {
+pub(crate) fn tradepact_rpc_hash(token: &str) -> String {
     // The CLI prints the same line: `tradepact hash-token TOKEN`.
     let out = std::process::Command::new(tradepact_tests::binary("tradepact"))
         .args(["hash-token", token])
@@ -473,30 +473,50 @@ async fn tls_mutual_tls_and_scopes_on_both_services() {
     }
 }
 
-/// Every RPC, both ways: a token holding every scope but the one the RPC needs is refused
-/// with PERMISSION_DENIED; a token with just that scope gets past authorization.
+/// Every RPC, both ways: for each scope an RPC needs, a token holding every scope but that one
+/// is refused with PERMISSION_DENIED; a token with just the scopes it needs gets past
+/// authorization. A party's RPCs are called for US on an existing negotiation, so that the
+/// handler's party check runs too (a token acting for KOR is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_checks_its_scope_both_ways() {
     use tonic::Request;
     let dir = tempfile::tempdir().unwrap();
+    const US: &str = "negotiation:position:US";
     let scopes = [
         "data:read",
         "data:write",
         "negotiation:read",
         "negotiation:write",
-        "negotiation:position:US",
+        US,
+        // Not KOR's position scope: with US's, it would stand for negotiation:all-parties.
+        "negotiation:all-parties",
     ];
-    // Token "only:S" has scope S; token "all-but:S" has every other scope.
+    // What the RPCs need: one set of scopes each.
+    let needs: &[&[&str]] = &[
+        &["data:read"],
+        &["data:write"],
+        &["negotiation:read"],
+        &["negotiation:write"],
+        &[US],
+        &["negotiation:read", "negotiation:all-parties"],
+        &["negotiation:read", "data:read"],
+    ];
+    // Token "all-but:S" has every scope but S; token "only:S1+S2" has just S1 and S2.
     let mut lines = String::new();
     for s in scopes {
-        lines.push_str(&format!(
-            "{} only {s}\n",
-            tradepact_rpc_hash(&format!("only:{s}"))
-        ));
         let others: Vec<&str> = scopes.iter().copied().filter(|o| *o != s).collect();
         let hash = tradepact_rpc_hash(&format!("all-but:{s}"));
         lines.push_str(&format!("{hash} allbut {}\n", others.join(",")));
     }
+    for set in needs {
+        let hash = tradepact_rpc_hash(&format!("only:{}", set.join("+")));
+        lines.push_str(&format!("{hash} only {}\n", set.join(",")));
+    }
+    lines.push_str(&format!("{} admin *\n", tradepact_rpc_hash("admin")));
+    lines.push_str(&format!(
+        "{} kor negotiation:read,negotiation:write,negotiation:position:KOR\n",
+        tradepact_rpc_hash("kor")
+    ));
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, lines).unwrap();
     let tokens = tokens.to_str().unwrap();
@@ -530,6 +550,9 @@ async fn every_rpc_checks_its_scope_both_ways() {
     let n = tradepact_client::negotiation::connect(&neg.url())
         .await
         .unwrap();
+    // A bilateral negotiation for the party checks (positions set, so that analysis runs).
+    let id = create_with_positions(&mut n.clone(), "admin").await;
+    assert_eq!(id, "neg-000001");
 
     fn req<T>(token: &str, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
@@ -541,6 +564,9 @@ async fn every_rpc_checks_its_scope_both_ways() {
     }
     type Call =
         Box<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Code> + Send>>>;
+    const READ: &[&str] = &["negotiation:read"];
+    const WRITE: &[&str] = &["negotiation:write"];
+    const ALL: &[&str] = &["negotiation:read", "negotiation:all-parties"];
     let key = key(
         "USA",
         "KOR",
@@ -550,7 +576,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
         data_pb::Frequency::Annual,
     );
     let id = || "neg-000001".to_owned();
-    let mut calls: Vec<(&str, &str, Call)> = Vec::new();
+    let mut calls: Vec<(&[&str], &str, Call)> = Vec::new();
     // The message is built anew for each call, from a fresh copy of `key`.
     macro_rules! rpc {
         ($scope:expr, $name:expr, $client:expr, $method:ident, |$k:ident| $msg:expr) => {{
@@ -567,11 +593,11 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ));
         }};
     }
-    rpc!("data:write", "WritePoints", d, write_points, |k| {
+    rpc!(&["data:write"], "WritePoints", d, write_points, |k| {
         write_request(k, &[("2016", 1.0)])
     });
     rpc!(
-        "data:write",
+        &["data:write"],
         "StreamWritePoints",
         d,
         stream_write_points,
@@ -579,23 +605,23 @@ async fn every_rpc_checks_its_scope_both_ways() {
             series: write_request(k, &[("2016", 1.0)]).series
         }])
     );
-    rpc!("data:write", "DeleteSeries", d, delete_series, |k| {
+    rpc!(&["data:write"], "DeleteSeries", d, delete_series, |k| {
         data_pb::DeleteSeriesRequest { key: Some(k) }
     });
-    rpc!("data:read", "GetSeries", d, get_series, |k| {
+    rpc!(&["data:read"], "GetSeries", d, get_series, |k| {
         data_pb::GetSeriesRequest {
             key: Some(k),
             ..Default::default()
         }
     });
-    rpc!("data:read", "StreamSeries", d, stream_series, |k| {
+    rpc!(&["data:read"], "StreamSeries", d, stream_series, |k| {
         data_pb::StreamSeriesRequest {
             key: Some(k),
             ..Default::default()
         }
     });
     rpc!(
-        "data:read",
+        &["data:read"],
         "StreamSeriesColumns",
         d,
         stream_series_columns,
@@ -606,121 +632,95 @@ async fn every_rpc_checks_its_scope_both_ways() {
             }
         }
     );
-    rpc!("data:read", "ListSeries", d, list_series, |_k| {
+    rpc!(&["data:read"], "ListSeries", d, list_series, |_k| {
         data_pb::ListSeriesRequest::default()
     });
-    rpc!("data:read", "GetTradeBalance", d, get_trade_balance, |_k| {
-        data_pb::GetTradeBalanceRequest {
-            reporter: "USA".into(),
-            partner: "KOR".into(),
-            ..Default::default()
+    rpc!(
+        &["data:read"],
+        "GetTradeBalance",
+        d,
+        get_trade_balance,
+        |_k| {
+            data_pb::GetTradeBalanceRequest {
+                reporter: "USA".into(),
+                partner: "KOR".into(),
+                ..Default::default()
+            }
         }
-    });
-    rpc!("data:read", "GetChange", d, get_change, |_k| {
+    );
+    rpc!(&["data:read"], "GetChange", d, get_change, |_k| {
         data_pb::GetChangeRequest::default()
     });
-    rpc!("data:read", "WatchSeries", d, watch_series, |_k| {
+    rpc!(&["data:read"], "WatchSeries", d, watch_series, |_k| {
         data_pb::WatchSeriesRequest::default()
     });
-    rpc!(
-        "negotiation:write",
-        "CreateNegotiation",
-        n,
-        create_negotiation,
-        |_k| pb::CreateNegotiationRequest::default()
-    );
-    rpc!(
-        "negotiation:read",
-        "GetNegotiation",
-        n,
-        get_negotiation,
-        |_k| pb::GetNegotiationRequest {
+    rpc!(WRITE, "CreateNegotiation", n, create_negotiation, |_k| {
+        pb::CreateNegotiationRequest::default()
+    });
+    rpc!(READ, "GetNegotiation", n, get_negotiation, |_k| {
+        pb::GetNegotiationRequest {
             id: id(),
-            include_positions: false
+            include_positions: false,
         }
-    );
-    rpc!(
-        "negotiation:read",
-        "ListNegotiations",
-        n,
-        list_negotiations,
-        |_k| pb::ListNegotiationsRequest::default()
-    );
-    rpc!(
-        "negotiation:position:US",
-        "SetPosition",
-        n,
-        set_position,
-        |_k| pb::SetPositionRequest {
+    });
+    rpc!(READ, "ListNegotiations", n, list_negotiations, |_k| {
+        pb::ListNegotiationsRequest::default()
+    });
+    rpc!(&[US], "SetPosition", n, set_position, |_k| {
+        pb::SetPositionRequest {
             negotiation_id: id(),
             party: "US".into(),
             position: None,
         }
-    );
-    rpc!("negotiation:write", "SubmitOffer", n, submit_offer, |_k| {
+    });
+    rpc!(&[US], "SubmitOffer", n, submit_offer, |_k| {
         pb::SubmitOfferRequest {
             negotiation_id: id(),
+            party: "US".into(),
+            package: None,
+        }
+    });
+    rpc!(&[US], "RespondToOffer", n, respond_to_offer, |_k| {
+        pb::RespondToOfferRequest {
+            negotiation_id: id(),
+            party: "US".into(),
             ..Default::default()
         }
     });
-    rpc!(
-        "negotiation:write",
-        "RespondToOffer",
-        n,
-        respond_to_offer,
-        |_k| pb::RespondToOfferRequest {
-            negotiation_id: id(),
-            ..Default::default()
-        }
-    );
-    rpc!("negotiation:write", "BreakOff", n, break_off, |_k| {
+    rpc!(&[US], "BreakOff", n, break_off, |_k| {
         pb::BreakOffRequest {
             negotiation_id: id(),
+            party: "US".into(),
+            // Refused below for lack of a scope; with one it breaks off, so it comes last.
+            reason: "end of the scope test".into(),
+        }
+    });
+    rpc!(ALL, "AnalyzeNegotiation", n, analyze_negotiation, |_k| {
+        pb::AnalyzeNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    });
+    rpc!(ALL, "SimulateNegotiation", n, simulate_negotiation, |_k| {
+        pb::SimulateNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    });
+    rpc!(WRITE, "ForkNegotiation", n, fork_negotiation, |_k| {
+        pb::ForkNegotiationRequest {
+            id: id(),
+            ..Default::default()
+        }
+    });
+    rpc!(READ, "WatchNegotiation", n, watch_negotiation, |_k| {
+        pb::WatchNegotiationRequest {
+            id: id(),
             ..Default::default()
         }
     });
     rpc!(
-        "negotiation:read",
-        "AnalyzeNegotiation",
-        n,
-        analyze_negotiation,
-        |_k| pb::AnalyzeNegotiationRequest {
-            id: id(),
-            ..Default::default()
-        }
-    );
-    rpc!(
-        "negotiation:read",
-        "SimulateNegotiation",
-        n,
-        simulate_negotiation,
-        |_k| pb::SimulateNegotiationRequest {
-            id: id(),
-            ..Default::default()
-        }
-    );
-    rpc!(
-        "negotiation:write",
-        "ForkNegotiation",
-        n,
-        fork_negotiation,
-        |_k| pb::ForkNegotiationRequest {
-            id: id(),
-            ..Default::default()
-        }
-    );
-    rpc!(
-        "negotiation:read",
-        "WatchNegotiation",
-        n,
-        watch_negotiation,
-        |_k| pb::WatchNegotiationRequest {
-            id: id(),
-            ..Default::default()
-        }
-    );
-    rpc!(
-        "negotiation:read",
+        &["negotiation:read", "data:read"],
         "EstimateImpact",
         n,
         estimate_impact,
@@ -731,13 +731,26 @@ async fn every_rpc_checks_its_scope_both_ways() {
     );
     assert_eq!(calls.len(), 22, "every RPC of both services");
 
-    for (scope, name, call) in &calls {
-        let denied = call(format!("all-but:{scope}")).await;
-        assert_eq!(denied, Code::PermissionDenied, "{name} without {scope}");
-        let allowed = call(format!("only:{scope}")).await;
+    // A token acting for KOR cannot act for US, in any of a party's RPCs.
+    for name in ["SetPosition", "SubmitOffer", "RespondToOffer", "BreakOff"] {
+        let (_, _, call) = calls.iter().find(|(_, n, _)| *n == name).unwrap();
+        assert_eq!(
+            call("kor".into()).await,
+            Code::PermissionDenied,
+            "{name} for US by KOR"
+        );
+    }
+    // BreakOff ends the negotiation: last.
+    calls.sort_by_key(|(_, name, _)| *name == "BreakOff");
+    for (needed, name, call) in &calls {
+        for scope in *needed {
+            let denied = call(format!("all-but:{scope}")).await;
+            assert_eq!(denied, Code::PermissionDenied, "{name} without {scope}");
+        }
+        let allowed = call(format!("only:{}", needed.join("+"))).await;
         assert!(
             !matches!(allowed, Code::PermissionDenied | Code::Unauthenticated),
-            "{name} with {scope}: {allowed:?}"
+            "{name} with {needed:?}: {allowed:?}"
         );
         assert_eq!(
             call("no-such-token".into()).await,
@@ -745,4 +758,80 @@ async fn every_rpc_checks_its_scope_both_ways() {
             "{name} with a bad token"
         );
     }
+}
+
+/// The KORUS-like two-issue negotiation the privacy tests use, positions set with `token`
+/// (which must act for both parties). Values are chosen so that every utility is a
+/// distinctive number, which a test can look for in what a caller got.
+pub(crate) async fn create_with_positions(
+    n: &mut tradepact_client::negotiation::NegotiationClient,
+    token: &str,
+) -> String {
+    let option = |id: &str| pb::IssueOption {
+        id: id.into(),
+        label: id.into(),
+        trade_effects: vec![],
+    };
+    let issue = |id: &str| pb::Issue {
+        id: id.into(),
+        label: id.into(),
+        options: vec![option("a"), option("b"), option("c")],
+    };
+    let id = n
+        .create_negotiation(authorized(
+            pb::CreateNegotiationRequest {
+                title: "privacy".into(),
+                agreement: "KORUS".into(),
+                parties: vec!["US".into(), "KOR".into()],
+                issues: vec![issue("autos"), issue("steel")],
+                deadline_rounds: 10,
+            },
+            DEFAULT_DEADLINE,
+            Some(token),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    for (party, weights, values) in [
+        ("US", [0.7131, 0.2869], [0.9173, 0.4411, 0.0]),
+        ("KOR", [0.3217, 0.6783], [0.0, 0.5347, 0.9613]),
+    ] {
+        let values: std::collections::HashMap<String, f64> = ["a", "b", "c"]
+            .iter()
+            .zip(values)
+            .map(|(o, v)| ((*o).to_owned(), v))
+            .collect();
+        n.set_position(authorized(
+            pb::SetPositionRequest {
+                negotiation_id: id.clone(),
+                party: party.into(),
+                position: Some(pb::Position {
+                    weights: [
+                        ("autos".to_owned(), weights[0]),
+                        ("steel".to_owned(), weights[1]),
+                    ]
+                    .into(),
+                    values: [
+                        (
+                            "autos".to_owned(),
+                            pb::OptionValues {
+                                values: values.clone(),
+                            },
+                        ),
+                        ("steel".to_owned(), pb::OptionValues { values }),
+                    ]
+                    .into(),
+                    reservation_value: 0.1,
+                }),
+            },
+            DEFAULT_DEADLINE,
+            Some(token),
+        ))
+        .await
+        .unwrap();
+    }
+    id
 }
