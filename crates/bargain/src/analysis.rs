@@ -57,7 +57,8 @@ pub struct Analysis {
     pub ideal: Vec<i64>,
 }
 
-/// Counts (or estimates) the rational outcomes.
+/// Counts (or estimates) the rational outcomes. Inside a cancelled [`crate::cancel`] scope it
+/// stops early with a meaningless figure: check [`crate::cancel::check`] after it.
 ///
 /// Two parties: meet-in-the-middle. The issues are split in two halves; every partial
 /// utility pair of each half is listed (about √size each), and pairs (a, b) with
@@ -78,7 +79,9 @@ pub fn zopa(space: &OutcomeSpace, positions: &[&Position], seed: u64) -> Zopa {
             };
         }
     } else if space.size_exact().is_some_and(|n| n <= EXACT_ZOPA_LIMIT) {
-        let size = frontier::rational_outcomes(space, positions).count() as f64;
+        let size = frontier::rational_outcomes(space, positions)
+            .take_while(|_| !crate::cancel::is_cancelled())
+            .count() as f64;
         return Zopa {
             size,
             share: size / total,
@@ -88,7 +91,10 @@ pub fn zopa(space: &OutcomeSpace, positions: &[&Position], seed: u64) -> Zopa {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let mut hits = 0u64;
     let mut pkg = Package(vec![0; space.issues().len()]);
-    for _ in 0..ZOPA_SAMPLES {
+    for sample in 0..ZOPA_SAMPLES {
+        if sample % 1024 == 0 && crate::cancel::is_cancelled() {
+            break;
+        }
         for (slot, issue) in pkg.0.iter_mut().zip(space.issues()) {
             *slot = rng.below(issue.options.len() as u64) as u16;
         }
@@ -155,7 +161,10 @@ fn count_bilateral(
     ys.dedup();
     let mut tree = vec![0u64; ys.len() + 1];
     let (mut inserted, mut count, mut next) = (0u64, 0u64, 0usize);
-    for (need_x, need_y) in queries {
+    for (q, (need_x, need_y)) in queries.into_iter().enumerate() {
+        if q % 4096 == 0 && crate::cancel::is_cancelled() {
+            return None;
+        }
         while next < second.len() && second[next].0 >= need_x {
             // Fenwick tree over the ranks of the second coordinate.
             let mut i = ys.partition_point(|&y| y < second[next].1) + 1;
@@ -212,6 +221,8 @@ pub fn analyze(
 ) -> Result<Analysis> {
     let mut analysis = solve(space, positions, max_packages)?;
     analysis.zopa = Some(zopa(space, positions, seed));
+    // A cancelled count stops early with a wrong figure: not returned.
+    crate::cancel::check()?;
     Ok(analysis)
 }
 

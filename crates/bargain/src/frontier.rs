@@ -95,6 +95,9 @@ fn non_dominated(u: &[i64], parties: usize, idx: &[usize], slack: i64, t: i64) -
         // y1 above a threshold and y2 above another" in O(log n).
         let mut order: Vec<usize> = idx.to_vec();
         order.sort_unstable_by(|&a, &b| at(b)[0].cmp(&at(a)[0]).then(at(b)[1].cmp(&at(a)[1])));
+        if crate::cancel::is_cancelled() {
+            return Vec::new();
+        }
         let u1: Vec<i64> = order.iter().map(|&i| at(i)[0]).collect();
         let mut prefix_max = Vec::with_capacity(order.len());
         let mut m = i64::MIN;
@@ -130,6 +133,10 @@ fn non_dominated(u: &[i64], parties: usize, idx: &[usize], slack: i64, t: i64) -
         order.sort_unstable_by_key(|&i| std::cmp::Reverse(at(i).iter().sum::<i64>()));
         let mut kept: Vec<usize> = Vec::new();
         for &i in &order {
+            // O(n) per point: the slow path on large spaces of three or more parties.
+            if crate::cancel::is_cancelled() {
+                return Vec::new();
+            }
             if !order
                 .iter()
                 .any(|&j| j != i && dominates(at(j), at(i), slack, t))
@@ -144,7 +151,8 @@ fn non_dominated(u: &[i64], parties: usize, idx: &[usize], slack: i64, t: i64) -
 
 /// Computes the Pareto frontier of the rational outcomes of `space` for `positions`
 /// (one per party), keeping at most `max_packages` packages per point. Fails with
-/// [`Error::TooLarge`] when a stage would exceed [`MAX_STAGE_CANDIDATES`] points.
+/// [`Error::TooLarge`] when a stage would exceed [`MAX_STAGE_CANDIDATES`] points, and with
+/// [`Error::Cancelled`] when the flag of its [`crate::cancel`] scope is set.
 pub fn pareto_frontier(
     space: &OutcomeSpace,
     positions: &[&Position],
@@ -190,6 +198,9 @@ pub fn pareto_frontier_limited(
         let mut u = Vec::with_capacity(prev_len * options * parties);
         let mut origin: Vec<(u32, u16)> = Vec::with_capacity(prev_len * options);
         for prev in 0..prev_len {
+            if prev % 1024 == 0 {
+                crate::cancel::check()?;
+            }
             for o in 0..options {
                 let start = u.len();
                 for (p, pos) in positions.iter().enumerate() {
@@ -226,7 +237,10 @@ pub fn pareto_frontier_limited(
         let last = k + 1 == issues;
         // Intermediate stages: exact dominance with a margin; the last: the tolerant relation.
         let slack = if last { t } else { 0 };
+        crate::cancel::check()?;
         let kept = non_dominated(&u, parties, &representatives, slack, t);
+        // A cancelled merge returns early (with nothing kept).
+        crate::cancel::check()?;
         let group_of: std::collections::HashMap<usize, (usize, usize)> =
             groups.iter().map(|&(s, e)| (by_value[s], (s, e))).collect();
         let mut stage = Stage {

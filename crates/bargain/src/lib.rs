@@ -31,6 +31,7 @@
 //! offer's evaluation.
 
 pub mod analysis;
+pub mod cancel;
 pub mod frontier;
 pub mod negotiation;
 pub mod position;
@@ -65,6 +66,9 @@ pub enum Error {
     /// The computation would exceed a documented limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The computation was stopped before it finished (see [`cancel`]).
+    #[error("the computation was stopped: {0:?}")]
+    Cancelled(cancel::Reason),
 }
 
 impl Error {

@@ -195,7 +195,8 @@ pub struct Negotiation {
     pub ended_because: Option<String>,
     /// Events applied so far.
     pub version: u64,
-    analysis: Option<Arc<Analysis>>,
+    /// The analysis of the current positions: `Some(None)` when it is beyond the limits.
+    analysis: Option<Option<Arc<Analysis>>>,
 }
 
 impl Negotiation {
@@ -322,10 +323,36 @@ impl Negotiation {
     pub fn analysis(&mut self) -> Option<Arc<Analysis>> {
         if self.analysis.is_none() {
             let positions = self.all_positions()?;
-            let a = analysis::solve(&self.space, &positions, 16).ok()?;
-            self.analysis = Some(Arc::new(a));
+            let a = Self::solve_for_offers(&self.space, &positions);
+            if matches!(a, Err(Error::Cancelled(_))) {
+                return None;
+            }
+            self.analysis = Some(a.ok().map(Arc::new));
         }
-        self.analysis.clone()
+        self.analysis.clone().flatten()
+    }
+
+    /// Whether [`Negotiation::analysis`] would compute (every party has a position and no
+    /// analysis of them is kept).
+    pub fn needs_analysis(&self) -> bool {
+        self.analysis.is_none() && self.all_positions().is_some()
+    }
+
+    /// What offers are evaluated against: the frontier and solutions (16 packages a point).
+    /// A service computes it on a snapshot, off its locks, and gives it back with
+    /// [`Negotiation::install_analysis`]; `Err(TooLarge)` is kept as "no evaluation".
+    pub fn solve_for_offers(space: &OutcomeSpace, positions: &[&Position]) -> Result<Analysis> {
+        analysis::solve(space, positions, 16)
+    }
+
+    /// Keeps `analysis` (from [`Negotiation::solve_for_offers`] on this negotiation at
+    /// `version`) for evaluating offers; ignored when the negotiation has changed since.
+    pub fn install_analysis(&mut self, version: u64, analysis: Result<Arc<Analysis>>) -> bool {
+        let fresh = version == self.version && !matches!(analysis, Err(Error::Cancelled(_)));
+        if fresh {
+            self.analysis = Some(analysis.ok());
+        }
+        fresh
     }
 
     /// Checks `command` and returns the events it causes (not yet applied).

@@ -305,6 +305,10 @@ impl Iterator for Simulation<'_> {
         if self.outcome.is_some() {
             return None;
         }
+        if crate::cancel::is_cancelled() {
+            // Stopped from outside: no outcome (the caller knows why).
+            return None;
+        }
         let n = self.positions.len();
         let party = self.turn as usize % n;
         let round = self.turn / n as u32 + 1;

@@ -26,6 +26,7 @@ pub(crate) fn to_status(e: Error) -> Status {
         Error::TooLarge(why) => {
             tradepact_rpc::status::bounded(tonic::Code::ResourceExhausted, &why)
         }
+        Error::Cancelled(_) => Status::cancelled("the computation was stopped"),
     }
 }
 

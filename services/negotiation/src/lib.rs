@@ -6,6 +6,7 @@
 //! service keeps working when the data service is down.
 
 mod convert;
+pub mod heavy;
 mod impact;
 pub mod log;
 pub mod service;
@@ -104,7 +105,45 @@ pub struct Config {
     #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
     #[command(flatten)]
+    pub heavy: HeavyArgs,
+    #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
+}
+
+/// Bounds on heavy computations: frontiers, ZOPA counts, simulations (see [`heavy`]).
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct HeavyArgs {
+    /// Heavy computations at once (0: the number of cores); more wait 0.5 s, then get
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TRADEPACT_MAX_HEAVY_CALLS", default_value_t = 0)]
+    pub max_heavy_calls: usize,
+    /// Longest a heavy computation may run, in seconds; past it DEADLINE_EXCEEDED.
+    #[arg(long, env = "TRADEPACT_HEAVY_CALL_TIMEOUT_SECS", default_value_t = 30)]
+    pub heavy_call_timeout_secs: u64,
+}
+
+impl Default for HeavyArgs {
+    fn default() -> Self {
+        HeavyArgs {
+            max_heavy_calls: 0,
+            heavy_call_timeout_secs: 30,
+        }
+    }
+}
+
+impl HeavyArgs {
+    fn runner(&self) -> (heavy::Heavy, heavy::HeavyShutdown) {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let max = if self.max_heavy_calls == 0 {
+            cores
+        } else {
+            self.max_heavy_calls
+        };
+        heavy::Heavy::new(
+            max,
+            Duration::from_secs(self.heavy_call_timeout_secs.max(1)),
+        )
+    }
 }
 
 /// How this service reaches the data service.
@@ -183,6 +222,7 @@ pub async fn serve(
     log: Arc<log::EventLog>,
     data_service: DataServiceConfig,
     limits: Limits,
+    heavy: HeavyArgs,
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -194,7 +234,7 @@ pub async fn serve(
         timeout: data_service.timeout,
         token: data_service.token,
     };
-    let (service, watchers) = NegotiationSvc::load(log.clone(), data)?;
+    let (service, watchers) = NegotiationSvc::load(log.clone(), data, heavy.runner())?;
     let server = NegotiationServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -220,6 +260,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         log,
         data_service,
         Limits::from(&config.limits),
+        config.heavy,
         security,
         tradepact_rpc::server::shutdown_signal(),
     )

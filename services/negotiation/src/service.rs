@@ -18,6 +18,7 @@ use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationServ
 use tradepact_store::cursor::{self, Fingerprint};
 
 use crate::convert::{self, to_status};
+use crate::heavy::{Heavy, HeavyShutdown};
 use crate::impact::{BaselinePeriod, DataSource};
 use crate::log::{parse_id, public_id, EventLog, LogError, Meta};
 
@@ -40,6 +41,9 @@ pub(crate) struct Entry {
     /// negotiation reuse it.
     pub analysis: Option<Cached>,
 }
+
+/// Seed of the ZOPA estimate's sample (fixed, so that repeated analyses agree).
+const ZOPA_SEED: u64 = 0x7ade;
 
 /// Frontier points above which an analysis is not kept for reuse (memory over speed).
 pub const ANALYSIS_CACHE_MAX_POINTS: usize = 100_000;
@@ -100,16 +104,19 @@ pub struct NegotiationSvc {
     data: DataSource,
     /// Frontier points of the analyses kept for reuse (see [`ANALYSIS_CACHE_BUDGET_POINTS`]).
     cached_points: Arc<AtomicUsize>,
+    /// Runs the frontier, ZOPA and simulation computations, bounded.
+    heavy: Heavy,
 }
 
-/// Ends the `WatchNegotiation` streams at shutdown.
+/// Ends the `WatchNegotiation` streams and stops the heavy computations at shutdown.
 #[derive(Clone)]
-pub struct WatchCloser(broadcast::Sender<Published>);
+pub struct WatchCloser(broadcast::Sender<Published>, Arc<HeavyShutdown>);
 
 impl WatchCloser {
-    /// Tells every watcher the server is going away.
+    /// Tells every watcher the server is going away; stops every heavy computation.
     pub fn close(&self) {
         let _ = self.0.send(Published::Shutdown);
+        self.1.shut_down();
     }
 }
 
@@ -158,6 +165,7 @@ impl NegotiationSvc {
     pub(crate) fn load(
         log: Arc<EventLog>,
         data: DataSource,
+        heavy: (Heavy, HeavyShutdown),
     ) -> anyhow::Result<(NegotiationSvc, WatchCloser)> {
         let mut entries = BTreeMap::new();
         for (meta, events) in log.load().map_err(|e| anyhow::anyhow!("{e}"))? {
@@ -182,8 +190,9 @@ impl NegotiationSvc {
                 published: published.clone(),
                 data,
                 cached_points: Arc::new(AtomicUsize::new(0)),
+                heavy: heavy.0,
             },
-            WatchCloser(published),
+            WatchCloser(published, Arc::new(heavy.1)),
         ))
     }
 
@@ -200,6 +209,56 @@ impl NegotiationSvc {
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no negotiation {id}")))?;
         Ok((n, e))
+    }
+
+    /// Locks `entry` with the analysis that offers are evaluated against in place. The
+    /// frontier behind it can take long on a large space: it is computed as a heavy call on a
+    /// snapshot, without the lock, then installed if no position changed meanwhile.
+    async fn with_evaluation<'a>(
+        &self,
+        entry: &'a Mutex<Entry>,
+    ) -> Result<tokio::sync::MutexGuard<'a, Entry>, Status> {
+        for _ in 0..3 {
+            let (version, space, positions) = {
+                let locked = entry.lock().await;
+                let n = &locked.negotiation;
+                if !n.needs_analysis() {
+                    return Ok(locked);
+                }
+                let positions: Vec<tradepact_bargain::Position> =
+                    n.all_positions().into_iter().flatten().cloned().collect();
+                (n.version, n.space.clone(), positions)
+            };
+            let solved = self
+                .heavy
+                .run("an offer's evaluation", evaluation_job(space, positions))
+                .await?;
+            let mut locked = entry.lock().await;
+            if locked.negotiation.install_analysis(version, solved) {
+                return Ok(locked);
+            }
+        }
+        Err(Status::aborted(
+            "the positions kept changing while the offer was being evaluated; retry",
+        ))
+    }
+
+    /// Keeps `solved` (of `entry` at `version`) for reuse, if the budget allows.
+    fn keep_analysis(&self, entry: &mut Entry, version: u64, solved: &Arc<Analysis>) {
+        let points = solved.frontier.points.len();
+        let charge = (points <= ANALYSIS_CACHE_MAX_POINTS)
+            .then(|| Charge::take(&self.cached_points, points, ANALYSIS_CACHE_BUDGET_POINTS))
+            .flatten();
+        match charge {
+            Some(charge) => {
+                entry.analysis = Some(Cached {
+                    version,
+                    analysis: solved.clone(),
+                    _charge: charge,
+                })
+            }
+            None => tracing::debug!(points, "analysis not kept for reuse"),
+        }
     }
 
     /// Decides `command`, records its events durably, applies them, tells watchers.
@@ -527,13 +586,8 @@ impl NegotiationService for NegotiationSvc {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let (_, entry) = self.entry(&req.negotiation_id).await?;
-        let mut entry = entry.lock().await;
+        let mut entry = self.with_evaluation(&entry).await?;
         let package = convert::package_in(&entry.negotiation.space, req.package.as_ref())?;
-        // The frontier behind the evaluation can take a while on a large space: compute
-        // (and cache) it off the async workers.
-        tokio::task::block_in_place(|| {
-            entry.negotiation.analysis();
-        });
         self.execute(
             &mut entry,
             Command::Offer {
@@ -619,10 +673,42 @@ impl NegotiationService for NegotiationSvc {
                 )]))
             }
         };
-        let (_, entry) = self.entry(&req.id).await?;
-        let mut entry = entry.lock().await;
-        caller.require_every_party(&entry.negotiation.parties, "an analysis")?;
-        let version = entry.events.len() as u64;
+        let (_, entry_lock) = self.entry(&req.id).await?;
+        // A snapshot, so that the computation holds no lock other calls need.
+        let (version, space, positions, parties, offers, cached) = {
+            let mut entry = entry_lock.lock().await;
+            let n = &entry.negotiation;
+            caller.require_every_party(&n.parties, "an analysis")?;
+            let Some(positions) = n.all_positions() else {
+                let missing: Vec<&str> = n
+                    .parties
+                    .iter()
+                    .zip(&n.positions)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                return Err(Status::failed_precondition(format!(
+                    "every party needs a position before analysis; missing: {}",
+                    missing.join(", ")
+                )));
+            };
+            let positions: Vec<tradepact_bargain::Position> =
+                positions.into_iter().cloned().collect();
+            let version = entry.events.len() as u64;
+            let cached = match &entry.analysis {
+                Some(cached) if cached.version == version => Some(cached.analysis.clone()),
+                _ => {
+                    // A stale analysis gives its points back before a new one is computed.
+                    entry.analysis = None;
+                    None
+                }
+            };
+            let n = &entry.negotiation;
+            let snapshot = (n.space.clone(), n.parties.clone(), n.offers.clone());
+            (
+                version, snapshot.0, positions, snapshot.1, snapshot.2, cached,
+            )
+        };
         let fingerprint = Fingerprint::of(&[req.id.as_bytes(), &version.to_be_bytes()]);
         let offset = if req.page_token.is_empty() {
             0
@@ -641,61 +727,35 @@ impl NegotiationService for NegotiationSvc {
             })?;
             u64::from_be_bytes(bytes) as usize
         };
-        if entry.negotiation.all_positions().is_none() {
-            let missing: Vec<&str> = entry
-                .negotiation
-                .parties
-                .iter()
-                .zip(&entry.negotiation.positions)
-                .filter(|(_, p)| p.is_none())
-                .map(|(name, _)| name.as_str())
-                .collect();
-            return Err(Status::failed_precondition(format!(
-                "every party needs a position before analysis; missing: {}",
-                missing.join(", ")
-            )));
-        }
-        let solved = match &entry.analysis {
-            Some(cached) if cached.version == version => cached.analysis.clone(),
-            _ => {
-                // A stale analysis gives its points back before a new one is computed.
-                entry.analysis = None;
-                let solved = tokio::task::block_in_place(|| {
-                    let n = &entry.negotiation;
-                    let positions = n.all_positions().expect("checked above");
-                    let mut solved = analysis::solve(&n.space, &positions, 16)?;
-                    solved.zopa = Some(analysis::zopa(&n.space, &positions, 0x7ade));
-                    Ok::<_, tradepact_bargain::Error>(Arc::new(solved))
-                })
-                .map_err(to_status)?;
-                let points = solved.frontier.points.len();
-                let charge = (points <= ANALYSIS_CACHE_MAX_POINTS)
-                    .then(|| {
-                        Charge::take(&self.cached_points, points, ANALYSIS_CACHE_BUDGET_POINTS)
-                    })
-                    .flatten();
-                match charge {
-                    Some(charge) => {
-                        entry.analysis = Some(Cached {
-                            version,
-                            analysis: solved.clone(),
-                            _charge: charge,
+        let solved = match cached {
+            Some(solved) => solved,
+            None => {
+                let (run_space, run_positions) = (space.clone(), positions.clone());
+                let solved = Arc::new(
+                    self.heavy
+                        .run("an analysis", move || {
+                            let refs: Vec<&tradepact_bargain::Position> =
+                                run_positions.iter().collect();
+                            analysis::analyze(&run_space, &refs, 16, ZOPA_SEED)
                         })
-                    }
-                    None => tracing::debug!(points, "analysis not kept for reuse"),
+                        .await?,
+                );
+                let mut entry = entry_lock.lock().await;
+                if entry.events.len() as u64 == version {
+                    self.keep_analysis(&mut entry, version, &solved);
                 }
                 solved
             }
         };
-        let n = &entry.negotiation;
-        let positions = n.all_positions().expect("checked above");
-        let zopa = solved.zopa.clone().unwrap_or_else(|| {
-            tokio::task::block_in_place(|| analysis::zopa(&n.space, &positions, 0x7ade))
+        let positions: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+        let zopa = solved.zopa.clone().unwrap_or(analysis::Zopa {
+            size: 0.0,
+            share: 0.0,
+            exact: false,
         });
-        let space = &n.space;
+        let space = &space;
         let reservations: Vec<i64> = positions.iter().map(|p| p.reservation_units()).collect();
-        let offers = n
-            .offers
+        let offers = offers
             .iter()
             .map(|o| {
                 let u = frontier::utilities_of(&positions, &o.package);
@@ -735,8 +795,8 @@ impl NegotiationService for NegotiationSvc {
         let hints = analysis::logrolling_hints(&positions, min_ratio)
             .into_iter()
             .map(|h| pb::LogrollHint {
-                party: n.parties[h.party].clone(),
-                counterpart: n.parties[h.counterpart].clone(),
+                party: parties[h.party].clone(),
+                counterpart: parties[h.counterpart].clone(),
                 gives_issue: space.issues()[h.gives].id.clone(),
                 gets_issue: space.issues()[h.gets].id.clone(),
                 ratio: h.ratio,
@@ -761,7 +821,6 @@ impl NegotiationService for NegotiationSvc {
             logrolling_hints: hints,
             offers,
         };
-        drop(entry);
         Ok(Response::new(response))
     }
 
@@ -811,43 +870,93 @@ impl NegotiationService for NegotiationSvc {
         let base_events = events_until_round(&entry, 0);
         let meta = entry.meta.clone();
         drop(entry);
-        // Set-up errors (a strategy that does not fit) are answered before the stream starts.
-        {
-            let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
-            Simulation::new(&space, refs, strategies.clone(), deadline, req.seed)
-                .map_err(to_status)?;
+        // The whole run is a heavy call (the frontier first, then the turns); set-up errors
+        // (a strategy that does not fit, a frontier past its bound) are answered before the
+        // stream starts. Turns come through a bounded channel: a client that stops reading
+        // or goes away stops the run.
+        let (steps_tx, mut steps_rx) = mpsc::channel::<
+            Result<tradepact_bargain::Step, tradepact_bargain::simulate::Outcome>,
+        >(64);
+        let (run_space, heavy) = (space.clone(), self.heavy.clone());
+        let (seed, record) = (req.seed, req.record_as_branch);
+        // Its own task, so that its bounds hold while the stream waits for a slow reader;
+        // aborted (which stops the computation) when the stream or this call is dropped.
+        let mut run = AbortOnDrop(tokio::spawn(async move {
+            heavy
+                .run("a simulation", move || {
+                    let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+                    let mut sim = Simulation::new(&run_space, refs, strategies, deadline, seed)?;
+                    for step in sim.by_ref() {
+                        send_checking(&steps_tx, Ok(step))?;
+                    }
+                    tradepact_bargain::cancel::check()?;
+                    if let Some(o) = sim.outcome() {
+                        send_checking(&steps_tx, Err(o.clone()))?;
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+        let mut run_done = false;
+        let mut first = tokio::select! {
+            first = steps_rx.recv() => first,
+            done = &mut run.0 => {
+                run_done = true;
+                joined(done)?;
+                steps_rx.recv().await
+            }
+        };
+        if first.is_none() && !run_done {
+            // The channel closed before any turn: the run ended without one (refused, or
+            // stopped during set-up); its answer is the call's.
+            joined((&mut run.0).await)?;
+            run_done = true;
         }
         let (tx, rx) = mpsc::channel(64);
         let svc = self.clone();
-        let (seed, record) = (req.seed, req.record_as_branch);
         tokio::spawn(async move {
-            let (steps_tx, mut steps_rx) = mpsc::channel::<
-                Result<tradepact_bargain::Step, tradepact_bargain::simulate::Outcome>,
-            >(64);
-            let run_space = space.clone();
-            let run = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
-                let mut sim = match Simulation::new(&run_space, refs, strategies, deadline, seed) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-                for step in sim.by_ref() {
-                    if steps_tx.blocking_send(Ok(step)).is_err() {
-                        return;
-                    }
-                }
-                if let Some(o) = sim.outcome() {
-                    let _ = steps_tx.blocking_send(Err(o.clone()));
-                }
-            });
             let mut branch_events = base_events.clone();
             let mut branch = if record {
                 Negotiation::replay(&base_events).ok()
             } else {
                 None
             };
+            // The branch evaluates its offers like any negotiation: its frontier is a heavy
+            // call too, not work for this task.
+            if let Some(b) = branch.as_mut() {
+                let positions = b.positions.iter().flatten().cloned().collect();
+                let job = evaluation_job(b.space.clone(), positions);
+                let solved = svc.heavy.run("a simulation's branch", job).await;
+                match solved {
+                    Ok(solved) => {
+                        let version = b.version;
+                        b.install_analysis(version, solved);
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
             let mut outcome = None;
-            while let Some(item) = steps_rx.recv().await {
+            loop {
+                let item = match first.take() {
+                    Some(item) => item,
+                    None => tokio::select! {
+                        item = steps_rx.recv() => match item {
+                            Some(item) => item,
+                            None => break,
+                        },
+                        done = &mut run.0, if !run_done => {
+                            run_done = true;
+                            if let Err(status) = joined(done) {
+                                let _ = tx.send(Err(status)).await;
+                                return;
+                            }
+                            continue;
+                        }
+                    },
+                };
                 match item {
                     Ok(step) => {
                         if let Some(b) = branch.as_mut() {
@@ -882,7 +991,12 @@ impl NegotiationService for NegotiationSvc {
                     Err(o) => outcome = Some(o),
                 }
             }
-            let _ = run.await;
+            if !run_done {
+                if let Err(status) = joined((&mut run.0).await) {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            }
             let Some(o) = outcome else { return };
             let mut branch_id = String::new();
             if branch.is_some() {
@@ -1122,6 +1236,58 @@ impl NegotiationService for NegotiationSvc {
                 .push("no option of this package carries a trade effect".to_owned());
         }
         Ok(Response::new(out))
+    }
+}
+
+/// The heavy job behind offer evaluations ([`Negotiation::solve_for_offers`]); a frontier
+/// beyond the limits is kept as "no evaluation", a cancellation ends the call.
+fn evaluation_job(
+    space: tradepact_bargain::OutcomeSpace,
+    positions: Vec<tradepact_bargain::Position>,
+) -> impl FnOnce() -> Result<tradepact_bargain::Result<Arc<Analysis>>, tradepact_bargain::Error>
+       + Send
+       + 'static {
+    move || {
+        let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+        match Negotiation::solve_for_offers(&space, &refs) {
+            Err(e @ tradepact_bargain::Error::Cancelled(_)) => Err(e),
+            other => Ok(other.map(Arc::new)),
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The answer of a heavy call run as its own task.
+fn joined(done: Result<Result<(), Status>, tokio::task::JoinError>) -> Result<(), Status> {
+    done.map_err(|e| tradepact_rpc::status::internal("simulation task", &e))?
+}
+
+/// Sends `item` from a blocking computation, waking every millisecond while the channel is
+/// full to see whether the computation was cancelled (a reader that stops reading must not
+/// hold it past its bounds).
+fn send_checking<T>(tx: &mpsc::Sender<T>, mut item: T) -> Result<(), tradepact_bargain::Error> {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                tradepact_bargain::cancel::check()?;
+                item = back;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(tradepact_bargain::Error::Cancelled(
+                    tradepact_bargain::cancel::Reason::CallerGone,
+                ))
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod crash_recovery;
 mod disk_full;
 mod durability;
 mod grpcurl_roundtrip;
+mod heavy;
 mod impact;
 mod korus_sample;
 mod korus_scenario;
