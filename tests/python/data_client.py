@@ -79,6 +79,46 @@ def main(addr: str) -> None:
             assert "series[0].points[0].period" in e.details(), e.details()
         else:
             raise AssertionError("an annual period in a quarterly series was accepted")
+
+        # Echoed input is bounded: a 70 kB reporter, and 60 bad 70 kB periods, come back as
+        # INVALID_ARGUMENT in a small error (grpcio refuses more than 8 KiB of metadata and
+        # would say RESOURCE_EXHAUSTED).
+        long = "X" * 70_000
+        try:
+            stub.GetSeries(pb.GetSeriesRequest(key=pb.SeriesKey(
+                reporter=long, partner="USA", flow=pb.FLOW_EXPORT, kind=pb.TRADE_KIND_GOODS,
+                product="TOTAL", frequency=pb.FREQUENCY_ANNUAL)), timeout=10)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details()[:200])
+            assert "key.reporter" in e.details() and len(e.details()) < 1100, len(e.details())
+            assert "70000 bytes" in e.details(), e.details()
+        else:
+            raise AssertionError("a 70 kB reporter was accepted")
+        try:
+            bad = [pb.Point(period=long + str(i), value_usd=1) for i in range(60)]
+            stub.WritePoints(
+                pb.WritePointsRequest(series=[pb.SeriesPoints(key=key, points=bad, source="x")]),
+                timeout=10,
+            )
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details()[:200])
+            assert len(e.details()) < 1100, len(e.details())
+        else:
+            raise AssertionError("60 bad periods were accepted")
+
+        # Bytes that are not the method's message: INVALID_ARGUMENT, not INTERNAL.
+        raw_call = channel.unary_unary(
+            "/tradepact.data.v1.TradeDataService/GetSeries",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        try:
+            raw_call(b"\xff\xff\xff\xff", timeout=10)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details())
+            assert "not a valid protobuf message" in e.details(), e.details()
+        else:
+            raise AssertionError("malformed protobuf was accepted")
     print("python client: ok")
 
 

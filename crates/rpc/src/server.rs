@@ -226,6 +226,10 @@ where
             policy,
         ))
         .layer(crate::shed::ShedLayer::new(limits.max_concurrent_calls))
+        // tonic answers a request that fails to decode with INTERNAL; it is the caller's.
+        .layer(tower::util::MapResponseLayer::new(
+            crate::status::map_decode_error,
+        ))
         .layer(tower::util::MapFutureLayer::new(move |call| {
             crate::deadline::bound(limits.request_timeout, call)
         }))

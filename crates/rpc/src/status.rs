@@ -79,6 +79,55 @@ pub fn invalid_argument<'a>(violations: impl IntoIterator<Item = (&'a str, &'a s
     )
 }
 
+/// The message prost's decoder gives (tonic answers it as `INTERNAL`).
+const DECODE_ERROR: &str = "failed to decode Protobuf message";
+
+/// A status for a request message that failed to decode: `INVALID_ARGUMENT` (the caller sent
+/// bytes that are not this method's message), where tonic says `INTERNAL`. Other statuses
+/// pass unchanged. For the messages of a request stream, which reach the handler.
+pub fn request_decode(status: Status) -> Status {
+    if status.code() == Code::Internal && status.message().starts_with(DECODE_ERROR) {
+        malformed(status.message())
+    } else {
+        status
+    }
+}
+
+fn malformed(detail: &str) -> Status {
+    bounded(
+        Code::InvalidArgument,
+        &format!("the request is not a valid protobuf message for this method ({detail})"),
+    )
+}
+
+/// Rewrites a trailers-only response in which tonic answered a request that failed to decode
+/// with `INTERNAL`: `INVALID_ARGUMENT` instead (tonic decodes a unary request before the
+/// handler runs, so only the response shows it).
+pub fn map_decode_error(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let internal = headers.get("grpc-status").is_some_and(|v| v == "13");
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| {
+            percent_encoding::percent_decode_str(m)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+    if let (true, Some(message)) = (internal, message) {
+        if message.starts_with(DECODE_ERROR) {
+            let status = malformed(&message);
+            let headers = response.headers_mut();
+            headers.remove("grpc-message");
+            headers.remove("grpc-status");
+            let _ = status.add_header(headers);
+        }
+    }
+    response
+}
+
 /// A status with `message` cut at [`MAX_ERROR_TEXT`] characters.
 pub fn bounded(code: Code, message: &str) -> Status {
     Status::new(code, clip(message, MAX_ERROR_TEXT))
@@ -104,6 +153,20 @@ mod tests {
         assert_eq!(details.field_violations.len(), 2);
         assert_eq!(details.field_violations[0].field, "key.reporter");
         assert!(status.message().contains("page_size: negative"));
+    }
+
+    #[test]
+    fn decode_errors_are_invalid_argument() {
+        let decode = Status::internal("failed to decode Protobuf message: invalid wire type");
+        assert_eq!(request_decode(decode.clone()).code(), Code::InvalidArgument);
+        assert_eq!(
+            request_decode(Status::internal("disk")).code(),
+            Code::Internal
+        );
+        let response = map_decode_error(decode.into_http());
+        assert_eq!(response.headers()["grpc-status"], "3");
+        let other = map_decode_error(Status::internal("store").into_http());
+        assert_eq!(other.headers()["grpc-status"], "13");
     }
 
     #[test]

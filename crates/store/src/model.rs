@@ -4,6 +4,18 @@ use std::fmt;
 
 use crate::Violation;
 
+/// Characters of an input value repeated in an error message.
+const ECHO_CHARS: usize = 64;
+
+/// `s` quoted for an error message: whole when short, else its first [`ECHO_CHARS`]
+/// characters and its length (an error must not repeat a 70 kB input).
+pub fn echo(s: &str) -> String {
+    match s.char_indices().nth(ECHO_CHARS) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes in all)", &s[..end], s.len()),
+    }
+}
+
 /// ISO 3166-1 alpha-3 code (upper case) or `WLD` for the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Country([u8; 3]);
@@ -20,7 +32,7 @@ impl Country {
             Ok(Country([b[0], b[1], b[2]]))
         } else {
             Err(format!(
-                "must be an ISO 3166-1 alpha-3 code in upper case (e.g. \"USA\") or \"WLD\", got {s:?}"
+                "must be an ISO 3166-1 alpha-3 code in upper case (e.g. \"USA\") or \"WLD\", got {}", echo(s)
             ))
         }
     }
@@ -138,7 +150,7 @@ impl Product {
         }
         let bad = || {
             format!(
-                "must be \"TOTAL\" or SCHEME:CODE such as \"HS:87\", \"HS:870323\", \"EBOPS:SF\" or \"USITC:AGRI\", got {s:?}"
+                "must be \"TOTAL\" or SCHEME:CODE such as \"HS:87\", \"HS:870323\", \"EBOPS:SF\" or \"USITC:AGRI\", got {}", echo(s)
             )
         };
         let (scheme, code) = s.split_once(':').ok_or_else(bad)?;
@@ -154,7 +166,7 @@ impl Product {
         if scheme == "HS"
             && !(matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(format!("HS codes have 2, 4 or 6 digits, got {s:?}"));
+            return Err(format!("HS codes have 2, 4 or 6 digits, got {}", echo(s)));
         }
         Ok(Product(s.to_owned()))
     }
@@ -273,7 +285,12 @@ impl Period {
             Frequency::Quarterly => "YYYY-Qn",
             Frequency::Monthly => "YYYY-MM",
         };
-        let bad = || format!("must be a {frequency} period written {expected}, got {s:?}");
+        let bad = || {
+            format!(
+                "must be a {frequency} period written {expected}, got {}",
+                echo(s)
+            )
+        };
         let digits = |t: &str| -> Option<u32> {
             (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| t.parse().ok())
@@ -288,7 +305,8 @@ impl Period {
             .ok_or_else(bad)?;
         if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
             return Err(format!(
-                "year must be between {MIN_YEAR} and {MAX_YEAR}, got {s:?}"
+                "year must be between {MIN_YEAR} and {MAX_YEAR}, got {}",
+                echo(s)
             ));
         }
         let ordinal = match (frequency, rest) {
@@ -417,7 +435,7 @@ impl SeriesFilter {
                         b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':'
                     })
                 {
-                    Err(format!("a product prefix has upper-case letters, digits, '_' and ':' before the '*', got {s:?}"))
+                    Err(format!("a product prefix has upper-case letters, digits, '_' and ':' before the '*', got {}", echo(s)))
                 } else {
                     Ok((prefix.to_owned(), true))
                 }

@@ -271,7 +271,7 @@ impl TradeDataService for DataService {
             let msg = match stream.message().await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => break None,
-                Err(e) => break Some(e),
+                Err(e) => break Some(tradepact_rpc::status::request_decode(e)),
             };
             let mut v = Violations::default();
             let batch = convert::write_batch(&msg.series, &mut v);

@@ -731,6 +731,12 @@ async fn every_rpc_checks_its_scope_both_ways() {
     );
     assert_eq!(calls.len(), 22, "every RPC of both services");
 
+    // RFC 6750 allows the scheme in any case.
+    let mut lower = Request::new(data_pb::ListSeriesRequest::default());
+    lower
+        .metadata_mut()
+        .insert("authorization", "bearer only:data:read".parse().unwrap());
+    assert_eq!(code(d.clone().list_series(lower).await), Code::Ok);
     // A token acting for KOR cannot act for US, in any of a party's RPCs.
     for name in ["SetPosition", "SubmitOffer", "RespondToOffer", "BreakOff"] {
         let (_, _, call) = calls.iter().find(|(_, n, _)| *n == name).unwrap();
