@@ -35,16 +35,29 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("trad
 /// The method names of `service` (its full name, e.g. `tradepact.data.v1.TradeDataService`),
 /// from the descriptor set; empty for an unknown service.
 pub fn method_names(service: &str) -> Vec<String> {
-    use prost::Message;
-    let Ok(fds) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
-        return Vec::new();
-    };
-    fds.file
-        .iter()
-        .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
-        .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
-        .flat_map(|(_, s)| s.method.iter().map(|m| m.name().to_owned()))
+    methods(service).map(|m| m.name().to_owned()).collect()
+}
+
+/// The names of the methods of `service` whose requests are streams.
+pub fn client_streaming_methods(service: &str) -> Vec<String> {
+    methods(service)
+        .filter(|m| m.client_streaming())
+        .map(|m| m.name().to_owned())
         .collect()
+}
+
+fn methods(service: &str) -> impl Iterator<Item = prost_types::MethodDescriptorProto> {
+    use prost::Message;
+    let fds = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap_or_default();
+    let service = service.to_owned();
+    fds.file.into_iter().flat_map(move |f| {
+        let package = f.package().to_owned();
+        let service = service.clone();
+        f.service
+            .into_iter()
+            .filter(move |s| format!("{package}.{}", s.name()) == service)
+            .flat_map(|s| s.method)
+    })
 }
 
 #[cfg(test)]
@@ -73,5 +86,9 @@ mod tests {
         let methods = super::method_names("tradepact.data.v1.TradeDataService");
         assert!(methods.iter().any(|m| m == "GetSeries"), "{methods:?}");
         assert!(super::method_names("tradepact.data.v1.NoSuchService").is_empty());
+        assert_eq!(
+            super::client_streaming_methods("tradepact.data.v1.TradeDataService"),
+            vec!["StreamWritePoints"]
+        );
     }
 }

@@ -34,20 +34,36 @@ use tonic::body::Body;
 use tonic::Status;
 
 /// Who is calling and what it may do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Principal {
     /// The token's name (for logs); never the token.
     pub name: String,
     scopes: HashSet<String>,
+    /// Whether a token stands behind it (authentication on), as opposed to the anonymous
+    /// caller of a server without tokens.
+    token: bool,
+    /// Its calls in progress (see [`crate::shed`]).
+    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Principal {
     /// The caller when authentication is off: allowed everything.
     pub fn unrestricted() -> Principal {
+        Principal::anonymous(HashSet::from(["*".to_owned()]))
+    }
+
+    fn anonymous(scopes: HashSet<String>) -> Principal {
         Principal {
             name: "anonymous".to_owned(),
-            scopes: HashSet::from(["*".to_owned()]),
+            scopes,
+            token: false,
+            in_flight: Default::default(),
         }
+    }
+
+    /// Whether a token stands behind this caller.
+    pub fn is_token(&self) -> bool {
+        self.token
     }
 
     /// Whether the caller holds `scope` (or `*`).
@@ -196,6 +212,8 @@ impl TokenStore {
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                token: true,
+                in_flight: Default::default(),
             };
             by_hash.insert(hash.to_ascii_lowercase(), Arc::new(principal));
         }
@@ -250,10 +268,7 @@ impl AuthLayer {
             service,
             policy,
             unrestricted: Arc::new(Principal::unrestricted()),
-            open: Arc::new(Principal {
-                name: "anonymous".to_owned(),
-                scopes: HashSet::new(),
-            }),
+            open: Arc::new(Principal::anonymous(HashSet::new())),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`status`]: the mapping of field violations to `INVALID_ARGUMENT` with `google.rpc.BadRequest`.
 
 pub mod auth;
+pub mod conn;
 pub mod deadline;
 pub mod frames;
 pub mod server;

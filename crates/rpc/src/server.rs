@@ -93,9 +93,17 @@ pub struct Limits {
     /// closes their connections.
     pub shutdown_grace: Duration,
     /// Calls handled at once across all connections; more are refused at once with
-    /// `RESOURCE_EXHAUSTED` (load shedding) instead of queueing. A streaming call counts until
-    /// its response starts.
+    /// `RESOURCE_EXHAUSTED` (load shedding) instead of queueing. A call counts from its first
+    /// message until it has answered (a streaming call: until its response starts).
     pub max_concurrent_calls: usize,
+    /// Calls one token may have handled at once (with authentication on).
+    pub max_calls_per_token: usize,
+    /// How long a request's first message may take to arrive (streams included).
+    pub first_message_timeout: Duration,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// A connection with no call in progress for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -103,9 +111,13 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 16 * 1024 * 1024,
             concurrency_per_connection: 256,
-            request_timeout: None,
+            request_timeout: Some(Duration::from_secs(30)),
             shutdown_grace: Duration::from_secs(10),
             max_concurrent_calls: 1024,
+            max_calls_per_token: 256,
+            first_message_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -120,8 +132,9 @@ pub struct LimitArgs {
     #[arg(long, env = "TRADEPACT_CONCURRENCY_PER_CONNECTION", default_value_t = Limits::default().concurrency_per_connection)]
     pub concurrency_per_connection: usize,
     /// Server-side deadline for each call, in seconds (0: only the client's deadline).
-    /// Streaming calls are bounded only until their response starts.
-    #[arg(long, env = "TRADEPACT_REQUEST_TIMEOUT_SECS", default_value_t = 0)]
+    /// Server-streaming calls are bounded only until their response starts; calls that
+    /// stream their requests (StreamWritePoints) are not bounded by it.
+    #[arg(long, env = "TRADEPACT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
     /// Seconds a shutdown waits for in-flight calls before closing their connections.
     #[arg(long, env = "TRADEPACT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -129,6 +142,23 @@ pub struct LimitArgs {
     /// Calls handled at once across all connections; more get RESOURCE_EXHAUSTED at once.
     #[arg(long, env = "TRADEPACT_MAX_CONCURRENT_CALLS", default_value_t = Limits::default().max_concurrent_calls)]
     pub max_concurrent_calls: usize,
+    /// Calls one token may have handled at once (with --tokens-file); more get
+    /// RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "TRADEPACT_MAX_CALLS_PER_TOKEN", default_value_t = Limits::default().max_calls_per_token)]
+    pub max_calls_per_token: usize,
+    /// Seconds a request's first message may take to arrive; then DEADLINE_EXCEEDED.
+    #[arg(
+        long,
+        env = "TRADEPACT_FIRST_MESSAGE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub first_message_timeout_secs: u64,
+    /// Connections open at once; more are closed as they arrive.
+    #[arg(long, env = "TRADEPACT_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a connection may stay open with no call in progress.
+    #[arg(long, env = "TRADEPACT_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub idle_timeout_secs: u64,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -140,6 +170,10 @@ impl From<&LimitArgs> for Limits {
                 .then(|| Duration::from_secs(a.request_timeout_secs)),
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
             max_concurrent_calls: a.max_concurrent_calls.max(1),
+            max_calls_per_token: a.max_calls_per_token.max(1),
+            first_message_timeout: Duration::from_secs(a.first_message_timeout_secs.max(1)),
+            max_connections: a.max_connections.max(1),
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
         }
     }
 }
@@ -187,9 +221,12 @@ where
 
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // Pings find dead peers; a live one that answers is closed when idle (crate::conn).
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = security.tls.clone() {
-        builder = builder.tls_config(tls)?;
+        builder = builder.tls_config(tls.timeout(TLS_HANDSHAKE_TIMEOUT))?;
     }
     if !addr.ip().is_loopback() && (security.tls.is_none() || security.tokens.is_none()) {
         tracing::warn!(
@@ -198,9 +235,29 @@ where
             "listening on a non-loopback address without TLS and bearer-token authentication: anyone who can reach {addr} can call every RPC"
         );
     }
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused = 0u64;
+    let (max_connections, idle) = (limits.max_connections, limits.idle_timeout);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .map(|conn| conn.map(UnvectoredTcp));
+        .filter_map(move |conn| match conn {
+            Err(e) => Some(Err(e)),
+            Ok(tcp) => match places.clone().try_acquire_owned() {
+                Ok(place) => {
+                    let info = tcp.connect_info();
+                    Some(Ok(crate::conn::Conn::new(UnvectoredTcp(tcp), info, idle, place)))
+                }
+                Err(_) => {
+                    refused += 1;
+                    tracing::warn!(
+                        max_connections,
+                        refused_total = refused,
+                        "closing a new connection: the server has its maximum of open connections (--max-connections)"
+                    );
+                    None
+                }
+            },
+        });
     let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
@@ -219,20 +276,26 @@ where
     );
     let server = builder
         .layer(rpc_trace_layer())
+        .layer(crate::conn::TrackCallsLayer)
         // Authentication and the method's scope first: a caller without them takes no slot.
         .layer(crate::auth::AuthLayer::new(
             security.tokens.clone(),
             S::NAME,
             policy,
         ))
-        .layer(crate::shed::ShedLayer::new(limits.max_concurrent_calls))
+        .layer(crate::shed::ShedLayer::new(crate::shed::Admission {
+            max_calls: limits.max_concurrent_calls,
+            max_calls_per_token: limits.max_calls_per_token,
+            first_message: limits.first_message_timeout,
+        }))
         // tonic answers a request that fails to decode with INTERNAL; it is the caller's.
         .layer(tower::util::MapResponseLayer::new(
             crate::status::map_decode_error,
         ))
-        .layer(tower::util::MapFutureLayer::new(move |call| {
-            crate::deadline::bound(limits.request_timeout, call)
-        }))
+        .layer(crate::deadline::DeadlineLayer::new(
+            limits.request_timeout,
+            S::NAME,
+        ))
         // Only on plain TCP: rustls does vectored writes, so h2 would chain the cut frames.
         .layer(tower::util::option_layer(security.tls.is_none().then(
             || tower::util::MapResponseLayer::new(crate::frames::SmallFrames::wrap),
@@ -255,6 +318,13 @@ where
     tracing::info!("server stopped");
     Ok(())
 }
+
+/// Interval of the HTTP/2 pings the server sends.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a ping may go unanswered before the connection is closed.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TCP connection that tells HTTP/2 it does not do vectored writes. h2 then copies DATA
 /// payloads under 1 KiB into its write buffer (with vectored writes it chains any payload of

@@ -18,5 +18,6 @@ mod python_client;
 mod readme;
 mod reflection_and_health;
 mod security;
+mod slow_clients;
 mod validation;
 mod watch_and_shutdown;
