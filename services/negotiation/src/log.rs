@@ -114,6 +114,11 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("events and metadata serialise")
 }
 
+/// Bytes a negotiation's metadata and `events` take in the log (and, about, in memory).
+pub fn stored_size(meta: Option<&Meta>, events: &[Event]) -> usize {
+    meta.map_or(0, |m| json(m).len()) + events.iter().map(|e| json(e).len()).sum::<usize>()
+}
+
 impl EventLog {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {

@@ -24,6 +24,12 @@ use crate::log::{parse_id, public_id, EventLog, LogError, Meta};
 
 /// Default and largest `ListNegotiations` page.
 pub const LIST_PAGE: (usize, usize) = (50, 500);
+/// Most bytes of one `ListNegotiations` page (at least one negotiation is listed).
+pub const LIST_PAGE_BYTES: usize = 1 << 20;
+/// Most bytes a negotiation's creation may take (issues, options, labels, trade effects).
+pub const MAX_CREATION_BYTES: usize = 1 << 20;
+/// Most bytes a negotiation's log may grow to (its creation, positions, offers, responses).
+pub const MAX_NEGOTIATION_BYTES: usize = 16 << 20;
 /// Default and largest page of the frontier in `AnalyzeNegotiation`.
 pub const FRONTIER_PAGE: (usize, usize) = (100, 10_000);
 /// Events a `WatchNegotiation` subscriber may fall behind before it is dropped.
@@ -37,6 +43,8 @@ pub(crate) struct Entry {
     pub negotiation: Negotiation,
     pub events: Vec<Event>,
     pub meta: Meta,
+    /// Bytes its metadata and events take (bounded by [`MAX_NEGOTIATION_BYTES`]).
+    pub bytes: usize,
     /// The last analysis: repeated analyses (and the pages of one) of an unchanged
     /// negotiation reuse it.
     pub analysis: Option<Cached>,
@@ -171,12 +179,14 @@ impl NegotiationSvc {
         for (meta, events) in log.load().map_err(|e| anyhow::anyhow!("{e}"))? {
             let negotiation = Negotiation::replay(&events)
                 .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(meta.id)))?;
+            let bytes = crate::log::stored_size(Some(&meta), &events);
             entries.insert(
                 meta.id,
                 Arc::new(Mutex::new(Entry {
                     negotiation,
                     events,
                     meta,
+                    bytes,
                     analysis: None,
                 })),
             );
@@ -264,12 +274,20 @@ impl NegotiationSvc {
     /// Decides `command`, records its events durably, applies them, tells watchers.
     async fn execute(&self, entry: &mut Entry, command: Command) -> Result<Vec<Event>, Status> {
         let events = entry.negotiation.decide(&command).map_err(to_status)?;
+        let bytes = crate::log::stored_size(None, &events);
+        if entry.bytes + bytes > MAX_NEGOTIATION_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "the negotiation has reached its size limit of {} MiB; fork it from an earlier round or start a new one",
+                MAX_NEGOTIATION_BYTES >> 20
+            )));
+        }
         let first = entry.events.len() as u64;
         let (log, id, batch) = (self.log.clone(), entry.meta.id, events.clone());
         tokio::task::spawn_blocking(move || log.append(id, first, &batch))
             .await
             .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
             .map_err(log_error)?;
+        entry.bytes += bytes;
         for (i, e) in events.iter().enumerate() {
             entry.negotiation.apply(e).map_err(to_status)?;
             entry.events.push(e.clone());
@@ -290,6 +308,7 @@ impl NegotiationSvc {
         caller: &Caller,
     ) -> Result<pb::Negotiation, Status> {
         let negotiation = Negotiation::replay(&events).map_err(to_status)?;
+        let bytes = crate::log::stored_size(Some(&meta), &events);
         let log = self.log.clone();
         meta.id = log.next_id().map_err(log_error)?;
         let (stored_meta, stored_events) = (meta.clone(), events.clone());
@@ -301,6 +320,7 @@ impl NegotiationSvc {
             negotiation,
             events,
             meta,
+            bytes,
             analysis: None,
         };
         let visibility = caller.visibility(&entry.negotiation.parties);
@@ -471,6 +491,17 @@ impl NegotiationService for NegotiationSvc {
             forked_from: None,
             forked_after_round: 0,
         };
+        let size = crate::log::stored_size(Some(&meta), std::slice::from_ref(&created));
+        if size > MAX_CREATION_BYTES {
+            return Err(tradepact_rpc::status::invalid_argument([(
+                "issues",
+                format!(
+                    "the negotiation would take {size} bytes; at most {} MiB (titles, issues, options, labels and trade effects)",
+                    MAX_CREATION_BYTES >> 20
+                )
+                .as_str(),
+            )]));
+        }
         let negotiation = self.create_entry(vec![created], meta, &caller).await?;
         tracing::info!(id = %negotiation.id, "negotiation created");
         Ok(Response::new(pb::CreateNegotiationResponse {
@@ -535,6 +566,7 @@ impl NegotiationService for NegotiationSvc {
             .collect();
         let mut out = Vec::new();
         let mut next = String::new();
+        let mut page_bytes = 0usize;
         for (id, entry) in entries {
             let entry = entry.lock().await;
             if status != pb::NegotiationStatus::Unspecified
@@ -542,12 +574,14 @@ impl NegotiationService for NegotiationSvc {
             {
                 continue;
             }
-            if out.len() == size {
+            if out.len() == size || (page_bytes >= LIST_PAGE_BYTES && !out.is_empty()) {
                 next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
                 break;
             }
             let mut n = negotiation_out(&entry, &Visibility::new(Vec::new()), false);
             n.offers.clear();
+            n.issues.clear();
+            page_bytes += prost::Message::encoded_len(&n);
             out.push(n);
         }
         Ok(Response::new(pb::ListNegotiationsResponse {

@@ -10,6 +10,7 @@ mod heavy;
 mod impact;
 mod korus_sample;
 mod korus_scenario;
+mod memory;
 mod negotiation_flow;
 mod overload;
 mod pagination_and_streams;
