@@ -10,6 +10,7 @@ pub mod auth;
 pub mod conn;
 pub mod deadline;
 pub mod frames;
+pub mod outbox;
 pub mod server;
 pub mod shed;
 pub mod status;

@@ -565,19 +565,31 @@ impl TradeDataService for DataService {
         } else {
             (Vec::new(), self.store.sequence())
         };
-        let (tx, rx) = mpsc::channel(64);
+        // A bounded queue: a watcher that falls behind is dropped (it resumes from its
+        // sequence); no writer and no other watcher waits for it.
+        let (out, stream) = tradepact_rpc::outbox::outbox(
+            tradepact_rpc::outbox::MAX_MESSAGES,
+            tradepact_rpc::outbox::MAX_BYTES,
+        );
         tokio::spawn(async move {
             let (replayed, replayed_until) = replay;
             let mut delivered = replayed_until;
+            // The catch-up may wait for room: it delays only this watch.
             for response in replayed {
-                if tx.send(Ok(response)).await.is_err() {
+                if out.send(response).await.is_err() {
                     return;
                 }
             }
+            let behind = |delivered: u64, why: &str| {
+                Status::resource_exhausted(format!(
+                    "watcher {why} and was dropped; watch again with from_sequence = {}",
+                    delivered + 1
+                ))
+            };
             loop {
                 let msg = tokio::select! {
                     msg = written.recv() => msg,
-                    () = tx.closed() => return, // the client went away
+                    () = out.closed() => return, // the client went away
                 };
                 match msg {
                     Ok(WatchMsg::Written(seq, _)) if seq <= replayed_until => {}
@@ -588,27 +600,26 @@ impl TradeDataService for DataService {
                                 points: convert::points_pb(&s.points, s.key.frequency),
                                 sequence: seq,
                             };
-                            if tx.send(Ok(response)).await.is_err() {
-                                return;
+                            match out.try_send(response) {
+                                Ok(()) => {}
+                                Err(tradepact_rpc::outbox::Refused::Closed) => return,
+                                Err(tradepact_rpc::outbox::Refused::Full) => {
+                                    out.fail(behind(delivered, "fell behind (its queue is full: it did not read its stream)"));
+                                    return;
+                                }
                             }
                         }
                         delivered = seq;
                     }
                     Ok(WatchMsg::Shutdown) | Err(broadcast::error::RecvError::Closed) => return,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx
-                            .send(Err(Status::resource_exhausted(format!(
-                                "watcher fell {n} writes behind and was dropped; watch again with from_sequence = {}",
-                                delivered + 1
-                            ))))
-                            .await;
+                        out.fail(behind(delivered, &format!("fell {n} writes behind")));
                         return;
                     }
                 }
             }
         });
-        let stream = ReceiverStream::new(rx);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream))
     }
 }
 

@@ -1130,7 +1130,12 @@ impl NegotiationService for NegotiationSvc {
         };
         let visibility = caller.visibility(&parties);
         let include_positions = req.include_positions;
-        let (tx, rx) = mpsc::channel(64);
+        // A bounded queue: a watcher that falls behind is dropped (it resumes from its
+        // event number); nobody waits for it.
+        let (out, stream) = tradepact_rpc::outbox::outbox(
+            tradepact_rpc::outbox::MAX_MESSAGES,
+            tradepact_rpc::outbox::MAX_BYTES,
+        );
         tokio::spawn(async move {
             let mut next = req.from_event;
             let message = |number: u64, e: &Event| pb::WatchNegotiationResponse {
@@ -1138,42 +1143,50 @@ impl NegotiationService for NegotiationSvc {
                 r#type: event_type(e),
                 json: event_json(e, &parties, &visibility, include_positions),
             };
+            // The past may wait for room: it delays only this watch.
             for (number, e) in past {
-                if tx.send(Ok(message(number, &e))).await.is_err() {
+                if out.send(message(number, &e)).await.is_err() {
                     return;
                 }
                 next = number + 1;
             }
+            let behind = |next: u64, why: &str| {
+                Status::resource_exhausted(format!(
+                    "watcher {why} and was dropped; resume with from_event = {next}"
+                ))
+            };
             loop {
                 let msg = tokio::select! {
                     msg = live.recv() => msg,
-                    () = tx.closed() => return,
+                    () = out.closed() => return,
                 };
                 match msg {
                     Ok(Published::Event {
                         id: of,
                         number,
                         event,
-                    }) if of == id && number >= next => {
-                        if tx.send(Ok(message(number, &event))).await.is_err() {
+                    }) if of == id && number >= next => match out.try_send(message(number, &event))
+                    {
+                        Ok(()) => next = number + 1,
+                        Err(tradepact_rpc::outbox::Refused::Closed) => return,
+                        Err(tradepact_rpc::outbox::Refused::Full) => {
+                            out.fail(behind(
+                                next,
+                                "fell behind (its queue is full: it did not read its stream)",
+                            ));
                             return;
                         }
-                        next = number + 1;
-                    }
+                    },
                     Ok(Published::Event { .. }) => {}
                     Ok(Published::Shutdown) | Err(broadcast::error::RecvError::Closed) => return,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = tx
-                            .send(Err(Status::resource_exhausted(format!(
-                                "watcher fell behind and was dropped; resume with from_event = {next}"
-                            ))))
-                            .await;
+                        out.fail(behind(next, "fell behind"));
                         return;
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(stream))
     }
 
     async fn estimate_impact(

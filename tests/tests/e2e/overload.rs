@@ -229,3 +229,63 @@ async fn a_watcher_that_does_not_read_stalls_nobody_and_is_dropped() {
     assert_eq!(first.sequence, from);
     eprintln!("3000 durable writes in {writing:?} beside a stalled watcher; it got {received} events before being dropped");
 }
+
+/// Many watchers that never read: each is dropped once its queue holds 256 KiB, long before
+/// it falls 1024 writes behind (an outside test left 2,000 such watchers in place after 72
+/// writes, and the server at 162 MB); every write is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_that_never_read_are_dropped_by_the_bytes_they_hold() {
+    const WATCHERS: usize = 100;
+    const WRITES: u32 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let server = tradepact_tests::start_data(dir.path());
+    let mut client = data_client(&server).await;
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS / 10 {
+        // Ten watchers a connection, each with a small HTTP/2 window.
+        let channel = tonic::transport::Endpoint::from_shared(server.url())
+            .unwrap()
+            .initial_stream_window_size(Some(16 * 1024))
+            .initial_connection_window_size(Some(160 * 1024))
+            .connect()
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            let stream = tradepact_client::data::client(channel.clone())
+                .watch_series(pb::WatchSeriesRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            watchers.push(stream);
+        }
+    }
+    // Writes of about 1.1 kB each (a 1000-byte source), none read by the watchers.
+    let source = "s".repeat(1000);
+    for i in 0..WRITES {
+        let mut request = write_request(hs("HS:87"), &[(format!("{}", 1000 + i).as_str(), 1.0)]);
+        request.series[0].source = source.clone();
+        client.write_points(request).await.unwrap();
+    }
+    // Each watcher got part, then the news that it was dropped, with where to resume.
+    for (n, mut w) in watchers.into_iter().enumerate() {
+        let mut received = 0u32;
+        let end = loop {
+            match tokio::time::timeout(Duration::from_secs(10), w.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(_)) => received += 1,
+                Some(Err(e)) => break e,
+                None => panic!("watcher {n} ended without saying why after {received}"),
+            }
+        };
+        assert_eq!(end.code(), Code::ResourceExhausted, "{end:?}");
+        assert!(end.message().contains("queue is full"), "{}", end.message());
+        assert!(
+            end.message().contains("from_sequence = "),
+            "{}",
+            end.message()
+        );
+        assert!(received < WRITES, "watcher {n} got all {received}");
+    }
+}
