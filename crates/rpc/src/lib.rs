@@ -4,7 +4,15 @@
 //!   with its method, gRPC status and latency;
 //! - [`server`]: one builder that adds gRPC health, server reflection (v1 and v1alpha, so every
 //!   grpcurl version works), limits and graceful shutdown on SIGINT/SIGTERM;
-//! - [`status`]: the mapping of field violations to `INVALID_ARGUMENT` with `google.rpc.BadRequest`.
+//! - [`status`]: the mapping of field violations to `INVALID_ARGUMENT` with `google.rpc.BadRequest`,
+//!   bounded whatever the input, and of undecodable requests to `INVALID_ARGUMENT`;
+//! - [`auth`]: bearer tokens, scopes per method checked on the headers, party scopes;
+//! - [`shed`]: admission — the global and per-token call limits, taken when a request's first
+//!   message arrives, and the first-message timeout;
+//! - [`conn`]: the connection limit and the idle-connection timeout;
+//! - [`deadline`]: the server's own bound on each call;
+//! - [`outbox`]: watch queues bounded in messages and bytes;
+//! - [`frames`]: small unary responses in one write.
 
 pub mod auth;
 pub mod conn;
