@@ -64,7 +64,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 log,
                 tradepact_negotiation::DataServiceConfig::plain(&data_url),
                 limits,
-                tradepact_negotiation::HeavyArgs::default(),
+                tradepact_negotiation::NegotiationLimits::default(),
                 tradepact_rpc::Security::default(),
                 negotiation_shutdown,
             )

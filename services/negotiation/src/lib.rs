@@ -9,6 +9,7 @@ mod convert;
 pub mod heavy;
 mod impact;
 pub mod log;
+mod registry;
 pub mod service;
 
 use std::future::Future;
@@ -105,14 +106,15 @@ pub struct Config {
     #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
     #[command(flatten)]
-    pub heavy: HeavyArgs,
+    pub heavy: NegotiationLimits,
     #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
 }
 
-/// Bounds on heavy computations: frontiers, ZOPA counts, simulations (see [`heavy`]).
+/// Bounds on heavy computations (frontiers, ZOPA counts, simulations: see [`heavy`]) and on
+/// the negotiations kept in memory.
 #[derive(Clone, Copy, Debug, clap::Args)]
-pub struct HeavyArgs {
+pub struct NegotiationLimits {
     /// Heavy computations at once (0: the number of cores); more wait 0.5 s, then get
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "TRADEPACT_MAX_HEAVY_CALLS", default_value_t = 0)]
@@ -120,18 +122,27 @@ pub struct HeavyArgs {
     /// Longest a heavy computation may run, in seconds; past it DEADLINE_EXCEEDED.
     #[arg(long, env = "TRADEPACT_HEAVY_CALL_TIMEOUT_SECS", default_value_t = 30)]
     pub heavy_call_timeout_secs: u64,
+    /// MiB of negotiations kept in memory (as their records take in the log); the least
+    /// recently used are evicted past it and read again from the log when needed.
+    #[arg(
+        long = "negotiation-memory-mib",
+        env = "TRADEPACT_NEGOTIATION_MEMORY_MIB",
+        default_value_t = 256
+    )]
+    pub memory_mib: usize,
 }
 
-impl Default for HeavyArgs {
+impl Default for NegotiationLimits {
     fn default() -> Self {
-        HeavyArgs {
+        NegotiationLimits {
             max_heavy_calls: 0,
             heavy_call_timeout_secs: 30,
+            memory_mib: 256,
         }
     }
 }
 
-impl HeavyArgs {
+impl NegotiationLimits {
     fn runner(&self) -> (heavy::Heavy, heavy::HeavyShutdown) {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let max = if self.max_heavy_calls == 0 {
@@ -222,7 +233,7 @@ pub async fn serve(
     log: Arc<log::EventLog>,
     data_service: DataServiceConfig,
     limits: Limits,
-    heavy: HeavyArgs,
+    heavy: NegotiationLimits,
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -234,7 +245,12 @@ pub async fn serve(
         timeout: data_service.timeout,
         token: data_service.token,
     };
-    let (service, watchers) = NegotiationSvc::load(log.clone(), data, heavy.runner())?;
+    let (service, watchers) = NegotiationSvc::load(
+        log.clone(),
+        data,
+        heavy.runner(),
+        heavy.memory_mib.saturating_mul(1 << 20),
+    )?;
     let server = NegotiationServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

@@ -141,25 +141,37 @@ impl EventLog {
         })
     }
 
-    /// Every negotiation with its events, in id order.
-    pub fn load(&self) -> Result<Vec<(Meta, Vec<Event>)>, LogError> {
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix([b'M']) {
+    /// The ids of every negotiation, in order.
+    pub fn ids(&self) -> Result<Vec<u64>, LogError> {
+        self.tree
+            .scan_prefix([b'M'])
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let bytes: [u8; 8] = k[1..]
+                    .try_into()
+                    .map_err(|_| LogError::Corrupt("a metadata key of the wrong size".into()))?;
+                Ok(u64::from_be_bytes(bytes))
+            })
+            .collect()
+    }
+
+    /// One negotiation's metadata and events.
+    pub fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>), LogError> {
+        let meta = self
+            .tree
+            .get(meta_key(id))?
+            .ok_or_else(|| LogError::Corrupt(format!("no metadata for {}", public_id(id))))?;
+        let meta: Meta =
+            serde_json::from_slice(&meta).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let mut events = Vec::new();
+        let mut prefix = vec![b'E'];
+        prefix.extend_from_slice(&id.to_be_bytes());
+        for item in self.tree.scan_prefix(&prefix) {
             let (_, v) = item?;
-            let meta: Meta =
-                serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
-            let mut events = Vec::new();
-            let mut prefix = vec![b'E'];
-            prefix.extend_from_slice(&meta.id.to_be_bytes());
-            for item in self.tree.scan_prefix(&prefix) {
-                let (_, v) = item?;
-                events.push(
-                    serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?,
-                );
-            }
-            out.push((meta, events));
+            events.push(serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?);
         }
-        Ok(out)
+        Ok((meta, events))
     }
 
     /// A fresh numeric id: one more than the last.

@@ -1,11 +1,10 @@
 //! `tradepact.negotiation.v1.NegotiationService`: validate, run the domain, record events.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -21,6 +20,7 @@ use crate::convert::{self, to_status};
 use crate::heavy::{Heavy, HeavyShutdown};
 use crate::impact::{BaselinePeriod, DataSource};
 use crate::log::{parse_id, public_id, EventLog, LogError, Meta};
+use crate::registry::Registry;
 
 /// Default and largest `ListNegotiations` page.
 pub const LIST_PAGE: (usize, usize) = (50, 500);
@@ -107,7 +107,7 @@ enum Published {
 #[derive(Clone)]
 pub struct NegotiationSvc {
     log: Arc<EventLog>,
-    entries: Arc<RwLock<BTreeMap<u64, Arc<Mutex<Entry>>>>>,
+    registry: Arc<Registry>,
     published: broadcast::Sender<Published>,
     data: DataSource,
     /// Frontier points of the analyses kept for reuse (see [`ANALYSIS_CACHE_BUDGET_POINTS`]).
@@ -174,29 +174,14 @@ impl NegotiationSvc {
         log: Arc<EventLog>,
         data: DataSource,
         heavy: (Heavy, HeavyShutdown),
+        memory_budget: usize,
     ) -> anyhow::Result<(NegotiationSvc, WatchCloser)> {
-        let mut entries = BTreeMap::new();
-        for (meta, events) in log.load().map_err(|e| anyhow::anyhow!("{e}"))? {
-            let negotiation = Negotiation::replay(&events)
-                .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(meta.id)))?;
-            let bytes = crate::log::stored_size(Some(&meta), &events);
-            entries.insert(
-                meta.id,
-                Arc::new(Mutex::new(Entry {
-                    negotiation,
-                    events,
-                    meta,
-                    bytes,
-                    analysis: None,
-                })),
-            );
-        }
-        tracing::info!(negotiations = entries.len(), "event log replayed");
+        let registry = Registry::load(log.clone(), memory_budget, summary_of)?;
         let (published, _) = broadcast::channel(WATCH_BUFFER);
         Ok((
             NegotiationSvc {
                 log,
-                entries: Arc::new(RwLock::new(entries)),
+                registry: Arc::new(registry),
                 published: published.clone(),
                 data,
                 cached_points: Arc::new(AtomicUsize::new(0)),
@@ -213,12 +198,7 @@ impl NegotiationSvc {
                 "is not a negotiation id (neg-NNNNNN)",
             )])
         })?;
-        let entries = self.entries.read().await;
-        let e = entries
-            .get(&n)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no negotiation {id}")))?;
-        Ok((n, e))
+        Ok((n, self.registry.get(n, id).await?))
     }
 
     /// Locks `entry` with the analysis that offers are evaluated against in place. The
@@ -288,6 +268,20 @@ impl NegotiationSvc {
             .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
             .map_err(log_error)?;
         entry.bytes += bytes;
+        let applied = self.apply_recorded(entry, first, &events);
+        self.registry.changed(entry).await;
+        applied?;
+        Ok(events)
+    }
+
+    /// Applies events just recorded to `entry` and tells watchers.
+    fn apply_recorded(
+        &self,
+        entry: &mut Entry,
+        first: u64,
+        events: &[Event],
+    ) -> Result<(), Status> {
+        let id = entry.meta.id;
         for (i, e) in events.iter().enumerate() {
             entry.negotiation.apply(e).map_err(to_status)?;
             entry.events.push(e.clone());
@@ -297,7 +291,7 @@ impl NegotiationSvc {
                 event: Arc::new(e.clone()),
             });
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Records a new negotiation from its first events.
@@ -325,12 +319,17 @@ impl NegotiationSvc {
         };
         let visibility = caller.visibility(&entry.negotiation.parties);
         let out = negotiation_out(&entry, &visibility, false);
-        self.entries
-            .write()
-            .await
-            .insert(entry.meta.id, Arc::new(Mutex::new(entry)));
+        self.registry.insert(entry).await;
         Ok(out)
     }
+}
+
+/// What `ListNegotiations` shows of a negotiation: no issues, offers or positions.
+fn summary_of(entry: &Entry) -> pb::Negotiation {
+    let mut n = negotiation_out(entry, &Visibility::new(Vec::new()), false);
+    n.offers.clear();
+    n.issues.clear();
+    n
 }
 
 /// The latest position spec of each party, from the events.
@@ -556,34 +555,23 @@ impl NegotiationService for NegotiationSvc {
             })?;
             u64::from_be_bytes(bytes)
         };
-        let entries: Vec<(u64, Arc<Mutex<Entry>>)> = self
-            .entries
-            .read()
-            .await
-            .range(..before)
-            .rev()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
         let mut out = Vec::new();
         let mut next = String::new();
         let mut page_bytes = 0usize;
-        for (id, entry) in entries {
-            let entry = entry.lock().await;
-            if status != pb::NegotiationStatus::Unspecified
-                && convert::status_out(entry.negotiation.status) != status
-            {
-                continue;
-            }
-            if out.len() == size || (page_bytes >= LIST_PAGE_BYTES && !out.is_empty()) {
-                next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
-                break;
-            }
-            let mut n = negotiation_out(&entry, &Visibility::new(Vec::new()), false);
-            n.offers.clear();
-            n.issues.clear();
-            page_bytes += prost::Message::encoded_len(&n);
-            out.push(n);
-        }
+        self.registry
+            .summaries(before, |id, summary| {
+                if status != pb::NegotiationStatus::Unspecified && summary.status() != status {
+                    return true;
+                }
+                if out.len() == size || (page_bytes >= LIST_PAGE_BYTES && !out.is_empty()) {
+                    next = cursor::encode(fingerprint, &(id + 1).to_be_bytes());
+                    return false;
+                }
+                page_bytes += prost::Message::encoded_len(summary);
+                out.push(summary.clone());
+                true
+            })
+            .await;
         Ok(Response::new(pb::ListNegotiationsResponse {
             negotiations: out,
             next_page_token: next,

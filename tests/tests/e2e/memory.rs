@@ -88,3 +88,105 @@ async fn a_negotiation_is_bounded_in_bytes_and_lists_leave_out_issues() {
         .unwrap();
     assert_eq!(got.issues.len(), 32);
 }
+
+/// Negotiations past the memory budget are evicted and read again from the log when used:
+/// every call still sees every negotiation whole, before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiations_past_the_memory_budget_are_evicted_and_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let neg_dir = dir.path().join("neg");
+    let start = || {
+        tradepact_tests::Process::start_with_env(
+            "tradepact-negotiation",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                neg_dir.to_str().unwrap(),
+                "--negotiation-memory-mib",
+                "1",
+            ],
+            &[("RUST_LOG", "info,tradepact_negotiation::registry=debug")],
+        )
+    };
+    let neg = start();
+    let mut n = negotiation_client(&neg).await;
+    // Eight negotiations of about 300 kB: 2.4 MB against a budget of 1 MiB.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let created = n.create_negotiation(request(20, 100, 140)).await.unwrap();
+        ids.push(created.into_inner().negotiation.unwrap().id);
+    }
+    let package = |option: &str| pb::Package {
+        choices: (0..20)
+            .map(|i| pb::Choice {
+                issue_id: format!("i{i}"),
+                option_id: option.into(),
+            })
+            .collect(),
+    };
+    // Round robin: each call may need a negotiation evicted by the previous ones.
+    for round in 0..3 {
+        for id in &ids {
+            let party = if round % 2 == 0 { "US" } else { "KOR" };
+            n.submit_offer(pb::SubmitOfferRequest {
+                negotiation_id: id.clone(),
+                party: party.into(),
+                package: Some(package(&format!("o{round}"))),
+            })
+            .await
+            .unwrap();
+            if round < 2 {
+                let other = if party == "US" { "KOR" } else { "US" };
+                n.respond_to_offer(pb::RespondToOfferRequest {
+                    negotiation_id: id.clone(),
+                    party: other.into(),
+                    offer_id: round,
+                    accept: false,
+                })
+                .await
+                .unwrap();
+            }
+        }
+    }
+    assert!(
+        neg.log().contains("negotiation evicted from memory"),
+        "nothing was evicted"
+    );
+    let check = |n: tradepact_client::negotiation::NegotiationClient| {
+        let ids = ids.clone();
+        async move {
+            let mut n = n;
+            for id in &ids {
+                let got = n
+                    .get_negotiation(pb::GetNegotiationRequest {
+                        id: id.clone(),
+                        include_positions: false,
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .negotiation
+                    .unwrap();
+                assert_eq!(got.offers.len(), 3, "{id}");
+                assert_eq!(got.issues.len(), 20, "{id}");
+                // created, 3 offers, 2 rejections
+                assert_eq!(got.event_count, 6, "{id}");
+            }
+            let listed = n
+                .list_negotiations(pb::ListNegotiationsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .negotiations;
+            assert_eq!(listed.len(), 8);
+            assert!(listed
+                .iter()
+                .all(|l| l.event_count == 6 && l.issues.is_empty()));
+        }
+    };
+    check(n).await;
+    drop(neg);
+    let neg = start();
+    check(negotiation_client(&neg).await).await;
+}

@@ -1,0 +1,186 @@
+//! The negotiations a service knows, kept in memory only while in use.
+//!
+//! Every negotiation has a small summary in memory (what `ListNegotiations` shows: no issues,
+//! offers or positions); its state and events are loaded from the event log when a call needs
+//! them and evicted, least recently used first, once the loaded ones take more than the
+//! budget (counted as the bytes their records take in the log). A negotiation a call still
+//! holds is never evicted, so there is at most one copy of each in memory.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, RwLock};
+use tonic::Status;
+use tradepact_proto::negotiation_v1 as pb;
+
+use crate::log::{public_id, EventLog};
+use crate::service::Entry;
+
+struct Slot {
+    summary: pb::Negotiation,
+    loaded: Option<Arc<Mutex<Entry>>>,
+    bytes: usize,
+    used: AtomicU64,
+}
+
+/// The negotiations, by numeric id.
+pub(crate) struct Registry {
+    log: Arc<EventLog>,
+    slots: RwLock<BTreeMap<u64, Slot>>,
+    resident: AtomicUsize,
+    budget: usize,
+    tick: AtomicU64,
+    summary: fn(&Entry) -> pb::Negotiation,
+}
+
+impl Registry {
+    /// Reads every negotiation's summary from `log` (replaying each once, one at a time).
+    pub fn load(
+        log: Arc<EventLog>,
+        budget: usize,
+        summary: fn(&Entry) -> pb::Negotiation,
+    ) -> anyhow::Result<Registry> {
+        let mut slots = BTreeMap::new();
+        for id in log.ids().map_err(|e| anyhow::anyhow!("{e}"))? {
+            let entry = Entry::read(&log, id)
+                .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(id)))?;
+            slots.insert(
+                id,
+                Slot {
+                    summary: summary(&entry),
+                    loaded: None,
+                    bytes: entry.bytes,
+                    used: AtomicU64::new(0),
+                },
+            );
+        }
+        tracing::info!(negotiations = slots.len(), "event log replayed");
+        Ok(Registry {
+            log,
+            slots: RwLock::new(slots),
+            resident: AtomicUsize::new(0),
+            budget,
+            tick: AtomicU64::new(1),
+            summary,
+        })
+    }
+
+    /// The negotiation `id`, loaded from the log if it is not in memory.
+    pub async fn get(&self, id: u64, public: &str) -> Result<Arc<Mutex<Entry>>, Status> {
+        {
+            let slots = self.slots.read().await;
+            let slot = slots
+                .get(&id)
+                .ok_or_else(|| Status::not_found(format!("no negotiation {public}")))?;
+            if let Some(entry) = &slot.loaded {
+                slot.used
+                    .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+                return Ok(entry.clone());
+            }
+        }
+        let log = self.log.clone();
+        let entry = tokio::task::spawn_blocking(move || Entry::read(&log, id))
+            .await
+            .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
+            .map_err(|e| tradepact_rpc::status::internal("reading a negotiation", &e))?;
+        let mut slots = self.slots.write().await;
+        let slot = slots
+            .get_mut(&id)
+            .ok_or_else(|| Status::not_found(format!("no negotiation {public}")))?;
+        slot.used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        if let Some(entry) = &slot.loaded {
+            return Ok(entry.clone()); // loaded meanwhile by another call
+        }
+        slot.bytes = entry.bytes;
+        let entry = Arc::new(Mutex::new(entry));
+        slot.loaded = Some(entry.clone());
+        self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
+        self.evict(&mut slots, id);
+        Ok(entry)
+    }
+
+    /// Adds a new negotiation, loaded.
+    pub async fn insert(&self, entry: Entry) {
+        let id = entry.meta.id;
+        let slot = Slot {
+            summary: (self.summary)(&entry),
+            bytes: entry.bytes,
+            loaded: Some(Arc::new(Mutex::new(entry))),
+            used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+        };
+        self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
+        let mut slots = self.slots.write().await;
+        slots.insert(id, slot);
+        self.evict(&mut slots, id);
+    }
+
+    /// Records what changed in `entry` (after events were appended to it).
+    pub async fn changed(&self, entry: &Entry) {
+        let mut slots = self.slots.write().await;
+        if let Some(slot) = slots.get_mut(&entry.meta.id) {
+            slot.summary = (self.summary)(entry);
+            self.resident
+                .fetch_add(entry.bytes.saturating_sub(slot.bytes), Ordering::AcqRel);
+            slot.bytes = entry.bytes;
+        }
+    }
+
+    /// Summaries of the negotiations with ids below `before`, newest first, while `keep`
+    /// says so (it is given each summary and says whether to go on).
+    pub async fn summaries(
+        &self,
+        before: u64,
+        mut keep: impl FnMut(u64, &pb::Negotiation) -> bool,
+    ) {
+        let slots = self.slots.read().await;
+        for (id, slot) in slots.range(..before).rev() {
+            if !keep(*id, &slot.summary) {
+                return;
+            }
+        }
+    }
+
+    /// Evicts loaded negotiations nobody holds, least recently used first (never `keep`),
+    /// until the loaded ones fit the budget.
+    fn evict(&self, slots: &mut BTreeMap<u64, Slot>, keep: u64) {
+        if self.resident.load(Ordering::Acquire) <= self.budget {
+            return;
+        }
+        let mut candidates: Vec<(u64, u64)> = slots
+            .iter()
+            .filter(|(id, s)| {
+                **id != keep && s.loaded.as_ref().is_some_and(|e| Arc::strong_count(e) == 1)
+            })
+            .map(|(id, s)| (s.used.load(Ordering::Relaxed), *id))
+            .collect();
+        candidates.sort_unstable();
+        for (_, id) in candidates {
+            if self.resident.load(Ordering::Acquire) <= self.budget {
+                break;
+            }
+            if let Some(slot) = slots.get_mut(&id) {
+                slot.loaded = None;
+                self.resident.fetch_sub(slot.bytes, Ordering::AcqRel);
+                tracing::debug!(id = %public_id(id), "negotiation evicted from memory");
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// Reads negotiation `id` from `log` and replays it.
+    pub fn read(log: &EventLog, id: u64) -> anyhow::Result<Entry> {
+        let (meta, events) = log.load_one(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let negotiation = tradepact_bargain::Negotiation::replay(&events)?;
+        let bytes = crate::log::stored_size(Some(&meta), &events);
+        Ok(Entry {
+            negotiation,
+            events,
+            meta,
+            bytes,
+            analysis: None,
+        })
+    }
+}
