@@ -28,6 +28,10 @@ use crate::{Error, Result};
 pub const MAX_PARTIES: usize = 16;
 /// Most rounds a deadline may set.
 pub const MAX_ROUNDS: u32 = 10_000;
+/// Most bytes of a title or an agreement's name.
+pub const MAX_TITLE_BYTES: usize = 256;
+/// Most bytes of a party's name.
+pub const MAX_PARTY_BYTES: usize = 64;
 
 /// Where a negotiation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,8 +221,22 @@ impl Negotiation {
                 ),
             ));
         }
+        for (field, text) in [("title", title), ("agreement", agreement)] {
+            if text.len() > MAX_TITLE_BYTES {
+                return Err(Error::invalid(
+                    field,
+                    format!("at most {MAX_TITLE_BYTES} bytes, got {}", text.len()),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in parties.iter().enumerate() {
+            if p.len() > MAX_PARTY_BYTES {
+                return Err(Error::invalid(
+                    format!("parties[{i}]"),
+                    format!("at most {MAX_PARTY_BYTES} bytes, got {}", p.len()),
+                ));
+            }
             if p.trim().is_empty() || !seen.insert(p.as_str()) {
                 return Err(Error::invalid(
                     format!("parties[{i}]"),

@@ -194,6 +194,30 @@ fn bad_inputs_are_invalid_not_panics() {
         Negotiation::create("t", "a", vec!["US".into(), "KOR".into()], vec![], 3),
         Err(Error::Invalid { .. })
     ));
+    // Names are bounded: a summary of every negotiation stays in memory.
+    let long = "x".repeat(257);
+    for (title, agreement, party) in [
+        (long.as_str(), "a", "US"),
+        ("t", long.as_str(), "US"),
+        ("t", "a", &long[..65]),
+    ] {
+        let created = Negotiation::create(
+            title,
+            agreement,
+            vec![party.into(), "KOR".into()],
+            issues(),
+            3,
+        );
+        assert!(matches!(created, Err(Error::Invalid { .. })), "{created:?}");
+    }
+    assert!(Negotiation::create(
+        &long[..256],
+        &long[..256],
+        vec![long[..64].into(), "KOR".into()],
+        issues(),
+        3
+    )
+    .is_ok());
 
     let mut log = Log::new(3);
     // Incomplete package, unknown option, a party not in the negotiation, a bad position.
