@@ -309,3 +309,20 @@ pub async fn negotiation_client(p: &Process) -> tradepact_client::negotiation::N
         .await
         .expect("connect to the negotiation service")
 }
+
+/// A negotiation's state (no positions), failing the test if it cannot be read.
+pub async fn get_negotiation(
+    client: &mut tradepact_client::negotiation::NegotiationClient,
+    id: &str,
+) -> tradepact_proto::negotiation_v1::Negotiation {
+    client
+        .get_negotiation(tradepact_proto::negotiation_v1::GetNegotiationRequest {
+            id: id.to_owned(),
+            include_positions: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e:?}"))
+        .into_inner()
+        .negotiation
+        .expect("a negotiation")
+}

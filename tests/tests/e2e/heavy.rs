@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tradepact_client::{authorized, with_deadline};
 use tradepact_proto::negotiation_v1 as pb;
-use tradepact_tests::Process;
+use tradepact_tests::{get_negotiation, Process};
 
 /// A value in [0, 1) from `n` (SplitMix64's finaliser), so that utilities look random.
 fn unit(n: u64) -> f64 {
@@ -207,17 +207,7 @@ async fn heavy_calls_are_bounded_cancelled_and_do_not_block_the_service() {
     );
 
     // 3. An offer's evaluation needs the same frontier: bounded the same way, nothing recorded.
-    let before = n
-        .get_negotiation(pb::GetNegotiationRequest {
-            id: id.clone(),
-            include_positions: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .event_count;
+    let before = get_negotiation(&mut n, &id).await.event_count;
     let package = pb::Package {
         choices: (0..10)
             .map(|i| pb::Choice {
@@ -235,17 +225,7 @@ async fn heavy_calls_are_bounded_cancelled_and_do_not_block_the_service() {
         .await
         .unwrap_err();
     assert_eq!(offer.code(), Code::DeadlineExceeded, "{offer:?}");
-    let after = n
-        .get_negotiation(pb::GetNegotiationRequest {
-            id: id.clone(),
-            include_positions: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .event_count;
+    let after = get_negotiation(&mut n, &id).await.event_count;
     assert_eq!(before, after);
 
     // 4. SIGTERM during a heavy computation: the process exits promptly.

@@ -3,7 +3,7 @@
 
 use tonic::Code;
 use tradepact_proto::negotiation_v1 as pb;
-use tradepact_tests::{negotiation_client, start_data, start_negotiation};
+use tradepact_tests::{get_negotiation, negotiation_client, start_data, start_negotiation};
 
 fn request(issues: usize, options: usize, label: usize) -> pb::CreateNegotiationRequest {
     pb::CreateNegotiationRequest {
@@ -76,16 +76,7 @@ async fn a_negotiation_is_bounded_in_bytes_and_lists_leave_out_issues() {
     assert_eq!(listed.negotiations.len(), 1);
     assert!(listed.negotiations[0].issues.is_empty());
     assert!(listed.negotiations[0].offers.is_empty());
-    let got = n
-        .get_negotiation(pb::GetNegotiationRequest {
-            id,
-            include_positions: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap();
+    let got = get_negotiation(&mut n, &id).await;
     assert_eq!(got.issues.len(), 32);
 }
 
@@ -158,16 +149,7 @@ async fn negotiations_past_the_memory_budget_are_evicted_and_read_again() {
         async move {
             let mut n = n;
             for id in &ids {
-                let got = n
-                    .get_negotiation(pb::GetNegotiationRequest {
-                        id: id.clone(),
-                        include_positions: false,
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .negotiation
-                    .unwrap();
+                let got = get_negotiation(&mut n, id).await;
                 assert_eq!(got.offers.len(), 3, "{id}");
                 assert_eq!(got.issues.len(), 20, "{id}");
                 // created, 3 offers, 2 rejections
