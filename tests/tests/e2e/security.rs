@@ -10,14 +10,14 @@ use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_tests::{key, write_request, Process};
 
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
     /// A CA, a server certificate for 127.0.0.1/localhost and a client certificate, in `dir`;
     /// plus a second, unrelated CA.
-    fn new(dir: &Path) -> Pki {
+    pub(crate) fn new(dir: &Path) -> Pki {
         let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -49,7 +49,7 @@ impl Pki {
         }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.join(name).to_str().unwrap().to_owned()
     }
 

@@ -278,3 +278,42 @@ async fn slow_and_idle_clients_deny_service_to_nobody() {
         .unwrap();
     client.list_series(list()).await.unwrap();
 }
+
+/// A TLS connection that never starts its handshake is closed after 10 s (an outside test saw
+/// 100 of them stay 25 s and more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_that_never_shakes_hands_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::security::Pki::new(dir.path());
+    let data_dir = dir.path().join("d");
+    let server = Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--tls-cert",
+            &pki.path("server.pem"),
+            "--tls-key",
+            &pki.path("server.key"),
+        ],
+    );
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(&server.addr).await.unwrap());
+    }
+    let mut buf = [0u8; 64];
+    for mut c in silent {
+        let end = tokio::time::timeout(Duration::from_secs(20), c.read(&mut buf))
+            .await
+            .expect("the connection is closed");
+        assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+        "closed after {took:?}, the handshake timeout is 10 s"
+    );
+}
