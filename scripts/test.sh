@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need when it is missing, then
-# runs formatting, lints (Rust and proto) and every test. Run from anywhere.
+# runs formatting, lints (Rust and proto), the proto breaking-change check and every test.
+# Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,11 @@ cargo fmt --all -- --check
 
 step "buf lint"
 "$BUF" lint
+
+step "buf breaking (against proto/baseline.binpb)"
+# Clients must not break silently: a breaking change to the protos fails here until the
+# baseline is taken again on purpose (`buf build -o proto/baseline.binpb`, said in the commit).
+"$BUF" breaking --against proto/baseline.binpb
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
