@@ -79,11 +79,7 @@ impl Process {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
+                if let Some(addr) = tradepact_client::readiness_addr(&line) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
@@ -120,15 +116,10 @@ impl Process {
         let needle = format!("service=\"{service}\"");
         self.wait_for_log(&needle, READY_TIMEOUT);
         let log = self.log();
-        let line = log
-            .lines()
-            .find(|l| l.contains("listening on ") && l.contains(&needle))
-            .expect("a listening line for the service");
-        let i = line.find("listening on ").expect("checked") + 13;
-        line[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-            .collect()
+        log.lines()
+            .filter(|l| l.contains(&needle))
+            .find_map(tradepact_client::readiness_addr)
+            .expect("a listening line for the service")
     }
 
     /// What the process logged so far.

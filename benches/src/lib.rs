@@ -32,11 +32,7 @@ impl Server {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
+                if let Some(addr) = tradepact_client::readiness_addr(&line) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }

@@ -236,3 +236,32 @@ pub mod negotiation {
         NegotiationClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
     }
 }
+
+/// The address in a server's readiness line (`… listening on 127.0.0.1:PORT …`), which a
+/// tradepact server logs once it accepts calls: for supervisors, tests and benchmarks that
+/// start a server on port 0.
+pub fn readiness_addr(line: &str) -> Option<String> {
+    let at = line.find("listening on ")? + "listening on ".len();
+    let addr: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    #[test]
+    fn the_readiness_line_gives_the_address() {
+        let line = "2026-11-30T22:09:30Z  INFO tradepact_rpc::server: listening on 127.0.0.1:44207 service=\"x\"";
+        assert_eq!(
+            super::readiness_addr(line).as_deref(),
+            Some("127.0.0.1:44207")
+        );
+        assert_eq!(
+            super::readiness_addr("listening on [::1]:50051").as_deref(),
+            Some("[::1]:50051")
+        );
+        assert_eq!(super::readiness_addr("store open"), None);
+    }
+}
