@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
+use tradepact_model::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
 use tradepact_proto::data_v1 as pb;
-use tradepact_store::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
 
 /// Points per `StreamWritePoints` message.
 pub const BATCH_POINTS: usize = 10_000;
@@ -137,7 +137,7 @@ fn value(s: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("value {s:?} is not a number"))?;
-    tradepact_store::model::check_value(v)
+    tradepact_model::check_value(v)
 }
 
 fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Result<Row, String> {
@@ -182,7 +182,7 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
                 .map(get)
                 .filter(|s| !s.is_empty())
                 .unwrap_or(default_source);
-            tradepact_store::model::check_source(source)?;
+            tradepact_model::check_source(source)?;
             Ok(Row {
                 key: SeriesKey {
                     reporter: Country::parse(get(*reporter))

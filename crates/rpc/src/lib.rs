@@ -12,13 +12,15 @@
 //! - [`conn`]: the connection limit and the idle-connection timeout;
 //! - [`deadline`]: the server's own bound on each call;
 //! - [`outbox`]: watch queues bounded in messages and bytes;
-//! - [`frames`]: small unary responses in one write.
+//! - [`frames`]: small unary responses in one write;
+//! - [`paging`]: page tokens, checked against the query they belong to.
 
 pub mod auth;
 pub mod conn;
 pub mod deadline;
 pub mod frames;
 pub mod outbox;
+pub mod paging;
 pub mod server;
 pub mod shed;
 pub mod status;

@@ -27,24 +27,15 @@ pub mod aggregate;
 pub mod analysis;
 pub mod chunk;
 pub mod columns;
-pub mod cursor;
-pub mod model;
 mod store;
 
-pub use model::{
-    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesKey, SeriesPoints,
-    Violations,
-};
 pub use store::{Change, SeriesInfo, Store, StoredPoint, WriteSummary, RETAINED_CHANGES};
-
-/// One invalid field: its path in the request and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Path of the field, e.g. `series[0].points[3].period`.
-    pub field: String,
-    /// What is wrong, in words a caller can act on.
-    pub description: String,
-}
+/// The value types, from `tradepact-model`.
+pub use tradepact_model as model;
+pub use tradepact_model::{
+    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesKey, SeriesPoints,
+    Violation, Violations,
+};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -10,10 +10,10 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tradepact_proto::data_v1 as pb;
 use tradepact_proto::data_v1::trade_data_service_server::TradeDataService;
+use tradepact_rpc::paging::{self as cursor, Fingerprint};
 use tradepact_store::aggregate::{self, ReadPlan};
 use tradepact_store::analysis;
 use tradepact_store::columns;
-use tradepact_store::cursor::{self, Fingerprint};
 use tradepact_store::{
     Period, SeriesFilter, SeriesKey, SeriesPoints, Store, Violations, WriteSummary,
 };
@@ -149,7 +149,9 @@ fn read_range(
 }
 
 fn validated<T>(v: Violations, value: impl FnOnce() -> Option<T>) -> Result<T, Status> {
-    let value = v.into_result(value).map_err(to_status)?;
+    let value = v
+        .into_result(value)
+        .map_err(|v| to_status(tradepact_store::Error::Invalid(v)))?;
     // Every None above comes with a violation, so this is only reached on a bug.
     value.ok_or_else(|| Status::invalid_argument("invalid request"))
 }

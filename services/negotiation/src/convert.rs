@@ -8,9 +8,9 @@ use tradepact_bargain::{
     Error, Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
     Status as NegStatus, Strategy, Visibility,
 };
+use tradepact_model::{Country, Product, Violations};
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
-use tradepact_store::{Country, Product, Violations};
 
 use crate::log::EffectSpec;
 

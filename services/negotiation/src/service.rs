@@ -14,7 +14,7 @@ use tradepact_bargain::simulate::Action;
 use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation, Visibility};
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationService;
-use tradepact_store::cursor::{self, Fingerprint};
+use tradepact_rpc::paging::{self as cursor, Fingerprint};
 
 use crate::convert::{self, to_status};
 use crate::heavy::{Heavy, HeavyShutdown};
@@ -1370,7 +1370,7 @@ fn event_json(
 }
 
 fn check_year(y: &str, field: &str) -> Result<(), Status> {
-    tradepact_store::Period::parse(y, tradepact_store::Frequency::Annual)
+    tradepact_model::Period::parse(y, tradepact_model::Frequency::Annual)
         .map(|_| ())
         .map_err(|e| tradepact_rpc::status::invalid_argument([(field, e.as_str())]))
 }

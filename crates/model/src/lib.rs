@@ -1,8 +1,17 @@
-//! The data model: series keys, periods, points, and their validation.
+//! tradepact's value types, shared by the store, both services and the command-line tool:
+//! countries, products, flows, kinds, frequencies, periods, series keys and filters, points,
+//! and the field violations that validation reports. No gRPC, no I/O.
 
 use std::fmt;
 
-use crate::Violation;
+/// One invalid field: its path in the request and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the field, e.g. `series[0].points[3].period`.
+    pub field: String,
+    /// What is wrong, in words a caller can act on.
+    pub description: String,
+}
 
 /// Characters of an input value repeated in an error message.
 const ECHO_CHARS: usize = 64;
@@ -233,7 +242,8 @@ impl SeriesKey {
         out
     }
 
-    pub(crate) fn decode(b: &[u8]) -> Option<SeriesKey> {
+    /// Decodes what `encode` wrote (the store's key bytes).
+    pub fn decode(b: &[u8]) -> Option<SeriesKey> {
         if b.len() < 10 {
             return None;
         }
@@ -461,7 +471,7 @@ impl SeriesFilter {
     }
 
     /// The longest key prefix every match shares, for a narrower scan.
-    pub(crate) fn key_prefix(&self) -> Vec<u8> {
+    pub fn key_prefix(&self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Some(r) = self.reporter {
             out.extend_from_slice(&r.bytes());
@@ -524,12 +534,12 @@ impl Violations {
         self.0.is_empty()
     }
 
-    /// `Ok(value)` when nothing was recorded, else the violations as an error.
-    pub fn into_result<T>(self, value: impl FnOnce() -> T) -> crate::Result<T> {
+    /// `Ok(value)` when nothing was recorded, else the violations.
+    pub fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<Violation>> {
         if self.0.is_empty() {
             Ok(value())
         } else {
-            Err(crate::Error::Invalid(self.0))
+            Err(self.0)
         }
     }
 }
