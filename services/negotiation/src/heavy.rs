@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tonic::Status;
 use tradepact_bargain::cancel::{Cancel, Reason};
+use tradepact_bargain::{Analysis, Negotiation};
 
 /// How long a heavy call waits for a free slot before `RESOURCE_EXHAUSTED`.
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
@@ -122,6 +123,63 @@ impl Heavy {
             }
             other => crate::convert::to_status(other),
         })
+    }
+}
+
+/// The heavy job behind offer evaluations ([`Negotiation::solve_for_offers`]); a frontier
+/// beyond the limits is kept as "no evaluation", a cancellation ends the call.
+pub(crate) fn evaluation_job(
+    space: tradepact_bargain::OutcomeSpace,
+    positions: Vec<tradepact_bargain::Position>,
+) -> impl FnOnce() -> Result<tradepact_bargain::Result<Arc<Analysis>>, tradepact_bargain::Error>
+       + Send
+       + 'static {
+    move || {
+        let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
+        match Negotiation::solve_for_offers(&space, &refs) {
+            Err(e @ tradepact_bargain::Error::Cancelled(_)) => Err(e),
+            other => Ok(other.map(Arc::new)),
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The answer of a heavy call run as its own task.
+pub(crate) fn joined(
+    done: Result<Result<(), Status>, tokio::task::JoinError>,
+) -> Result<(), Status> {
+    done.map_err(|e| tradepact_rpc::status::internal("simulation task", &e))?
+}
+
+/// Sends `item` from a blocking computation, waking every millisecond while the channel is
+/// full to see whether the computation was cancelled (a reader that stops reading must not
+/// hold it past its bounds).
+pub(crate) fn send_checking<T>(
+    tx: &mpsc::Sender<T>,
+    mut item: T,
+) -> Result<(), tradepact_bargain::Error> {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                tradepact_bargain::cancel::check()?;
+                item = back;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(tradepact_bargain::Error::Cancelled(
+                    tradepact_bargain::cancel::Reason::CallerGone,
+                ))
+            }
+        }
     }
 }
 

@@ -5,10 +5,13 @@
 //! estimates read baselines from the data service over gRPC, with a deadline, so that the
 //! service keeps working when the data service is down.
 
+mod cache;
+mod caller;
 mod convert;
 pub mod heavy;
 mod impact;
 pub mod log;
+mod present;
 mod registry;
 pub mod service;
 

@@ -1,25 +1,29 @@
 //! `tradepact.negotiation.v1.NegotiationService`: validate, run the domain, record events.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use tradepact_bargain::analysis::{self, Analysis};
+use tradepact_bargain::analysis;
 use tradepact_bargain::frontier;
 use tradepact_bargain::simulate::Action;
-use tradepact_bargain::{Command, Event, Negotiation, PositionSpec, Simulation, Visibility};
+use tradepact_bargain::{Command, Event, Negotiation, Simulation};
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationService;
 use tradepact_rpc::paging::{self as cursor, Fingerprint};
 
+use crate::cache::AnalysisCache;
+use crate::caller::Caller;
 use crate::convert::{self, to_status};
-use crate::heavy::{Heavy, HeavyShutdown};
+use crate::heavy::{evaluation_job, joined, send_checking, AbortOnDrop, Heavy, HeavyShutdown};
 use crate::impact::{BaselinePeriod, DataSource};
 use crate::log::{parse_id, public_id, EventLog, LogError, Meta};
+use crate::present::{
+    event_json, event_type, events_until_round, negotiation_out, step_out, summary_of,
+};
 use crate::registry::Registry;
 
 /// Default and largest `ListNegotiations` page.
@@ -47,51 +51,11 @@ pub(crate) struct Entry {
     pub bytes: usize,
     /// The last analysis: repeated analyses (and the pages of one) of an unchanged
     /// negotiation reuse it.
-    pub analysis: Option<Cached>,
+    pub analysis: Option<crate::cache::Cached>,
 }
 
 /// Seed of the ZOPA estimate's sample (fixed, so that repeated analyses agree).
 const ZOPA_SEED: u64 = 0x7ade;
-
-/// Frontier points above which an analysis is not kept for reuse (memory over speed).
-pub const ANALYSIS_CACHE_MAX_POINTS: usize = 100_000;
-/// Frontier points kept for reuse over all negotiations together (a few hundred bytes each);
-/// an analysis that would go past it is not kept.
-pub const ANALYSIS_CACHE_BUDGET_POINTS: usize = 1_000_000;
-
-/// An analysis kept for reuse, with the event count it was computed at. Its frontier points
-/// count against the service's budget until it is dropped.
-pub(crate) struct Cached {
-    version: u64,
-    analysis: Arc<Analysis>,
-    _charge: Charge,
-}
-
-/// Points held against a shared budget, given back when dropped.
-struct Charge {
-    used: Arc<AtomicUsize>,
-    points: usize,
-}
-
-impl Charge {
-    /// Takes `points` from the budget, if they fit.
-    fn take(used: &Arc<AtomicUsize>, points: usize, budget: usize) -> Option<Charge> {
-        used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-            u.checked_add(points).filter(|&total| total <= budget)
-        })
-        .ok()
-        .map(|_| Charge {
-            used: used.clone(),
-            points,
-        })
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.used.fetch_sub(self.points, Ordering::AcqRel);
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Published {
@@ -110,8 +74,8 @@ pub struct NegotiationSvc {
     registry: Arc<Registry>,
     published: broadcast::Sender<Published>,
     data: DataSource,
-    /// Frontier points of the analyses kept for reuse (see [`ANALYSIS_CACHE_BUDGET_POINTS`]).
-    cached_points: Arc<AtomicUsize>,
+    /// The analyses kept for reuse, within their budget.
+    cache: AnalysisCache,
     /// Runs the frontier, ZOPA and simulation computations, bounded.
     heavy: Heavy,
 }
@@ -138,13 +102,6 @@ fn log_error(e: LogError) -> Status {
         }
         other => tradepact_rpc::status::internal("event log", &other),
     }
-}
-
-fn event_type(e: &Event) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// A W3C `traceparent` for calls this request makes: the caller's, or a new one.
@@ -184,7 +141,7 @@ impl NegotiationSvc {
                 registry: Arc::new(registry),
                 published: published.clone(),
                 data,
-                cached_points: Arc::new(AtomicUsize::new(0)),
+                cache: AnalysisCache::default(),
                 heavy: heavy.0,
             },
             WatchCloser(published, Arc::new(heavy.1)),
@@ -231,24 +188,6 @@ impl NegotiationSvc {
         Err(Status::aborted(
             "the positions kept changing while the offer was being evaluated; retry",
         ))
-    }
-
-    /// Keeps `solved` (of `entry` at `version`) for reuse, if the budget allows.
-    fn keep_analysis(&self, entry: &mut Entry, version: u64, solved: &Arc<Analysis>) {
-        let points = solved.frontier.points.len();
-        let charge = (points <= ANALYSIS_CACHE_MAX_POINTS)
-            .then(|| Charge::take(&self.cached_points, points, ANALYSIS_CACHE_BUDGET_POINTS))
-            .flatten();
-        match charge {
-            Some(charge) => {
-                entry.analysis = Some(Cached {
-                    version,
-                    analysis: solved.clone(),
-                    _charge: charge,
-                })
-            }
-            None => tracing::debug!(points, "analysis not kept for reuse"),
-        }
     }
 
     /// Decides `command`, records its events durably, applies them, tells watchers.
@@ -322,149 +261,6 @@ impl NegotiationSvc {
         self.registry.insert(entry).await;
         Ok(out)
     }
-}
-
-/// What `ListNegotiations` shows of a negotiation: no issues, offers or positions.
-fn summary_of(entry: &Entry) -> pb::Negotiation {
-    let mut n = negotiation_out(entry, &Visibility::new(Vec::new()), false);
-    n.offers.clear();
-    n.issues.clear();
-    n
-}
-
-/// The latest position spec of each party, from the events.
-fn position_specs(entry: &Entry) -> Vec<Option<PositionSpec>> {
-    let mut specs = vec![None; entry.negotiation.parties.len()];
-    for e in &entry.events {
-        if let Event::PositionSet { party, position } = e {
-            if let Some(i) = entry.negotiation.parties.iter().position(|p| p == party) {
-                specs[i] = Some(position.clone());
-            }
-        }
-    }
-    specs
-}
-
-/// Who calls, for what the answer may reveal of the parties' positions.
-#[derive(Clone)]
-pub(crate) struct Caller(Option<Arc<tradepact_rpc::auth::Principal>>);
-
-impl Caller {
-    fn of<T>(request: &Request<T>) -> Caller {
-        Caller(tradepact_rpc::auth::principal(request).cloned())
-    }
-
-    /// The parties (of `parties`) whose positions and utilities the caller may see.
-    fn visibility(&self, parties: &[String]) -> Visibility {
-        Visibility::new(
-            parties
-                .iter()
-                .map(|p| self.0.as_ref().is_some_and(|c| c.may_see(p)))
-                .collect(),
-        )
-    }
-
-    /// `PERMISSION_DENIED` unless the caller may see every party's position: what an
-    /// analysis or a simulation shows depends on all of them.
-    fn require_every_party(&self, parties: &[String], what: &str) -> Result<(), Status> {
-        let visibility = self.visibility(parties);
-        if visibility.sees_all() {
-            return Ok(());
-        }
-        let hidden: Vec<String> = visibility
-            .hidden()
-            .map(|i| tradepact_rpc::auth::position_scope(&parties[i]))
-            .collect();
-        Err(Status::permission_denied(format!(
-            "{what} depends on every party's position: it needs the scope {:?} or the position scopes of every party (missing: {})",
-            tradepact_rpc::auth::ALL_PARTIES,
-            tradepact_rpc::status::truncated(&hidden.join(", "))
-        )))
-    }
-}
-
-/// A negotiation as a caller with `visibility` may see it; positions only when asked for.
-fn negotiation_out(
-    entry: &Entry,
-    visibility: &Visibility,
-    include_positions: bool,
-) -> pb::Negotiation {
-    let n = &entry.negotiation;
-    let space = &n.space;
-    let issues = space
-        .issues()
-        .iter()
-        .enumerate()
-        .map(|(i, issue)| pb::Issue {
-            id: issue.id.clone(),
-            label: issue.label.clone(),
-            options: issue
-                .options
-                .iter()
-                .enumerate()
-                .map(|(j, o)| pb::IssueOption {
-                    id: o.id.clone(),
-                    label: o.label.clone(),
-                    trade_effects: entry.meta.effects[i][j]
-                        .iter()
-                        .map(convert::effect_out)
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect();
-    pb::Negotiation {
-        id: public_id(entry.meta.id),
-        title: n.title.clone(),
-        agreement: n.agreement.clone(),
-        parties: n.parties.clone(),
-        issues,
-        deadline_rounds: n.deadline_rounds,
-        status: convert::status_out(n.status).into(),
-        offers: n
-            .offers
-            .iter()
-            .map(|o| convert::offer_out(n, o, visibility))
-            .collect(),
-        agreed_offer: n.agreed,
-        ended_because: n.ended_because.clone().unwrap_or_default(),
-        event_count: entry.events.len() as u64,
-        forked_from: entry.meta.forked_from.clone().unwrap_or_default(),
-        forked_after_round: entry.meta.forked_after_round,
-        next_proposer: if n.status == tradepact_bargain::Status::Open {
-            n.parties[n.next_proposer()].clone()
-        } else {
-            String::new()
-        },
-        positions: n
-            .parties
-            .iter()
-            .zip(position_specs(entry))
-            .enumerate()
-            .filter(|(i, _)| include_positions && visibility.sees(*i))
-            .map(|(_, (party, spec))| pb::PartyPosition {
-                party: party.clone(),
-                position: spec.as_ref().map(convert::position_out),
-            })
-            .collect(),
-    }
-}
-
-/// The events of `entry` up to the end of `round` (creation and positions for round 0).
-fn events_until_round(entry: &Entry, round: u32) -> Vec<Event> {
-    let parties = entry.negotiation.parties.len();
-    let mut offers = 0usize;
-    let mut out = Vec::new();
-    for e in &entry.events {
-        if let Event::OfferMade { .. } = e {
-            if offers / parties + 1 > round as usize {
-                break;
-            }
-            offers += 1;
-        }
-        out.push(e.clone());
-    }
-    out
 }
 
 #[tonic::async_trait]
@@ -764,7 +560,7 @@ impl NegotiationService for NegotiationSvc {
                 );
                 let mut entry = entry_lock.lock().await;
                 if entry.events.len() as u64 == version {
-                    self.keep_analysis(&mut entry, version, &solved);
+                    self.cache.keep(&mut entry, version, &solved);
                 }
                 solved
             }
@@ -1274,145 +1070,8 @@ impl NegotiationService for NegotiationSvc {
     }
 }
 
-/// The heavy job behind offer evaluations ([`Negotiation::solve_for_offers`]); a frontier
-/// beyond the limits is kept as "no evaluation", a cancellation ends the call.
-fn evaluation_job(
-    space: tradepact_bargain::OutcomeSpace,
-    positions: Vec<tradepact_bargain::Position>,
-) -> impl FnOnce() -> Result<tradepact_bargain::Result<Arc<Analysis>>, tradepact_bargain::Error>
-       + Send
-       + 'static {
-    move || {
-        let refs: Vec<&tradepact_bargain::Position> = positions.iter().collect();
-        match Negotiation::solve_for_offers(&space, &refs) {
-            Err(e @ tradepact_bargain::Error::Cancelled(_)) => Err(e),
-            other => Ok(other.map(Arc::new)),
-        }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The answer of a heavy call run as its own task.
-fn joined(done: Result<Result<(), Status>, tokio::task::JoinError>) -> Result<(), Status> {
-    done.map_err(|e| tradepact_rpc::status::internal("simulation task", &e))?
-}
-
-/// Sends `item` from a blocking computation, waking every millisecond while the channel is
-/// full to see whether the computation was cancelled (a reader that stops reading must not
-/// hold it past its bounds).
-fn send_checking<T>(tx: &mpsc::Sender<T>, mut item: T) -> Result<(), tradepact_bargain::Error> {
-    loop {
-        match tx.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                tradepact_bargain::cancel::check()?;
-                item = back;
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(tradepact_bargain::Error::Cancelled(
-                    tradepact_bargain::cancel::Reason::CallerGone,
-                ))
-            }
-        }
-    }
-}
-
-/// An event as JSON, without what would reveal a position the caller may not see: a
-/// position's content (shown only when asked for and visible), and an offer's evaluation
-/// beyond what [`Visibility`] allows.
-fn event_json(
-    e: &Event,
-    parties: &[String],
-    visibility: &Visibility,
-    include_positions: bool,
-) -> String {
-    let index = |party: &str| parties.iter().position(|p| p == party);
-    match e {
-        Event::PositionSet { party, .. }
-            if !(include_positions && index(party).is_some_and(|i| visibility.sees(i))) =>
-        {
-            serde_json::json!({ "type": "position_set", "party": party, "position": "(private: watch with include_positions and the party's position scope)" })
-                .to_string()
-        }
-        Event::OfferMade {
-            party,
-            package,
-            evaluation: Some(evaluation),
-        } if !visibility.sees_all() => {
-            let proposer = index(party).unwrap_or(usize::MAX);
-            let seen = evaluation.seen_by(proposer, visibility);
-            let party_utilities: serde_json::Map<String, serde_json::Value> = seen
-                .party_utilities
-                .iter()
-                .map(|&(i, u)| (parties[i].clone(), u.into()))
-                .collect();
-            let mut shown = serde_json::json!({
-                "utilities": [],
-                "party_utilities": party_utilities,
-            });
-            if let Some(c) = seen.concession {
-                shown["concession"] = c.into();
-            }
-            serde_json::json!({ "type": "offer_made", "party": party, "package": package, "evaluation": shown })
-                .to_string()
-        }
-        _ => serde_json::to_string(e).unwrap_or_default(),
-    }
-}
-
 fn check_year(y: &str, field: &str) -> Result<(), Status> {
     tradepact_model::Period::parse(y, tradepact_model::Frequency::Annual)
         .map(|_| ())
         .map_err(|e| tradepact_rpc::status::invalid_argument([(field, e.as_str())]))
-}
-
-fn step_out(
-    space: &tradepact_bargain::OutcomeSpace,
-    parties: &[String],
-    s: &tradepact_bargain::Step,
-) -> pb::SimulationStep {
-    pb::SimulationStep {
-        turn: s.turn,
-        round: s.round,
-        party: parties[s.party].clone(),
-        offer: match &s.action {
-            Action::Offer(p) => Some(convert::package_out(space, p)),
-            Action::Accept => None,
-        },
-        accepted: matches!(s.action, Action::Accept),
-        utilities: s.utilities.clone(),
-        concession: s.concession,
-        agreed: s.agreed,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_points_stay_within_the_budget_and_are_given_back_on_drop() {
-        let used = Arc::new(AtomicUsize::new(0));
-        let a = Charge::take(&used, 600, 1000).unwrap();
-        assert!(Charge::take(&used, 500, 1000).is_none(), "over the budget");
-        let b = Charge::take(&used, 400, 1000).unwrap();
-        assert_eq!(used.load(Ordering::Acquire), 1000);
-        drop(a);
-        assert_eq!(used.load(Ordering::Acquire), 400);
-        assert!(
-            Charge::take(&used, usize::MAX, usize::MAX).is_none(),
-            "no overflow"
-        );
-        drop(b);
-        assert_eq!(used.load(Ordering::Acquire), 0);
-    }
 }
