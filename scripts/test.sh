@@ -19,6 +19,14 @@ PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PA
 PATH="$(python3 -m site --user-base)/bin:$PATH"
 export PATH
 grpcurl -version
+# strace, for the one-write-per-response test (Debian package; root, as in CI).
+if ! command -v strace >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+  else
+    echo "strace missing and not root: the one-write test will say it did not run"
+  fi
+fi
 # buf, for proto lint, into .tools/ (git-ignored).
 BUF_VERSION=1.75.0
 BUF=.tools/node_modules/.bin/buf

@@ -59,7 +59,25 @@ impl Process {
 
     /// Like [`Process::start`], with extra environment variables.
     pub fn start_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut cmd = Command::new(binary(bin));
+        Self::start_under(&[], bin, args, env)
+    }
+
+    /// Like [`Process::start_with_env`], run by `wrapper` (e.g. `strace -f -o FILE`).
+    pub fn start_under(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
+        let binary = binary(bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
         cmd.args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -149,13 +167,18 @@ impl Process {
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the process to exit.
-    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+    pub fn terminate(self, timeout: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();
         let ok = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
         assert!(ok.success());
+        self.wait(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait(mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {

@@ -12,6 +12,7 @@ mod korus_sample;
 mod korus_scenario;
 mod memory;
 mod negotiation_flow;
+mod one_write;
 mod overload;
 mod pagination_and_streams;
 mod privacy;
