@@ -197,7 +197,7 @@ async fn slow_and_idle_clients_deny_service_to_nobody() {
         if i < 12 {
             held.push(call);
             // Admitted (its batch is readable) before the next one starts.
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(30);
             let read = || {
                 authorized(
                     pb::GetSeriesRequest {
