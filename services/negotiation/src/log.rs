@@ -156,12 +156,13 @@ impl EventLog {
             .collect()
     }
 
-    /// One negotiation's metadata and events.
-    pub fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>), LogError> {
+    /// One negotiation's metadata and events, and the bytes they take in the log.
+    pub fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
         let meta = self
             .tree
             .get(meta_key(id))?
             .ok_or_else(|| LogError::Corrupt(format!("no metadata for {}", public_id(id))))?;
+        let mut bytes = meta.len();
         let meta: Meta =
             serde_json::from_slice(&meta).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let mut events = Vec::new();
@@ -169,9 +170,10 @@ impl EventLog {
         prefix.extend_from_slice(&id.to_be_bytes());
         for item in self.tree.scan_prefix(&prefix) {
             let (_, v) = item?;
+            bytes += v.len();
             events.push(serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?);
         }
-        Ok((meta, events))
+        Ok((meta, events, bytes))
     }
 
     /// A fresh numeric id: one more than the last.
@@ -194,11 +196,17 @@ impl EventLog {
         Ok(())
     }
 
-    /// Appends `events` as numbers `first..`, atomically and durably.
-    pub fn append(&self, id: u64, first: u64, events: &[Event]) -> Result<(), LogError> {
+    /// `events` as the log stores them (their lengths are what they cost).
+    pub fn encode(events: &[Event]) -> Vec<Vec<u8>> {
+        events.iter().map(json).collect()
+    }
+
+    /// Appends events encoded by [`EventLog::encode`] as numbers `first..`, atomically and
+    /// durably.
+    pub fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
         let mut batch = sled::Batch::default();
-        for (i, e) in events.iter().enumerate() {
-            batch.insert(&event_key(id, first + i as u64)[..], json(e));
+        for (i, e) in encoded.into_iter().enumerate() {
+            batch.insert(&event_key(id, first + i as u64)[..], e);
         }
         self.tree.apply_batch(batch)?;
         self.db.flush()?;

@@ -172,9 +172,8 @@ impl Registry {
 impl Entry {
     /// Reads negotiation `id` from `log` and replays it.
     pub fn read(log: &EventLog, id: u64) -> anyhow::Result<Entry> {
-        let (meta, events) = log.load_one(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (meta, events, bytes) = log.load_one(id).map_err(|e| anyhow::anyhow!("{e}"))?;
         let negotiation = tradepact_bargain::Negotiation::replay(&events)?;
-        let bytes = crate::log::stored_size(Some(&meta), &events);
         Ok(Entry {
             negotiation,
             events,

@@ -193,7 +193,9 @@ impl NegotiationSvc {
     /// Decides `command`, records its events durably, applies them, tells watchers.
     async fn execute(&self, entry: &mut Entry, command: Command) -> Result<Vec<Event>, Status> {
         let events = entry.negotiation.decide(&command).map_err(to_status)?;
-        let bytes = crate::log::stored_size(None, &events);
+        // Encoded once: what they cost is what the log stores.
+        let encoded = EventLog::encode(&events);
+        let bytes: usize = encoded.iter().map(Vec::len).sum();
         if entry.bytes + bytes > MAX_NEGOTIATION_BYTES {
             return Err(Status::resource_exhausted(format!(
                 "the negotiation has reached its size limit of {} MiB; fork it from an earlier round or start a new one",
@@ -201,8 +203,8 @@ impl NegotiationSvc {
             )));
         }
         let first = entry.events.len() as u64;
-        let (log, id, batch) = (self.log.clone(), entry.meta.id, events.clone());
-        tokio::task::spawn_blocking(move || log.append(id, first, &batch))
+        let (log, id) = (self.log.clone(), entry.meta.id);
+        tokio::task::spawn_blocking(move || log.append(id, first, encoded))
             .await
             .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
             .map_err(log_error)?;
