@@ -40,17 +40,23 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
     // Two client streams that stay open hold both slots (a call holds one until it answers).
     let mut senders = Vec::new();
     let mut held = Vec::new();
-    for product in ["HS:87", "HS:88"] {
+    // A stream takes its slot when its first batch arrives: a read polling for it may have
+    // the slot at that moment, and the stream is then refused; it is opened again.
+    let open = |product: &str| {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::StreamWritePointsRequest>(1);
         let mut c = client.clone();
-        held.push(tokio::spawn(async move {
+        let call = tokio::spawn(async move {
             c.stream_write_points(tokio_stream::wrappers::ReceiverStream::new(rx))
                 .await
-        }));
+        });
         let batch = write_request(hs(product), &[("2016", 1.0)]).series;
-        tx.send(pb::StreamWritePointsRequest { series: batch })
-            .await
+        tx.try_send(pb::StreamWritePointsRequest { series: batch })
             .unwrap();
+        (tx, call)
+    };
+    for product in ["HS:87", "HS:88"] {
+        let (tx, call) = open(product);
+        held.push(call);
         senders.push(tx);
         // Its first batch is applied (readable), so it is being served, before the next call
         // starts. Once both streams hold their slot, the reads that poll for it are shed.
@@ -68,6 +74,13 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
                 Err(e) if e.code() == Code::ResourceExhausted && product == "HS:88" => break,
                 Err(e) if e.code() == Code::NotFound => {}
                 Err(e) => panic!("{e:?}"),
+            }
+            if held.last().is_some_and(|h| h.is_finished()) {
+                let refused = held.pop().unwrap().await.unwrap().unwrap_err();
+                assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+                let (tx, call) = open(product);
+                held.push(call);
+                *senders.last_mut().unwrap() = tx;
             }
             assert!(Instant::now() < deadline, "the stream is not served");
             tokio::time::sleep(Duration::from_millis(10)).await;
