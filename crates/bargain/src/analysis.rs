@@ -10,6 +10,12 @@ use crate::position::{Position, SCALE};
 use crate::space::{OutcomeSpace, Package};
 use crate::Result;
 
+/// Packages kept per frontier point by the analyses a negotiation keeps (for its offers and
+/// for `AnalyzeNegotiation`): ties beyond it are counted, not listed.
+pub const PACKAGES_PER_POINT: usize = 16;
+/// Seed of the ZOPA estimate's sample (fixed, so that repeated analyses agree).
+pub const ZOPA_SEED: u64 = 0x7ade;
+
 /// Spaces up to this size are enumerated to count the ZOPA exactly (more than two parties).
 pub const EXACT_ZOPA_LIMIT: u64 = 2_000_000;
 /// Largest half-space enumerated when counting a bilateral ZOPA by meet-in-the-middle: spaces
@@ -371,6 +377,42 @@ pub struct LogrollHint {
     /// How much more the party cares about `gets` relative to `gives`, than the counterpart
     /// does: (w_p[gets] / w_p[gives]) / (w_c[gets] / w_c[gives]); above 1 trading helps both.
     pub ratio: f64,
+}
+
+/// Where one offer stands against an analysis of the positions it was judged by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    /// The offer's index in its negotiation.
+    pub offer_id: u32,
+    /// Each party's utility of its package (fixed-point units).
+    pub utilities: Vec<i64>,
+    /// Whether every party gets at least its reservation value (within the tolerance).
+    pub rational: bool,
+    /// Whether the package is on the frontier.
+    pub pareto_optimal: bool,
+    /// Distance in utility space to the nearest Nash point.
+    pub distance_to_nash: Option<f64>,
+}
+
+/// The standing of `package` (offer `offer_id`) against `analysis` of `positions`.
+pub fn standing(
+    analysis: &Analysis,
+    positions: &[&Position],
+    offer_id: u32,
+    package: &Package,
+) -> Standing {
+    let utilities = frontier::utilities_of(positions, package);
+    let rational = utilities
+        .iter()
+        .zip(positions)
+        .all(|(u, p)| *u >= p.reservation_units() - analysis.frontier.tolerance);
+    Standing {
+        offer_id,
+        rational,
+        pareto_optimal: frontier::is_pareto_optimal(&analysis.frontier, positions, package),
+        distance_to_nash: distance_to(&analysis.nash, positions, package),
+        utilities,
+    }
 }
 
 /// Pairs of issues where two parties' relative weights differ by at least `min_ratio`

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Analysis};
-use crate::frontier;
 use crate::position::{Position, PositionSpec};
 use crate::space::{Issue, OutcomeSpace, Package};
 use crate::{Error, Result};
@@ -356,15 +355,39 @@ impl Negotiation {
         self.analysis.is_none() && self.all_positions().is_some()
     }
 
-    /// What offers are evaluated against: the frontier and solutions (16 packages a point).
-    /// A service computes it on a snapshot, off its locks, and gives it back with
-    /// [`Negotiation::install_analysis`]; `Err(TooLarge)` is kept as "no evaluation".
+    /// What offers are evaluated against: the frontier and solutions
+    /// ([`analysis::PACKAGES_PER_POINT`] packages a point). A service computes it on a
+    /// snapshot, off its locks, and gives it back with [`Negotiation::install_analysis`];
+    /// `Err(TooLarge)` is kept as "no evaluation".
     pub fn solve_for_offers(space: &OutcomeSpace, positions: &[&Position]) -> Result<Analysis> {
-        analysis::solve(space, positions, 16)
+        analysis::solve(space, positions, analysis::PACKAGES_PER_POINT)
     }
 
-    /// Keeps `analysis` (from [`Negotiation::solve_for_offers`] on this negotiation at
-    /// `version`) for evaluating offers; ignored when the negotiation has changed since.
+    /// The whole analysis (frontier, solutions and ZOPA) of a snapshot, as
+    /// `AnalyzeNegotiation` answers it; installed, it also serves the offers' evaluations.
+    pub fn analyze_snapshot(space: &OutcomeSpace, positions: &[&Position]) -> Result<Analysis> {
+        analysis::analyze(
+            space,
+            positions,
+            analysis::PACKAGES_PER_POINT,
+            analysis::ZOPA_SEED,
+        )
+    }
+
+    /// The analysis kept for the current positions, if one is (the one copy a service holds:
+    /// it counts it against its budget and may [`forget`](Negotiation::forget_analysis) it).
+    pub fn kept_analysis(&self) -> Option<&Arc<Analysis>> {
+        self.analysis.as_ref().and_then(Option::as_ref)
+    }
+
+    /// Drops the kept analysis (it is computed again when needed).
+    pub fn forget_analysis(&mut self) {
+        self.analysis = None;
+    }
+
+    /// Keeps `analysis` (from [`Negotiation::solve_for_offers`] or
+    /// [`Negotiation::analyze_snapshot`] on this negotiation at `version`) for evaluating
+    /// offers; ignored when the negotiation has changed since.
     pub fn install_analysis(&mut self, version: u64, analysis: Result<Arc<Analysis>>) -> bool {
         let fresh = version == self.version && !matches!(analysis, Err(Error::Cancelled(_)));
         if fresh {
@@ -468,9 +491,10 @@ impl Negotiation {
         let previous = self.offers.iter().rev().find(|o| o.proposer == proposer);
         let concession =
             previous.map(|o| positions[proposer].utility(&o.package) - utilities[proposer]);
+        let standing = analysis::standing(&analysis, &positions, 0, package);
         Some(OfferEvaluation {
-            pareto_optimal: frontier::is_pareto_optimal(&analysis.frontier, &positions, package),
-            distance_to_nash: analysis::distance_to(&analysis.nash, &positions, package),
+            pareto_optimal: standing.pareto_optimal,
+            distance_to_nash: standing.distance_to_nash,
             utilities,
             concession,
         })

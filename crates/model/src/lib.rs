@@ -2,6 +2,10 @@
 //! countries, products, flows, kinds, frequencies, periods, series keys and filters, points,
 //! and the field violations that validation reports. No gRPC, no I/O.
 
+mod failure;
+
+pub use failure::{Failure, Outcome};
+
 use std::fmt;
 
 /// One invalid field: its path in the request and what is wrong with it.

@@ -11,9 +11,11 @@
 //!   message arrives, and the first-message timeout;
 //! - [`conn`]: the connection limit and the idle-connection timeout;
 //! - [`deadline`]: the server's own bound on each call;
-//! - [`outbox`]: watch queues bounded in messages and bytes;
+//! - [`outbox`]: watch queues bounded in messages and bytes; [`watch`]: a catch-up then live
+//!   updates through one, a watcher that falls behind dropped with where to resume;
 //! - [`frames`]: small unary responses in one write;
-//! - [`paging`]: page tokens, checked against the query they belong to.
+//! - [`paging`]: page sizes and page tokens, checked against the query they belong to;
+//! - [`status::of`]: the one mapping of the application layers' `Failure` to gRPC codes.
 
 pub mod auth;
 pub mod conn;
@@ -25,6 +27,7 @@ pub mod server;
 pub mod shed;
 pub mod status;
 pub mod telemetry;
+pub mod watch;
 
 pub use server::{serve, LimitArgs, Limits, Security, SecurityArgs};
 

@@ -1,4 +1,4 @@
-//! Opaque page tokens.
+//! Page sizes and opaque page tokens.
 //!
 //! A token carries a position and a fingerprint of the request that produced it, so a token
 //! reused with other parameters, truncated or edited is refused rather than silently
@@ -59,6 +59,34 @@ pub fn decode(token: &str, fingerprint: Fingerprint) -> Result<Vec<u8>, String> 
     Ok(body[9..].to_vec())
 }
 
+/// The page size a request asks for, within `(default, largest)`: 0 is the default, more
+/// than the largest is the largest, a negative size is an error (for the `page_size` field).
+pub fn size(requested: i32, (default, largest): (usize, usize)) -> Result<usize, String> {
+    match requested {
+        0 => Ok(default),
+        n if n < 0 => Err("must not be negative".to_owned()),
+        n => Ok((n as usize).min(largest)),
+    }
+}
+
+/// A token whose position is a number (an offset, an id or a period).
+pub fn encode_number(fingerprint: Fingerprint, position: u64) -> String {
+    encode(fingerprint, &position.to_be_bytes())
+}
+
+/// The number in a token made by [`encode_number`] for a request with `fingerprint`; an
+/// empty token is `None` (the first page).
+pub fn decode_number(token: &str, fingerprint: Fingerprint) -> Result<Option<u64>, String> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let position = decode(token, fingerprint)?;
+    let bytes: [u8; 8] = position
+        .try_into()
+        .map_err(|_| "is not a page token of this method".to_owned())?;
+    Ok(Some(u64::from_be_bytes(bytes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +97,18 @@ mod tests {
         let t = encode(Fingerprint::of(&[b"a"]), b"pos");
         assert!(decode(&t, Fingerprint::of(&[b"b"])).is_err());
         assert_eq!(decode(&t, Fingerprint::of(&[b"a"])).unwrap(), b"pos");
+    }
+
+    #[test]
+    fn sizes_default_cap_and_refuse_negatives() {
+        assert_eq!(size(0, (50, 500)), Ok(50));
+        assert_eq!(size(7, (50, 500)), Ok(7));
+        assert_eq!(size(9999, (50, 500)), Ok(500));
+        assert!(size(-1, (50, 500)).is_err());
+        let f = Fingerprint::of(&[b"q"]);
+        assert_eq!(decode_number("", f), Ok(None));
+        assert_eq!(decode_number(&encode_number(f, 42), f), Ok(Some(42)));
+        assert!(decode_number(&encode(f, b"abc"), f).is_err());
     }
 
     proptest! {

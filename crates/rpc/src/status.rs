@@ -133,10 +133,38 @@ pub fn bounded(code: Code, message: &str) -> Status {
     Status::new(code, clip(message, MAX_ERROR_TEXT))
 }
 
+/// A status with `text` cut at [`MAX_MESSAGE_BYTES`] characters (the server's own messages;
+/// the parts that echo input are cut shorter where they are written).
+fn message(code: Code, text: &str) -> Status {
+    Status::new(code, clip(text, MAX_MESSAGE_BYTES))
+}
+
 /// `INTERNAL` with a generic message; the cause is logged here, never sent to the caller.
 pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %error, "{context}");
     Status::internal(format!("{context}: internal error (logged on the server)"))
+}
+
+/// The status that answers an application failure: the one mapping of
+/// [`tradepact_model::Failure`] to gRPC codes (messages bounded, violations as details,
+/// internal causes logged and never answered).
+pub fn of(failure: tradepact_model::Failure) -> Status {
+    use tradepact_model::Failure::*;
+    match failure {
+        Invalid(v) => {
+            invalid_argument(v.iter().map(|x| (x.field.as_str(), x.description.as_str())))
+        }
+        NotFound(m) => message(Code::NotFound, &m),
+        OutOfRange(m) => message(Code::OutOfRange, &m),
+        FailedPrecondition(m) => message(Code::FailedPrecondition, &m),
+        PermissionDenied(m) => message(Code::PermissionDenied, &m),
+        Aborted(m) => message(Code::Aborted, &m),
+        ResourceExhausted(m) => message(Code::ResourceExhausted, &m),
+        DeadlineExceeded(m) => message(Code::DeadlineExceeded, &m),
+        Cancelled(m) => message(Code::Cancelled, &m),
+        Unavailable(m) => message(Code::Unavailable, &m),
+        Internal { context, detail } => internal(&context, &detail),
+    }
 }
 
 #[cfg(test)]

@@ -1,41 +1,19 @@
-//! Proto ⇄ domain conversions and the one mapping of domain errors to statuses.
+//! Proto ⇄ domain conversions: requests in (field violations collected as a [`Failure`]),
+//! answers out.
 
-use tonic::Status;
 use tradepact_bargain::analysis::Solution;
 use tradepact_bargain::frontier::FrontierPoint;
 use tradepact_bargain::negotiation::Offer;
 use tradepact_bargain::{
-    Error, Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
+    Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
     Status as NegStatus, Strategy, Visibility,
 };
-use tradepact_model::{Country, Product, Violations};
+use tradepact_model::{Country, Failure, Outcome, Product, Violations};
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
 
-use crate::log::EffectSpec;
-
-/// Domain errors to statuses: invalid input, illegal move, beyond a limit.
-pub(crate) fn to_status(e: Error) -> Status {
-    match e {
-        Error::Invalid { field, description } => {
-            tradepact_rpc::status::invalid_argument([(field.as_str(), description.as_str())])
-        }
-        Error::Illegal(why) => {
-            tradepact_rpc::status::bounded(tonic::Code::FailedPrecondition, &why)
-        }
-        Error::TooLarge(why) => {
-            tradepact_rpc::status::bounded(tonic::Code::ResourceExhausted, &why)
-        }
-        Error::Cancelled(_) => Status::cancelled("the computation was stopped"),
-    }
-}
-
-pub(crate) fn violations_status(v: Violations) -> Status {
-    tradepact_rpc::status::invalid_argument(
-        v.0.iter()
-            .map(|x| (x.field.as_str(), x.description.as_str())),
-    )
-}
+use crate::app::failure;
+use crate::app::log::EffectSpec;
 
 fn effect_in(e: &pb::TradeEffect, field: &str, v: &mut Violations) -> Option<EffectSpec> {
     let reporter = v.check(format!("{field}.reporter"), Country::parse(&e.reporter));
@@ -88,7 +66,7 @@ pub(crate) fn model_effect(e: &EffectSpec) -> tradepact_impact::Effect {
 /// Issues and their trade effects, validated.
 pub(crate) type IssuesAndEffects = (Vec<Issue>, Vec<Vec<Vec<EffectSpec>>>);
 
-pub(crate) fn issues_in(issues: &[pb::Issue]) -> Result<IssuesAndEffects, Status> {
+pub(crate) fn issues_in(issues: &[pb::Issue]) -> Outcome<IssuesAndEffects> {
     let mut v = Violations::default();
     let mut domain = Vec::with_capacity(issues.len());
     let mut effects = Vec::with_capacity(issues.len());
@@ -124,7 +102,7 @@ pub(crate) fn issues_in(issues: &[pb::Issue]) -> Result<IssuesAndEffects, Status
     if v.is_empty() {
         Ok((domain, effects))
     } else {
-        Err(violations_status(v))
+        Err(Failure::from(v))
     }
 }
 
@@ -146,9 +124,8 @@ pub(crate) fn effect_out(e: &EffectSpec) -> pb::TradeEffect {
     }
 }
 
-pub(crate) fn position_in(p: Option<&pb::Position>) -> Result<PositionSpec, Status> {
-    let p =
-        p.ok_or_else(|| tradepact_rpc::status::invalid_argument([("position", "is required")]))?;
+pub(crate) fn position_in(p: Option<&pb::Position>) -> Outcome<PositionSpec> {
+    let p = p.ok_or_else(|| Failure::invalid("position", "is required"))?;
     Ok(PositionSpec {
         weights: p.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         values: p
@@ -184,16 +161,15 @@ pub(crate) fn position_out(p: &PositionSpec) -> pb::Position {
     }
 }
 
-pub(crate) fn package_in(space: &OutcomeSpace, p: Option<&pb::Package>) -> Result<Package, Status> {
-    let p =
-        p.ok_or_else(|| tradepact_rpc::status::invalid_argument([("package", "is required")]))?;
+pub(crate) fn package_in(space: &OutcomeSpace, p: Option<&pb::Package>) -> Outcome<Package> {
+    let p = p.ok_or_else(|| Failure::invalid("package", "is required"))?;
     space
         .package(
             p.choices
                 .iter()
                 .map(|c| (c.issue_id.as_str(), c.option_id.as_str())),
         )
-        .map_err(to_status)
+        .map_err(failure)
 }
 
 pub(crate) fn package_out(space: &OutcomeSpace, p: &Package) -> pb::Package {
@@ -270,16 +246,16 @@ pub(crate) fn solution_out(space: &OutcomeSpace, s: &Solution) -> pb::Solution {
     }
 }
 
-pub(crate) fn strategy_in(s: &pb::Strategy, field: &str) -> Result<Strategy, Status> {
+pub(crate) fn strategy_in(s: &pb::Strategy, field: &str) -> Outcome<Strategy> {
     use pb::strategy::Kind;
     match &s.kind {
         Some(Kind::TimeBasedExponent(e)) => Ok(Strategy::TimeBased { exponent: *e }),
         Some(Kind::TitForTat(_)) => Ok(Strategy::TitForTat),
         Some(Kind::Zeuthen(_)) => Ok(Strategy::Zeuthen),
-        None => Err(tradepact_rpc::status::invalid_argument([(
+        None => Err(Failure::invalid(
             field,
             "set one of time_based_exponent, tit_for_tat or zeuthen",
-        )])),
+        )),
     }
 }
 

@@ -1,18 +1,14 @@
 //! The tradepact negotiation service: `tradepact.negotiation.v1.NegotiationService` over the
 //! bargaining engine of `tradepact-bargain`. Each negotiation is an append-only event log in
-//! sled ([`log`]), replayed at start; commands on one negotiation are serialised by a lock, so
+//! sled ([`app::log`]), replayed at start; commands on one negotiation are serialised by a lock, so
 //! concurrent offers cannot corrupt it (the loser gets `FAILED_PRECONDITION`). Impact
 //! estimates read baselines from the data service over gRPC, with a deadline, so that the
 //! service keeps working when the data service is down.
 
-mod cache;
-mod caller;
+pub mod app;
 mod convert;
-pub mod heavy;
-mod impact;
-pub mod log;
+mod data_source;
 mod present;
-mod registry;
 pub mod service;
 
 use std::future::Future;
@@ -23,6 +19,9 @@ use std::time::Duration;
 use tradepact_proto::negotiation_v1::negotiation_service_server::NegotiationServiceServer;
 use tradepact_rpc::Limits;
 
+use app::log::EventStore;
+
+pub use app::{heavy, log};
 pub use service::NegotiationSvc;
 
 /// Default listen address.
@@ -243,17 +242,20 @@ pub async fn serve(
     // Lazy: the service starts without the data service and reconnects when it returns.
     let channel =
         tradepact_client::lazy_channel_with(&data_service.url, data_service.tls.as_ref())?;
-    let data = impact::DataSource {
+    let data = data_source::DataSource {
         client: tradepact_client::data::client(channel),
         timeout: data_service.timeout,
         token: data_service.token,
     };
-    let (service, watchers) = NegotiationSvc::load(
+    let (app, watchers) = app::Negotiations::load(
         log.clone(),
         data,
         heavy.runner(),
         heavy.memory_mib.saturating_mul(1 << 20),
+        app::cache::AnalysisCache::default(),
+        present::summary_of,
     )?;
+    let service = NegotiationSvc::new(Arc::new(app));
     let server = NegotiationServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

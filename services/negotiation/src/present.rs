@@ -1,12 +1,19 @@
 //! Negotiations, events and simulation steps as answers: what each caller may see.
 
-use tradepact_bargain::simulate::Action;
-use tradepact_bargain::{Event, PositionSpec, Visibility};
-use tradepact_proto::negotiation_v1 as pb;
+use std::ops::Range;
 
+use tradepact_bargain::position::SCALE;
+use tradepact_bargain::simulate::Action;
+use tradepact_bargain::{Event, OutcomeSpace, PositionSpec, Visibility};
+use tradepact_proto::negotiation_v1 as pb;
+use tradepact_rpc::watch::{Feed, Step};
+
+use crate::app::analyze::Analyzed;
+use crate::app::log::public_id;
+use crate::app::simulate::Report;
+use crate::app::watch::Watch;
+use crate::app::{Entry, Published};
 use crate::convert;
-use crate::log::public_id;
-use crate::service::Entry;
 
 /// What `ListNegotiations` shows of a negotiation: no issues, offers or positions.
 pub(crate) fn summary_of(entry: &Entry) -> pb::Negotiation {
@@ -96,23 +103,6 @@ pub(crate) fn negotiation_out(
     }
 }
 
-/// The events of `entry` up to the end of `round` (creation and positions for round 0).
-pub(crate) fn events_until_round(entry: &Entry, round: u32) -> Vec<Event> {
-    let parties = entry.negotiation.parties.len();
-    let mut offers = 0usize;
-    let mut out = Vec::new();
-    for e in &entry.events {
-        if let Event::OfferMade { .. } = e {
-            if offers / parties + 1 > round as usize {
-                break;
-            }
-            offers += 1;
-        }
-        out.push(e.clone());
-    }
-    out
-}
-
 pub(crate) fn event_type(e: &Event) -> String {
     serde_json::to_value(e)
         .ok()
@@ -180,5 +170,133 @@ pub(crate) fn step_out(
         utilities: s.utilities.clone(),
         concession: s.concession,
         agreed: s.agreed,
+    }
+}
+
+/// A simulation's report as a stream message.
+pub(crate) fn report_out(
+    space: &OutcomeSpace,
+    parties: &[String],
+    report: Report,
+) -> pb::SimulateNegotiationResponse {
+    use pb::simulate_negotiation_response::Event as Sim;
+    let event = match report {
+        Report::Turn(step) => Sim::Step(step_out(space, parties, &step)),
+        Report::End(o, branch_id) => Sim::Outcome(pb::SimulationOutcome {
+            agreed: o.agreement.is_some(),
+            agreement: o.agreement.as_ref().map(|p| convert::package_out(space, p)),
+            utilities: o.utilities.clone(),
+            turns: o.turns,
+            reason: o.reason.clone(),
+            branch_id,
+        }),
+    };
+    pb::SimulateNegotiationResponse { event: Some(event) }
+}
+
+/// An analysis as `AnalyzeNegotiation` answers it, with the frontier points in `page`.
+pub(crate) fn analysis_out(
+    a: &Analyzed,
+    page: Range<usize>,
+    next_page_token: String,
+) -> pb::AnalyzeNegotiationResponse {
+    let (space, solved) = (&a.space, &a.analysis);
+    let zopa = solved.zopa.as_ref();
+    let units = |u: &[i64]| u.iter().map(|&x| x as f64 / SCALE).collect();
+    let offers = (a.standings.iter())
+        .map(|s| pb::OfferStanding {
+            offer_id: s.offer_id,
+            utilities: units(&s.utilities),
+            rational: s.rational,
+            pareto_optimal: s.pareto_optimal,
+            distance_to_nash: s.distance_to_nash,
+        })
+        .collect();
+    let hints = (a.hints.iter())
+        .map(|h| pb::LogrollHint {
+            party: a.parties[h.party].clone(),
+            counterpart: a.parties[h.counterpart].clone(),
+            gives_issue: space.issues()[h.gives].id.clone(),
+            gets_issue: space.issues()[h.gets].id.clone(),
+            ratio: h.ratio,
+        })
+        .collect();
+    pb::AnalyzeNegotiationResponse {
+        outcome_count: space.size(),
+        zopa_size: zopa.map_or(0.0, |z| z.size),
+        zopa_exact: zopa.is_some_and(|z| z.exact),
+        frontier_size: solved.frontier.points.len() as u64,
+        frontier: solved.frontier.points[page]
+            .iter()
+            .map(|p| convert::point_out(space, p))
+            .collect(),
+        next_page_token,
+        nash: Some(convert::solution_out(space, &solved.nash)),
+        kalai_smorodinsky: Some(convert::solution_out(space, &solved.kalai_smorodinsky)),
+        egalitarian: Some(convert::solution_out(space, &solved.egalitarian)),
+        max_welfare: Some(convert::solution_out(space, &solved.max_welfare)),
+        ideal: units(&solved.ideal),
+        logrolling_hints: hints,
+        offers,
+    }
+}
+
+/// One `WatchNegotiation` watcher: the events of its negotiation, as it may see them.
+pub(crate) struct NegotiationFeed {
+    id: u64,
+    parties: Vec<String>,
+    visibility: Visibility,
+    include_positions: bool,
+    /// The number of the next event it is to be sent.
+    next: u64,
+    /// The number after the last event of the step being sent.
+    sending: u64,
+}
+
+impl NegotiationFeed {
+    /// A watcher of `watch`, after its past events.
+    pub fn new(watch: &Watch, visibility: Visibility, include_positions: bool) -> Self {
+        let next = watch.next;
+        NegotiationFeed {
+            id: watch.id,
+            parties: watch.parties.clone(),
+            visibility,
+            include_positions,
+            next,
+            sending: next,
+        }
+    }
+
+    /// Event `number` as this watcher may see it.
+    pub fn message(&self, number: u64, e: &Event) -> pb::WatchNegotiationResponse {
+        pb::WatchNegotiationResponse {
+            event_number: number,
+            r#type: event_type(e),
+            json: event_json(e, &self.parties, &self.visibility, self.include_positions),
+        }
+    }
+}
+
+impl Feed for NegotiationFeed {
+    type Update = Published;
+    type Message = pb::WatchNegotiationResponse;
+
+    fn step(&mut self, update: Published) -> Step<Self::Message> {
+        match update {
+            Published::Event { id, number, event } if id == self.id && number >= self.next => {
+                self.sending = number + 1;
+                Step::Send(vec![self.message(number, &event)])
+            }
+            Published::Event { .. } => Step::Skip,
+            Published::Shutdown => Step::End,
+        }
+    }
+
+    fn sent(&mut self) {
+        self.next = self.sending;
+    }
+
+    fn resume_from(&self) -> String {
+        format!("from_event = {}", self.next)
     }
 }

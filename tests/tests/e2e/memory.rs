@@ -97,7 +97,10 @@ async fn negotiations_past_the_memory_budget_are_evicted_and_read_again() {
                 "--negotiation-memory-mib",
                 "1",
             ],
-            &[("RUST_LOG", "info,tradepact_negotiation::registry=debug")],
+            &[(
+                "RUST_LOG",
+                "info,tradepact_negotiation::app::registry=debug",
+            )],
         )
     };
     let neg = start();

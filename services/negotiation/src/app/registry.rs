@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, RwLock};
-use tonic::Status;
+use tradepact_model::{Failure, Outcome};
 use tradepact_proto::negotiation_v1 as pb;
 
-use crate::log::{public_id, EventLog};
-use crate::service::Entry;
+use super::log::{public_id, EventStore};
+use super::Entry;
 
 struct Slot {
     summary: pb::Negotiation,
@@ -25,8 +25,8 @@ struct Slot {
 }
 
 /// The negotiations, by numeric id.
-pub(crate) struct Registry {
-    log: Arc<EventLog>,
+pub struct Registry {
+    log: Arc<dyn EventStore>,
     slots: RwLock<BTreeMap<u64, Slot>>,
     resident: AtomicUsize,
     budget: usize,
@@ -37,13 +37,13 @@ pub(crate) struct Registry {
 impl Registry {
     /// Reads every negotiation's summary from `log` (replaying each once, one at a time).
     pub fn load(
-        log: Arc<EventLog>,
+        log: Arc<dyn EventStore>,
         budget: usize,
         summary: fn(&Entry) -> pb::Negotiation,
     ) -> anyhow::Result<Registry> {
         let mut slots = BTreeMap::new();
         for id in log.ids().map_err(|e| anyhow::anyhow!("{e}"))? {
-            let entry = Entry::read(&log, id)
+            let entry = read(log.as_ref(), id)
                 .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(id)))?;
             slots.insert(
                 id,
@@ -67,12 +67,10 @@ impl Registry {
     }
 
     /// The negotiation `id`, loaded from the log if it is not in memory.
-    pub async fn get(&self, id: u64, public: &str) -> Result<Arc<Mutex<Entry>>, Status> {
+    pub async fn get(&self, id: u64, public: &str) -> Outcome<Arc<Mutex<Entry>>> {
         {
             let slots = self.slots.read().await;
-            let slot = slots
-                .get(&id)
-                .ok_or_else(|| Status::not_found(format!("no negotiation {public}")))?;
+            let slot = slots.get(&id).ok_or_else(|| not_found(public))?;
             if let Some(entry) = &slot.loaded {
                 slot.used
                     .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -80,14 +78,11 @@ impl Registry {
             }
         }
         let log = self.log.clone();
-        let entry = tokio::task::spawn_blocking(move || Entry::read(&log, id))
+        let entry = tokio::task::spawn_blocking(move || read(log.as_ref(), id))
             .await
-            .map_err(|e| tradepact_rpc::status::internal("event log task", &e))?
-            .map_err(|e| tradepact_rpc::status::internal("reading a negotiation", &e))?;
+            .map_err(|e| Failure::internal("event log task", &e))??;
         let mut slots = self.slots.write().await;
-        let slot = slots
-            .get_mut(&id)
-            .ok_or_else(|| Status::not_found(format!("no negotiation {public}")))?;
+        let slot = slots.get_mut(&id).ok_or_else(|| not_found(public))?;
         slot.used
             .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         if let Some(entry) = &slot.loaded {
@@ -102,18 +97,29 @@ impl Registry {
     }
 
     /// Adds a new negotiation, loaded.
-    pub async fn insert(&self, entry: Entry) {
+    pub async fn insert(&self, entry: Entry) -> Arc<Mutex<Entry>> {
         let id = entry.meta.id;
-        let slot = Slot {
-            summary: (self.summary)(&entry),
-            bytes: entry.bytes,
-            loaded: Some(Arc::new(Mutex::new(entry))),
-            used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+        let loaded = Arc::new(Mutex::new(entry));
+        let slot = {
+            let entry = loaded.lock().await;
+            Slot {
+                summary: (self.summary)(&entry),
+                bytes: entry.bytes,
+                loaded: Some(loaded.clone()),
+                used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+            }
         };
         self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
         let mut slots = self.slots.write().await;
         slots.insert(id, slot);
         self.evict(&mut slots, id);
+        loaded
+    }
+
+    /// The negotiations in memory now.
+    pub async fn loaded(&self) -> Vec<Arc<Mutex<Entry>>> {
+        let slots = self.slots.read().await;
+        slots.values().filter_map(|s| s.loaded.clone()).collect()
     }
 
     /// Records what changed in `entry` (after events were appended to it).
@@ -169,17 +175,16 @@ impl Registry {
     }
 }
 
-impl Entry {
-    /// Reads negotiation `id` from `log` and replays it.
-    pub fn read(log: &EventLog, id: u64) -> anyhow::Result<Entry> {
-        let (meta, events, bytes) = log.load_one(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let negotiation = tradepact_bargain::Negotiation::replay(&events)?;
-        Ok(Entry {
-            negotiation,
-            events,
-            meta,
-            bytes,
-            analysis: None,
-        })
-    }
+fn not_found(public: &str) -> Failure {
+    // `public` parsed as an id: short.
+    Failure::NotFound(format!("no negotiation {public}"))
+}
+
+/// Reads negotiation `id` from `log` and replays it.
+fn read(log: &dyn EventStore, id: u64) -> Outcome<Entry> {
+    let (meta, events, bytes) = log
+        .load_one(id)
+        .map_err(|e| Failure::internal("reading a negotiation", &e))?;
+    Entry::new(meta, events, bytes)
+        .map_err(|e| Failure::internal(format!("replaying {}", public_id(id)), &e))
 }

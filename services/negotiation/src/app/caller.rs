@@ -2,16 +2,18 @@
 
 use std::sync::Arc;
 
-use tonic::{Request, Status};
 use tradepact_bargain::Visibility;
+use tradepact_model::{Failure, Outcome};
+use tradepact_rpc::auth::Principal;
 
 /// Who calls, for what the answer may reveal of the parties' positions.
 #[derive(Clone)]
-pub(crate) struct Caller(Option<Arc<tradepact_rpc::auth::Principal>>);
+pub struct Caller(Option<Arc<Principal>>);
 
 impl Caller {
-    pub fn of<T>(request: &Request<T>) -> Caller {
-        Caller(tradepact_rpc::auth::principal(request).cloned())
+    /// The caller a request's token names (`None`: no token, as when auth is off).
+    pub fn new(principal: Option<Arc<Principal>>) -> Caller {
+        Caller(principal)
     }
 
     /// The parties (of `parties`) whose positions and utilities the caller may see.
@@ -26,7 +28,7 @@ impl Caller {
 
     /// `PERMISSION_DENIED` unless the caller may see every party's position: what an
     /// analysis or a simulation shows depends on all of them.
-    pub fn require_every_party(&self, parties: &[String], what: &str) -> Result<(), Status> {
+    pub fn require_every_party(&self, parties: &[String], what: &str) -> Outcome<()> {
         let visibility = self.visibility(parties);
         if visibility.sees_all() {
             return Ok(());
@@ -35,7 +37,7 @@ impl Caller {
             .hidden()
             .map(|i| tradepact_rpc::auth::position_scope(&parties[i]))
             .collect();
-        Err(Status::permission_denied(format!(
+        Err(Failure::PermissionDenied(format!(
             "{what} depends on every party's position: it needs the scope {:?} or the position scopes of every party (missing: {})",
             tradepact_rpc::auth::ALL_PARTIES,
             tradepact_rpc::status::truncated(&hidden.join(", "))

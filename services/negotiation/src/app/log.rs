@@ -5,7 +5,12 @@
 //! - `M` + id (u64 BE) → [`Meta`] as JSON;
 //! - `E` + id + event number (u64 BE each) → [`Event`] as JSON.
 //!
-//! Appends are flushed (fsync) before they are acknowledged.
+//! Appends are flushed (fsync) before they are acknowledged. An append names the number its
+//! first event must get: if the log holds that event already, or not the one before it, the
+//! append is refused as a [`LogError::Conflict`] (answered `ABORTED`), so that two writers of
+//! one negotiation (replicas over a shared log, later) cannot both record event `n`.
+//!
+//! [`EventStore`] is the seam the application writes through; [`EventLog`] (sled) fulfils it.
 //!
 //! Ids are dense: the next id is one more than the highest recorded (found at open), so
 //! `neg-000001`, `neg-000002`, … also across restarts and crashes. A creation that fails (a
@@ -53,6 +58,18 @@ pub struct Meta {
     pub forked_after_round: u32,
 }
 
+impl Meta {
+    /// The metadata of a new negotiation with `effects` (its id is given when recorded).
+    pub fn new(effects: Vec<Vec<Vec<EffectSpec>>>) -> Meta {
+        Meta {
+            id: 0,
+            effects,
+            forked_from: None,
+            forked_after_round: 0,
+        }
+    }
+}
+
 /// Public id of a numeric id.
 pub fn public_id(id: u64) -> String {
     format!("neg-{id:06}")
@@ -85,6 +102,8 @@ pub enum LogError {
     Storage(sled::Error),
     /// A stored record does not decode.
     Corrupt(String),
+    /// An append did not follow the last recorded event.
+    Conflict(String),
 }
 
 impl std::fmt::Display for LogError {
@@ -92,6 +111,7 @@ impl std::fmt::Display for LogError {
         match self {
             LogError::Storage(e) => write!(f, "storage: {e}"),
             LogError::Corrupt(e) => write!(f, "corrupt event log: {e}"),
+            LogError::Conflict(e) => f.write_str(e),
         }
     }
 }
@@ -102,7 +122,29 @@ impl From<sled::Error> for LogError {
     }
 }
 
-/// The event log.
+/// Where negotiations' events are recorded: the seam between the application and its log.
+pub trait EventStore: Send + Sync + 'static {
+    /// The ids of every negotiation, in order.
+    fn ids(&self) -> Result<Vec<u64>, LogError>;
+    /// One negotiation's metadata and events, and the bytes they take in the log.
+    fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError>;
+    /// A fresh numeric id.
+    fn next_id(&self) -> Result<u64, LogError>;
+    /// Records a new negotiation (metadata and first events) atomically and durably.
+    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError>;
+    /// Appends events encoded by [`encode`] as numbers `first..`, atomically and durably;
+    /// [`LogError::Conflict`] unless event `first - 1` is the last recorded.
+    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError>;
+    /// Makes everything durable (at shutdown).
+    fn flush(&self) -> Result<(), LogError>;
+}
+
+/// `events` as the log stores them (their lengths are what they cost).
+pub fn encode(events: &[Event]) -> Vec<Vec<u8>> {
+    events.iter().map(json).collect()
+}
+
+/// The event log in sled.
 pub struct EventLog {
     db: sled::Db,
     tree: sled::Tree,
@@ -140,9 +182,11 @@ impl EventLog {
             last_id: std::sync::atomic::AtomicU64::new(last_id),
         })
     }
+}
 
+impl EventStore for EventLog {
     /// The ids of every negotiation, in order.
-    pub fn ids(&self) -> Result<Vec<u64>, LogError> {
+    fn ids(&self) -> Result<Vec<u64>, LogError> {
         self.tree
             .scan_prefix([b'M'])
             .keys()
@@ -157,7 +201,7 @@ impl EventLog {
     }
 
     /// One negotiation's metadata and events, and the bytes they take in the log.
-    pub fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
+    fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
         let meta = self
             .tree
             .get(meta_key(id))?
@@ -177,7 +221,7 @@ impl EventLog {
     }
 
     /// A fresh numeric id: one more than the last.
-    pub fn next_id(&self) -> Result<u64, LogError> {
+    fn next_id(&self) -> Result<u64, LogError> {
         Ok(self
             .last_id
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
@@ -185,7 +229,7 @@ impl EventLog {
     }
 
     /// Records a new negotiation (metadata and first events) atomically and durably.
-    pub fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
+    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
         let mut batch = sled::Batch::default();
         batch.insert(&meta_key(meta.id)[..], json(meta));
         for (n, e) in events.iter().enumerate() {
@@ -196,30 +240,39 @@ impl EventLog {
         Ok(())
     }
 
-    /// `events` as the log stores them (their lengths are what they cost).
-    pub fn encode(events: &[Event]) -> Vec<Vec<u8>> {
-        events.iter().map(json).collect()
-    }
-
-    /// Appends events encoded by [`EventLog::encode`] as numbers `first..`, atomically and
-    /// durably.
-    pub fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
-        let mut batch = sled::Batch::default();
-        for (i, e) in encoded.into_iter().enumerate() {
-            batch.insert(&event_key(id, first + i as u64)[..], e);
+    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
+        let keys: Vec<[u8; 17]> = (0..encoded.len() as u64)
+            .map(|i| event_key(id, first + i))
+            .collect();
+        let outcome = self.tree.transaction(|tx| {
+            let follows = first == 0 || tx.get(event_key(id, first - 1))?.is_some();
+            if !follows || tx.get(event_key(id, first))?.is_some() {
+                return sled::transaction::abort(format!(
+                    "event {first} of {} does not follow the last recorded one",
+                    public_id(id)
+                ));
+            }
+            for (key, e) in keys.iter().zip(&encoded) {
+                tx.insert(&key[..], &e[..])?;
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {}
+            Err(sled::transaction::TransactionError::Abort(why)) => {
+                return Err(LogError::Conflict(why))
+            }
+            Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
         }
-        self.tree.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Flushes everything (at shutdown).
-    pub fn flush(&self) -> Result<(), LogError> {
+    fn flush(&self) -> Result<(), LogError> {
         self.db.flush()?;
         Ok(())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

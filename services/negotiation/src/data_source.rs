@@ -1,5 +1,6 @@
-//! `EstimateImpact`: baselines from the data service over gRPC, the model from
-//! `tradepact-impact`.
+//! The data service as `EstimateImpact` reads it: baselines over gRPC (a deadline on every
+//! call, the trace context passed on), the model from `tradepact-impact`. The one place the
+//! application reaches another service; its failures are the application's.
 
 use std::time::Duration;
 
@@ -7,15 +8,16 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 use tradepact_client::data::DataClient;
 use tradepact_impact::{Baseline, Side};
+use tradepact_model::{Failure, Outcome};
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
 
+use crate::app::log::EffectSpec;
 use crate::convert::{effect_out, model_effect};
-use crate::log::EffectSpec;
 
 /// How the baseline of a series is read.
 #[derive(Clone, Debug)]
-pub(crate) enum BaselinePeriod {
+pub enum BaselinePeriod {
     /// The latest year with a value.
     Latest,
     /// One year.
@@ -26,7 +28,7 @@ pub(crate) enum BaselinePeriod {
 
 /// The data service, with a deadline on every call and the trace context passed on.
 #[derive(Clone)]
-pub(crate) struct DataSource {
+pub struct DataSource {
     pub client: DataClient,
     pub timeout: Duration,
     pub token: Option<String>,
@@ -76,7 +78,7 @@ impl DataSource {
         key: data_pb::SeriesKey,
         period: &BaselinePeriod,
         traceparent: &str,
-    ) -> Result<Option<(f64, String)>, Status> {
+    ) -> Outcome<Option<(f64, String)>> {
         let (start, end) = match period {
             BaselinePeriod::Latest => (String::new(), String::new()),
             BaselinePeriod::Year(y) => (y.clone(), y.clone()),
@@ -106,14 +108,14 @@ impl DataSource {
     }
 
     /// The impact of one effect.
-    pub(crate) async fn effect(
+    pub async fn effect(
         &self,
         issue_id: &str,
         option_id: &str,
         e: &EffectSpec,
         period: &BaselinePeriod,
         traceparent: &str,
-    ) -> Result<pb::EffectImpact, Status> {
+    ) -> Outcome<pb::EffectImpact> {
         // The importing country's imports from the exporting one, and from the world.
         let (bilateral_key, world_key) = match e.side {
             Side::Import => (
@@ -133,7 +135,7 @@ impl DataSource {
         );
         let (bilateral, baseline_period) = bilateral?
             .ok_or_else(|| {
-                Status::failed_precondition(format!(
+                Failure::FailedPrecondition(format!(
                     "no baseline for the trade effect of {issue_id}={option_id}: the data service has no value of series {what} for {}",
                     match period {
                         BaselinePeriod::Latest => "any year".to_owned(),
@@ -151,7 +153,7 @@ impl DataSource {
                 rest_of_world,
             },
         )
-        .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        .map_err(|err| Failure::invalid(err.field, err.description))?;
         let mut assumptions = impact.assumptions;
         assumptions.push(format!(
             "baseline: {what} = {bilateral:.0} USD ({baseline_period})"
@@ -175,14 +177,18 @@ impl DataSource {
 }
 
 /// Any failure to reach the data service, or its own unavailability, is `UNAVAILABLE` here.
-fn unavailable(s: Status) -> Status {
+fn unavailable(s: Status) -> Failure {
     match s.code() {
-        Code::InvalidArgument | Code::FailedPrecondition => s,
-        Code::Unauthenticated | Code::PermissionDenied => Status::failed_precondition(format!(
+        Code::InvalidArgument => Failure::Invalid(vec![tradepact_model::Violation {
+            field: String::new(),
+            description: format!("the data service refused a baseline query: {}", s.message()),
+        }]),
+        Code::FailedPrecondition => Failure::FailedPrecondition(s.message().to_owned()),
+        Code::Unauthenticated | Code::PermissionDenied => Failure::FailedPrecondition(format!(
             "the data service refused this service's credentials ({}); check --data-service-token",
             s.message()
         )),
-        _ => Status::unavailable(format!(
+        _ => Failure::Unavailable(format!(
             "the data service did not answer ({:?}: {}); impact estimates need it, every other call works",
             s.code(),
             s.message()

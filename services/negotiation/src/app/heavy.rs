@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
-use tonic::Status;
 use tradepact_bargain::cancel::{Cancel, Reason};
 use tradepact_bargain::{Analysis, Negotiation};
+use tradepact_model::{Failure, Outcome};
 
 /// How long a heavy call waits for a free slot before `RESOURCE_EXHAUSTED`.
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
@@ -71,7 +71,7 @@ impl Heavy {
         &self,
         what: &'static str,
         work: impl FnOnce() -> Result<T, tradepact_bargain::Error> + Send + 'static,
-    ) -> Result<T, Status> {
+    ) -> Outcome<T> {
         let mut shutdown = self.shutdown.clone();
         if *shutdown.borrow() {
             return Err(shutting_down(what));
@@ -80,7 +80,7 @@ impl Heavy {
             .await
             .map_err(|_| {
                 tracing::warn!(what, limit = self.max_calls, "shedding a heavy call");
-                Status::resource_exhausted(format!(
+                Failure::ResourceExhausted(format!(
                     "{what}: the server runs its maximum of {} heavy computations at once (--max-heavy-calls); retry with backoff",
                     self.max_calls
                 ))
@@ -109,19 +109,19 @@ impl Heavy {
             break (&mut task).await;
         };
         guard.0 = None;
-        let result = result.map_err(|e| tradepact_rpc::status::internal(what, &e))?;
+        let result = result.map_err(|e| Failure::internal(what, &e))?;
         result.map_err(|e| match e {
             tradepact_bargain::Error::Cancelled(Reason::Deadline) => {
-                Status::deadline_exceeded(format!(
+                Failure::DeadlineExceeded(format!(
                     "{what} took longer than the server's bound of {} s for heavy computations (--heavy-call-timeout-secs)",
                     self.bound.as_secs_f64()
                 ))
             }
             tradepact_bargain::Error::Cancelled(Reason::Shutdown) => shutting_down(what),
             tradepact_bargain::Error::Cancelled(Reason::CallerGone) => {
-                Status::cancelled(format!("{what} was cancelled"))
+                Failure::Cancelled(format!("{what} was cancelled"))
             }
-            other => crate::convert::to_status(other),
+            other => super::failure(other),
         })
     }
 }
@@ -153,10 +153,8 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// The answer of a heavy call run as its own task.
-pub(crate) fn joined(
-    done: Result<Result<(), Status>, tokio::task::JoinError>,
-) -> Result<(), Status> {
-    done.map_err(|e| tradepact_rpc::status::internal("simulation task", &e))?
+pub(crate) fn joined(done: Result<Outcome<()>, tokio::task::JoinError>) -> Outcome<()> {
+    done.map_err(|e| Failure::internal("simulation task", &e))?
 }
 
 /// Sends `item` from a blocking computation, waking every millisecond while the channel is
@@ -183,8 +181,8 @@ pub(crate) fn send_checking<T>(
     }
 }
 
-fn shutting_down(what: &str) -> Status {
-    Status::unavailable(format!("{what}: the server is shutting down"))
+fn shutting_down(what: &str) -> Failure {
+    Failure::Unavailable(format!("{what}: the server is shutting down"))
 }
 
 #[cfg(test)]
@@ -221,9 +219,8 @@ mod tests {
             .run("an analysis", spin(stopped.clone()))
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
         assert!(
-            status.message().contains("--heavy-call-timeout-secs"),
+            matches!(&status, Failure::DeadlineExceeded(m) if m.contains("--heavy-call-timeout-secs")),
             "{status:?}"
         );
         assert!(stopped.load(Ordering::SeqCst));
@@ -255,12 +252,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         shutdown.shut_down();
         let status = running.await.unwrap().unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(matches!(status, Failure::Unavailable(_)), "{status:?}");
         assert!(stopped.load(Ordering::SeqCst));
-        assert_eq!(
-            heavy.run("later", || Ok(())).await.unwrap_err().code(),
-            tonic::Code::Unavailable
-        );
+        assert!(matches!(
+            heavy.run("later", || Ok(())).await.unwrap_err(),
+            Failure::Unavailable(_)
+        ));
     }
 
     #[tokio::test]
@@ -274,8 +271,10 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let status = heavy.run("second", || Ok(())).await.unwrap_err();
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert!(status.message().contains("--max-heavy-calls"));
+        assert!(
+            matches!(&status, Failure::ResourceExhausted(m) if m.contains("--max-heavy-calls")),
+            "{status:?}"
+        );
         busy.abort();
         eventually(&stopped).await;
     }
