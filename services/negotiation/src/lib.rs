@@ -229,6 +229,35 @@ pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
     Ok(Arc::new(log))
 }
 
+/// The service over `log`: its handlers, the application behind them, and what closes its
+/// watches and heavy computations at shutdown (what [`serve`] serves, and what in-process
+/// tests call).
+pub fn service(
+    log: Arc<log::EventLog>,
+    data_service: DataServiceConfig,
+    heavy: NegotiationLimits,
+    cache: app::cache::AnalysisCache,
+) -> anyhow::Result<(NegotiationSvc, Arc<app::Negotiations>, app::Closer)> {
+    // Lazy: the service starts without the data service and reconnects when it returns.
+    let channel =
+        tradepact_client::lazy_channel_with(&data_service.url, data_service.tls.as_ref())?;
+    let data = data_source::DataSource {
+        client: tradepact_client::data::client(channel),
+        timeout: data_service.timeout,
+        token: data_service.token,
+    };
+    let (app, closer) = app::Negotiations::load(
+        log,
+        data,
+        heavy.runner(),
+        heavy.memory_mib.saturating_mul(1 << 20),
+        cache,
+        present::summary_of,
+    )?;
+    let app = Arc::new(app);
+    Ok((NegotiationSvc::new(app.clone()), app, closer))
+}
+
 /// Serves the negotiations of `log` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -239,23 +268,8 @@ pub async fn serve(
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Lazy: the service starts without the data service and reconnects when it returns.
-    let channel =
-        tradepact_client::lazy_channel_with(&data_service.url, data_service.tls.as_ref())?;
-    let data = data_source::DataSource {
-        client: tradepact_client::data::client(channel),
-        timeout: data_service.timeout,
-        token: data_service.token,
-    };
-    let (app, watchers) = app::Negotiations::load(
-        log.clone(),
-        data,
-        heavy.runner(),
-        heavy.memory_mib.saturating_mul(1 << 20),
-        app::cache::AnalysisCache::default(),
-        present::summary_of,
-    )?;
-    let service = NegotiationSvc::new(Arc::new(app));
+    let cache = app::cache::AnalysisCache::default();
+    let (service, _, watchers) = service(log.clone(), data_service, heavy, cache)?;
     let server = NegotiationServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -287,6 +301,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await
 }
+
+#[cfg(test)]
+mod handler_tests;
 
 #[cfg(test)]
 mod tests {

@@ -179,6 +179,11 @@ impl Negotiations {
         Ok((n, self.registry.get(n, id).await?))
     }
 
+    /// The negotiations in memory now.
+    pub async fn loaded(&self) -> Vec<Arc<Mutex<Entry>>> {
+        self.registry.loaded().await
+    }
+
     /// The negotiation `id`, locked.
     pub async fn get(&self, id: &str) -> Outcome<Held> {
         Ok(self.entry(id).await?.1.lock_owned().await)
