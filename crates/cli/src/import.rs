@@ -298,7 +298,7 @@ impl Batcher {
             .series
             .drain()
             .map(|(key, points)| pb::SeriesPoints {
-                key: Some(tradepact_data::convert::series_key_pb(&key)),
+                key: Some(pb::SeriesKey::from(&key)),
                 source: String::new(),
                 points: points
                     .into_iter()

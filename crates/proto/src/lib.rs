@@ -92,3 +92,5 @@ mod tests {
         );
     }
 }
+
+mod model;

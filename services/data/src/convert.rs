@@ -1,5 +1,7 @@
-//! Proto ⇄ domain conversions (public: [`series_key_pb`], for clients that build requests). Every request field is validated here; violations carry the
-//! field's path in the request (e.g. `series[0].points[3].period`).
+//! Proto ⇄ domain conversions of the data service. Every request field is validated here;
+//! violations carry the field's path in the request (e.g. `series[0].points[3].period`).
+//! Model values as messages (`pb::SeriesKey::from(&key)`) are in `tradepact-proto`, for
+//! every client.
 
 use std::sync::Arc;
 
@@ -51,28 +53,6 @@ pub(crate) fn frequency(v: i32, required: bool) -> Result<Option<Frequency>, Str
     }
 }
 
-fn flow_pb(f: Flow) -> pb::Flow {
-    match f {
-        Flow::Export => pb::Flow::Export,
-        Flow::Import => pb::Flow::Import,
-    }
-}
-
-fn kind_pb(k: Kind) -> pb::TradeKind {
-    match k {
-        Kind::Goods => pb::TradeKind::Goods,
-        Kind::Services => pb::TradeKind::Services,
-    }
-}
-
-fn frequency_pb(f: Frequency) -> pb::Frequency {
-    match f {
-        Frequency::Annual => pb::Frequency::Annual,
-        Frequency::Quarterly => pb::Frequency::Quarterly,
-        Frequency::Monthly => pb::Frequency::Monthly,
-    }
-}
-
 /// Validates a required series key at `field`.
 pub(crate) fn series_key(
     key: Option<&pb::SeriesKey>,
@@ -97,17 +77,6 @@ pub(crate) fn series_key(
         product: product?,
         frequency: frequency??,
     })
-}
-
-pub fn series_key_pb(key: &SeriesKey) -> pb::SeriesKey {
-    pb::SeriesKey {
-        reporter: key.reporter.to_string(),
-        partner: key.partner.to_string(),
-        flow: flow_pb(key.flow).into(),
-        kind: kind_pb(key.kind).into(),
-        product: key.product.to_string(),
-        frequency: frequency_pb(key.frequency).into(),
-    }
 }
 
 /// Validates a write batch: keys, periods matching each series' frequency, values, sources,
@@ -227,17 +196,6 @@ pub(crate) fn period_range(
 }
 
 /// Validates `page_size`: 0 means `default`, negative is invalid, larger than `max` is capped.
-pub(crate) fn page_size(size: i32, default: usize, max: usize, v: &mut Violations) -> usize {
-    match size {
-        0 => default,
-        n if n < 0 => {
-            v.add("page_size", "must not be negative");
-            default
-        }
-        n => (n as usize).min(max),
-    }
-}
-
 pub(crate) fn read_plan(
     key: &SeriesKey,
     aggregate_to: i32,
@@ -272,7 +230,7 @@ pub(crate) fn columns(block: Columns) -> pb::StreamSeriesColumnsResponse {
         .collect();
     let single_source = block.sources.len() == 1;
     pb::StreamSeriesColumnsResponse {
-        frequency: frequency_pb(block.frequency).into(),
+        frequency: pb::Frequency::from(block.frequency).into(),
         period_deltas,
         values_usd: block.values,
         sources: block.sources,
@@ -318,7 +276,7 @@ pub(crate) fn filter(f: Option<&pb::SeriesFilter>, v: &mut Violations) -> Series
 
 pub(crate) fn series_info(info: SeriesInfo) -> pb::SeriesInfo {
     pb::SeriesInfo {
-        key: Some(series_key_pb(&info.key)),
+        key: Some(pb::SeriesKey::from(&info.key)),
         point_count: info.point_count,
         first_period: info.first.to_string(),
         last_period: info.last.to_string(),
@@ -502,7 +460,7 @@ mod fuzz {
                 let _ = read_plan(&key, agg, &mut v);
                 let _ = period_range(&start, &end, key.frequency, &mut v);
             }
-            let _ = page_size(size, 10, 100, &mut v);
+            let _ = v.check("page_size", tradepact_rpc::paging::size(size, (10, 100)));
             let filter_pb = pb::SeriesFilter { reporter: f.0, partner: f.1, flow: f.2, kind: f.3, product: f.4, frequency: f.5 };
             let _ = filter(Some(&filter_pb), &mut v);
         }

@@ -1,9 +1,11 @@
 //! The tradepact trade data service: `tradepact.data.v1.TradeDataService` over the sled
-//! time-series store of `tradepact-store`. Handlers validate ([`convert`]), call the store
-//! and map errors ([`error`]); no storage logic lives here.
+//! time-series store of `tradepact-store`. Handlers validate ([`convert`]) and call the
+//! application ([`app`]: writes through its write log, ingest, watch, reads); no storage
+//! logic lives here.
 
+pub mod app;
 pub mod convert;
-mod error;
+mod feed;
 pub mod service;
 
 use std::future::Future;
@@ -84,7 +86,8 @@ pub async fn serve(
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (service, watchers) = DataService::new(store.clone());
+    let (app, watchers) = app::Trade::new(store.clone());
+    let service = DataService::new(app);
     let server = TradeDataServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

@@ -1,0 +1,225 @@
+//! The data application: what the service does, with no gRPC in it. The handlers
+//! (`service.rs`) validate a request ([`crate::convert`]), call one method here and convert
+//! its answer; failures are [`Failure`]s, mapped to statuses in one place
+//! (`tradepact_rpc::status::of`).
+//!
+//! Writes go through the [`WriteLog`] seam (append a batch → its sequence; fulfilled by the
+//! sled store today, a replicated log later); reads go to the store. [`ingest`] is the
+//! batch-merging writer of a bulk load, [`watch`] the fan-out of durable writes to watchers.
+
+pub mod failure;
+pub mod ingest;
+pub mod watch;
+
+use std::sync::Arc;
+
+use tradepact_model::{Failure, Outcome};
+use tradepact_store::aggregate::{self, ReadPlan, Value};
+use tradepact_store::analysis::{self, BalanceQuery, BalanceRow, Change, ChangeTarget};
+use tradepact_store::columns::{self, Columns};
+use tradepact_store::{
+    Period, SeriesFilter, SeriesInfo, SeriesKey, SeriesPoints, Store, WriteSummary,
+};
+
+pub use failure::{failure, join_failure};
+use watch::Watchers;
+
+/// Where writes go: the seam a replicated log will fill. Writes are applied in sequence
+/// order; a write is durable once [`WriteLog::flush`] has returned a sequence at least its.
+pub trait WriteLog: Send + Sync + 'static {
+    /// Applies `batch` atomically; `applied` is told its sequence while writes are still
+    /// serialised (so in sequence order).
+    fn append(
+        &self,
+        batch: &[SeriesPoints],
+        applied: &mut dyn FnMut(u64),
+    ) -> tradepact_store::Result<WriteSummary>;
+    /// Deletes a series (a write too); the points it held.
+    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64>;
+    /// Makes every write so far durable; the last sequence it covers.
+    fn flush(&self) -> tradepact_store::Result<u64>;
+}
+
+impl WriteLog for Store {
+    fn append(
+        &self,
+        batch: &[SeriesPoints],
+        applied: &mut dyn FnMut(u64),
+    ) -> tradepact_store::Result<WriteSummary> {
+        self.write_then(batch, applied)
+    }
+
+    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
+        Store::delete(self, key)
+    }
+
+    fn flush(&self) -> tradepact_store::Result<u64> {
+        Store::flush(self)
+    }
+}
+
+/// Blocking iterators a stream is served from.
+pub type Items<T> = Box<dyn Iterator<Item = Outcome<T>> + Send + 'static>;
+
+/// The trade data of one service.
+#[derive(Clone)]
+pub struct Trade {
+    store: Arc<Store>,
+    log: Arc<dyn WriteLog>,
+    watch: Arc<Watchers>,
+}
+
+impl Trade {
+    /// The application over `store` (its reads and, today, its write log), with the handle
+    /// that closes its watches.
+    pub fn new(store: Arc<Store>) -> (Trade, watch::Closer) {
+        let watch = Arc::new(Watchers::new());
+        let closer = watch.closer();
+        let log: Arc<dyn WriteLog> = store.clone();
+        (Trade { store, log, watch }, closer)
+    }
+
+    /// Runs a bounded read on the calling task: sled reads of a page or a few series take
+    /// microseconds, less than a hand-off to the blocking pool (measured: the hand-off halved
+    /// unary read throughput under load). Unbounded work (writes with their fsync, streams)
+    /// goes through [`Trade::blocking`].
+    fn inline<T>(&self, f: impl FnOnce(&Store) -> tradepact_store::Result<T>) -> Outcome<T> {
+        f(&self.store).map_err(failure)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Trade) -> tradepact_store::Result<T> + Send + 'static,
+    ) -> Outcome<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(join_failure)?
+            .map_err(failure)
+    }
+
+    /// Applies a batch; durable only when `flush`. Watchers are told once it is durable.
+    pub async fn write(&self, batch: Vec<SeriesPoints>, flush: bool) -> Outcome<WriteSummary> {
+        self.blocking(move |this| {
+            let batch = Arc::new(batch);
+            let summary = this
+                .log
+                .append(&batch, &mut |seq| this.watch.applied(seq, &batch))?;
+            if flush {
+                this.flush_now()?;
+            }
+            Ok(summary)
+        })
+        .await
+    }
+
+    /// Makes every write durable and tells watchers of them.
+    pub async fn flush(&self) -> Outcome<()> {
+        self.blocking(|this| this.flush_now()).await
+    }
+
+    fn flush_now(&self) -> tradepact_store::Result<()> {
+        let upto = self.log.flush()?;
+        self.watch.durable(upto);
+        Ok(())
+    }
+
+    /// Deletes series `key`, durably; the points it held.
+    pub async fn delete(&self, key: SeriesKey) -> Outcome<u64> {
+        self.blocking(move |this| {
+            let n = this.log.delete(&key)?;
+            this.flush_now()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Up to `size` values of `key` in `[from, to]` read as `plan` says, and the period
+    /// ordinal the next page starts at.
+    pub fn values_page(
+        &self,
+        key: &SeriesKey,
+        plan: ReadPlan,
+        (from, to): (u32, u32),
+        size: usize,
+    ) -> Outcome<(Vec<Value>, Option<u32>)> {
+        self.inline(|store| {
+            let mut values = Vec::with_capacity(size.min(1024));
+            for value in aggregate::values(store, key, plan, from, to)? {
+                let value = value?;
+                if values.len() == size {
+                    return Ok((values, Some(value.period.ordinal)));
+                }
+                values.push(value);
+            }
+            Ok((values, None))
+        })
+    }
+
+    /// Every value of `key` in `[from, to]` read as `plan` says, from the blocking pool (an
+    /// unknown series fails here, not in the iteration).
+    pub async fn values(
+        &self,
+        key: SeriesKey,
+        plan: ReadPlan,
+        (from, to): (u32, u32),
+    ) -> Outcome<Items<Value>> {
+        let values = self
+            .blocking(move |this| aggregate::values(&this.store, &key, plan, from, to))
+            .await?;
+        Ok(Box::new(values.map(|v| v.map_err(failure))))
+    }
+
+    /// The values of `key` in `[from, to]` as column blocks of at most `chunk` values.
+    pub async fn columns(
+        &self,
+        key: SeriesKey,
+        plan: ReadPlan,
+        (from, to): (u32, u32),
+        chunk: usize,
+    ) -> Outcome<Items<Columns>> {
+        let blocks = self
+            .blocking(move |this| columns::columns(&this.store, &key, plan, from, to, chunk))
+            .await?;
+        Ok(Box::new(blocks.map(|b| b.map_err(failure))))
+    }
+
+    /// Up to `size` series `filter` matches, after the key `after`; the key to go on after.
+    pub fn list(
+        &self,
+        filter: &SeriesFilter,
+        after: Option<&[u8]>,
+        size: usize,
+    ) -> Outcome<(Vec<SeriesInfo>, Option<Vec<u8>>)> {
+        self.inline(|store| store.list(filter, after, size))
+    }
+
+    /// Exports, imports and balance of `query` for each period in `[from, to]`.
+    pub fn balance(
+        &self,
+        query: &BalanceQuery,
+        (from, to): (u32, u32),
+    ) -> Outcome<Vec<BalanceRow>> {
+        self.inline(|store| analysis::trade_balance(store, query, from, to))
+    }
+
+    /// How `target` changed from `from` to `to`.
+    pub fn change(&self, target: &ChangeTarget, from: Period, to: Period) -> Outcome<Change> {
+        self.inline(|store| analysis::change(store, target, from, to))
+    }
+
+    /// The last write's sequence.
+    pub fn sequence(&self) -> u64 {
+        self.store.sequence()
+    }
+}
+
+/// `Failure::Invalid` unless `v` is empty; else the value (`None` only on a bug: every
+/// `None` comes with a violation).
+pub fn validated<T>(
+    v: tradepact_model::Violations,
+    value: impl FnOnce() -> Option<T>,
+) -> Outcome<T> {
+    let value = v.into_result(value).map_err(Failure::Invalid)?;
+    value.ok_or_else(|| Failure::invalid("", "invalid request"))
+}
