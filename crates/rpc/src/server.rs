@@ -413,6 +413,27 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// Opens `what` (e.g. "the store") in `dir` with `open`, creating the directory first; the
+/// error names the directory, and says when another `binary` may hold its lock.
+pub fn open_dir<T, E: std::fmt::Display>(
+    dir: &std::path::Path,
+    what: &str,
+    binary: &str,
+    open: impl FnOnce(&std::path::Path) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    open(dir).map_err(|e| {
+        let text = e.to_string();
+        let hint = if text.contains("lock") {
+            format!(" (is another {binary} using it?)")
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("cannot open {what} in {}{hint}: {text}", dir.display())
+    })
+}
+
 /// Binds `addr`, reporting which address failed.
 pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)

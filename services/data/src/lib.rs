@@ -64,17 +64,7 @@ pub struct Config {
 
 /// Opens the store in `dir`, with an error that names the directory.
 pub fn open_store(dir: &Path) -> anyhow::Result<Arc<Store>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-    let store = Store::open(dir).map_err(|e| {
-        let text = e.to_string();
-        let hint = if text.contains("lock") {
-            " (is another tradepact-data using it?)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("cannot open the store in {}{hint}: {text}", dir.display())
-    })?;
+    let store = tradepact_rpc::server::open_dir(dir, "the store", "tradepact-data", Store::open)?;
     Ok(Arc::new(store))
 }
 
@@ -117,6 +107,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await
 }
+
+#[cfg(test)]
+mod handler_tests;
 
 #[cfg(test)]
 mod tests {

@@ -212,20 +212,8 @@ impl Config {
 
 /// Opens the event log in `dir`, with an error that names the directory.
 pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-    let log = log::EventLog::open(dir).map_err(|e| {
-        let text = e.to_string();
-        let hint = if text.contains("lock") {
-            " (is another tradepact-negotiation using it?)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!(
-            "cannot open the event log in {}{hint}: {text}",
-            dir.display()
-        )
-    })?;
+    let open = log::EventLog::open;
+    let log = tradepact_rpc::server::open_dir(dir, "the event log", "tradepact-negotiation", open)?;
     Ok(Arc::new(log))
 }
 
