@@ -92,7 +92,7 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
             ..Default::default()
         })
         .await
-        .unwrap()
+        .unwrap_or_else(|s| panic!("a read after the disk filled failed: {s:?}"))
         .into_inner();
     assert_eq!(read.values[0].value_usd, f64::from(i));
     drop(client);
