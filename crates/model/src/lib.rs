@@ -3,6 +3,7 @@
 //! and the field violations that validation reports. No gRPC, no I/O.
 
 mod failure;
+pub mod reference;
 
 pub use failure::{Failure, Outcome};
 
@@ -29,7 +30,8 @@ pub fn echo(s: &str) -> String {
     }
 }
 
-/// ISO 3166-1 alpha-3 code (upper case) or `WLD` for the world.
+/// A reporter or partner: an ISO 3166-1 alpha-3 code, a former ISO 3166-3 code, or an area
+/// UN Comtrade reports (`WLD` for the world, `EUU` for the EU, …): see [`reference`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Country([u8; 3]);
 
@@ -37,17 +39,27 @@ impl Country {
     /// The world as a partner or reporter.
     pub const WORLD: Country = Country(*b"WLD");
 
-    /// Parses an upper-case alpha-3 code. The shape is checked, not membership
-    /// in the ISO list: new and historical codes keep working.
+    /// Parses a code in the reference list ([`reference::countries`]).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let b = s.as_bytes();
-        if b.len() == 3 && b.iter().all(u8::is_ascii_uppercase) {
-            Ok(Country([b[0], b[1], b[2]]))
-        } else {
-            Err(format!(
-                "must be an ISO 3166-1 alpha-3 code in upper case (e.g. \"USA\") or \"WLD\", got {}", echo(s)
-            ))
+        let code = Country::of_shape(s).ok_or_else(|| {
+            format!(
+                "must be an ISO 3166-1 alpha-3 code in upper case (e.g. \"USA\"), a former ISO 3166-3 code or an area such as \"WLD\", got {}", echo(s)
+            )
+        })?;
+        match reference::country(code) {
+            Some(_) => Ok(code),
+            None => Err(format!(
+                "{} is not a known country or area code (ISO 3166-1 alpha-3, former ISO 3166-3 codes, and WLD, EUU and the X.. areas of UN Comtrade)",
+                echo(s)
+            )),
         }
+    }
+
+    /// Three upper-case letters, whether or not in the reference list (codes read back from
+    /// storage: what was stored stays readable).
+    pub fn of_shape(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        (b.len() == 3 && b.iter().all(u8::is_ascii_uppercase)).then(|| Country([b[0], b[1], b[2]]))
     }
 
     /// The three-letter code.
@@ -74,6 +86,10 @@ pub enum Flow {
     Export,
     /// Bought by the reporter from the partner.
     Import,
+    /// Goods imported earlier, exported again in the same state.
+    ReExport,
+    /// Goods exported earlier, imported again in the same state.
+    ReImport,
 }
 
 /// What is traded.
@@ -119,6 +135,8 @@ impl fmt::Display for Flow {
         f.write_str(match self {
             Flow::Export => "EXPORT",
             Flow::Import => "IMPORT",
+            Flow::ReExport => "RE_EXPORT",
+            Flow::ReImport => "RE_IMPORT",
         })
     }
 }
@@ -146,8 +164,14 @@ impl fmt::Display for Frequency {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Product(String);
 
+/// The HS editions a product scheme may name (`HS2017:8703`); `HS` alone is an HS code of an
+/// edition not known.
+pub const HS_EDITIONS: [&str; 7] = [
+    "HS1992", "HS1996", "HS2002", "HS2007", "HS2012", "HS2017", "HS2022",
+];
+
 /// Longest product code accepted, in bytes.
-pub const MAX_PRODUCT_LEN: usize = 32;
+pub const MAX_PRODUCT_LEN: usize = 33;
 
 impl Product {
     /// All products.
@@ -155,20 +179,25 @@ impl Product {
         Product("TOTAL".to_owned())
     }
 
-    /// Checks the shape: `TOTAL`, or a scheme of 2–8 upper-case letters, a colon and
-    /// a code of 1–20 upper-case letters, digits or `_`; `HS` codes have 2, 4 or 6 digits.
+    /// Checks the shape: `TOTAL`, or SCHEME:CODE where the scheme is 2–8 upper-case letters
+    /// and, for an edition, up to 4 digits (`HS2017`, `SITC4`), and the code 1–20 upper-case
+    /// letters, digits or `_`. Known schemes are checked further: HS codes (`HS` or an HS
+    /// edition, [`HS_EDITIONS`]) have 2, 4 or 6 digits, SITC codes (`SITC1`…`SITC4`) 1 to 5.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s == "TOTAL" {
             return Ok(Product::total());
         }
         let bad = || {
             format!(
-                "must be \"TOTAL\" or SCHEME:CODE such as \"HS:87\", \"HS:870323\", \"EBOPS:SF\" or \"USITC:AGRI\", got {}", echo(s)
+                "must be \"TOTAL\" or SCHEME:CODE such as \"HS2017:870323\", \"HS:87\", \"SITC4:7812\", \"EBOPS2010:SF\" or \"USITC:AGRI\", got {}", echo(s)
             )
         };
         let (scheme, code) = s.split_once(':').ok_or_else(bad)?;
-        let scheme_ok =
-            (2..=8).contains(&scheme.len()) && scheme.bytes().all(|b| b.is_ascii_uppercase());
+        let letters = scheme.bytes().take_while(u8::is_ascii_uppercase).count();
+        let digits = &scheme[letters..];
+        let scheme_ok = (2..=8).contains(&letters)
+            && digits.len() <= 4
+            && digits.bytes().all(|b| b.is_ascii_digit());
         let code_ok = (1..=20).contains(&code.len())
             && code
                 .bytes()
@@ -176,12 +205,61 @@ impl Product {
         if !scheme_ok || !code_ok {
             return Err(bad());
         }
-        if scheme == "HS"
-            && !(matches!(code.len(), 2 | 4 | 6) && code.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(format!("HS codes have 2, 4 or 6 digits, got {}", echo(s)));
+        let all_digits = code.bytes().all(|b| b.is_ascii_digit());
+        if &scheme[..letters] == "HS" {
+            if !digits.is_empty() && !HS_EDITIONS.contains(&scheme) {
+                return Err(format!(
+                    "{} is not an HS edition: {} (or HS when the edition is not known)",
+                    echo(scheme),
+                    HS_EDITIONS.join(", ")
+                ));
+            }
+            if !(matches!(code.len(), 2 | 4 | 6) && all_digits) {
+                return Err(format!("HS codes have 2, 4 or 6 digits, got {}", echo(s)));
+            }
+        }
+        if &scheme[..letters] == "SITC" {
+            if !matches!(digits, "1" | "2" | "3" | "4") {
+                return Err(format!(
+                    "SITC is written with its revision: SITC1, SITC2, SITC3 or SITC4, got {}",
+                    echo(scheme)
+                ));
+            }
+            if !((1..=5).contains(&code.len()) && all_digits) {
+                return Err(format!("SITC codes have 1 to 5 digits, got {}", echo(s)));
+            }
         }
         Ok(Product(s.to_owned()))
+    }
+
+    /// The product scheme of a UN Comtrade `classificationCode` (`H5` → `HS2017`, `S4` →
+    /// `SITC4`, `B5` → `BEC5`, `EB10` → `EBOPS2010`, …), if it is one.
+    pub fn comtrade_scheme(classification: &str) -> Option<&'static str> {
+        Some(match classification {
+            "H0" => "HS1992",
+            "H1" => "HS1996",
+            "H2" => "HS2002",
+            "H3" => "HS2007",
+            "H4" => "HS2012",
+            "H5" => "HS2017",
+            "H6" => "HS2022",
+            "HS" => "HS",
+            "S1" => "SITC1",
+            "S2" => "SITC2",
+            "S3" => "SITC3",
+            "S4" => "SITC4",
+            "B4" => "BEC4",
+            "B5" => "BEC5",
+            "EB" => "EBOPS",
+            "EB02" => "EBOPS2002",
+            "EB10" => "EBOPS2010",
+            _ => return None,
+        })
+    }
+
+    /// The scheme (with its edition) and the code; `None` for `TOTAL`.
+    pub fn split(&self) -> Option<(&str, &str)> {
+        self.0.split_once(':')
     }
 
     /// The code as written.
@@ -232,6 +310,8 @@ impl SeriesKey {
         out.push(match self.flow {
             Flow::Export => 1,
             Flow::Import => 2,
+            Flow::ReExport => 3,
+            Flow::ReImport => 4,
         });
         out.push(match self.kind {
             Kind::Goods => 1,
@@ -251,13 +331,15 @@ impl SeriesKey {
         if b.len() < 10 {
             return None;
         }
-        let country = |s: &[u8]| Country::parse(std::str::from_utf8(s).ok()?).ok();
+        let country = |s: &[u8]| Country::of_shape(std::str::from_utf8(s).ok()?);
         Some(SeriesKey {
             reporter: country(&b[0..3])?,
             partner: country(&b[3..6])?,
             flow: match b[6] {
                 1 => Flow::Export,
                 2 => Flow::Import,
+                3 => Flow::ReExport,
+                4 => Flow::ReImport,
                 _ => return None,
             },
             kind: match b[7] {

@@ -10,6 +10,8 @@ impl From<Flow> for pb::Flow {
         match f {
             Flow::Export => pb::Flow::Export,
             Flow::Import => pb::Flow::Import,
+            Flow::ReExport => pb::Flow::ReExport,
+            Flow::ReImport => pb::Flow::ReImport,
         }
     }
 }

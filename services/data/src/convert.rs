@@ -22,8 +22,12 @@ pub(crate) fn flow(v: i32, required: bool) -> Result<Option<Flow>, String> {
     match pb::Flow::try_from(v) {
         Ok(pb::Flow::Export) => Ok(Some(Flow::Export)),
         Ok(pb::Flow::Import) => Ok(Some(Flow::Import)),
+        Ok(pb::Flow::ReExport) => Ok(Some(Flow::ReExport)),
+        Ok(pb::Flow::ReImport) => Ok(Some(Flow::ReImport)),
         Ok(pb::Flow::Unspecified) if !required => Ok(None),
-        Ok(pb::Flow::Unspecified) => Err("is required: FLOW_EXPORT or FLOW_IMPORT".to_owned()),
+        Ok(pb::Flow::Unspecified) => Err(
+            "is required: FLOW_EXPORT, FLOW_IMPORT, FLOW_RE_EXPORT or FLOW_RE_IMPORT".to_owned(),
+        ),
         Err(_) => Err(format!("unknown flow value {v}")),
     }
 }
