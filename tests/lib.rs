@@ -273,6 +273,7 @@ pub fn key(
         kind: kind.into(),
         product: product.into(),
         frequency: frequency.into(),
+        ..Default::default()
     }
 }
 

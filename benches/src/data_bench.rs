@@ -78,6 +78,7 @@ fn series_key(i: u32) -> SeriesKey {
         kind: Kind::Goods,
         product: Product::parse(&format!("HS:{:02}", i % 50 + 1)).unwrap(),
         frequency: Frequency::Monthly,
+        measure: Default::default(),
     }
 }
 
@@ -174,6 +175,7 @@ fn key_pb(k: &SeriesKey) -> pb::SeriesKey {
         kind: pb::TradeKind::Goods.into(),
         product: k.product.to_string(),
         frequency: pb::Frequency::Monthly.into(),
+        ..Default::default()
     }
 }
 

@@ -177,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         kind: kind.into(),
         product: "TOTAL".into(),
         frequency: pb::Frequency::Annual.into(),
+        ..Default::default()
     };
     let mut series = Vec::new();
     for flow in [pb::Flow::Export, pb::Flow::Import] {

@@ -192,6 +192,7 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
                     kind,
                     product: product(get(*prod)).map_err(|e| format!("product {e}"))?,
                     frequency,
+                    measure: Default::default(),
                 },
                 period: Period::parse(period_text, frequency).map_err(|e| format!("period {e}"))?,
                 value: value(get(*val))?,
@@ -256,6 +257,7 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
                     kind,
                     product,
                     frequency,
+                    measure: Default::default(),
                 },
                 period: Period::parse(&period_text, frequency)
                     .map_err(|e| format!("period {e}"))?,

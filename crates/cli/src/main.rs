@@ -46,6 +46,12 @@ enum Command {
         )]
         data_service: String,
     },
+    /// Bring a store written by an older tradepact to the current format (the data service
+    /// must be stopped; the old store is kept beside it).
+    MigrateStore {
+        /// The store's directory (the data service's --data-dir; `data/trade` under `up`).
+        dir: PathBuf,
+    },
     /// Print the trade balance of a reporter with a partner.
     Balance(query::BalanceArgs),
     /// List the stored series.
@@ -128,6 +134,9 @@ async fn main() -> ExitCode {
             files,
             data_service,
         } => up::import_files(&cli.client, &data_service, &files).await,
+        Command::MigrateStore { dir } => tradepact_data::migrate_store(&dir).map(|done| {
+            println!("{done}");
+        }),
         Command::Balance(args) => query::balance(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {

@@ -164,6 +164,114 @@ impl fmt::Display for Frequency {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Product(String);
 
+/// The unit of a quantity: 1–12 of `a-z`, `0-9` and `_` (`u` items, `kg`, `l`, `m2`, `2u`
+/// pairs, `1000kwh`, …, as UN Comtrade's quantity units are written here).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit([u8; 12]);
+
+/// Longest quantity unit, in bytes.
+pub const MAX_UNIT_LEN: usize = 12;
+
+impl Unit {
+    /// Checks the shape.
+    pub fn parse(s: &str) -> Result<Unit, String> {
+        let ok = (1..=MAX_UNIT_LEN).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(format!(
+                "a quantity unit has 1 to {MAX_UNIT_LEN} of a-z, 0-9 and '_' (e.g. \"u\", \"kg\", \"m2\"), got {}",
+                echo(s)
+            ));
+        }
+        let mut b = [0u8; 12];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        Ok(Unit(b))
+    }
+
+    /// The unit as written.
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(MAX_UNIT_LEN);
+        // Only ASCII was stored.
+        std::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Unit({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a series' values measure.
+///
+/// Values in dollars, weights and quantities are summed when a series is read at a coarser
+/// frequency (months into years) and across partners or products; tariff rates and reported
+/// balances are not (a rate is not additive, and a published balance is kept as published,
+/// beside the one computed from exports and imports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measure {
+    /// The trade value in US dollars (UN Comtrade's primary value): the default.
+    #[default]
+    ValueUsd,
+    /// The CIF value in US dollars (imports at the border, with insurance and freight).
+    CifUsd,
+    /// The FOB value in US dollars (free on board).
+    FobUsd,
+    /// The net weight in kilograms.
+    NetWeightKg,
+    /// A quantity in its unit.
+    Quantity(Unit),
+    /// A tariff rate, in percent.
+    TariffRatePercent,
+    /// A balance as published (exports minus imports, in US dollars), stored under the
+    /// export flow.
+    ReportedBalanceUsd,
+}
+
+impl Measure {
+    /// Whether values of this measure add up (over periods, partners, products).
+    pub fn sums(&self) -> bool {
+        !matches!(
+            self,
+            Measure::TariffRatePercent | Measure::ReportedBalanceUsd
+        )
+    }
+
+    /// The byte that stands for the measure in a key (the unit follows a quantity's).
+    fn tag(&self) -> u8 {
+        match self {
+            Measure::ValueUsd => 0,
+            Measure::CifUsd => 1,
+            Measure::FobUsd => 2,
+            Measure::NetWeightKg => 3,
+            Measure::Quantity(_) => 4,
+            Measure::TariffRatePercent => 5,
+            Measure::ReportedBalanceUsd => 6,
+        }
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Measure::ValueUsd => f.write_str("VALUE_USD"),
+            Measure::CifUsd => f.write_str("CIF_USD"),
+            Measure::FobUsd => f.write_str("FOB_USD"),
+            Measure::NetWeightKg => f.write_str("NET_WEIGHT_KG"),
+            Measure::Quantity(u) => write!(f, "QUANTITY[{u}]"),
+            Measure::TariffRatePercent => f.write_str("TARIFF_RATE_PERCENT"),
+            Measure::ReportedBalanceUsd => f.write_str("REPORTED_BALANCE_USD"),
+        }
+    }
+}
+
 /// The HS editions a product scheme may name (`HS2017:8703`); `HS` alone is an HS code of an
 /// edition not known.
 pub const HS_EDITIONS: [&str; 7] = [
@@ -257,6 +365,12 @@ impl Product {
         })
     }
 
+    /// A code read back from storage: what was stored stays readable whatever the rules of
+    /// [`Product::parse`] have become (non-empty ASCII is all that is checked).
+    fn stored(b: &[u8]) -> Option<Product> {
+        (!b.is_empty() && b.is_ascii()).then(|| Product(String::from_utf8_lossy(b).into_owned()))
+    }
+
     /// The scheme (with its edition) and the code; `None` for `TOTAL`.
     pub fn split(&self) -> Option<(&str, &str)> {
         self.0.split_once(':')
@@ -289,6 +403,8 @@ pub struct SeriesKey {
     pub product: Product,
     /// Observation frequency.
     pub frequency: Frequency,
+    /// What the values measure.
+    pub measure: Measure,
 }
 
 impl fmt::Display for SeriesKey {
@@ -297,14 +413,21 @@ impl fmt::Display for SeriesKey {
             f,
             "{}->{} {} {} {} {}",
             self.reporter, self.partner, self.kind, self.flow, self.product, self.frequency
-        )
+        )?;
+        if self.measure != Measure::ValueUsd {
+            write!(f, " {}", self.measure)?;
+        }
+        Ok(())
     }
 }
 
 impl SeriesKey {
-    /// Byte encoding whose order is (reporter, partner, flow, kind, frequency, product).
+    /// Byte encoding whose order is (reporter, partner, flow, kind, frequency, measure,
+    /// product): 3 + 3 bytes of countries, one byte each for flow, kind, frequency and
+    /// measure, a quantity's unit as its length and bytes, then the product. (Format 2 of the
+    /// store; format 1 had no measure: [`SeriesKey::decode_format_1`].)
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.product.0.len());
+        let mut out = Vec::with_capacity(11 + self.product.0.len());
         out.extend_from_slice(&self.reporter.bytes());
         out.extend_from_slice(&self.partner.bytes());
         out.push(match self.flow {
@@ -322,17 +445,54 @@ impl SeriesKey {
             Frequency::Quarterly => 2,
             Frequency::Monthly => 3,
         });
+        out.push(self.measure.tag());
+        if let Measure::Quantity(unit) = self.measure {
+            let unit = unit.as_str();
+            out.push(unit.len() as u8);
+            out.extend_from_slice(unit.as_bytes());
+        }
         out.extend_from_slice(self.product.0.as_bytes());
         out
     }
 
     /// Decodes what `encode` wrote (the store's key bytes).
     pub fn decode(b: &[u8]) -> Option<SeriesKey> {
+        let (mut key, rest) = SeriesKey::decode_head(b)?;
+        let (&tag, rest) = rest.split_first()?;
+        let (measure, rest) = match tag {
+            0 => (Measure::ValueUsd, rest),
+            1 => (Measure::CifUsd, rest),
+            2 => (Measure::FobUsd, rest),
+            3 => (Measure::NetWeightKg, rest),
+            4 => {
+                let (&len, rest) = rest.split_first()?;
+                let (unit, rest) = rest.split_at_checked(usize::from(len))?;
+                let unit = Unit::parse(std::str::from_utf8(unit).ok()?).ok()?;
+                (Measure::Quantity(unit), rest)
+            }
+            5 => (Measure::TariffRatePercent, rest),
+            6 => (Measure::ReportedBalanceUsd, rest),
+            _ => return None,
+        };
+        key.measure = measure;
+        key.product = Product::stored(rest)?;
+        Some(key)
+    }
+
+    /// Decodes a key of the store's format 1 (no measure: the value in US dollars).
+    pub fn decode_format_1(b: &[u8]) -> Option<SeriesKey> {
+        let (mut key, rest) = SeriesKey::decode_head(b)?;
+        key.product = Product::stored(rest)?;
+        Some(key)
+    }
+
+    /// Countries, flow, kind and frequency; the bytes after them.
+    fn decode_head(b: &[u8]) -> Option<(SeriesKey, &[u8])> {
         if b.len() < 10 {
             return None;
         }
         let country = |s: &[u8]| Country::of_shape(std::str::from_utf8(s).ok()?);
-        Some(SeriesKey {
+        let key = SeriesKey {
             reporter: country(&b[0..3])?,
             partner: country(&b[3..6])?,
             flow: match b[6] {
@@ -353,8 +513,10 @@ impl SeriesKey {
                 3 => Frequency::Monthly,
                 _ => return None,
             },
-            product: Product::parse(std::str::from_utf8(&b[9..]).ok()?).ok()?,
-        })
+            product: Product::total(),
+            measure: Measure::ValueUsd,
+        };
+        Some((key, &b[9..]))
     }
 }
 
@@ -458,11 +620,23 @@ impl fmt::Display for Period {
 
 /// Checks a value in US dollars: finite and not negative.
 pub fn check_value(v: f64) -> Result<f64, String> {
-    if v.is_finite() && v >= 0.0 {
+    check_value_of(Measure::ValueUsd, v)
+}
+
+/// Checks a value of `measure`: finite, and not negative except for a reported balance.
+pub fn check_value_of(measure: Measure, v: f64) -> Result<f64, String> {
+    let signed = measure == Measure::ReportedBalanceUsd;
+    if v.is_finite() && (signed || v >= 0.0) {
         Ok(v)
-    } else {
+    } else if signed {
+        Err(format!("must be a finite number of US dollars, got {v}"))
+    } else if measure == Measure::ValueUsd {
         Err(format!(
             "must be a finite, non-negative number of US dollars, got {v}"
+        ))
+    } else {
+        Err(format!(
+            "must be a finite, non-negative number (a {measure}), got {v}"
         ))
     }
 }
@@ -519,6 +693,8 @@ pub struct SeriesFilter {
     pub product_prefix: bool,
     /// Frequency to match.
     pub frequency: Option<Frequency>,
+    /// Measure to match (`None`: any; the API's default is the value in US dollars).
+    pub measure: Option<Measure>,
 }
 
 impl SeriesFilter {
@@ -547,6 +723,7 @@ impl SeriesFilter {
             && self.flow.is_none_or(|f| f == key.flow)
             && self.kind.is_none_or(|k| k == key.kind)
             && self.frequency.is_none_or(|f| f == key.frequency)
+            && self.measure.is_none_or(|m| m == key.measure)
             && self.product.as_deref().is_none_or(|p| {
                 if self.product_prefix {
                     key.product.as_str().starts_with(p)

@@ -1,7 +1,7 @@
 //! The value types of `tradepact-model` as messages: what clients (the CLI, the negotiation
 //! service) and the data service share, so that none of them uses another's conversion code.
 
-use tradepact_model::{Flow, Frequency, Kind, SeriesKey};
+use tradepact_model::{Flow, Frequency, Kind, Measure, SeriesKey};
 
 use crate::data_v1 as pb;
 
@@ -35,6 +35,20 @@ impl From<Frequency> for pb::Frequency {
     }
 }
 
+impl From<Measure> for pb::Measure {
+    fn from(m: Measure) -> Self {
+        match m {
+            Measure::ValueUsd => pb::Measure::Unspecified,
+            Measure::CifUsd => pb::Measure::CifUsd,
+            Measure::FobUsd => pb::Measure::FobUsd,
+            Measure::NetWeightKg => pb::Measure::NetWeightKg,
+            Measure::Quantity(_) => pb::Measure::Quantity,
+            Measure::TariffRatePercent => pb::Measure::TariffRatePercent,
+            Measure::ReportedBalanceUsd => pb::Measure::ReportedBalanceUsd,
+        }
+    }
+}
+
 impl From<&SeriesKey> for pb::SeriesKey {
     fn from(key: &SeriesKey) -> Self {
         pb::SeriesKey {
@@ -44,6 +58,11 @@ impl From<&SeriesKey> for pb::SeriesKey {
             kind: pb::TradeKind::from(key.kind).into(),
             product: key.product.to_string(),
             frequency: pb::Frequency::from(key.frequency).into(),
+            measure: pb::Measure::from(key.measure).into(),
+            quantity_unit: match key.measure {
+                Measure::Quantity(unit) => unit.to_string(),
+                _ => String::new(),
+            },
         }
     }
 }

@@ -27,6 +27,7 @@ fn key(flow: Flow, kind: Kind, frequency: Frequency) -> SeriesKey {
         kind,
         product: Product::total(),
         frequency,
+        measure: Default::default(),
     }
 }
 

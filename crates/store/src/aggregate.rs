@@ -134,6 +134,7 @@ mod tests {
             kind: Kind::Goods,
             product: Product::parse("HS:87").unwrap(),
             frequency: Frequency::Monthly,
+            measure: Default::default(),
         };
         // Jan..Apr 2016: Q1 complete, Q2 has one month.
         let points = (0..4)

@@ -97,6 +97,7 @@ impl BalanceQuery {
             kind,
             product: self.product.clone(),
             frequency: self.frequency,
+            measure: Default::default(),
         }
     }
 }

@@ -222,6 +222,7 @@ mod tests {
             kind: Kind::Goods,
             product: Product::parse("HS:87").unwrap(),
             frequency: Frequency::Monthly,
+            measure: Default::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! # Model
 //! A *series* is identified by a [`SeriesKey`] (reporter, partner, flow, kind, product,
-//! frequency). Its *points* are (period, value in US dollars, source). A period is held as an
+//! frequency, measure). Its *points* are (period, value in the series' measure, source). A period is held as an
 //! ordinal in its frequency (`year`, `year·4 + quarter − 1`, `year·12 + month − 1`), so integer
 //! order is time order. Writing a period again replaces its value (upsert).
 //!
@@ -16,6 +16,9 @@
 //! - `L` + sequence (u64 BE) → the series and period range each write touched, for the last
 //!   [`RETAINED_CHANGES`] writes, and `Q` → the last sequence number: every write gets the next
 //!   number, in the same atomic batch, so a watcher can resume from a position.
+//! - `V` → the format of the layout ([`FORMAT`], u32 BE). A store of another format is
+//!   refused at open ([`Error::Format`]), never read wrongly; [`migrate()`] brings a store of
+//!   format 1 (keys without a measure) to the current one (`tradepact migrate-store DIR`).
 //!
 //! Writes are serialised by a mutex (read-modify-write of chunks) and made durable by
 //! [`Store::flush`] before they are acknowledged; concurrent flushes share one fsync.
@@ -27,9 +30,11 @@ pub mod aggregate;
 pub mod analysis;
 pub mod chunk;
 pub mod columns;
+mod migrate;
 mod store;
 
-pub use store::{Change, SeriesInfo, Store, StoredPoint, WriteSummary, RETAINED_CHANGES};
+pub use migrate::{migrate, Migrated};
+pub use store::{Change, SeriesInfo, Store, StoredPoint, WriteSummary, FORMAT, RETAINED_CHANGES};
 /// The value types, from `tradepact-model`.
 pub use tradepact_model as model;
 pub use tradepact_model::{
@@ -55,6 +60,9 @@ pub enum Error {
     /// A position is outside what is kept (e.g. a watch resuming from a write too old).
     #[error("{0}")]
     OutOfRange(String),
+    /// The store was written in another format (see [`FORMAT`]).
+    #[error("{0}")]
+    Format(String),
 }
 
 /// Result with the store's error.

@@ -7,13 +7,18 @@ use crate::chunk::{Chunk, ChunkView, Upsert, BLOCK};
 use crate::model::{Period, SeriesFilter, SeriesKey, SeriesPoints};
 use crate::{Error, Result};
 
-const INDEX: u8 = b'K';
-const META: u8 = b'M';
+pub(crate) const INDEX: u8 = b'K';
+pub(crate) const META: u8 = b'M';
 const CHUNK: u8 = b'C';
 /// `L` + sequence (u64 BE) → what a write touched: (series id, first, last period) each.
 const CHANGES: u8 = b'L';
 /// The last sequence number given to a write.
 const SEQUENCE: &[u8] = b"Q";
+/// The format of the layout (u32 BE).
+pub(crate) const FORMAT_KEY: &[u8] = b"V";
+/// The layout this version reads and writes: 2 since series keys carry their measure (1: no
+/// measure, every series a value in US dollars).
+pub const FORMAT: u32 = 2;
 
 /// Writes whose change record is kept, for watchers that resume.
 pub const RETAINED_CHANGES: u64 = 100_000;
@@ -139,6 +144,21 @@ fn meta_key(id: u64) -> [u8; 9] {
     k
 }
 
+/// The format `tree` was written in: `None` for a new (empty) store, 1 for a store from
+/// before formats were recorded.
+pub(crate) fn format_of(tree: &sled::Tree) -> Result<Option<u32>> {
+    match tree.get(FORMAT_KEY)? {
+        Some(v) => {
+            let bytes: [u8; 4] = v[..]
+                .try_into()
+                .map_err(|_| Error::Corrupt("format".to_owned()))?;
+            Ok(Some(u32::from_be_bytes(bytes)))
+        }
+        None if tree.is_empty() => Ok(None),
+        None => Ok(Some(1)),
+    }
+}
+
 fn decode_id(v: &[u8]) -> Result<u64> {
     v.try_into()
         .map(u64::from_be_bytes)
@@ -160,16 +180,32 @@ impl Store {
             .path(dir)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, &dir.display().to_string())
     }
 
     /// Opens a store that lives only in memory (tests, benchmarks).
     pub fn temporary() -> Result<Store> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, "(temporary)")
     }
 
-    fn from_db(db: sled::Db) -> Result<Store> {
+    fn from_db(db: sled::Db, dir: &str) -> Result<Store> {
         let tree = db.open_tree("series")?;
+        match format_of(&tree)? {
+            Some(FORMAT) => {}
+            None => {
+                tree.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+            }
+            Some(1) => {
+                return Err(Error::Format(format!(
+                    "the store was written in format 1 (before series had a measure); this version reads format {FORMAT}: migrate it with `tradepact migrate-store {dir}` (the old store is kept beside it)"
+                )))
+            }
+            Some(other) => {
+                return Err(Error::Format(format!(
+                    "the store was written in format {other} by a newer tradepact; this version reads format {FORMAT}"
+                )))
+            }
+        }
         let last = match tree.get(SEQUENCE)? {
             Some(v) => decode_id(&v)?,
             None => 0,

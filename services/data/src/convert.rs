@@ -9,7 +9,8 @@ use tradepact_proto::data_v1 as pb;
 use tradepact_store::aggregate::{ReadPlan, Value};
 use tradepact_store::analysis::{BalanceQuery, BalanceRow, Change, ChangeTarget, Figures};
 use tradepact_store::columns::Columns;
-use tradepact_store::model::{check_source, check_value};
+use tradepact_store::model::{check_source, check_value_of};
+use tradepact_store::model::{Measure, Unit};
 use tradepact_store::{
     Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesInfo, SeriesKey,
     SeriesPoints, Violations,
@@ -57,6 +58,55 @@ pub(crate) fn frequency(v: i32, required: bool) -> Result<Option<Frequency>, Str
     }
 }
 
+/// The measure of a key (`any`: `MEASURE_ANY` allowed, as in filters: `None`) at `field`
+/// (`measure` and `quantity_unit` under it).
+pub(crate) fn measure(
+    value: i32,
+    unit: &str,
+    any: bool,
+    field: &str,
+    v: &mut Violations,
+) -> Option<Option<Measure>> {
+    let at = |name: &str| {
+        if field.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
+    let kind = match pb::Measure::try_from(value) {
+        Ok(m) => m,
+        Err(_) => {
+            v.add(at("measure"), format!("unknown measure value {value}"));
+            return None;
+        }
+    };
+    if kind != pb::Measure::Quantity && !unit.is_empty() {
+        v.add(at("quantity_unit"), "is only set with MEASURE_QUANTITY");
+        return None;
+    }
+    Some(Some(match kind {
+        pb::Measure::Unspecified => Measure::ValueUsd,
+        pb::Measure::CifUsd => Measure::CifUsd,
+        pb::Measure::FobUsd => Measure::FobUsd,
+        pb::Measure::NetWeightKg => Measure::NetWeightKg,
+        pb::Measure::Quantity => {
+            let unit = v.check(at("quantity_unit"), Unit::parse(unit))?;
+            Measure::Quantity(unit)
+        }
+        pb::Measure::TariffRatePercent => Measure::TariffRatePercent,
+        pb::Measure::ReportedBalanceUsd => Measure::ReportedBalanceUsd,
+        pb::Measure::Any if any => return Some(None),
+        pb::Measure::Any => {
+            v.add(
+                at("measure"),
+                "MEASURE_ANY is for filters; a series has one measure",
+            );
+            return None;
+        }
+    }))
+}
+
 /// Validates a required series key at `field`.
 pub(crate) fn series_key(
     key: Option<&pb::SeriesKey>,
@@ -73,6 +123,7 @@ pub(crate) fn series_key(
     let kind = v.check(format!("{field}.kind"), kind(key.kind, true));
     let product = v.check(format!("{field}.product"), Product::parse(&key.product));
     let frequency = v.check(format!("{field}.frequency"), frequency(key.frequency, true));
+    let measure = measure(key.measure, &key.quantity_unit, false, field, v);
     Some(SeriesKey {
         reporter: reporter?,
         partner: partner?,
@@ -80,6 +131,7 @@ pub(crate) fn series_key(
         kind: kind??,
         product: product?,
         frequency: frequency??,
+        measure: measure??,
     })
 }
 
@@ -108,7 +160,10 @@ pub(crate) fn write_batch(series: &[pb::SeriesPoints], v: &mut Violations) -> Ve
             }
             let field = |name: &str| format!("series[{i}].points[{j}].{name}");
             let period = v.check_lazy(|| field("period"), Period::parse(&p.period, key.frequency));
-            let value = v.check_lazy(|| field("value_usd"), check_value(p.value_usd));
+            let value = v.check_lazy(
+                || field("value_usd"),
+                check_value_of(key.measure, p.value_usd),
+            );
             v.check_lazy(|| field("source"), check_source(&p.source));
             let (Some(period), Some(value)) = (period, value) else {
                 continue;
@@ -206,7 +261,18 @@ pub(crate) fn read_plan(
     v: &mut Violations,
 ) -> Option<ReadPlan> {
     let target = v.check("aggregate_to", frequency(aggregate_to, false))?;
-    v.check("aggregate_to", ReadPlan::new(key.frequency, target))
+    let plan = v.check("aggregate_to", ReadPlan::new(key.frequency, target))?;
+    if plan.factor() > 1 && !key.measure.sums() {
+        v.add(
+            "aggregate_to",
+            format!(
+                "a {} series is not summed over periods; read it at its own frequency",
+                key.measure
+            ),
+        );
+        return None;
+    }
+    Some(plan)
 }
 
 pub(crate) fn series_value(value: Value) -> pb::SeriesValue {
@@ -275,6 +341,7 @@ pub(crate) fn filter(f: Option<&pb::SeriesFilter>, v: &mut Violations) -> Series
             .flatten(),
         product,
         product_prefix,
+        measure: measure(f.measure, &f.quantity_unit, true, "filter", v).flatten(),
     }
 }
 
@@ -394,22 +461,36 @@ mod fuzz {
         prop_oneof![
             any::<String>(),
             "[A-Z]{0,4}",
-            "(HS|EBOPS|USITC):[0-9A-Z_]{0,8}",
+            "(HS|HS2017|HS2031|SITC4|SITC|EBOPS2010|USITC):[0-9A-Z_]{0,8}",
             "[0-9]{0,5}(-(Q[0-9]|[0-9]{1,2}))?",
         ]
     }
 
     fn key() -> impl Strategy<Value = pb::SeriesKey> {
-        (text(), text(), any::<i32>(), -1i32..4, text(), -1i32..5).prop_map(
-            |(reporter, partner, flow, kind, product, frequency)| pb::SeriesKey {
-                reporter,
-                partner,
-                flow: flow % 4,
-                kind,
-                product,
-                frequency,
-            },
+        let measure = (-1i32..9, "[a-z0-9_]{0,14}");
+        (
+            text(),
+            text(),
+            any::<i32>(),
+            -1i32..4,
+            text(),
+            -1i32..5,
+            measure,
         )
+            .prop_map(
+                |(reporter, partner, flow, kind, product, frequency, (measure, unit))| {
+                    pb::SeriesKey {
+                        reporter,
+                        partner,
+                        flow: flow % 6,
+                        kind,
+                        product,
+                        frequency,
+                        measure,
+                        quantity_unit: unit,
+                    }
+                },
+            )
     }
 
     fn value() -> impl Strategy<Value = f64> {
@@ -457,7 +538,7 @@ mod fuzz {
         #[test]
         fn filters_ranges_and_keys_never_panic(
             k in key(), start in text(), end in text(), size in any::<i32>(), agg in any::<i32>(),
-            f in (text(), text(), any::<i32>(), any::<i32>(), text(), any::<i32>()),
+            f in (text(), text(), any::<i32>(), any::<i32>(), text(), any::<i32>(), -1..9i32, "[a-z0-9]{0,14}"),
         ) {
             let mut v = Violations::default();
             if let Some(key) = series_key(Some(&k), "key", &mut v) {
@@ -465,7 +546,7 @@ mod fuzz {
                 let _ = period_range(&start, &end, key.frequency, &mut v);
             }
             let _ = v.check("page_size", tradepact_rpc::paging::size(size, (10, 100)));
-            let filter_pb = pb::SeriesFilter { reporter: f.0, partner: f.1, flow: f.2, kind: f.3, product: f.4, frequency: f.5 };
+            let filter_pb = pb::SeriesFilter { reporter: f.0, partner: f.1, flow: f.2, kind: f.3, product: f.4, frequency: f.5, measure: f.6, quantity_unit: f.7 };
             let _ = filter(Some(&filter_pb), &mut v);
         }
     }

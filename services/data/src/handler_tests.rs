@@ -26,6 +26,7 @@ fn key(partner: &str, flow: pb::Flow) -> pb::SeriesKey {
         kind: pb::TradeKind::Goods.into(),
         product: "TOTAL".into(),
         frequency: pb::Frequency::Annual.into(),
+        ..Default::default()
     }
 }
 
@@ -152,4 +153,96 @@ async fn a_watch_replays_from_a_sequence_then_follows_durable_writes() {
     let live = live.unwrap().into_inner().sequence;
     let next = stream.next().await.unwrap().unwrap();
     assert_eq!((next.sequence, next.points[0].value_usd), (live, 2.0));
+}
+
+#[tokio::test]
+async fn measures_are_series_of_their_own_and_old_requests_see_values_only() {
+    let (svc, _closer) = service();
+    let usd = key("KOR", pb::Flow::Import);
+    let cif = pb::SeriesKey {
+        measure: pb::Measure::CifUsd.into(),
+        ..usd.clone()
+    };
+    let cars = pb::SeriesKey {
+        measure: pb::Measure::Quantity.into(),
+        quantity_unit: "u".into(),
+        ..usd.clone()
+    };
+    let mut tariff = pb::SeriesKey {
+        measure: pb::Measure::TariffRatePercent.into(),
+        ..usd.clone()
+    };
+    tariff.frequency = pb::Frequency::Monthly.into();
+    svc.write_points(write(usd.clone(), &[("2018", 10.0)]))
+        .await
+        .unwrap();
+    svc.write_points(write(cif.clone(), &[("2018", 11.0)]))
+        .await
+        .unwrap();
+    svc.write_points(write(cars.clone(), &[("2018", 1234.0)]))
+        .await
+        .unwrap();
+    svc.write_points(write(tariff.clone(), &[("2018-01", 2.5)]))
+        .await
+        .unwrap();
+    let read = |key: pb::SeriesKey| {
+        svc.get_series(Request::new(pb::GetSeriesRequest {
+            key: Some(key),
+            ..Default::default()
+        }))
+    };
+    let values =
+        |r: pb::GetSeriesResponse| r.values.iter().map(|v| v.value_usd).collect::<Vec<_>>();
+    assert_eq!(values(read(usd).await.unwrap().into_inner()), [10.0]);
+    assert_eq!(values(read(cif).await.unwrap().into_inner()), [11.0]);
+    let quantity = read(cars).await.unwrap().into_inner();
+    let echoed = quantity.key.clone().unwrap();
+    assert_eq!(
+        (echoed.measure(), echoed.quantity_unit.as_str()),
+        (pb::Measure::Quantity, "u")
+    );
+    assert_eq!(values(quantity), [1234.0]);
+    // A listing without a measure shows values only; MEASURE_ANY shows all four.
+    let list = |measure: pb::Measure| {
+        svc.list_series(Request::new(pb::ListSeriesRequest {
+            filter: Some(pb::SeriesFilter {
+                measure: measure.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    };
+    let listed = list(pb::Measure::Unspecified)
+        .await
+        .unwrap()
+        .into_inner()
+        .series;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        list(pb::Measure::Any)
+            .await
+            .unwrap()
+            .into_inner()
+            .series
+            .len(),
+        4
+    );
+    // A rate is not summed into years.
+    let summed = svc.get_series(Request::new(pb::GetSeriesRequest {
+        key: Some(tariff),
+        aggregate_to: pb::Frequency::Annual.into(),
+        ..Default::default()
+    }));
+    let status = summed.await.unwrap_err();
+    assert!(status.message().contains("not summed"), "{status:?}");
+    // A unit only with a quantity; MEASURE_ANY is for filters.
+    let bad = pb::SeriesKey {
+        quantity_unit: "kg".into(),
+        ..key("KOR", pb::Flow::Export)
+    };
+    let status = svc
+        .write_points(write(bad, &[("2018", 1.0)]))
+        .await
+        .unwrap_err();
+    assert!(status.message().contains("quantity_unit"), "{status:?}");
 }

@@ -68,6 +68,29 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
+/// Migrates the store in `dir` to the current format (`tradepact migrate-store DIR`); says
+/// what it did. The service must not be running on it.
+pub fn migrate_store(dir: &Path) -> anyhow::Result<String> {
+    let migrated = tradepact_store::migrate(dir)
+        .map_err(|e| anyhow::anyhow!("cannot migrate the store in {}: {e}", dir.display()))?;
+    Ok(match migrated {
+        None => format!(
+            "the store in {} is in format {} already; nothing to do",
+            dir.display(),
+            tradepact_store::FORMAT
+        ),
+        Some(m) => format!(
+            "migrated the store in {} from format {} to {}: {} series, {} entries; the old store is kept in {} (delete it when satisfied)",
+            dir.display(),
+            m.from,
+            tradepact_store::FORMAT,
+            m.series,
+            m.entries,
+            m.kept.display()
+        ),
+    })
+}
+
 /// Serves `store` on `listener` until `shutdown` completes, then flushes the store.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -47,6 +47,7 @@ fn series_key(
         kind: data_pb::TradeKind::Goods.into(),
         product: product.to_owned(),
         frequency: data_pb::Frequency::Annual.into(),
+        ..Default::default()
     }
 }
 

@@ -66,6 +66,7 @@ async fn up_loads_the_sample_into_an_empty_store_only() {
         kind: pb::TradeKind::Goods.into(),
         product: "HS:84".into(),
         frequency: pb::Frequency::Annual.into(),
+        ..Default::default()
     };
     client
         .delete_series(pb::DeleteSeriesRequest {

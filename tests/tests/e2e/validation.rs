@@ -52,6 +52,7 @@ async fn bad_points_are_refused_with_their_field_paths_and_nothing_is_written() 
             reporter: "ÜSA".into(),
             partner: String::new(),
             frequency: pb::Frequency::Annual.into(),
+            ..Default::default()
         }),
         points: tradepact_tests::points(&[("2016", 1.0)]),
         source: "x".repeat(5000),

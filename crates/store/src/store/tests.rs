@@ -11,6 +11,7 @@ fn key(flow: Flow, kind: Kind, frequency: Frequency) -> SeriesKey {
         kind,
         product: Product::total(),
         frequency,
+        measure: Default::default(),
     }
 }
 
@@ -295,6 +296,7 @@ proptest! {
             kind: Kind::Goods,
             product: Product::parse(&format!("HS:{code}")).unwrap(),
             frequency: Frequency::Quarterly,
+            measure: Default::default(),
         };
         prop_assert_eq!(SeriesKey::decode(&k.encode()), Some(k));
     }

@@ -16,6 +16,7 @@ pub fn failure(e: Error) -> Failure {
         }
         Error::Storage(e) => Failure::internal("storage error", &e),
         Error::Corrupt(e) => Failure::internal("corrupt store", &e),
+        Error::Format(e) => Failure::internal("store format", &e),
     }
 }
 

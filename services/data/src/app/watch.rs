@@ -155,6 +155,7 @@ mod tests {
                 kind: Kind::Goods,
                 product: Product::total(),
                 frequency: Frequency::Annual,
+                measure: Default::default(),
             },
             points: vec![Point {
                 ordinal: year,
