@@ -1,17 +1,18 @@
 //! CSV import: rows → validated points → `StreamWritePoints` batches.
 //!
-//! Two layouts are recognised by their header:
+//! Files are CSV or TSV (told by the header line), gzip-compressed or not (told by the first
+//! bytes). Two layouts are recognised by their header:
 //! - **tidy** (tradepact's own, as in `datasets/korus_trade.csv`): `reporter, partner, flow,
 //!   kind, product, period, value_usd, source`, with an optional `frequency` column
 //!   (otherwise inferred from the period's shape: `2016`, `2016-Q3`, `2016-07`);
-//! - **UN Comtrade** downloads: `reporterISO, partnerISO, flowCode` (X or M), `cmdCode`,
-//!   `period` (`2016` or `201607`), `primaryValue`, optionally `freqCode` and `typeCode`
-//!   (C goods, S services). Partner `W00` is the world (`WLD`).
+//! - **UN Comtrade** files with their full column set: see [`crate::comtrade`].
 //!
-//! A bad row is reported with its line number and skipped; the good rows are still written.
+//! Every row is accounted for ([`Read`]): imported, skipped (a breakdown of a total, a flow
+//! not imported: counted by reason), or reported as bad with its line number; the good rows
+//! are still written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 
 use tradepact_model::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
 use tradepact_proto::data_v1 as pb;
@@ -54,56 +55,37 @@ enum Layout {
         source: Option<usize>,
         frequency: Option<usize>,
     },
-    Comtrade {
-        reporter: usize,
-        partner: usize,
-        flow: usize,
-        cmd: usize,
-        period: usize,
-        value: usize,
-        freq: Option<usize>,
-        kind: Option<usize>,
-    },
+    Comtrade(Box<crate::comtrade::Columns>),
 }
 
 impl Layout {
     fn detect(headers: &csv::StringRecord, source_name: &str) -> Result<(Layout, String), String> {
+        if let Some(columns) = crate::comtrade::Columns::detect(headers) {
+            return Ok((
+                Layout::Comtrade(Box::new(columns?)),
+                format!("UN Comtrade ({source_name})"),
+            ));
+        }
         let col = |name: &str| {
             headers
                 .iter()
                 .position(|h| h.trim().eq_ignore_ascii_case(name))
         };
         let need = |name: &str| col(name).ok_or_else(|| format!("missing column {name:?}"));
-        if col("reporterISO").is_some() {
-            Ok((
-                Layout::Comtrade {
-                    reporter: need("reporterISO")?,
-                    partner: need("partnerISO")?,
-                    flow: need("flowCode")?,
-                    cmd: need("cmdCode")?,
-                    period: need("period")?,
-                    value: need("primaryValue")?,
-                    freq: col("freqCode"),
-                    kind: col("typeCode"),
-                },
-                format!("UN Comtrade ({source_name})"),
-            ))
-        } else {
-            Ok((
-                Layout::Tidy {
-                    reporter: need("reporter")?,
-                    partner: need("partner")?,
-                    flow: need("flow")?,
-                    kind: need("kind")?,
-                    product: need("product")?,
-                    period: need("period")?,
-                    value: need("value_usd")?,
-                    source: col("source"),
-                    frequency: col("frequency"),
-                },
-                source_name.to_owned(),
-            ))
-        }
+        Ok((
+            Layout::Tidy {
+                reporter: need("reporter")?,
+                partner: need("partner")?,
+                flow: need("flow")?,
+                kind: need("kind")?,
+                product: need("product")?,
+                period: need("period")?,
+                value: need("value_usd")?,
+                source: col("source"),
+                frequency: col("frequency"),
+            },
+            source_name.to_owned(),
+        ))
     }
 }
 
@@ -140,7 +122,11 @@ fn value(s: &str) -> Result<f64, String> {
     tradepact_model::check_value(v)
 }
 
-fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Result<Row, String> {
+fn parse_row(
+    layout: &Layout,
+    r: &csv::StringRecord,
+    default_source: &str,
+) -> Result<crate::comtrade::Outcome, String> {
     let get = |i: usize| r.get(i).map(str::trim).unwrap_or("");
     match layout {
         Layout::Tidy {
@@ -183,7 +169,7 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
                 .filter(|s| !s.is_empty())
                 .unwrap_or(default_source);
             tradepact_model::check_source(source)?;
-            Ok(Row {
+            Ok(crate::comtrade::Outcome::Rows(vec![Row {
                 key: SeriesKey {
                     reporter: Country::parse(get(*reporter))
                         .map_err(|e| format!("reporter {e}"))?,
@@ -197,74 +183,9 @@ fn parse_row(layout: &Layout, r: &csv::StringRecord, default_source: &str) -> Re
                 period: Period::parse(period_text, frequency).map_err(|e| format!("period {e}"))?,
                 value: value(get(*val))?,
                 source: source.to_owned(),
-            })
+            }]))
         }
-        Layout::Comtrade {
-            reporter,
-            partner,
-            flow,
-            cmd,
-            period,
-            value: val,
-            freq,
-            kind,
-        } => {
-            let raw_period = get(*period);
-            // Comtrade periods are digits (YYYY or YYYYMM); anything else would not parse,
-            // and slicing it by bytes could split a character.
-            if !raw_period.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("period {raw_period:?} is not YYYY or YYYYMM"));
-            }
-            let (frequency, period_text) = match (freq.map(get), raw_period.len()) {
-                (Some("M"), 6) | (None, 6) => (
-                    Frequency::Monthly,
-                    format!("{}-{}", &raw_period[..4], &raw_period[4..]),
-                ),
-                (Some("A") | None, _) => (Frequency::Annual, raw_period.to_owned()),
-                (Some(f), _) => {
-                    return Err(format!(
-                        "freqCode {f:?} with period {raw_period:?} is not supported (A or M)"
-                    ))
-                }
-            };
-            let flow = match get(*flow) {
-                "X" => Flow::Export,
-                "M" => Flow::Import,
-                other => return Err(format!("flowCode {other:?} is not supported (X or M)")),
-            };
-            let kind = match kind.map(get) {
-                None | Some("C") | Some("") => Kind::Goods,
-                Some("S") => Kind::Services,
-                Some(other) => return Err(format!("typeCode {other:?} is not C or S")),
-            };
-            let cmd_code = get(*cmd);
-            let product = match (cmd_code, kind) {
-                ("TOTAL", _) => Ok(Product::total()),
-                (c, Kind::Goods) => Product::parse(&format!("HS:{c}")),
-                (c, Kind::Services) => Product::parse(&format!("EBOPS:{c}")),
-            }
-            .map_err(|e| format!("cmdCode {e}"))?;
-            let partner_code = match get(*partner) {
-                "W00" => "WLD",
-                p => p,
-            };
-            Ok(Row {
-                key: SeriesKey {
-                    reporter: Country::parse(get(*reporter))
-                        .map_err(|e| format!("reporterISO {e}"))?,
-                    partner: Country::parse(partner_code).map_err(|e| format!("partnerISO {e}"))?,
-                    flow,
-                    kind,
-                    product,
-                    frequency,
-                    measure: Default::default(),
-                },
-                period: Period::parse(&period_text, frequency)
-                    .map_err(|e| format!("period {e}"))?,
-                value: value(get(*val))?,
-                source: default_source.to_owned(),
-            })
-        }
+        Layout::Comtrade(columns) => columns.parse(r, default_source),
     }
 }
 
@@ -320,23 +241,84 @@ impl Batcher {
     }
 }
 
-/// Reads a CSV, calling `batch` for each full message and `bad` for each bad row, and
-/// `progress` with the bytes read so far. Returns the number of good rows.
-pub fn read_csv<R: Read>(
+/// How the rows of a file were accounted for: every row is imported, skipped (by reason) or
+/// bad.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Data rows read (the header is not one).
+    pub rows: u64,
+    /// Rows imported.
+    pub imported: u64,
+    /// Points they gave (a UN Comtrade row gives one per measure it carries).
+    pub points: u64,
+    /// Rows skipped, by reason ("breakdown by customs procedure", "flow DX", …).
+    pub skipped: BTreeMap<String, u64>,
+    /// Rows reported as bad.
+    pub bad: u64,
+}
+
+impl Tally {
+    /// Whether every row is accounted for.
+    pub fn balanced(&self) -> bool {
+        self.imported + self.skipped.values().sum::<u64>() + self.bad == self.rows
+    }
+
+    /// The skipped rows in words, e.g. "12 breakdowns by customs procedure, 3 of flow DX".
+    pub fn skipped_text(&self) -> String {
+        let parts: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        if parts.is_empty() {
+            "none skipped".to_owned()
+        } else {
+            format!("skipped: {}", parts.join(", "))
+        }
+    }
+}
+
+/// `input` decompressed when it is gzip, with the delimiter of its header line (a tab makes
+/// it TSV).
+fn decoded<'a, R: Read + Send + 'a>(input: R) -> Result<(Box<dyn Read + Send + 'a>, u8), String> {
+    let io = |e: std::io::Error| format!("cannot read the file: {e}");
+    let mut raw = BufReader::new(input);
+    let gzip = raw.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn BufRead + Send + 'a> = if gzip {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(raw)))
+    } else {
+        Box::new(raw)
+    };
+    let mut header = Vec::new();
+    reader.read_until(b'\n', &mut header).map_err(io)?;
+    let delimiter = if header.contains(&b'\t') { b'\t' } else { b',' };
+    Ok((
+        Box::new(std::io::Cursor::new(header).chain(reader)),
+        delimiter,
+    ))
+}
+
+/// Reads a CSV or TSV file, gzip-compressed or not, calling `batch` for each full message and
+/// `bad` for each bad row, and `progress` with the (decompressed) bytes read so far.
+pub fn read_csv<R: Read + Send>(
     input: R,
     source_name: &str,
     mut batch: impl FnMut(pb::StreamWritePointsRequest) -> bool,
     mut bad: impl FnMut(BadRow),
     mut progress: impl FnMut(u64),
-) -> Result<u64, String> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+) -> Result<Tally, String> {
+    let (input, delimiter) = decoded(input)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| format!("cannot read the header: {e}"))?
         .clone();
     let (layout, default_source) = Layout::detect(&headers, source_name)?;
     let mut batcher = Batcher::default();
-    let mut good = 0u64;
+    let mut tally = Tally::default();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -344,6 +326,8 @@ pub fn read_csv<R: Read>(
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
+                tally.rows += 1;
+                tally.bad += 1;
                 bad(BadRow {
                     line,
                     reason: e.to_string(),
@@ -354,25 +338,46 @@ pub fn read_csv<R: Read>(
                 continue;
             }
         }
+        tally.rows += 1;
         let line = record.position().map_or(0, |p| p.line());
-        match parse_row(&layout, &record, &default_source) {
-            Ok(row) => {
-                good += 1;
-                if let Some(full) = batcher.push(row) {
-                    if !batch(full) {
-                        return Ok(good);
-                    }
-                    progress(reader.position().byte());
-                }
+        let rows = match parse_row(&layout, &record, &default_source) {
+            Ok(crate::comtrade::Outcome::Rows(rows)) => rows,
+            Ok(crate::comtrade::Outcome::Breakdown(by)) => {
+                *tally
+                    .skipped
+                    .entry(format!("breakdowns by {by}"))
+                    .or_default() += 1;
+                continue;
             }
-            Err(reason) => bad(BadRow { line, reason }),
+            Ok(crate::comtrade::Outcome::OtherFlow(code)) => {
+                *tally
+                    .skipped
+                    .entry(format!("of flow {code:?}"))
+                    .or_default() += 1;
+                continue;
+            }
+            Err(reason) => {
+                tally.bad += 1;
+                bad(BadRow { line, reason });
+                continue;
+            }
+        };
+        tally.imported += 1;
+        for row in rows {
+            tally.points += 1;
+            if let Some(full) = batcher.push(row) {
+                if !batch(full) {
+                    return Ok(tally);
+                }
+                progress(reader.position().byte());
+            }
         }
     }
     if let Some(last) = batcher.finish() {
         batch(last);
     }
     progress(reader.position().byte());
-    Ok(good)
+    Ok(tally)
 }
 
 #[cfg(test)]
@@ -381,7 +386,7 @@ mod tests {
 
     fn read(text: &str) -> (Vec<pb::StreamWritePointsRequest>, Vec<BadRow>, u64) {
         let (mut batches, mut bad) = (Vec::new(), Vec::new());
-        let good = read_csv(
+        let tally = read_csv(
             text.as_bytes(),
             "test.csv",
             |b| {
@@ -392,7 +397,8 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        (batches, bad, good)
+        assert!(tally.balanced(), "{tally:?}");
+        (batches, bad, tally.imported)
     }
 
     #[test]
@@ -431,16 +437,106 @@ mod tests {
             C,A,x,2016,USA,X,W00,TOTAL,99\n\
             C,A,x,2016,USA,RX,KOR,TOTAL,1\n";
         let (batches, bad, good) = read(text);
-        assert_eq!(good, 2);
-        assert_eq!(bad.len(), 1);
-        assert_eq!(bad[0].line, 4);
+        // Re-exports are a flow of their own (they were refused before #11).
+        assert_eq!((good, bad.len()), (3, 0), "{bad:?}");
         let s = &batches[0].series;
+        assert!(s
+            .iter()
+            .any(|s| s.key.as_ref().unwrap().flow == pb::Flow::ReExport as i32));
         let cars = s
             .iter()
             .find(|s| s.key.as_ref().unwrap().product == "HS:87")
             .unwrap();
         assert_eq!(cars.points[0].period, "2016-07");
         assert!(s.iter().any(|s| s.key.as_ref().unwrap().partner == "WLD"));
+    }
+
+    /// The fixture in UN Comtrade's published layout, as CSV and as gzip-compressed TSV.
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/comtrade/"
+        );
+        std::fs::read(format!("{path}{name}")).unwrap()
+    }
+
+    #[test]
+    fn a_comtrade_file_keeps_totals_measures_editions_and_accounts_for_every_row() {
+        for name in ["usa_kor_2018.csv", "usa_kor_2018.tsv.gz"] {
+            let (mut batches, mut bad) = (Vec::new(), Vec::new());
+            let tally = read_csv(
+                &fixture(name)[..],
+                name,
+                |b| {
+                    batches.push(b);
+                    true
+                },
+                |b| bad.push(b),
+                |_| {},
+            )
+            .unwrap();
+            assert!(tally.balanced(), "{name}: {tally:?}");
+            assert_eq!(
+                (tally.rows, tally.imported, tally.points),
+                (11, 6, 10),
+                "{name}"
+            );
+            let skipped: Vec<(&str, u64)> = tally
+                .skipped
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect();
+            assert_eq!(
+                skipped,
+                [
+                    ("breakdowns by customs procedure", 1),
+                    ("breakdowns by mode of transport", 1),
+                    ("breakdowns by second partner", 1),
+                    ("of flow \"DX\"", 1)
+                ],
+                "{name}"
+            );
+            assert_eq!(bad.len(), 1, "{name}: {bad:?}");
+            assert_eq!(bad[0].line, 11);
+            assert!(
+                bad[0].reason.contains("partnerCode \"9999\""),
+                "{}",
+                bad[0].reason
+            );
+            let mut values: Vec<(String, f64)> = batches
+                .iter()
+                .flat_map(|b| &b.series)
+                .flat_map(|s| {
+                    let k = s.key.as_ref().unwrap();
+                    let what = format!(
+                        "{}>{} {:?} {:?} {} {:?} {}",
+                        k.reporter,
+                        k.partner,
+                        k.flow(),
+                        k.kind(),
+                        k.product,
+                        k.measure(),
+                        k.quantity_unit
+                    );
+                    s.points.iter().map(move |p| (what.clone(), p.value_usd))
+                })
+                .collect();
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            let want = [
+                ("USA>KOR Export Goods TOTAL Unspecified ", 56.3e9),
+                ("USA>KOR Import Goods HS2017:8703 CifUsd ", 16.25e9),
+                ("USA>KOR Import Goods HS2017:8703 FobUsd ", 16.0e9),
+                ("USA>KOR Import Goods HS2017:8703 NetWeightKg ", 2.0e9),
+                ("USA>KOR Import Goods HS2017:8703 Quantity u", 1.3e6),
+                ("USA>KOR Import Goods HS2017:8703 Unspecified ", 16.2e9),
+                ("USA>KOR Import Goods SITC4:7812 Unspecified ", 5.0e9),
+                ("USA>KOR Import Services EBOPS2010:SF Unspecified ", 7.0e9),
+                ("USA>KOR ReExport Goods TOTAL Unspecified ", 1.5e9),
+                ("USA>WLD Import Goods HS2017:8703 Unspecified ", 179.0e9),
+            ];
+            let got: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
@@ -509,15 +605,17 @@ mod tests {
                     text.push('\n');
                 }
                 let (mut bad, mut points) = (0u64, 0usize);
-                let good = read_csv(text.as_bytes(), "fuzz.csv", |b| {
+                let tally = read_csv(text.as_bytes(), "fuzz.csv", |b| {
                     points += b.series.iter().map(|s| s.points.len()).sum::<usize>();
                     true
                 }, |_| bad += 1, |_| {}).unwrap();
+                prop_assert!(tally.balanced(), "{:?}", tally);
+                prop_assert_eq!(tally.bad, bad);
                 // Rows with an embedded newline count as more than one line; the rest add up.
                 if rows.iter().flatten().all(|f| !f.contains(['\n', '\r'])) {
-                    prop_assert_eq!(good + bad, rows.len() as u64);
+                    prop_assert_eq!(tally.rows, rows.len() as u64);
                 }
-                prop_assert!(points as u64 <= good);
+                prop_assert!(points as u64 <= tally.points);
             }
         }
     }
@@ -541,12 +639,10 @@ mod tests {
 }
 
 /// What one import did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
-    /// Rows read and sent.
-    pub good_rows: u64,
-    /// Rows reported and skipped.
-    pub bad_rows: u64,
+    /// How the file's rows were accounted for.
+    pub tally: Tally,
     /// The server's summary.
     pub batches: u64,
     /// Points new to their series.
@@ -579,23 +675,24 @@ pub async fn stream<R: Read + Send + 'static>(
     let reader_bar = bar.clone();
     let source_name = name.to_owned();
     let reader = tokio::task::spawn_blocking(move || {
-        let mut bad_rows = 0u64;
-        let good = read_csv(
+        read_csv(
             input,
             &source_name,
             |batch| tx.blocking_send(batch).is_ok(),
             |bad| {
-                bad_rows += 1;
                 reader_bar.suspend(|| eprintln!("{source_name}:{}: {}", bad.line, bad.reason));
             },
             |pos| reader_bar.set_position(pos),
-        );
-        good.map(|g| (g, bad_rows))
+        )
     });
     let response = client
         .stream_write_points(c.request(tokio_stream::wrappers::ReceiverStream::new(rx), None))
         .await;
-    let (good_rows, bad_rows) = reader.await?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let tally = reader.await?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    anyhow::ensure!(
+        tally.balanced(),
+        "{name}: the rows do not add up (a bug in the importer): {tally:?}"
+    );
     bar.finish_and_clear();
     let summary = response
         .map_err(|s| {
@@ -606,8 +703,7 @@ pub async fn stream<R: Read + Send + 'static>(
         })?
         .into_inner();
     Ok(ImportSummary {
-        good_rows,
-        bad_rows,
+        tally,
         batches: summary.batches,
         inserted: summary.inserted,
         updated: summary.updated,

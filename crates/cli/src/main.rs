@@ -1,5 +1,6 @@
 //! `tradepact`: run the services, import data, query them.
 
+mod comtrade;
 mod connect;
 mod import;
 mod query;

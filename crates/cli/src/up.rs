@@ -102,14 +102,17 @@ pub async fn import_files(c: &ClientArgs, url: &str, files: &[PathBuf]) -> anyho
     let progress = std::io::stderr().is_terminal();
     for path in files {
         let s = import_file(c, &mut client, path, progress).await?;
+        let t = &s.tally;
         println!(
-            "{}: {} rows imported ({} new points, {} updated, {} batches), {} bad rows skipped",
+            "{}: {} rows imported ({} new points, {} updated, {} batches), {} bad rows skipped; {} rows in all, {}",
             path.display(),
-            s.good_rows,
+            t.imported,
             s.inserted,
             s.updated,
             s.batches,
-            s.bad_rows
+            t.bad,
+            t.rows,
+            t.skipped_text(),
         );
     }
     Ok(())
