@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::chunk::{Chunk, ChunkView, Upsert, BLOCK};
-use crate::model::{Period, SeriesFilter, SeriesKey, SeriesPoints};
+use crate::model::reference::{GroupInfo, Membership};
+use crate::model::{Country, Period, SeriesFilter, SeriesKey, SeriesPoints};
 use crate::{Error, Result};
 
 pub(crate) const INDEX: u8 = b'K';
@@ -169,6 +170,8 @@ fn decode_id(v: &[u8]) -> Result<u64> {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// User-defined country groups, by name (see [`Store::define_group`]).
+    groups: sled::Tree,
     /// Guards writes; holds the last sequence number given.
     write_lock: Mutex<u64>,
 }
@@ -210,11 +213,64 @@ impl Store {
             Some(v) => decode_id(&v)?,
             None => 0,
         };
+        let groups = db.open_tree("groups")?;
         Ok(Store {
             db,
             tree,
+            groups,
             write_lock: Mutex::new(last),
         })
+    }
+
+    /// Stores (or replaces) a user-defined country group, durably; the caller has checked it
+    /// ([`GroupInfo::check`]).
+    pub fn define_group(&self, group: &GroupInfo) -> Result<()> {
+        let mut value = Vec::with_capacity(4 + group.description.len() + 7 * group.members.len());
+        value.extend_from_slice(&(group.description.len() as u32).to_be_bytes());
+        value.extend_from_slice(group.description.as_bytes());
+        for m in &group.members {
+            value.extend_from_slice(m.code.as_str().as_bytes());
+            value.extend_from_slice(&m.from.unwrap_or(0).to_be_bytes());
+            value.extend_from_slice(&m.until.unwrap_or(0).to_be_bytes());
+        }
+        self.groups.insert(group.name.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The user-defined country groups, by name.
+    pub fn user_groups(&self) -> Result<Vec<GroupInfo>> {
+        let corrupt = || Error::Corrupt("a user-defined group".to_owned());
+        let mut out = Vec::new();
+        for item in self.groups.iter() {
+            let (name, v) = item?;
+            let len = v.get(..4).ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(len.try_into().map_err(|_| corrupt())?) as usize;
+            let description = v.get(4..4 + len).ok_or_else(corrupt)?;
+            let members = v[4 + len..]
+                .chunks(7)
+                .map(|m| {
+                    let code = std::str::from_utf8(m.get(..3)?).ok()?;
+                    let year = |b: &[u8]| {
+                        let y = u16::from_be_bytes(b.try_into().ok()?);
+                        Some((y != 0).then_some(y))
+                    };
+                    Some(Membership {
+                        code: Country::of_shape(code)?,
+                        from: year(m.get(3..5)?)?,
+                        until: year(m.get(5..7)?)?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(corrupt)?;
+            out.push(GroupInfo {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                description: String::from_utf8_lossy(description).into_owned(),
+                members,
+                user_defined: true,
+            });
+        }
+        Ok(out)
     }
 
     /// Makes every write applied so far durable (fsync) and returns the sequence number up

@@ -246,3 +246,98 @@ async fn measures_are_series_of_their_own_and_old_requests_see_values_only() {
         .unwrap_err();
     assert!(status.message().contains("quantity_unit"), "{status:?}");
 }
+
+#[tokio::test]
+async fn reference_data_answers_countries_groups_over_time_and_products() {
+    let (svc, _closer) = service();
+    let countries = |search: &str, kind: pb::CountryKind| {
+        svc.list_countries(Request::new(pb::ListCountriesRequest {
+            search: search.into(),
+            kind: kind.into(),
+        }))
+    };
+    let korea = countries("korea", pb::CountryKind::Unspecified)
+        .await
+        .unwrap();
+    let codes: Vec<String> = korea
+        .into_inner()
+        .countries
+        .into_iter()
+        .map(|c| c.code)
+        .collect();
+    assert_eq!(codes, ["KOR", "PRK"]);
+    let former = countries("yugoslavia", pb::CountryKind::Former)
+        .await
+        .unwrap();
+    let yug = &former.into_inner().countries[0];
+    assert_eq!(
+        (yug.code.as_str(), yug.m49, yug.until_year),
+        ("YUG", 891, 2003)
+    );
+
+    let eu_in = |year: u32| {
+        svc.list_groups(Request::new(pb::ListGroupsRequest {
+            name: "EU".into(),
+            as_of_year: year,
+        }))
+    };
+    let members = |r: pb::ListGroupsResponse| r.groups[0].members.len();
+    assert_eq!(members(eu_in(2019).await.unwrap().into_inner()), 28);
+    assert_eq!(members(eu_in(2020).await.unwrap().into_inner()), 27);
+    let define = |name: &str| {
+        svc.define_group(Request::new(pb::DefineGroupRequest {
+            group: Some(pb::Group {
+                name: name.into(),
+                description: "FTA partners of the USA in Asia".into(),
+                members: vec![pb::GroupMember {
+                    code: "KOR".into(),
+                    from_year: 2012,
+                    until_year: 0,
+                }],
+                user_defined: false,
+            }),
+        }))
+    };
+    define("US_ASIA_FTA").await.unwrap();
+    let status = define("EU").await.unwrap_err();
+    assert!(status.message().contains("shipped group"), "{status:?}");
+    let all = svc
+        .list_groups(Request::new(pb::ListGroupsRequest::default()))
+        .await;
+    let all = all.unwrap().into_inner().groups;
+    let mine = all.iter().find(|g| g.name == "US_ASIA_FTA").unwrap();
+    assert!(mine.user_defined);
+    assert_eq!(mine.members[0].from_year, 2012);
+
+    let products = |search: &str, parent: &str, size: i32, token: String| {
+        svc.list_products(Request::new(pb::ListProductsRequest {
+            search: search.into(),
+            parent: parent.into(),
+            page_size: size,
+            page_token: token,
+        }))
+    };
+    let found = products("motor cars", "", 0, String::new()).await.unwrap();
+    let found = found.into_inner().products;
+    assert!(found.iter().any(|p| p.code == "HS2022:8703"), "{found:?}");
+    let under_87 = products("", "HS2022:87", 0, String::new()).await.unwrap();
+    let under_87 = under_87.into_inner().products;
+    assert!(under_87
+        .iter()
+        .all(|p| p.parent == "HS2022:87" && p.level == 4));
+    assert!(under_87.iter().any(|p| p.code == "HS2022:8703"));
+    // Pages of 3 of the codes under 8703 cover them once.
+    let (mut token, mut codes) = (String::new(), Vec::new());
+    loop {
+        let page = products("8703", "", 3, token).await.unwrap().into_inner();
+        codes.extend(page.products.into_iter().map(|p| p.code));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(codes.len() > 10 && codes[0] == "HS2022:8703", "{codes:?}");
+    let mut unique = codes.clone();
+    unique.dedup();
+    assert_eq!(unique, codes);
+}

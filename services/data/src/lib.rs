@@ -6,6 +6,7 @@
 pub mod app;
 pub mod convert;
 mod feed;
+mod reference;
 pub mod service;
 
 use std::future::Future;
@@ -37,6 +38,10 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("GetTradeBalance", READ),
         ("GetChange", READ),
         ("WatchSeries", READ),
+        ("ListCountries", READ),
+        ("ListGroups", READ),
+        ("DefineGroup", WRITE),
+        ("ListProducts", READ),
     ]
 };
 

@@ -18,6 +18,7 @@ use crate::app::ingest::Ingested;
 use crate::app::{validated, Items, Trade};
 use crate::convert;
 use crate::feed::{message, SeriesFeed};
+use crate::reference;
 
 /// Values per `StreamSeries` message.
 pub const STREAM_CHUNK: usize = 4096;
@@ -27,6 +28,8 @@ pub const COLUMNS_CHUNK: usize = 8192;
 pub const SERIES_PAGE: (usize, usize) = (1000, 10_000);
 /// Default and largest `ListSeries` page.
 pub const LIST_PAGE: (usize, usize) = (100, 1000);
+/// Default and largest `ListProducts` page.
+pub const PRODUCTS_PAGE: (usize, usize) = (50, 1000);
 
 /// The data service: the handlers over the application.
 #[derive(Clone)]
@@ -342,5 +345,70 @@ impl TradeDataService for DataService {
         Ok(Response::new(tradepact_rpc::watch::watch(
             past, watch.live, feed,
         )))
+    }
+
+    async fn list_countries(
+        &self,
+        request: Request<pb::ListCountriesRequest>,
+    ) -> Result<Response<pb::ListCountriesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let kind = v.check("kind", reference::kind_in(req.kind));
+        let kind = validated(v, || kind).map_err(of)?;
+        let found = self.app.countries(&req.search, kind);
+        Ok(Response::new(pb::ListCountriesResponse {
+            countries: found.into_iter().map(reference::country_out).collect(),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let as_of = reference::as_of(req.as_of_year, &mut v);
+        validated(v, || Some(())).map_err(of)?;
+        let groups = self.app.groups(&req.name, as_of).await.map_err(of)?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: groups.into_iter().map(reference::group_out).collect(),
+        }))
+    }
+
+    async fn define_group(
+        &self,
+        request: Request<pb::DefineGroupRequest>,
+    ) -> Result<Response<pb::DefineGroupResponse>, Status> {
+        let mut v = Violations::default();
+        let group = reference::group_in(request.get_ref().group.as_ref(), &mut v);
+        let group = validated(v, || group).map_err(of)?;
+        let stored = self.app.define_group(group).await.map_err(of)?;
+        Ok(Response::new(pb::DefineGroupResponse {
+            group: Some(reference::group_out(stored)),
+        }))
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let size = v.check("page_size", paging::size(req.page_size, PRODUCTS_PAGE));
+        let fingerprint = Fingerprint::of(&[req.search.as_bytes(), req.parent.as_bytes()]);
+        let offset = v.check(
+            "page_token",
+            paging::decode_number(&req.page_token, fingerprint),
+        );
+        let (size, offset) = validated(v, || size.zip(offset)).map_err(of)?;
+        let offset = offset.unwrap_or(0) as usize;
+        let found = self.app.products(&req.search, &req.parent, offset, size);
+        let (products, next) = found.map_err(of)?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: products.into_iter().map(reference::product_out).collect(),
+            next_page_token: next
+                .map(|n| paging::encode_number(fingerprint, n as u64))
+                .unwrap_or_default(),
+        }))
     }
 }

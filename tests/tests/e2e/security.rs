@@ -654,6 +654,27 @@ async fn every_rpc_checks_its_scope_both_ways() {
     rpc!(&["data:read"], "WatchSeries", d, watch_series, |_k| {
         data_pb::WatchSeriesRequest::default()
     });
+    rpc!(&["data:read"], "ListCountries", d, list_countries, |_k| {
+        data_pb::ListCountriesRequest::default()
+    });
+    rpc!(&["data:read"], "ListGroups", d, list_groups, |_k| {
+        data_pb::ListGroupsRequest::default()
+    });
+    rpc!(&["data:write"], "DefineGroup", d, define_group, |_k| {
+        data_pb::DefineGroupRequest {
+            group: Some(data_pb::Group {
+                name: "MINE".into(),
+                members: vec![data_pb::GroupMember {
+                    code: "KOR".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        }
+    });
+    rpc!(&["data:read"], "ListProducts", d, list_products, |_k| {
+        data_pb::ListProductsRequest::default()
+    });
     rpc!(WRITE, "CreateNegotiation", n, create_negotiation, |_k| {
         pb::CreateNegotiationRequest::default()
     });
@@ -729,7 +750,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 22, "every RPC of both services");
+    assert_eq!(calls.len(), 26, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

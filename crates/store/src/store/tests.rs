@@ -351,3 +351,32 @@ fn writes_get_sequences_that_survive_reopen_and_changes_list_what_they_touched()
     assert_eq!(changes[0].series.len(), 1);
     assert!(store.changes_since(10).unwrap().0.is_empty());
 }
+
+#[test]
+fn user_groups_are_kept_by_name_and_replaced() {
+    use crate::model::reference::{GroupInfo, Membership};
+    let store = Store::temporary().unwrap();
+    let code = |s: &str| Country::parse(s).unwrap();
+    let mut group = GroupInfo {
+        name: "MY_PARTNERS".into(),
+        description: "Korea since the FTA, and Japan".into(),
+        members: vec![
+            Membership {
+                code: code("KOR"),
+                from: Some(2012),
+                until: None,
+            },
+            Membership {
+                code: code("JPN"),
+                from: None,
+                until: Some(2030),
+            },
+        ],
+        user_defined: true,
+    };
+    store.define_group(&group).unwrap();
+    assert_eq!(store.user_groups().unwrap(), vec![group.clone()]);
+    group.members.pop();
+    store.define_group(&group).unwrap();
+    assert_eq!(store.user_groups().unwrap(), vec![group]);
+}

@@ -9,6 +9,7 @@
 
 pub mod failure;
 pub mod ingest;
+pub mod reference;
 pub mod watch;
 
 use std::sync::Arc;
