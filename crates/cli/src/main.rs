@@ -4,6 +4,7 @@ mod comtrade;
 mod connect;
 mod import;
 mod query;
+mod reference;
 mod scenario;
 mod up;
 
@@ -52,6 +53,28 @@ enum Command {
     MigrateStore {
         /// The store's directory (the data service's --data-dir; `data/trade` under `up`).
         dir: PathBuf,
+    },
+    /// List the countries and areas a reporter or partner may be (`tradepact countries korea`).
+    Countries {
+        /// Words the code or name must hold; none for all.
+        search: Vec<String>,
+        #[command(flatten)]
+        service: reference::DataService,
+    },
+    /// List country groups with their members over time (`tradepact groups EU --year 2019`).
+    Groups {
+        /// One group; none for all.
+        name: Option<String>,
+        /// Only the members of that year.
+        #[arg(long)]
+        year: Option<u32>,
+        #[command(flatten)]
+        service: reference::DataService,
+    },
+    /// Search the HS nomenclature (`tradepact products search motor vehicles`).
+    Products {
+        #[command(subcommand)]
+        action: reference::ProductsAction,
     },
     /// Print the trade balance of a reporter with a partner.
     Balance(query::BalanceArgs),
@@ -138,6 +161,15 @@ async fn main() -> ExitCode {
         Command::MigrateStore { dir } => tradepact_data::migrate_store(&dir).map(|done| {
             println!("{done}");
         }),
+        Command::Countries { search, service } => {
+            reference::countries(&cli.client, &search, service).await
+        }
+        Command::Groups {
+            name,
+            year,
+            service,
+        } => reference::groups(&cli.client, name, year, service).await,
+        Command::Products { action } => reference::products(&cli.client, action).await,
         Command::Balance(args) => query::balance(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {

@@ -100,6 +100,7 @@ pub async fn series(c: &ClientArgs, args: SeriesArgs) -> anyhow::Result<()> {
             filter: Some(pb::SeriesFilter {
                 reporter: args.reporter.clone(),
                 product: args.product.clone(),
+                measure: pb::Measure::Any.into(),
                 ..Default::default()
             }),
             page_size: 1000,
@@ -112,8 +113,13 @@ pub async fn series(c: &ClientArgs, args: SeriesArgs) -> anyhow::Result<()> {
             .into_inner();
         for s in page.series {
             let k = s.key.unwrap_or_default();
+            let measure = match k.measure() {
+                pb::Measure::Unspecified => String::new(),
+                pb::Measure::Quantity => format!(" QUANTITY[{}]", k.quantity_unit),
+                m => format!(" {}", m.as_str_name().trim_start_matches("MEASURE_")),
+            };
             println!(
-                "{}->{} {:<8} {:<8} {:<16} {:<10} {:>6} points {}..{}",
+                "{}->{} {:<8} {:<8} {:<16} {:<10} {:>6} points {}..{}{measure}",
                 k.reporter,
                 k.partner,
                 k.kind().as_str_name().trim_start_matches("TRADE_KIND_"),

@@ -83,6 +83,7 @@ fn every_readme_example_runs_against_tradepact_up() {
         let out = Command::new("sh")
             .arg("-c")
             .arg(&line)
+            .current_dir(workspace())
             .env("PATH", &path)
             .env(
                 "TRADEPACT_NEGOTIATION_SERVICE_URL",
