@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 
-use tradepact_model::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
+use tradepact_model::{Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesKey};
 use tradepact_proto::data_v1 as pb;
 
 /// Points per `StreamWritePoints` message.
@@ -114,12 +114,12 @@ fn product(s: &str) -> Result<Product, String> {
     }
 }
 
-fn value(s: &str) -> Result<f64, String> {
+fn value(s: &str, measure: Measure) -> Result<f64, String> {
     let v: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("value {s:?} is not a number"))?;
-    tradepact_model::check_value(v)
+    tradepact_model::check_value_of(measure, v)
 }
 
 fn parse_row(
@@ -154,14 +154,27 @@ fn parse_row(
                     }
                 },
             };
-            let flow = match get(*flow).to_ascii_uppercase().as_str() {
-                "EXPORT" => Flow::Export,
-                "IMPORT" => Flow::Import,
-                other => return Err(format!("flow {other:?} is not EXPORT or IMPORT")),
+            // A published balance is stored as such, under the export flow.
+            let (flow, measure) = match get(*flow).to_ascii_uppercase().as_str() {
+                "EXPORT" => (Flow::Export, Measure::ValueUsd),
+                "IMPORT" => (Flow::Import, Measure::ValueUsd),
+                "RE_EXPORT" => (Flow::ReExport, Measure::ValueUsd),
+                "RE_IMPORT" => (Flow::ReImport, Measure::ValueUsd),
+                "BALANCE" => (Flow::Export, Measure::ReportedBalanceUsd),
+                other => {
+                    return Err(format!(
+                        "flow {other:?} is not EXPORT, IMPORT, RE_EXPORT, RE_IMPORT or BALANCE"
+                    ))
+                }
             };
             let kind = match get(*kind).to_ascii_uppercase().as_str() {
                 "GOODS" => Kind::Goods,
                 "SERVICES" => Kind::Services,
+                "GOODS_SERVICES" | "GOODS_AND_SERVICES"
+                    if measure == Measure::ReportedBalanceUsd =>
+                {
+                    Kind::GoodsAndServices
+                }
                 other => return Err(format!("kind {other:?} is not GOODS or SERVICES")),
             };
             let source = source
@@ -178,10 +191,10 @@ fn parse_row(
                     kind,
                     product: product(get(*prod)).map_err(|e| format!("product {e}"))?,
                     frequency,
-                    measure: Default::default(),
+                    measure,
                 },
                 period: Period::parse(period_text, frequency).map_err(|e| format!("period {e}"))?,
-                value: value(get(*val))?,
+                value: value(get(*val), measure)?,
                 source: source.to_owned(),
             }]))
         }

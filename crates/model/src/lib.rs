@@ -99,6 +99,9 @@ pub enum Kind {
     Goods,
     /// Services.
     Services,
+    /// Goods and services together: only for a balance as published
+    /// ([`Measure::ReportedBalanceUsd`]); other totals are computed, never stored.
+    GoodsAndServices,
 }
 
 /// How often a series is observed.
@@ -146,6 +149,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Goods => "GOODS",
             Kind::Services => "SERVICES",
+            Kind::GoodsAndServices => "GOODS_AND_SERVICES",
         })
     }
 }
@@ -439,6 +443,7 @@ impl SeriesKey {
         out.push(match self.kind {
             Kind::Goods => 1,
             Kind::Services => 2,
+            Kind::GoodsAndServices => 3,
         });
         out.push(match self.frequency {
             Frequency::Annual => 1,
@@ -505,6 +510,7 @@ impl SeriesKey {
             kind: match b[7] {
                 1 => Kind::Goods,
                 2 => Kind::Services,
+                3 => Kind::GoodsAndServices,
                 _ => return None,
             },
             frequency: match b[8] {

@@ -21,6 +21,7 @@ impl From<Kind> for pb::TradeKind {
         match k {
             Kind::Goods => pb::TradeKind::Goods,
             Kind::Services => pb::TradeKind::Services,
+            Kind::GoodsAndServices => pb::TradeKind::GoodsAndServices,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Derived figures, computed at query time: trade balances and changes between periods.
 //!
-//! - balance = exports − imports, per kind (goods, services) and for their total;
+//! - balance = exports − imports, per kind (goods, services) and for their total; a balance
+//!   as published (the `ReportedBalanceUsd` measure, under the export flow) is shown beside
+//!   the computed one, never mixed into it;
 //! - a figure is present only when all of its inputs are; the missing inputs are named;
 //! - percent change = 100 · (to − from) / |from| (so a deficit that deepens from −10 to −15
 //!   is a −50 % change), absent when `from` is zero;
@@ -9,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{Country, Flow, Frequency, Kind, Period, Product, SeriesKey};
+use crate::model::{Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesKey};
 use crate::{Error, Result, Store};
 
 /// Exports, imports and balance of one kind of trade in one period.
@@ -23,6 +25,8 @@ pub struct Figures {
     pub balance: Option<f64>,
     /// Inputs that are missing, e.g. `GOODS IMPORT`.
     pub missing: Vec<String>,
+    /// The balance as published, when a reported balance is stored for the period.
+    pub reported: Option<f64>,
 }
 
 impl Figures {
@@ -39,6 +43,7 @@ impl Figures {
             imports,
             balance: exports.zip(imports).map(|(x, m)| x - m),
             missing,
+            reported: None,
         }
     }
 
@@ -51,6 +56,8 @@ impl Figures {
             imports,
             balance: exports.zip(imports).map(|(x, m)| x - m),
             missing: a.missing.iter().chain(&b.missing).cloned().collect(),
+            // A sum of published balances is not a published figure.
+            reported: None,
         }
     }
 }
@@ -89,7 +96,7 @@ pub struct BalanceQuery {
 }
 
 impl BalanceQuery {
-    fn key(&self, kind: Kind, flow: Flow) -> SeriesKey {
+    fn key(&self, kind: Kind, flow: Flow, measure: Measure) -> SeriesKey {
         SeriesKey {
             reporter: self.reporter,
             partner: self.partner,
@@ -97,7 +104,7 @@ impl BalanceQuery {
             kind,
             product: self.product.clone(),
             frequency: self.frequency,
-            measure: Default::default(),
+            measure,
         }
     }
 }
@@ -109,39 +116,48 @@ pub fn trade_balance(
     from: u32,
     to: u32,
 ) -> Result<Vec<BalanceRow>> {
-    let read = |kind, flow| -> Result<std::collections::BTreeMap<u32, f64>> {
+    let read = |kind, flow, measure| -> Result<std::collections::BTreeMap<u32, f64>> {
         Ok(store
-            .values_or_empty(&query.key(kind, flow), from, to)?
+            .values_or_empty(&query.key(kind, flow, measure), from, to)?
             .into_iter()
             .collect())
     };
-    let gx = read(Kind::Goods, Flow::Export)?;
-    let gm = read(Kind::Goods, Flow::Import)?;
-    let sx = read(Kind::Services, Flow::Export)?;
-    let sm = read(Kind::Services, Flow::Import)?;
-    let periods: BTreeSet<u32> = [&gx, &gm, &sx, &sm]
+    let value = Measure::ValueUsd;
+    let gx = read(Kind::Goods, Flow::Export, value)?;
+    let gm = read(Kind::Goods, Flow::Import, value)?;
+    let sx = read(Kind::Services, Flow::Export, value)?;
+    let sm = read(Kind::Services, Flow::Import, value)?;
+    let reported = Measure::ReportedBalanceUsd;
+    let gr = read(Kind::Goods, Flow::Export, reported)?;
+    let sr = read(Kind::Services, Flow::Export, reported)?;
+    let tr = read(Kind::GoodsAndServices, Flow::Export, reported)?;
+    let periods: BTreeSet<u32> = [&gx, &gm, &sx, &sm, &gr, &sr, &tr]
         .iter()
         .flat_map(|m| m.keys().copied())
         .collect();
     Ok(periods
         .into_iter()
         .map(|ordinal| {
-            let goods = Figures::new(
+            let mut goods = Figures::new(
                 "GOODS",
                 gx.get(&ordinal).copied(),
                 gm.get(&ordinal).copied(),
             );
-            let services = Figures::new(
+            goods.reported = gr.get(&ordinal).copied();
+            let mut services = Figures::new(
                 "SERVICES",
                 sx.get(&ordinal).copied(),
                 sm.get(&ordinal).copied(),
             );
+            services.reported = sr.get(&ordinal).copied();
+            let mut total = Figures::sum(&goods, &services);
+            total.reported = tr.get(&ordinal).copied();
             BalanceRow {
                 period: Period {
                     frequency: query.frequency,
                     ordinal,
                 },
-                total: Figures::sum(&goods, &services),
+                total,
                 goods,
                 services,
             }
@@ -213,11 +229,11 @@ fn value_at(store: &Store, target: &ChangeTarget, period: Period) -> Result<f64>
             let figures = row.map(|r| match kind {
                 Some(Kind::Goods) => r.goods,
                 Some(Kind::Services) => r.services,
-                None => r.total,
+                Some(Kind::GoodsAndServices) | None => r.total,
             });
             let what = match kind {
+                Some(Kind::GoodsAndServices) | None => "goods and services balance".to_owned(),
                 Some(k) => format!("{k} balance"),
-                None => "goods and services balance".to_owned(),
             };
             match figures {
                 Some(Figures {

@@ -37,6 +37,7 @@ pub(crate) fn kind(v: i32, required: bool) -> Result<Option<Kind>, String> {
     match pb::TradeKind::try_from(v) {
         Ok(pb::TradeKind::Goods) => Ok(Some(Kind::Goods)),
         Ok(pb::TradeKind::Services) => Ok(Some(Kind::Services)),
+        Ok(pb::TradeKind::GoodsAndServices) => Ok(Some(Kind::GoodsAndServices)),
         Ok(pb::TradeKind::Unspecified) if !required => Ok(None),
         Ok(pb::TradeKind::Unspecified) => {
             Err("is required: TRADE_KIND_GOODS or TRADE_KIND_SERVICES".to_owned())
@@ -124,6 +125,15 @@ pub(crate) fn series_key(
     let product = v.check(format!("{field}.product"), Product::parse(&key.product));
     let frequency = v.check(format!("{field}.frequency"), frequency(key.frequency, true));
     let measure = measure(key.measure, &key.quantity_unit, false, field, v);
+    if kind == Some(Some(Kind::GoodsAndServices))
+        && measure != Some(Some(Measure::ReportedBalanceUsd))
+    {
+        v.add(
+            format!("{field}.kind"),
+            "TRADE_KIND_GOODS_AND_SERVICES is only for a reported balance (MEASURE_REPORTED_BALANCE_USD): the total of goods and services is computed",
+        );
+        return None;
+    }
     Some(SeriesKey {
         reporter: reporter?,
         partner: partner?,
@@ -385,6 +395,7 @@ fn figures(f: Figures) -> pb::BalanceFigures {
         imports_usd: f.imports,
         balance_usd: f.balance,
         missing_inputs: f.missing,
+        reported_balance_usd: f.reported,
     }
 }
 

@@ -341,3 +341,62 @@ async fn reference_data_answers_countries_groups_over_time_and_products() {
     unique.dedup();
     assert_eq!(unique, codes);
 }
+
+#[tokio::test]
+async fn a_reported_balance_is_shown_beside_the_computed_one() {
+    let (svc, _closer) = service();
+    let reported = |kind: pb::TradeKind| pb::SeriesKey {
+        kind: kind.into(),
+        measure: pb::Measure::ReportedBalanceUsd.into(),
+        ..key("KOR", pb::Flow::Export)
+    };
+    svc.write_points(write(key("KOR", pb::Flow::Export), &[("2016", 42.3e9)]))
+        .await
+        .unwrap();
+    svc.write_points(write(key("KOR", pb::Flow::Import), &[("2016", 69.9e9)]))
+        .await
+        .unwrap();
+    let goods = reported(pb::TradeKind::Goods);
+    svc.write_points(write(goods, &[("2006", -13.4e9), ("2016", -27.57e9)]))
+        .await
+        .unwrap();
+    let total = reported(pb::TradeKind::GoodsAndServices);
+    svc.write_points(write(total, &[("2016", -17.0e9)]))
+        .await
+        .unwrap();
+    let rows = svc.get_trade_balance(Request::new(pb::GetTradeBalanceRequest {
+        reporter: "USA".into(),
+        partner: "KOR".into(),
+        ..Default::default()
+    }));
+    let rows = rows.await.unwrap().into_inner().rows;
+    assert_eq!(rows.len(), 2, "2006 has a published balance only");
+    let g2006 = rows[0].goods.clone().unwrap();
+    assert_eq!(
+        (g2006.balance_usd, g2006.reported_balance_usd),
+        (None, Some(-13.4e9))
+    );
+    let g2016 = rows[1].goods.clone().unwrap();
+    assert_eq!(g2016.reported_balance_usd, Some(-27.57e9));
+    assert!(
+        (g2016.balance_usd.unwrap() + 27.6e9).abs() < 1e3,
+        "computed, not replaced"
+    );
+    assert_eq!(
+        rows[1].total.clone().unwrap().reported_balance_usd,
+        Some(-17.0e9)
+    );
+    // The kind of a total is for published balances only.
+    let value = pb::SeriesKey {
+        kind: pb::TradeKind::GoodsAndServices.into(),
+        ..key("KOR", pb::Flow::Export)
+    };
+    let status = svc
+        .write_points(write(value, &[("2016", 1.0)]))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("only for a reported balance"),
+        "{status:?}"
+    );
+}

@@ -22,5 +22,6 @@ mod readme;
 mod reflection_and_health;
 mod security;
 mod slow_clients;
+mod store_format;
 mod validation;
 mod watch_and_shutdown;
