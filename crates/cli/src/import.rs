@@ -398,10 +398,19 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> (Vec<pb::StreamWritePointsRequest>, Vec<BadRow>, u64) {
+        let (batches, bad, tally) = read_file(text.as_bytes(), "test.csv");
+        (batches, bad, tally.imported)
+    }
+
+    /// Every batch and bad row of a file, and its tally (checked to add up).
+    fn read_file(
+        bytes: &[u8],
+        name: &str,
+    ) -> (Vec<pb::StreamWritePointsRequest>, Vec<BadRow>, Tally) {
         let (mut batches, mut bad) = (Vec::new(), Vec::new());
         let tally = read_csv(
-            text.as_bytes(),
-            "test.csv",
+            bytes,
+            name,
             |b| {
                 batches.push(b);
                 true
@@ -410,8 +419,8 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        assert!(tally.balanced(), "{tally:?}");
-        (batches, bad, tally.imported)
+        assert!(tally.balanced(), "{name}: {tally:?}");
+        (batches, bad, tally)
     }
 
     #[test]
@@ -476,19 +485,7 @@ mod tests {
     #[test]
     fn a_comtrade_file_keeps_totals_measures_editions_and_accounts_for_every_row() {
         for name in ["usa_kor_2018.csv", "usa_kor_2018.tsv.gz"] {
-            let (mut batches, mut bad) = (Vec::new(), Vec::new());
-            let tally = read_csv(
-                &fixture(name)[..],
-                name,
-                |b| {
-                    batches.push(b);
-                    true
-                },
-                |b| bad.push(b),
-                |_| {},
-            )
-            .unwrap();
-            assert!(tally.balanced(), "{name}: {tally:?}");
+            let (batches, bad, tally) = read_file(&fixture(name), name);
             assert_eq!(
                 (tally.rows, tally.imported, tally.points),
                 (11, 6, 10),
