@@ -31,6 +31,7 @@ pub mod analysis;
 pub mod chunk;
 pub mod columns;
 mod migrate;
+pub mod query;
 mod store;
 
 pub use migrate::{migrate, Migrated};

@@ -1,0 +1,346 @@
+//! Questions across the matrix: figures summed over the series a filter selects, grouped by
+//! any of reporter, partner, product (at an HS level), flow, kind and period, ordered by value
+//! with a limit (top-N), or as balances (exports − imports) per group.
+//!
+//! Sparse data is the rule, and a gap is never a zero:
+//! - a series that does not exist contributes nothing;
+//! - a series that exists contributes, for every stored period in the range, either its value
+//!   (an *input*) or nothing (a *missing input*, counted, the first ten named per group);
+//! - products are summed at one level only: the filter chooses `TOTAL` (the default), a list
+//!   of codes, a prefix or an HS level (codes with exactly that many digits), so that a
+//!   chapter and its headings are never added together;
+//! - rates and reported balances are not summed ([`crate::model::Measure::sums`]).
+//!
+//! This first engine reads the series the filter selects through the catalog (a reporter, or
+//! a reporter and partner, narrows the scan); the layout of the matrix issue will give it an
+//! index. Every figure is checked against a brute-force sum in the tests.
+
+use std::collections::BTreeMap;
+
+use crate::aggregate::{self, ReadPlan};
+use crate::model::{
+    Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesFilter, SeriesKey,
+};
+use crate::{Error, Result, Store};
+
+/// Missing inputs named per group (the rest are counted).
+pub const MISSING_NAMED: usize = 10;
+/// Series a query reads at most (beyond it: `OutOfRange`, narrow the filter).
+pub const MAX_SERIES: usize = 1_000_000;
+/// Periods a query spans at most (a century of months).
+pub const MAX_PERIODS: u32 = 1200;
+
+/// Which products a query sums.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Products {
+    /// The `TOTAL` series.
+    #[default]
+    Total,
+    /// These codes.
+    Codes(Vec<Product>),
+    /// Codes starting with this (`HS2017:87`).
+    Prefix(String),
+    /// Codes of exactly this many digits (2, 4 or 6), any scheme.
+    Level(u8),
+}
+
+/// What a query groups by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dimension {
+    /// The reporter.
+    Reporter,
+    /// The partner.
+    Partner,
+    /// The product, cut to this many digits (0: as stored).
+    Product(u8),
+    /// The flow.
+    Flow,
+    /// Goods or services.
+    Kind,
+    /// The period (in the query's frequency).
+    Period,
+}
+
+/// How cells are ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By group.
+    #[default]
+    Group,
+    /// Largest value first.
+    Descending,
+    /// Smallest value first (the deepest deficits of a balance).
+    Ascending,
+}
+
+/// A question across the matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// Reporters; empty for any.
+    pub reporters: Vec<Country>,
+    /// Partners; empty for any.
+    pub partners: Vec<Country>,
+    /// Partners left out ("the world minus China": partners empty, CHN excluded).
+    pub exclude_partners: Vec<Country>,
+    /// Flows; empty for any (a balance uses exports and imports).
+    pub flows: Vec<Flow>,
+    /// Kinds; empty for any.
+    pub kinds: Vec<Kind>,
+    /// Products.
+    pub products: Products,
+    /// The frequency of the series read.
+    pub frequency: Frequency,
+    /// The measure summed.
+    pub measure: Measure,
+    /// How the series are read (their frequency, or coarser); periods are in its frequency.
+    pub plan: ReadPlan,
+    /// First and last period, as ordinals in the plan's frequency.
+    pub periods: (u32, u32),
+    /// Dimensions of the groups (none: one cell).
+    pub group_by: Vec<Dimension>,
+    /// Exports minus imports per group instead of a sum.
+    pub balance: bool,
+    /// Order of the cells.
+    pub order: Order,
+    /// Cells returned at most (0: all).
+    pub limit: usize,
+}
+
+/// One figure of an answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The group's values, one per dimension of `group_by`.
+    pub group: Vec<String>,
+    /// The sum (or exports − imports) of its inputs; `None` without inputs (or, for a
+    /// balance, without inputs on one side): a gap is never a zero.
+    pub value: Option<f64>,
+    /// Stored points summed.
+    pub inputs: u64,
+    /// Stored periods in range that a selected series lacks.
+    pub missing: u64,
+    /// The first [`MISSING_NAMED`] of them (`USA->KOR … 2016`).
+    pub missing_named: Vec<String>,
+}
+
+impl Query {
+    /// Whether `key` is one of the series the query reads.
+    pub fn selects(&self, key: &SeriesKey) -> bool {
+        let any_or = |list: &[Country], c: Country| list.is_empty() || list.contains(&c);
+        let flows_ok = if self.balance {
+            matches!(key.flow, Flow::Export | Flow::Import)
+        } else {
+            self.flows.is_empty() || self.flows.contains(&key.flow)
+        };
+        any_or(&self.reporters, key.reporter)
+            && any_or(&self.partners, key.partner)
+            && !self.exclude_partners.contains(&key.partner)
+            && flows_ok
+            && (self.kinds.is_empty() || self.kinds.contains(&key.kind))
+            && key.frequency == self.frequency
+            && key.measure == self.measure
+            && match &self.products {
+                Products::Total => key.product == Product::total(),
+                Products::Codes(codes) => codes.contains(&key.product),
+                Products::Prefix(p) => key.product.as_str().starts_with(p.as_str()),
+                Products::Level(l) => key.product.split().is_some_and(|(_, c)| {
+                    c.len() == usize::from(*l) && c.bytes().all(|b| b.is_ascii_digit())
+                }),
+            }
+    }
+
+    /// The group of `key`'s value in `period`.
+    pub fn group_of(&self, key: &SeriesKey, period: Period) -> Vec<String> {
+        self.group_by
+            .iter()
+            .map(|d| match d {
+                Dimension::Reporter => key.reporter.to_string(),
+                Dimension::Partner => key.partner.to_string(),
+                Dimension::Product(level) => product_at(&key.product, *level),
+                Dimension::Flow => key.flow.to_string(),
+                Dimension::Kind => key.kind.to_string(),
+                Dimension::Period => period.to_string(),
+            })
+            .collect()
+    }
+
+    /// Checks what a store cannot answer whatever it holds.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !self.measure.sums() {
+            return Err(format!(
+                "a {} is not summed; query it series by series",
+                self.measure
+            ));
+        }
+        if self.balance && self.group_by.contains(&Dimension::Flow) {
+            return Err(
+                "a balance is exports minus imports: it cannot be grouped by flow".to_owned(),
+            );
+        }
+        let (from, to) = self.periods;
+        if from > to || to - from >= MAX_PERIODS {
+            return Err(format!(
+                "the period range must hold 1 to {MAX_PERIODS} periods"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `product` cut to `level` digits when it is a longer all-digit code.
+pub fn product_at(product: &Product, level: u8) -> String {
+    match product.split() {
+        Some((scheme, code))
+            if level > 0
+                && code.len() > usize::from(level)
+                && code.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{scheme}:{}", &code[..usize::from(level)])
+        }
+        _ => product.to_string(),
+    }
+}
+
+/// A cell being summed: its figure, and for a balance the inputs of each side.
+struct Sum {
+    cell: Cell,
+    total: f64,
+    sides: [u64; 2],
+}
+
+impl Sum {
+    fn new(group: Vec<String>) -> Sum {
+        Sum {
+            cell: Cell {
+                group,
+                value: None,
+                inputs: 0,
+                missing: 0,
+                missing_named: Vec::new(),
+            },
+            total: 0.0,
+            sides: [0, 0],
+        }
+    }
+
+    /// Adds `inputs` points worth `value` of `key`, and `missing` points it lacks in `period`.
+    fn add(&mut self, key: &SeriesKey, period: Period, value: f64, inputs: u64, missing: u64) {
+        self.total += value;
+        self.cell.inputs += inputs;
+        self.sides[usize::from(key.flow == Flow::Import)] += inputs;
+        if missing > 0 {
+            self.cell.missing += missing;
+            if self.cell.missing_named.len() < MISSING_NAMED {
+                self.cell.missing_named.push(format!("{key} {period}"));
+            }
+        }
+    }
+
+    fn finish(mut self, balance: bool) -> Cell {
+        let complete = if balance {
+            self.sides.iter().all(|&n| n > 0)
+        } else {
+            self.cell.inputs > 0
+        };
+        self.cell.value = complete.then_some(self.total);
+        self.cell
+    }
+}
+
+/// The narrowest catalog scans that cover the query's series.
+fn scans(q: &Query) -> Vec<SeriesFilter> {
+    let base = SeriesFilter {
+        frequency: Some(q.frequency),
+        measure: Some(q.measure),
+        ..Default::default()
+    };
+    match (q.reporters.as_slice(), q.partners.as_slice()) {
+        ([], _) => vec![base],
+        (reporters, [partner]) => reporters
+            .iter()
+            .map(|r| SeriesFilter {
+                reporter: Some(*r),
+                partner: Some(*partner),
+                ..base.clone()
+            })
+            .collect(),
+        (reporters, _) => reporters
+            .iter()
+            .map(|r| SeriesFilter {
+                reporter: Some(*r),
+                ..base.clone()
+            })
+            .collect(),
+    }
+}
+
+/// Answers `q`.
+pub fn run(store: &Store, q: &Query) -> Result<Vec<Cell>> {
+    q.check().map_err(|e| {
+        Error::Invalid(vec![crate::Violation {
+            field: String::new(),
+            description: e,
+        }])
+    })?;
+    let (from, to) = q.periods;
+    let factor = q.plan.factor();
+    let mut cells: BTreeMap<Vec<String>, Sum> = BTreeMap::new();
+    let mut read = 0usize;
+    for filter in scans(q) {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let (page, next) = store.list(&filter, after.as_deref(), 10_000)?;
+            for info in page.iter().filter(|i| q.selects(&i.key)) {
+                read += 1;
+                if read > MAX_SERIES {
+                    return Err(Error::OutOfRange(format!(
+                        "the query selects more than {MAX_SERIES} series; narrow it (reporters, partners, products)"
+                    )));
+                }
+                let key = &info.key;
+                let sign = if q.balance && key.flow == Flow::Import {
+                    -1.0
+                } else {
+                    1.0
+                };
+                let mut values = aggregate::values(store, key, q.plan, from, to)?.peekable();
+                for ordinal in from..=to {
+                    let period = Period {
+                        frequency: q.plan.frequency,
+                        ordinal,
+                    };
+                    let here = match values.peek() {
+                        Some(Ok(v)) if v.period.ordinal == ordinal => values.next().transpose()?,
+                        Some(Err(_)) => values.next().transpose()?,
+                        _ => None,
+                    };
+                    let (value, inputs) =
+                        here.map_or((0.0, 0), |v| (sign * v.value, u64::from(v.input_count)));
+                    let group = q.group_of(key, period);
+                    cells
+                        .entry(group.clone())
+                        .or_insert_with(|| Sum::new(group))
+                        .add(key, period, value, inputs, u64::from(factor) - inputs);
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    let mut out: Vec<Cell> = cells.into_values().map(|s| s.finish(q.balance)).collect();
+    // Cells without a value come last whatever the order.
+    let value = |c: &Cell, sign: f64| c.value.map_or(f64::INFINITY, |v| sign * v);
+    match q.order {
+        Order::Group => {}
+        Order::Descending => out.sort_by(|a, b| value(a, -1.0).total_cmp(&value(b, -1.0))),
+        Order::Ascending => out.sort_by(|a, b| value(a, 1.0).total_cmp(&value(b, 1.0))),
+    }
+    if q.limit > 0 {
+        out.truncate(q.limit);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
