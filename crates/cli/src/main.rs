@@ -76,6 +76,9 @@ enum Command {
         #[command(subcommand)]
         action: reference::ProductsAction,
     },
+    /// Rank a reporter's partners or products in a year
+    /// (`tradepact top USA --flow import --year 2016 --by partner`).
+    Top(query::TopArgs),
     /// Print the trade balance of a reporter with a partner.
     Balance(query::BalanceArgs),
     /// List the stored series.
@@ -170,6 +173,7 @@ async fn main() -> ExitCode {
             service,
         } => reference::groups(&cli.client, name, year, service).await,
         Command::Products { action } => reference::products(&cli.client, action).await,
+        Command::Top(args) => query::top(&cli.client, args).await,
         Command::Balance(args) => query::balance(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {

@@ -137,3 +137,85 @@ pub async fn series(c: &ClientArgs, args: SeriesArgs) -> anyhow::Result<()> {
         page_token = page.next_page_token;
     }
 }
+
+/// Flags of `tradepact top`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TopArgs {
+    /// Reporting country.
+    pub reporter: String,
+    /// The flow summed (export, import, re-export, re-import), or `balance` for exports minus
+    /// imports (deepest deficits first).
+    #[arg(long, default_value = "import")]
+    pub flow: String,
+    /// The year.
+    #[arg(long)]
+    pub year: String,
+    /// What to rank: partner, or product (HS chapters of every HS edition).
+    #[arg(long, default_value = "partner")]
+    pub by: String,
+    /// How many.
+    #[arg(long, default_value_t = 10)]
+    pub limit: u32,
+    /// The data service.
+    #[arg(
+        long,
+        env = "TRADEPACT_DATA_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub data_service: String,
+}
+
+/// Prints the top partners or products of a reporter's trade in a year, in billions of USD.
+pub async fn top(c: &ClientArgs, args: TopArgs) -> anyhow::Result<()> {
+    let (flows, balance) = match args.flow.to_ascii_lowercase().as_str() {
+        "export" => (vec![pb::Flow::Export], false),
+        "import" => (vec![pb::Flow::Import], false),
+        "re-export" => (vec![pb::Flow::ReExport], false),
+        "re-import" => (vec![pb::Flow::ReImport], false),
+        "balance" => (vec![], true),
+        other => anyhow::bail!("--flow {other:?}: export, import, re-export, re-import or balance"),
+    };
+    let (group_by, product_level, product_group_level) = match args.by.as_str() {
+        "partner" => (pb::Dimension::Partner, 0, 0),
+        "product" => (pb::Dimension::Product, 2, 2),
+        other => anyhow::bail!("--by {other:?}: partner or product"),
+    };
+    let request = pb::QueryTradeRequest {
+        reporters: vec![args.reporter],
+        flows: flows.into_iter().map(Into::into).collect(),
+        product_level,
+        start_period: args.year.clone(),
+        end_period: args.year,
+        group_by: vec![group_by.into()],
+        product_group_level,
+        balance,
+        order: if balance {
+            pb::QueryOrder::Ascending
+        } else {
+            pb::QueryOrder::Descending
+        }
+        .into(),
+        limit: args.limit,
+        ..Default::default()
+    };
+    let mut client = c.data(&args.data_service).await?;
+    let mut stream = client
+        .query_trade(c.request(request, Some(DEFAULT_DEADLINE)))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    while let Some(message) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    {
+        for cell in message.cells {
+            let gaps = match cell.missing_input_count {
+                0 => String::new(),
+                n => format!("  ({n} missing inputs)"),
+            };
+            println!("{:<14} {:>10}{gaps}", cell.group.join(" "), bn(cell.value));
+        }
+    }
+    Ok(())
+}

@@ -29,6 +29,8 @@ pub const MISSING_NAMED: usize = 10;
 pub const MAX_SERIES: usize = 1_000_000;
 /// Periods a query spans at most (a century of months).
 pub const MAX_PERIODS: u32 = 1200;
+/// Groups a query may hold while it sums (its memory bound).
+pub const MAX_CELLS: usize = 1_000_000;
 
 /// Which products a query sums.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -275,6 +277,12 @@ fn scans(q: &Query) -> Vec<SeriesFilter> {
 
 /// Answers `q`.
 pub fn run(store: &Store, q: &Query) -> Result<Vec<Cell>> {
+    run_until(store, q, || false)
+}
+
+/// Answers `q`, giving up with `OutOfRange` when `stop` says so (checked per series: the
+/// caller went away, or a deadline passed).
+pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Vec<Cell>> {
     q.check().map_err(|e| {
         Error::Invalid(vec![crate::Violation {
             field: String::new(),
@@ -291,6 +299,14 @@ pub fn run(store: &Store, q: &Query) -> Result<Vec<Cell>> {
             let (page, next) = store.list(&filter, after.as_deref(), 10_000)?;
             for info in page.iter().filter(|i| q.selects(&i.key)) {
                 read += 1;
+                if stop() {
+                    return Err(Error::OutOfRange("the query was stopped".to_owned()));
+                }
+                if cells.len() > MAX_CELLS {
+                    return Err(Error::OutOfRange(format!(
+                        "the query makes more than {MAX_CELLS} groups; group by fewer dimensions or narrow it"
+                    )));
+                }
                 if read > MAX_SERIES {
                     return Err(Error::OutOfRange(format!(
                         "the query selects more than {MAX_SERIES} series; narrow it (reporters, partners, products)"

@@ -400,3 +400,126 @@ async fn a_reported_balance_is_shown_beside_the_computed_one() {
         "{status:?}"
     );
 }
+
+async fn query(
+    svc: &DataService,
+    req: pb::QueryTradeRequest,
+) -> Result<Vec<pb::QueryCell>, tonic::Status> {
+    let mut stream = svc.query_trade(Request::new(req)).await?.into_inner();
+    let mut cells = Vec::new();
+    while let Some(message) = stream.next().await {
+        cells.extend(message?.cells);
+    }
+    Ok(cells)
+}
+
+#[tokio::test]
+async fn questions_across_partners_groups_and_products() {
+    let (svc, _closer) = service();
+    let trade = [
+        ("KOR", 42.3, 69.9),
+        ("CHN", 115.6, 462.6),
+        ("JPN", 63.3, 132.2),
+        ("DEU", 49.4, 114.2),
+        ("FRA", 31.1, 46.8),
+    ];
+    for (partner, x, m) in trade {
+        svc.write_points(write(key(partner, pb::Flow::Export), &[("2016", x * 1e9)]))
+            .await
+            .unwrap();
+        svc.write_points(write(key(partner, pb::Flow::Import), &[("2016", m * 1e9)]))
+            .await
+            .unwrap();
+    }
+    let base = pb::QueryTradeRequest {
+        reporters: vec!["USA".into()],
+        start_period: "2016".into(),
+        end_period: "2016".into(),
+        ..Default::default()
+    };
+    // Top 2 deficits by partner.
+    let top = query(
+        &svc,
+        pb::QueryTradeRequest {
+            group_by: vec![pb::Dimension::Partner.into()],
+            balance: true,
+            order: pb::QueryOrder::Ascending.into(),
+            limit: 2,
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = top.iter().map(|c| c.group[0].as_str()).collect();
+    assert_eq!(names, ["CHN", "JPN"]);
+    assert_eq!(top[0].input_count, 2);
+    // Imports from the world minus China: a sum over the other four.
+    let rest = query(
+        &svc,
+        pb::QueryTradeRequest {
+            flows: vec![pb::Flow::Import.into()],
+            exclude_partners: vec!["CHN".into()],
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert!((rest[0].value.unwrap() - (69.9 + 132.2 + 114.2 + 46.8) * 1e9).abs() < 1.0);
+    assert_eq!(rest[0].input_count, 4);
+    // The EU of 2016 as partners: Germany and France.
+    let eu = query(
+        &svc,
+        pb::QueryTradeRequest {
+            partner_groups: vec!["EU".into()],
+            flows: vec![pb::Flow::Export.into()],
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert!((eu[0].value.unwrap() - (49.4 + 31.1) * 1e9).abs() < 1.0);
+    // A year with no data: no value, and every selected series names its gap.
+    let gap = query(
+        &svc,
+        pb::QueryTradeRequest {
+            start_period: "2015".into(),
+            end_period: "2015".into(),
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((gap[0].value, gap[0].missing_input_count), (None, 10));
+    assert_eq!(gap[0].missing_inputs.len(), 10);
+    // Bad questions name the field.
+    let status = query(
+        &svc,
+        pb::QueryTradeRequest {
+            start_period: String::new(),
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(status.message().contains("start_period"), "{status:?}");
+    let status = query(
+        &svc,
+        pb::QueryTradeRequest {
+            measure: pb::Measure::TariffRatePercent.into(),
+            ..base.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(status.message().contains("not summed"), "{status:?}");
+    let status = query(
+        &svc,
+        pb::QueryTradeRequest {
+            partner_groups: vec!["NOPE".into()],
+            ..base
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}

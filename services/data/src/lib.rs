@@ -6,6 +6,7 @@
 pub mod app;
 pub mod convert;
 mod feed;
+mod query;
 mod reference;
 pub mod service;
 
@@ -42,6 +43,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("ListGroups", READ),
         ("DefineGroup", WRITE),
         ("ListProducts", READ),
+        ("QueryTrade", READ),
     ]
 };
 

@@ -18,6 +18,7 @@ use crate::app::ingest::Ingested;
 use crate::app::{validated, Items, Trade};
 use crate::convert;
 use crate::feed::{message, SeriesFeed};
+use crate::query;
 use crate::reference;
 
 /// Values per `StreamSeries` message.
@@ -410,5 +411,36 @@ impl TradeDataService for DataService {
                 .map(|n| paging::encode_number(fingerprint, n as u64))
                 .unwrap_or_default(),
         }))
+    }
+
+    type QueryTradeStream = OutStream<pb::QueryTradeResponse>;
+
+    async fn query_trade(
+        &self,
+        request: Request<pb::QueryTradeRequest>,
+    ) -> Result<Response<Self::QueryTradeStream>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let question = query::query_in(&req, &mut v);
+        let (mut q, year) = validated(v, || question).map_err(of)?;
+        let year = crate::app::query::membership_year(year);
+        let members = self
+            .app
+            .members(&req.partner_groups, year)
+            .await
+            .map_err(of)?;
+        // Groups with no member that year select no partner (not "any partner").
+        let nobody = !req.partner_groups.is_empty() && members.is_empty() && q.partners.is_empty();
+        q.partners.extend(members);
+        let cells = match nobody {
+            true => Vec::new(),
+            false => self.app.query(q).await.map_err(of)?,
+        };
+        let mut cells = cells.into_iter().map(query::cell_out);
+        let messages = std::iter::from_fn(move || {
+            let chunk: Vec<pb::QueryCell> = cells.by_ref().take(query::CELLS_PER_MESSAGE).collect();
+            (!chunk.is_empty()).then_some(Ok(pb::QueryTradeResponse { cells: chunk }))
+        });
+        Ok(Response::new(forward(Box::new(messages))))
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod failure;
 pub mod ingest;
+pub mod query;
 pub mod reference;
 pub mod watch;
 
@@ -68,6 +69,7 @@ pub struct Trade {
     store: Arc<Store>,
     log: Arc<dyn WriteLog>,
     watch: Arc<Watchers>,
+    query_slots: query::QuerySlots,
 }
 
 impl Trade {
@@ -77,7 +79,16 @@ impl Trade {
         let watch = Arc::new(Watchers::new());
         let closer = watch.closer();
         let log: Arc<dyn WriteLog> = store.clone();
-        (Trade { store, log, watch }, closer)
+        let query_slots = query::QuerySlots::default();
+        (
+            Trade {
+                store,
+                log,
+                watch,
+                query_slots,
+            },
+            closer,
+        )
     }
 
     /// Runs a bounded read on the calling task: sled reads of a page or a few series take

@@ -1,0 +1,97 @@
+//! `QueryTrade`'s work: a question across the matrix (`tradepact_store::query`) run off the
+//! async workers, bounded: at most [`MAX_QUERIES`] at once (a caller that finds none free
+//! waits [`SLOT_WAIT`], then `RESOURCE_EXHAUSTED`), at most [`QUERY_TIME`] each, and stopped
+//! when its caller goes away (the future is dropped); the store bounds the series read and
+//! the groups held.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tradepact_model::{Country, Failure, Outcome};
+use tradepact_store::query::{self, Cell, Query};
+
+use super::{failure, join_failure, Trade};
+
+/// Queries run at once.
+pub const MAX_QUERIES: usize = 2;
+/// How long a query waits for a slot.
+pub const SLOT_WAIT: Duration = Duration::from_millis(500);
+/// Longest a query runs.
+pub const QUERY_TIME: Duration = Duration::from_secs(30);
+
+/// The slots queries run in.
+#[derive(Clone)]
+pub struct QuerySlots(Arc<Semaphore>);
+
+impl Default for QuerySlots {
+    fn default() -> Self {
+        QuerySlots(Arc::new(Semaphore::new(MAX_QUERIES)))
+    }
+}
+
+/// Sets the flag when dropped (the caller went away, or the call ended).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Trade {
+    /// The members of the groups `names` in `year` (shipped or the users').
+    pub async fn members(&self, names: &[String], year: u16) -> Outcome<Vec<Country>> {
+        let mut out = Vec::new();
+        for name in names {
+            let groups = self.groups(name, Some(year)).await.map_err(|e| match e {
+                Failure::NotFound(m) => Failure::invalid("partner_groups", m),
+                other => other,
+            })?;
+            out.extend(groups.iter().flat_map(|g| g.members.iter().map(|m| m.code)));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Answers `q` within the bounds.
+    pub async fn query(&self, q: Query) -> Outcome<Vec<Cell>> {
+        q.check().map_err(|e| Failure::invalid("", e))?;
+        let slot = tokio::time::timeout(SLOT_WAIT, self.query_slots.0.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                Failure::ResourceExhausted(format!(
+                    "the server runs its maximum of {MAX_QUERIES} queries at once; retry with backoff"
+                ))
+            })?
+            .map_err(|_| Failure::Unavailable("the server is shutting down".to_owned()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let _guard = StopOnDrop(stop.clone());
+        let started = Instant::now();
+        let store = self.store.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            query::run_until(&store, &q, || {
+                stop.load(Ordering::Relaxed) || started.elapsed() > QUERY_TIME
+            })
+        })
+        .await
+        .map_err(join_failure)?;
+        answer.map_err(|e| match e {
+            tradepact_store::Error::OutOfRange(m) if m.contains("stopped") => {
+                Failure::DeadlineExceeded(format!(
+                    "the query took longer than the server's bound of {} s; narrow it",
+                    QUERY_TIME.as_secs()
+                ))
+            }
+            other => failure(other),
+        })
+    }
+}
+
+/// The last year of a range of `years`, for group membership.
+pub fn membership_year(last_period_year: u32) -> u16 {
+    u16::try_from(last_period_year).unwrap_or(u16::MAX)
+}
