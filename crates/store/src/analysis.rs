@@ -282,3 +282,84 @@ mod tests {
         assert_eq!(Change::between(1.0, 2.0, 0.0).cagr, None);
     }
 }
+
+/// A figure beside its mirror: what the reporter reported for a flow with a partner, and what
+/// the partner reported for the opposite flow with the reporter (US imports from Korea beside
+/// Korea's exports to the US).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorRow {
+    /// The period.
+    pub period: Period,
+    /// The reporter's figure.
+    pub reported: Option<f64>,
+    /// The partner's figure for the opposite flow.
+    pub mirror: Option<f64>,
+    /// reported − mirror, when both are there.
+    pub difference: Option<f64>,
+    /// 100 · difference / mirror, when both are there and the mirror is not zero.
+    pub percent: Option<f64>,
+}
+
+/// The flow the partner reports for what the reporter reports as `flow`.
+pub fn mirror_flow(flow: Flow) -> Flow {
+    match flow {
+        Flow::Export => Flow::Import,
+        Flow::Import => Flow::Export,
+        Flow::ReExport => Flow::ReImport,
+        Flow::ReImport => Flow::ReExport,
+    }
+}
+
+/// How a flow's values are usually valued: imports at the border with insurance and freight
+/// (CIF), exports free on board (FOB). A reporter may differ (the US reports imports FOB as
+/// customs value); the CIF and FOB measures, where stored, say it exactly.
+pub fn basis(flow: Flow) -> &'static str {
+    match flow {
+        Flow::Import | Flow::ReImport => "CIF (usual basis of imports)",
+        Flow::Export | Flow::ReExport => "FOB (usual basis of exports)",
+    }
+}
+
+/// The series the partner reports for what `key` reports.
+pub fn mirror_key(key: &SeriesKey) -> SeriesKey {
+    SeriesKey {
+        reporter: key.partner,
+        partner: key.reporter,
+        flow: mirror_flow(key.flow),
+        ..key.clone()
+    }
+}
+
+/// `key` beside its mirror for every period in `[from, to]` where either has a value.
+pub fn mirror(store: &Store, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<MirrorRow>> {
+    let other = mirror_key(key);
+    let reported: std::collections::BTreeMap<u32, f64> =
+        store.values_or_empty(key, from, to)?.into_iter().collect();
+    let mirrored: std::collections::BTreeMap<u32, f64> = store
+        .values_or_empty(&other, from, to)?
+        .into_iter()
+        .collect();
+    let periods: BTreeSet<u32> = reported.keys().chain(mirrored.keys()).copied().collect();
+    Ok(periods
+        .into_iter()
+        .map(|ordinal| {
+            let (r, m) = (
+                reported.get(&ordinal).copied(),
+                mirrored.get(&ordinal).copied(),
+            );
+            let difference = r.zip(m).map(|(r, m)| r - m);
+            MirrorRow {
+                period: Period {
+                    frequency: key.frequency,
+                    ordinal,
+                },
+                reported: r,
+                mirror: m,
+                difference,
+                percent: difference
+                    .zip(m)
+                    .and_then(|(d, m)| (m != 0.0).then(|| 100.0 * d / m)),
+            }
+        })
+        .collect())
+}

@@ -399,6 +399,16 @@ fn figures(f: Figures) -> pb::BalanceFigures {
     }
 }
 
+pub(crate) fn mirror_row(row: tradepact_store::analysis::MirrorRow) -> pb::MirrorRow {
+    pb::MirrorRow {
+        period: row.period.to_string(),
+        reported: row.reported,
+        mirror: row.mirror,
+        difference: row.difference,
+        percent: row.percent,
+    }
+}
+
 pub(crate) fn balance_row(row: BalanceRow) -> pb::BalanceRow {
     pb::BalanceRow {
         period: row.period.to_string(),

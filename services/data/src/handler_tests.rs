@@ -523,3 +523,41 @@ async fn questions_across_partners_groups_and_products() {
     .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn mirror_statistics_set_a_figure_beside_the_partners() {
+    let (svc, _closer) = service();
+    let us_imports = key("KOR", pb::Flow::Import);
+    let kor_exports = pb::SeriesKey {
+        reporter: "KOR".into(),
+        partner: "USA".into(),
+        flow: pb::Flow::Export.into(),
+        ..us_imports.clone()
+    };
+    svc.write_points(write(
+        us_imports.clone(),
+        &[("2016", 69.9e9), ("2017", 71.4e9)],
+    ))
+    .await
+    .unwrap();
+    svc.write_points(write(kor_exports, &[("2016", 66.5e9), ("2015", 69.8e9)]))
+        .await
+        .unwrap();
+    let mirror = svc.get_mirror(Request::new(pb::GetMirrorRequest {
+        key: Some(us_imports),
+        ..Default::default()
+    }));
+    let m = mirror.await.unwrap().into_inner();
+    assert_eq!(m.mirror_key.as_ref().unwrap().reporter, "KOR");
+    assert_eq!(m.mirror_key.as_ref().unwrap().flow(), pb::Flow::Export);
+    assert!(m.reported_basis.starts_with("CIF") && m.mirror_basis.starts_with("FOB"));
+    let periods: Vec<&str> = m.rows.iter().map(|r| r.period.as_str()).collect();
+    assert_eq!(periods, ["2015", "2016", "2017"]);
+    assert_eq!((m.rows[0].reported, m.rows[0].mirror), (None, Some(69.8e9)));
+    assert!((m.rows[1].difference.unwrap() - 3.4e9).abs() < 1.0);
+    assert!((m.rows[1].percent.unwrap() - 100.0 * 3.4 / 66.5).abs() < 1e-9);
+    assert_eq!(
+        m.rows[2].difference, None,
+        "no mirror for 2017: no difference"
+    );
+}

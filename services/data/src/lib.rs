@@ -44,6 +44,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("DefineGroup", WRITE),
         ("ListProducts", READ),
         ("QueryTrade", READ),
+        ("GetMirror", READ),
     ]
 };
 

@@ -12,6 +12,7 @@ use tradepact_rpc::outbox::OutStream;
 use tradepact_rpc::paging::{self, Fingerprint};
 use tradepact_rpc::status::of;
 use tradepact_store::aggregate::ReadPlan;
+use tradepact_store::analysis;
 use tradepact_store::{Period, SeriesKey, Violations};
 
 use crate::app::ingest::Ingested;
@@ -442,5 +443,27 @@ impl TradeDataService for DataService {
             (!chunk.is_empty()).then_some(Ok(pb::QueryTradeResponse { cells: chunk }))
         });
         Ok(Response::new(forward(Box::new(messages))))
+    }
+
+    async fn get_mirror(
+        &self,
+        request: Request<pb::GetMirrorRequest>,
+    ) -> Result<Response<pb::GetMirrorResponse>, Status> {
+        let req = request.into_inner();
+        let periods = (req.start_period.as_str(), req.end_period.as_str());
+        let mut v = Violations::default();
+        let key = convert::series_key(req.key.as_ref(), "key", &mut v);
+        let range = key.map(|k| {
+            let periods = convert::period_range(periods.0, periods.1, k.frequency, &mut v);
+            (k, periods)
+        });
+        let (key, periods) = validated(v, || range).map_err(of)?;
+        let (mirror_key, rows) = self.app.mirror(&key, periods).map_err(of)?;
+        Ok(Response::new(pb::GetMirrorResponse {
+            mirror_key: Some(pb::SeriesKey::from(&mirror_key)),
+            reported_basis: analysis::basis(key.flow).to_owned(),
+            mirror_basis: analysis::basis(mirror_key.flow).to_owned(),
+            rows: rows.into_iter().map(convert::mirror_row).collect(),
+        }))
     }
 }

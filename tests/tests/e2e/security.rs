@@ -675,6 +675,12 @@ async fn every_rpc_checks_its_scope_both_ways() {
     rpc!(&["data:read"], "ListProducts", d, list_products, |_k| {
         data_pb::ListProductsRequest::default()
     });
+    rpc!(&["data:read"], "GetMirror", d, get_mirror, |k| {
+        data_pb::GetMirrorRequest {
+            key: Some(k),
+            ..Default::default()
+        }
+    });
     rpc!(&["data:read"], "QueryTrade", d, query_trade, |_k| {
         data_pb::QueryTradeRequest {
             start_period: "2016".into(),
@@ -757,7 +763,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 27, "every RPC of both services");
+    assert_eq!(calls.len(), 28, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

@@ -215,6 +215,16 @@ impl Trade {
         self.inline(|store| analysis::trade_balance(store, query, from, to))
     }
 
+    /// `key` beside the partner's figures for the opposite flow: the mirror's key and rows.
+    pub fn mirror(
+        &self,
+        key: &SeriesKey,
+        (from, to): (u32, u32),
+    ) -> Outcome<(SeriesKey, Vec<analysis::MirrorRow>)> {
+        let rows = self.inline(|store| analysis::mirror(store, key, from, to))?;
+        Ok((analysis::mirror_key(key), rows))
+    }
+
     /// How `target` changed from `from` to `to`.
     pub fn change(&self, target: &ChangeTarget, from: Period, to: Period) -> Outcome<Change> {
         self.inline(|store| analysis::change(store, target, from, to))
