@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs h2load (nghttp2-client) and PostgreSQL 15 from
-# Debian when missing, builds the release binaries, runs data-bench --postgres, load-bench
+# Debian when missing, and DuckDB from PyPI, builds the release binaries, runs data-bench
+# --postgres, matrix-bench (beside DuckDB), load-bench
 # --h2load and bargain-bench, and writes the results (machine, commit, each figure's median
 # and spread) to docs/bench-results.md, or to the file given. About 5 minutes on 2 cores.
 # docs/benchmarks.md explains the workloads and the baselines.
@@ -17,6 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
+python3 -c "import duckdb" 2>/dev/null || pip install --quiet duckdb
 cargo build --release --locked -p tradepact -p tradepact-data -p tradepact-negotiation -p tradepact-bench
 
 commit="$(git rev-parse --short HEAD)"
@@ -38,6 +40,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "### The same ingest, time-major (the same 20 periods of all 500 series per batch)"
   echo
   target/release/data-bench --time-major --ingest-repeat 1 --repeat 1 | sed -n '/^| ingest/,/^Protobuf sent/p'
+  echo
+  echo "## The matrix at the shape of real trade data (beside DuckDB)"
+  echo
+  target/release/matrix-bench --points 1000000
   echo
   echo "## Unary calls under load"
   echo
