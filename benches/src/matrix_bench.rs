@@ -30,6 +30,10 @@ struct Args {
     /// Runs of each query (the median is printed).
     #[arg(long, default_value_t = 7)]
     repeat: usize,
+    /// Also load the file into PostgreSQL 15 (`COPY`, durable, a primary key on the series and
+    /// period) and ask it the same questions.
+    #[arg(long)]
+    postgres: bool,
 }
 
 const FIRST_YEAR: u32 = 1995;
@@ -110,6 +114,68 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// The three questions in SQL (DuckDB and PostgreSQL alike), on a table `t` of the file's
+/// columns.
+fn sql(reporter: &str) -> [String; 3] {
+    let both = "HAVING sum(CASE WHEN flow='EXPORT' THEN 1 ELSE 0 END) > 0 AND sum(CASE WHEN flow='IMPORT' THEN 1 ELSE 0 END) > 0";
+    [
+        format!("SELECT partner, sum(value_usd) v FROM t WHERE reporter='{reporter}' AND flow='IMPORT' AND period={YEAR} GROUP BY partner ORDER BY v DESC LIMIT 10"),
+        format!("SELECT product, sum(value_usd) v FROM t WHERE flow='IMPORT' AND period={YEAR} GROUP BY product ORDER BY product"),
+        format!("SELECT partner, sum(CASE WHEN flow='EXPORT' THEN value_usd ELSE -value_usd END) v FROM t WHERE reporter='{reporter}' AND period={YEAR} GROUP BY partner {both} ORDER BY v ASC LIMIT 10"),
+    ]
+}
+
+/// The file into PostgreSQL and the three questions: load time, then per query its median
+/// time and its answer.
+async fn postgres(
+    path: &Path,
+    reporter: &str,
+    repeat: usize,
+) -> anyhow::Result<(Duration, Vec<(Duration, Answer)>)> {
+    use futures_util::SinkExt;
+    let pg = tradepact_bench::postgres::Postgres::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE t (reporter text, partner text, flow text, kind text, product text, period integer,
+                             value_usd double precision, source text,
+                             PRIMARY KEY (reporter, partner, flow, kind, product, period))",
+        )
+        .await?;
+    let started = Instant::now();
+    let sink = client
+        .copy_in("COPY t FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .await?;
+    futures_util::pin_mut!(sink);
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
+    }
+    sink.finish().await?;
+    let load = started.elapsed();
+    let mut out = Vec::new();
+    for q in sql(reporter) {
+        let mut times = Vec::new();
+        let mut answer = Vec::new();
+        for _ in 0..repeat {
+            let t = Instant::now();
+            let rows = client.query(q.as_str(), &[]).await?;
+            times.push(t.elapsed());
+            answer = rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, f64>(1).round() as i64))
+                .collect();
+        }
+        out.push((median(times), answer));
+    }
+    Ok((load, out))
+}
+
 /// The three questions as DuckDB answers them: load time, then per query its median time and
 /// its answer (group, value) rounded to dollars.
 fn duckdb(
@@ -125,11 +191,7 @@ c.execute('SET enable_progress_bar = false')
 t = time.perf_counter()
 c.execute("CREATE TABLE t AS SELECT * FROM read_csv('{path}', header=true, columns={{'reporter':'VARCHAR','partner':'VARCHAR','flow':'VARCHAR','kind':'VARCHAR','product':'VARCHAR','period':'INTEGER','value_usd':'DOUBLE','source':'VARCHAR'}})")
 load = time.perf_counter() - t
-qs = [
-  "SELECT partner, sum(value_usd) v FROM t WHERE reporter='{reporter}' AND flow='IMPORT' AND period={YEAR} GROUP BY partner ORDER BY v DESC LIMIT 10",
-  "SELECT product, sum(value_usd) v FROM t WHERE flow='IMPORT' AND period={YEAR} GROUP BY product ORDER BY product",
-  "SELECT partner, sum(CASE WHEN flow='EXPORT' THEN value_usd ELSE -value_usd END) v FROM t WHERE reporter='{reporter}' AND period={YEAR} GROUP BY partner HAVING sum(CASE WHEN flow='EXPORT' THEN 1 ELSE 0 END) > 0 AND sum(CASE WHEN flow='IMPORT' THEN 1 ELSE 0 END) > 0 ORDER BY v ASC LIMIT 10",
-]
+qs = {queries}
 out = []
 for q in qs:
   times = []
@@ -138,7 +200,8 @@ for q in qs:
   out.append([statistics.median(times), [[r[0], round(r[1])] for r in rows]])
 print(json.dumps([load, out]))
 "#,
-        path = path.display()
+        path = path.display(),
+        queries = serde_json::to_string(&sql(reporter))?
     );
     let output = std::process::Command::new("python3")
         .arg("-c")
@@ -281,34 +344,63 @@ async fn main() -> anyhow::Result<()> {
             i + 1
         );
     }
+    let pg = match args.postgres {
+        true => Some(postgres(&file, &reporter, args.repeat).await?),
+        false => None,
+    };
+    if let Some((_, answers)) = &pg {
+        for (i, ((_, a), (_, b))) in ours.iter().zip(answers).enumerate() {
+            anyhow::ensure!(
+                a == b,
+                "question {} differs: tradepact {a:?}, PostgreSQL {b:?}",
+                i + 1
+            );
+        }
+    }
 
     println!(
-        "Machine: {} cores. Command: `matrix-bench --points {}`: {rows} points in {series} series ({} reporters, every country a partner, HS6 products, {YEARS} years, a fifth missing), a {:.0} MB CSV generated in {:.1} s; questions about reporter {reporter} in {YEAR}; medians of {} runs; tradepact's and DuckDB's answers are equal.",
+        "Machine: {} cores. Command: `matrix-bench --points {}{}`: {rows} points in {series} series ({} reporters, every country a partner, HS6 products, {YEARS} years, a fifth missing), a {:.0} MB CSV generated in {:.1} s; questions about reporter {reporter} in {YEAR}; medians of {} runs; tradepact's answers equal DuckDB's{}.",
         std::thread::available_parallelism()?.get(),
         args.points,
+        if args.postgres { " --postgres" } else { "" },
         args.reporters,
         std::fs::metadata(&file)?.len() as f64 / 1e6,
         generated.as_secs_f64(),
-        args.repeat
+        args.repeat,
+        if pg.is_some() { " and PostgreSQL's" } else { "" }
     );
     println!();
-    println!("| | tradepact (gRPC) | DuckDB (in process) | tradepact ÷ DuckDB |");
-    println!("|---|---:|---:|---:|");
+    let pg_cell = |i: Option<usize>| match (&pg, i) {
+        (None, _) => String::new(),
+        (Some((load, _)), None) => format!(" {:.2} s |", load.as_secs_f64()),
+        (Some((_, answers)), Some(i)) => format!(" {} |", ms(answers[i].0)),
+    };
+    let pg_head = if pg.is_some() { " PostgreSQL 15 |" } else { "" };
+    let pg_rule = if pg.is_some() { "---:|" } else { "" };
+    println!("| | tradepact (gRPC) | DuckDB (in process) | tradepact ÷ DuckDB |{pg_head}");
+    println!("|---|---:|---:|---:|{pg_rule}");
     let ratio = |a: Duration, b: Duration| format!("{:.1}×", a.as_secs_f64() / b.as_secs_f64());
     println!(
-        "| load the file (durable for tradepact) | {:.2} s ({:.2} M points/s) | {:.2} s | {} |",
+        "| load the file (durable for tradepact and PostgreSQL) | {:.2} s ({:.2} M points/s) | {:.2} s | {} |{}",
         ingest.as_secs_f64(),
         rows as f64 / ingest.as_secs_f64() / 1e6,
         duck_load.as_secs_f64(),
-        ratio(ingest, duck_load)
+        ratio(ingest, duck_load),
+        pg_cell(None)
     );
     let names = [
         "one reporter's imports by partner, top 10",
         "everyone's imports by product (HS6)",
         "one reporter's top 10 partners by deficit",
     ];
-    for ((name, (a, _)), (b, _)) in names.iter().zip(&ours).zip(&theirs) {
-        println!("| {name} | {} | {} | {} |", ms(*a), ms(*b), ratio(*a, *b));
+    for (i, ((name, (a, _)), (b, _))) in names.iter().zip(&ours).zip(&theirs).enumerate() {
+        println!(
+            "| {name} | {} | {} | {} |{}",
+            ms(*a),
+            ms(*b),
+            ratio(*a, *b),
+            pg_cell(Some(i))
+        );
     }
     println!();
     println!(
