@@ -76,7 +76,7 @@ impl Trade {
     /// The application over `store` (its reads and, today, its write log), with the handle
     /// that closes its watches.
     pub fn new(store: Arc<Store>) -> (Trade, watch::Closer) {
-        let watch = Arc::new(Watchers::new());
+        let watch = Arc::new(Watchers::default());
         let closer = watch.closer();
         let log: Arc<dyn WriteLog> = store.clone();
         let query_slots = query::QuerySlots::default();

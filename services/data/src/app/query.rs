@@ -43,13 +43,20 @@ impl Drop for StopOnDrop {
 impl Trade {
     /// The members of the groups `names` in `year` (shipped or the users').
     pub async fn members(&self, names: &[String], year: u16) -> Outcome<Vec<Country>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every group once (the users' are read from the store), then the names looked up.
+        let groups = self.groups("", Some(year)).await?;
         let mut out = Vec::new();
         for name in names {
-            let groups = self.groups(name, Some(year)).await.map_err(|e| match e {
-                Failure::NotFound(m) => Failure::invalid("partner_groups", m),
-                other => other,
+            let group = groups.iter().find(|g| &g.name == name).ok_or_else(|| {
+                Failure::invalid(
+                    "partner_groups",
+                    format!("no group {}", tradepact_model::echo(name)),
+                )
             })?;
-            out.extend(groups.iter().flat_map(|g| g.members.iter().map(|m| m.code)));
+            out.extend(group.members.iter().map(|m| m.code));
         }
         out.sort();
         out.dedup();

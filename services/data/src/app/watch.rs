@@ -51,11 +51,6 @@ impl Default for Watchers {
 }
 
 impl Watchers {
-    /// Nobody watching yet.
-    pub fn new() -> Watchers {
-        Watchers::default()
-    }
-
     /// The handle that ends every watch.
     pub fn closer(&self) -> Closer {
         Closer(self.sender.clone())
@@ -186,7 +181,7 @@ mod tests {
     #[test]
     fn watchers_see_writes_only_once_flushed_and_in_write_order() {
         let store = Store::temporary().unwrap();
-        let watch = Watchers::new();
+        let watch = Watchers::default();
         let mut rx = watch.sender.subscribe();
         let (a, b) = (write(&store, &watch, 2016), write(&store, &watch, 2017));
         assert!(a < b);
@@ -205,7 +200,7 @@ mod tests {
     #[test]
     fn nothing_is_held_for_writes_nobody_watches() {
         let store = Store::temporary().unwrap();
-        let watch = Watchers::new();
+        let watch = Watchers::default();
         write(&store, &watch, 2016);
         assert!(watch.pending().is_empty());
     }
