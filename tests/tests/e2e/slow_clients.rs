@@ -253,10 +253,8 @@ async fn slow_and_idle_clients_deny_service_to_nobody() {
     }
     let n = closed_at_once.expect("connections past the limit are closed");
     assert!(n <= 12, "{n} connections stayed open past a limit of 12");
-    assert!(
-        server.log().contains("--max-connections"),
-        "the refusal is logged"
-    );
+    // The refusal is logged (the line may reach the log just after the client saw the close).
+    server.wait_for_log("--max-connections", Duration::from_secs(10));
     let started = Instant::now();
     for mut c in idle {
         let read_to_end = async {
