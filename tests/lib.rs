@@ -297,6 +297,7 @@ pub fn write_request(key: pb::SeriesKey, values: &[(&str, f64)]) -> pb::WritePoi
             points: points(values),
             source: "e2e test".into(),
         }],
+        release: None,
     }
 }
 

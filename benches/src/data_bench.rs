@@ -164,6 +164,7 @@ fn to_proto(batch: &[SeriesPoints]) -> pb::StreamWritePointsRequest {
                     .collect(),
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -198,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
     client
         .write_points(pb::WritePointsRequest {
             series: series.clone(),
+            ..Default::default()
         })
         .await?;
 
@@ -221,7 +222,10 @@ async fn main() -> anyhow::Result<()> {
     tradepact_client::data::client(
         tradepact_client::channel_with(&data_tls_url, Some(&tls)).await?,
     )
-    .write_points(pb::WritePointsRequest { series })
+    .write_points(pb::WritePointsRequest {
+        series,
+        ..Default::default()
+    })
     .await?;
 
     // The negotiation service, reading from that data service: the KORUS sample data and

@@ -250,7 +250,10 @@ impl Batcher {
                     .collect(),
             })
             .collect();
-        pb::StreamWritePointsRequest { series }
+        pb::StreamWritePointsRequest {
+            series,
+            ..Default::default()
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 
 mod failure;
 pub mod reference;
+pub mod release;
 
 pub use failure::{Failure, Outcome};
+pub use release::Release;
 
 use std::fmt;
 

@@ -148,6 +148,7 @@ fn balance(c: &mut Criterion) {
         partner: Country::parse("KOR").unwrap(),
         product: Product::total(),
         frequency: Frequency::Annual,
+        view: Default::default(),
     };
     c.bench_function("trade_balance_20_years", |b| {
         b.iter(|| black_box(analysis::trade_balance(&store, &query, 1998, 2017).unwrap()));

@@ -5,6 +5,7 @@
 //! visible as such rather than passing for a full one.
 
 use crate::model::{Frequency, Period, SeriesKey};
+use crate::release::{Releases, View};
 use crate::store::StoredPoint;
 use crate::{Error, Result, Store};
 
@@ -21,6 +22,9 @@ pub struct Value {
     pub input_count: u32,
     /// Stored points a complete value needs.
     pub expected_input_count: u32,
+    /// The label of the release of the value; for aggregates the distinct ones joined with
+    /// "; "; empty for the unnamed release.
+    pub release: String,
 }
 
 /// How to read a series.
@@ -30,6 +34,8 @@ pub struct ReadPlan {
     pub frequency: Frequency,
     /// Periods per returned value.
     factor: u32,
+    /// Which release's figures to read.
+    pub view: View,
 }
 
 impl ReadPlan {
@@ -42,7 +48,13 @@ impl ReadPlan {
         Ok(ReadPlan {
             frequency: target,
             factor,
+            view: View::Latest,
         })
+    }
+
+    /// The plan reading the figures `view` sees.
+    pub fn at(self, view: View) -> ReadPlan {
+        ReadPlan { view, ..self }
     }
 
     /// Stored periods per returned value (1 when not aggregating).
@@ -70,14 +82,36 @@ pub fn values(
 ) -> Result<impl Iterator<Item = Result<Value>> + Send + 'static> {
     let (lo, hi) = plan.stored_range(from, to);
     Ok(Grouped {
-        points: store.scan(key, lo, hi)?.peekable(),
+        points: store.scan(key, lo, hi, plan.view)?.peekable(),
         plan,
+        releases: store.releases_handle(),
     })
 }
 
 struct Grouped<I: Iterator<Item = Result<StoredPoint>>> {
     points: std::iter::Peekable<I>,
     plan: ReadPlan,
+    releases: std::sync::Arc<std::sync::RwLock<Releases>>,
+}
+
+impl<I: Iterator<Item = Result<StoredPoint>>> Grouped<I> {
+    /// Adds the label of release `id` to `labels` unless there.
+    fn add_release(&self, labels: &mut String, id: u32) {
+        if id == 0 {
+            return;
+        }
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        let Some(info) = releases.by_id(id) else {
+            return;
+        };
+        let label = info.release.label.as_str();
+        if !labels.split("; ").any(|l| l == label) {
+            if !labels.is_empty() {
+                labels.push_str("; ");
+            }
+            labels.push_str(label);
+        }
+    }
 }
 
 impl<I: Iterator<Item = Result<StoredPoint>>> Iterator for Grouped<I> {
@@ -99,7 +133,10 @@ impl<I: Iterator<Item = Result<StoredPoint>>> Iterator for Grouped<I> {
             source: first.source.to_string(),
             input_count: 1,
             expected_input_count: factor,
+            release: String::new(),
         };
+        let mut release = String::new();
+        self.add_release(&mut release, first.release);
         while let Some(Ok(next)) = self.points.peek() {
             if next.period.ordinal / factor != period.ordinal {
                 break;
@@ -110,11 +147,13 @@ impl<I: Iterator<Item = Result<StoredPoint>>> Iterator for Grouped<I> {
             };
             value.value += next.value;
             value.input_count += 1;
+            self.add_release(&mut release, next.release);
             if !value.source.split("; ").any(|s| s == &*next.source) {
                 value.source.push_str("; ");
                 value.source.push_str(&next.source);
             }
         }
+        value.release = release;
         Some(Ok(value))
     }
 }

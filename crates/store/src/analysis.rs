@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesKey};
+use crate::release::View;
 use crate::{Error, Result, Store};
 
 /// Exports, imports and balance of one kind of trade in one period.
@@ -93,6 +94,8 @@ pub struct BalanceQuery {
     pub product: Product,
     /// Frequency of the series used.
     pub frequency: Frequency,
+    /// Which release's figures to use.
+    pub view: View,
 }
 
 impl BalanceQuery {
@@ -118,7 +121,7 @@ pub fn trade_balance(
 ) -> Result<Vec<BalanceRow>> {
     let read = |kind, flow, measure| -> Result<std::collections::BTreeMap<u32, f64>> {
         Ok(store
-            .values_or_empty(&query.key(kind, flow, measure), from, to)?
+            .values_or_empty(&query.key(kind, flow, measure), from, to, query.view)?
             .into_iter()
             .collect())
     };
@@ -217,14 +220,18 @@ impl Change {
     }
 }
 
-fn value_at(store: &Store, target: &ChangeTarget, period: Period) -> Result<f64> {
+fn value_at(store: &Store, target: &ChangeTarget, period: Period, view: View) -> Result<f64> {
     match target {
         ChangeTarget::Series(key) => store
-            .read(key, period.ordinal, period.ordinal)?
+            .values_or_empty(key, period.ordinal, period.ordinal, view)?
             .first()
-            .map(|p| p.value)
+            .map(|p| p.1)
             .ok_or_else(|| Error::NotFound(format!("series {key} has no value for {period}"))),
         ChangeTarget::Balance(query, kind) => {
+            let query = &BalanceQuery {
+                view,
+                ..query.clone()
+            };
             let row = trade_balance(store, query, period.ordinal, period.ordinal)?.pop();
             let figures = row.map(|r| match kind {
                 Some(Kind::Goods) => r.goods,
@@ -256,9 +263,15 @@ fn value_at(store: &Store, target: &ChangeTarget, period: Period) -> Result<f64>
 }
 
 /// The change of `target` from period `from` to period `to`.
-pub fn change(store: &Store, target: &ChangeTarget, from: Period, to: Period) -> Result<Change> {
-    let a = value_at(store, target, from)?;
-    let b = value_at(store, target, to)?;
+pub fn change(
+    store: &Store,
+    target: &ChangeTarget,
+    from: Period,
+    to: Period,
+    view: View,
+) -> Result<Change> {
+    let a = value_at(store, target, from, view)?;
+    let b = value_at(store, target, to, view)?;
     Ok(Change::between(a, b, from.years_until(&to)))
 }
 
@@ -331,12 +344,20 @@ pub fn mirror_key(key: &SeriesKey) -> SeriesKey {
 }
 
 /// `key` beside its mirror for every period in `[from, to]` where either has a value.
-pub fn mirror(store: &Store, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<MirrorRow>> {
+pub fn mirror(
+    store: &Store,
+    key: &SeriesKey,
+    from: u32,
+    to: u32,
+    view: View,
+) -> Result<Vec<MirrorRow>> {
     let other = mirror_key(key);
-    let reported: std::collections::BTreeMap<u32, f64> =
-        store.values_or_empty(key, from, to)?.into_iter().collect();
+    let reported: std::collections::BTreeMap<u32, f64> = store
+        .values_or_empty(key, from, to, view)?
+        .into_iter()
+        .collect();
     let mirrored: std::collections::BTreeMap<u32, f64> = store
-        .values_or_empty(&other, from, to)?
+        .values_or_empty(&other, from, to, view)?
         .into_iter()
         .collect();
     let periods: BTreeSet<u32> = reported.keys().chain(mirrored.keys()).copied().collect();

@@ -68,7 +68,7 @@ pub fn columns(
     let max = max_values.max(1);
     if plan.factor() == 1 {
         Ok(Box::new(FromChunks {
-            chunks: store.scan_chunk_bytes(key, from, to)?,
+            chunks: store.scan_chunk_bytes_at(key, from, to, plan.view)?,
             current: None,
             from,
             to,
@@ -276,6 +276,7 @@ mod tests {
                         source: block.sources[block.source_indexes[i] as usize].clone(),
                         input_count: block.input_counts.get(i).copied().unwrap_or(1),
                         expected_input_count: block.expected_input_count,
+                        release: String::new(),
                     });
                 }
             }

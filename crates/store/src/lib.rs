@@ -4,21 +4,30 @@
 //! A *series* is identified by a [`SeriesKey`] (reporter, partner, flow, kind, product,
 //! frequency, measure). Its *points* are (period, value in the series' measure, source). A period is held as an
 //! ordinal in its frequency (`year`, `year·4 + quarter − 1`, `year·12 + month − 1`), so integer
-//! order is time order. Writing a period again replaces its value (upsert).
+//! order is time order. Writing a period again replaces its value (upsert) — unless the write
+//! names a *release* ([`release`]): then the values of other releases are kept beside it, and
+//! reads may ask for the figures as of a release or a date ([`View`]).
 //!
 //! # Layout
 //! One sled tree, with one-byte prefixes so that one [`sled::Batch`] makes a write atomic:
 //! - `K` + encoded key → series id (u64 BE): the catalog index, ordered by key for listing;
 //! - `M` + id → encoded key, point count, first and last period: the catalog entry;
 //! - `C` + id + block (u32 BE) → [`chunk::Chunk`]: the points of one block of
-//!   [`chunk::BLOCK`] periods. Big-endian ids and blocks make byte order time order, so a
-//!   range read is one sled range scan over a few keys.
-//! - `L` + sequence (u64 BE) → the series and period range each write touched, for the last
-//!   [`RETAINED_CHANGES`] writes, and `Q` → the last sequence number: every write gets the next
-//!   number, in the same atomic batch, so a watcher can resume from a position.
+//!   [`chunk::BLOCK`] periods, checksummed (CRC32C), with the superseded values of other
+//!   releases after the latest ones. Big-endian ids and blocks make byte order time order, so
+//!   a range read is one sled range scan over a few keys.
+//! - `N` + label → release id (u32 BE), and `R` + id → the release (date, label, source):
+//!   written in the same batch as the first values of the release.
+//! - `L` + sequence (u64 BE) → the release and the series and period range each write
+//!   touched, for the last [`RETAINED_CHANGES`] writes, and `Q` → the last sequence number:
+//!   every write gets the next number, in the same atomic batch, so a watcher can resume from a
+//!   position.
 //! - `V` → the format of the layout ([`FORMAT`], u32 BE). A store of another format is
 //!   refused at open ([`Error::Format`]), never read wrongly; [`migrate()`] brings a store of
-//!   format 1 (keys without a measure) to the current one (`tradepact migrate-store DIR`).
+//!   formats 1 and 2 to the current one (`tradepact migrate-store DIR`).
+//!
+//! A chunk that fails its checksum is an error naming the series and its periods;
+//! [`Store::verify`] reads every chunk and lists the corrupt ones (`tradepact verify-store`).
 //!
 //! Writes are serialised by a mutex (read-modify-write of chunks) and made durable by
 //! [`Store::flush`] before they are acknowledged; concurrent flushes share one fsync.
@@ -32,15 +41,20 @@ pub mod chunk;
 pub mod columns;
 mod migrate;
 pub mod query;
+pub mod release;
+pub mod revisions;
 mod store;
 
 pub use migrate::{migrate, Migrated};
-pub use store::{Change, SeriesInfo, Store, StoredPoint, WriteSummary, FORMAT, RETAINED_CHANGES};
+pub use release::{AsOf, Rank, ReleaseInfo, View};
+pub use store::{
+    Change, SeriesInfo, Store, StoredPoint, Verified, WriteSummary, FORMAT, RETAINED_CHANGES,
+};
 /// The value types, from `tradepact-model`.
 pub use tradepact_model as model;
 pub use tradepact_model::{
-    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesKey, SeriesPoints,
-    Violation, Violations,
+    Country, Flow, Frequency, Kind, Period, Point, Product, Release, SeriesFilter, SeriesKey,
+    SeriesPoints, Violation, Violations,
 };
 
 /// What can go wrong in the store.

@@ -1,25 +1,30 @@
 use std::collections::hash_map::Entry;
 use std::collections::{btree_map, BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::chunk::{Chunk, ChunkView, Upsert, BLOCK};
 use crate::model::reference::{GroupInfo, Membership};
-use crate::model::{Country, Period, SeriesFilter, SeriesKey, SeriesPoints};
+use crate::model::{Country, Period, Release, SeriesFilter, SeriesKey, SeriesPoints};
+use crate::release::{AsOf, Rank, ReleaseInfo, Releases, View};
 use crate::{Error, Result};
 
 pub(crate) const INDEX: u8 = b'K';
 pub(crate) const META: u8 = b'M';
-const CHUNK: u8 = b'C';
+pub(crate) const CHUNK: u8 = b'C';
+/// `N` + label → release id (u32 BE).
+const RELEASE_LABEL: u8 = b'N';
+/// `R` + release id (u32 BE) → the release ([`ReleaseInfo::encode`]).
+pub(crate) const RELEASE: u8 = b'R';
 /// `L` + sequence (u64 BE) → what a write touched: (series id, first, last period) each.
-const CHANGES: u8 = b'L';
+pub(crate) const CHANGES: u8 = b'L';
 /// The last sequence number given to a write.
 const SEQUENCE: &[u8] = b"Q";
 /// The format of the layout (u32 BE).
 pub(crate) const FORMAT_KEY: &[u8] = b"V";
-/// The layout this version reads and writes: 2 since series keys carry their measure (1: no
-/// measure, every series a value in US dollars).
-pub const FORMAT: u32 = 2;
+/// The layout this version reads and writes: 3 since chunks are checksummed and keep the
+/// values of every release (2: chunks without either; 1: series keys without a measure).
+pub const FORMAT: u32 = 3;
 
 /// Writes whose change record is kept, for watchers that resume.
 pub const RETAINED_CHANGES: u64 = 100_000;
@@ -35,6 +40,8 @@ pub struct StoredPoint {
     pub value: f64,
     /// Where the figure comes from.
     pub source: std::sync::Arc<str>,
+    /// The release of the value (0: unnamed; see [`Store::release_info`]).
+    pub release: u32,
 }
 
 /// What a write did.
@@ -61,6 +68,8 @@ impl std::ops::AddAssign for WriteSummary {
 pub struct Change {
     /// The write's sequence number.
     pub sequence: u64,
+    /// The release the write named, if any.
+    pub release: Option<Release>,
     /// Each series written, with the first and last period written.
     pub series: Vec<(SeriesKey, Period, Period)>,
 }
@@ -70,6 +79,21 @@ fn changes_key(seq: u64) -> [u8; 9] {
     k[0] = CHANGES;
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// What [`Store::verify`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verified {
+    /// Series in the catalog.
+    pub series: u64,
+    /// Chunks read.
+    pub chunks: u64,
+    /// Latest points in the sound chunks.
+    pub points: u64,
+    /// Superseded values (of earlier releases) in the sound chunks.
+    pub history: u64,
+    /// What does not read, each naming the series and periods.
+    pub corrupt: Vec<String>,
 }
 
 /// A series and what it holds.
@@ -130,7 +154,7 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-fn chunk_key(id: u64, block: u32) -> [u8; 13] {
+pub(crate) fn chunk_key(id: u64, block: u32) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[0] = CHUNK;
     k[1..9].copy_from_slice(&id.to_be_bytes());
@@ -138,11 +162,60 @@ fn chunk_key(id: u64, block: u32) -> [u8; 13] {
     k
 }
 
-fn meta_key(id: u64) -> [u8; 9] {
+pub(crate) fn meta_key(id: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = META;
     k[1..9].copy_from_slice(&id.to_be_bytes());
     k
+}
+
+/// A chunk read for `key` as `view` sees it, or an error naming the series and periods.
+fn checked(
+    key: &SeriesKey,
+    item: std::result::Result<(u32, sled::IVec), (u32, sled::Error)>,
+    view: View,
+    releases: &RwLock<Releases>,
+) -> Result<(u32, sled::IVec)> {
+    let (block, bytes) = match item {
+        Ok(found) => found,
+        Err((block, sled::Error::Corruption { .. })) => {
+            return Err(corrupt_chunk(key, block, "sled reports corruption"))
+        }
+        Err((_, e)) => return Err(e.into()),
+    };
+    let parsed = match ChunkView::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(corrupt_chunk(key, block, &e.to_string())),
+    };
+    let bytes = match view {
+        View::Latest => bytes,
+        // Unnamed values only: nothing was published.
+        View::AsOf(_) if !parsed.has_releases() => sled::IVec::from(Chunk::default().encode()),
+        View::AsOf(cutoff) => {
+            let releases = releases.read().unwrap_or_else(|e| e.into_inner());
+            let chunk = Chunk::decode(&bytes)?;
+            sled::IVec::from(chunk.as_of(cutoff, &|id| releases.rank(id)).encode())
+        }
+    };
+    Ok((block * BLOCK, bytes))
+}
+
+/// The error of a chunk that does not read: the series, the periods it holds, what failed.
+pub(crate) fn corrupt_chunk(key: &SeriesKey, block: u32, what: &str) -> Error {
+    if block == u32::MAX {
+        return Error::Corrupt(format!(
+            "series {key}: a chunk's key does not decode: {what}"
+        ));
+    }
+    let period = |ordinal| Period {
+        frequency: key.frequency,
+        ordinal,
+    };
+    Error::Corrupt(format!(
+        "series {key}, periods {} to {}: {what}",
+        period(block * BLOCK),
+        period(block * BLOCK + BLOCK - 1)
+    ))
 }
 
 /// The format `tree` was written in: `None` for a new (empty) store, 1 for a store from
@@ -174,6 +247,15 @@ pub struct Store {
     groups: sled::Tree,
     /// Guards writes; holds the last sequence number given.
     write_lock: Mutex<u64>,
+    /// The named releases (added under the write lock).
+    releases: Arc<RwLock<Releases>>,
+}
+
+fn release_key(id: u32) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[0] = RELEASE;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
 }
 
 impl Store {
@@ -198,9 +280,10 @@ impl Store {
             None => {
                 tree.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
             }
-            Some(1) => {
+            Some(old @ (1 | 2)) => {
                 return Err(Error::Format(format!(
-                    "the store was written in format 1 (before series had a measure); this version reads format {FORMAT}: migrate it with `tradepact migrate-store {dir}` (the old store is kept beside it)"
+                    "the store was written in format {old} ({}); this version reads format {FORMAT}: migrate it with `tradepact migrate-store {dir}` (the old store is kept beside it)",
+                    if old == 1 { "before series had a measure" } else { "before chunks had checksums and releases" }
                 )))
             }
             Some(other) => {
@@ -214,11 +297,24 @@ impl Store {
             None => 0,
         };
         let groups = db.open_tree("groups")?;
+        let mut releases = Releases::default();
+        for item in tree.scan_prefix([RELEASE]) {
+            let (k, v) = item?;
+            let id = k[1..]
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| Error::Corrupt("release key".to_owned()))?;
+            if id != releases.next_id() {
+                return Err(Error::Corrupt(format!("release {id} out of order")));
+            }
+            releases.add(ReleaseInfo::decode(id, &v)?);
+        }
         Ok(Store {
             db,
             tree,
             groups,
             write_lock: Mutex::new(last),
+            releases: Arc::new(RwLock::new(releases)),
         })
     }
 
@@ -296,20 +392,64 @@ impl Store {
     /// Upserts the points of every series in `batch`, atomically. Not durable until
     /// [`Store::flush`] returns.
     pub fn write(&self, batch: &[SeriesPoints]) -> Result<WriteSummary> {
-        self.write_then(batch, |_| {})
+        self.write_then(batch, None, |_| {})
     }
 
-    /// [`Store::write`], then `applied(sequence)` while writes are still serialised, so that
-    /// whatever it does (telling watchers) happens in sequence order.
+    /// [`Store::write`] of the values of `release` (see [`crate::release`]).
+    pub fn write_release(&self, batch: &[SeriesPoints], release: &Release) -> Result<WriteSummary> {
+        self.write_then(batch, Some(release), |_| {})
+    }
+
+    /// The id of `release`, adding it to `ops` when new. `Invalid` when a release of that
+    /// label was written with another date (a release's rank never changes).
+    fn release_id(&self, release: &Release, ops: &mut sled::Batch) -> Result<(u32, bool)> {
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = releases.by_label(&release.label) {
+            if known.release.date != release.date {
+                return Err(Error::Invalid(vec![crate::Violation {
+                    field: "release.date".to_owned(),
+                    description: format!(
+                        "release {} was published on {}; a release keeps its date (name a new release for other figures)",
+                        release.label, known.release.date
+                    ),
+                }]));
+            }
+            return Ok((known.id, false));
+        }
+        let info = ReleaseInfo {
+            id: releases.next_id(),
+            release: release.clone(),
+        };
+        ops.insert(
+            prefixed(RELEASE_LABEL, release.label.as_bytes()),
+            info.id.to_be_bytes().to_vec(),
+        );
+        ops.insert(release_key(info.id).to_vec(), info.encode());
+        Ok((info.id, true))
+    }
+
+    /// [`Store::write`] (of the values of `release`, when named), then `applied(sequence)`
+    /// while writes are still serialised, so that whatever it does (telling watchers) happens
+    /// in sequence order.
     pub fn write_then(
         &self,
         batch: &[SeriesPoints],
+        release: Option<&Release>,
         applied: impl FnOnce(u64),
     ) -> Result<WriteSummary> {
         let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ops = sled::Batch::default();
+        let (release_id, new_release) = match release {
+            Some(r) => self.release_id(r, &mut ops)?,
+            None => (0, false),
+        };
+        let ranks = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        let rank = |id: u32| match (id == release_id, release) {
+            (true, Some(r)) if new_release => Rank::on(r.date).with_order(id),
+            _ => ranks.rank(id),
+        };
         let mut summary = WriteSummary::default();
         let mut touched: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
-        let mut ops = sled::Batch::default();
         let mut metas: HashMap<u64, (Meta, &SeriesKey)> = HashMap::new();
         let mut chunks: BTreeMap<(u64, u32), Chunk> = BTreeMap::new();
         let mut new_ids: HashMap<&SeriesKey, u64> = HashMap::new();
@@ -368,7 +508,8 @@ impl Store {
                         e.insert(existing)
                     }
                 };
-                match chunk.upsert((p.ordinal % BLOCK) as u8, p.value, &p.source) {
+                let offset = (p.ordinal % BLOCK) as u8;
+                match chunk.upsert_release(offset, p.value, &p.source, release_id, &rank) {
                     Upsert::Inserted => {
                         summary.inserted += 1;
                         meta.count += 1;
@@ -389,7 +530,8 @@ impl Store {
             return Ok(summary);
         }
         let seq = *last + 1;
-        let mut record = Vec::with_capacity(touched.len() * 16);
+        let mut record = Vec::with_capacity(4 + touched.len() * 16);
+        record.extend_from_slice(&release_id.to_be_bytes());
         for (id, (first, last)) in &touched {
             record.extend_from_slice(&id.to_be_bytes());
             record.extend_from_slice(&first.to_be_bytes());
@@ -400,7 +542,15 @@ impl Store {
         if seq > RETAINED_CHANGES {
             ops.remove(changes_key(seq - RETAINED_CHANGES).to_vec());
         }
+        drop(ranks);
         self.tree.apply_batch(ops)?;
+        if let (true, Some(r)) = (new_release, release) {
+            let mut releases = self.releases.write().unwrap_or_else(|e| e.into_inner());
+            releases.add(ReleaseInfo {
+                id: release_id,
+                release: r.clone(),
+            });
+        }
         *last = seq;
         summary.sequence = seq;
         applied(seq);
@@ -430,6 +580,12 @@ impl Store {
         for item in self.tree.range(changes_key(from)..=changes_key(current)) {
             let (k, v) = item?;
             let sequence = decode_id(&k[1..])?;
+            let corrupt = || Error::Corrupt("change record".into());
+            let (release, v) = v.split_at_checked(4).ok_or_else(corrupt)?;
+            let release = u32::from_be_bytes(release.try_into().map_err(|_| corrupt())?);
+            let release = (release != 0)
+                .then(|| self.release_info(release).map(|r| r.release))
+                .transpose()?;
             let mut series = Vec::new();
             for rec in v.chunks_exact(16) {
                 let id = u64::from_be_bytes(
@@ -457,9 +613,57 @@ impl Store {
                 };
                 series.push((key.clone(), period(first), period(last)));
             }
-            out.push(Change { sequence, series });
+            out.push(Change {
+                sequence,
+                release,
+                series,
+            });
         }
         Ok((out, current))
+    }
+
+    /// Release `id`, or `NotFound`.
+    pub fn release_info(&self, id: u32) -> Result<ReleaseInfo> {
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        releases
+            .by_id(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no release {id}")))
+    }
+
+    /// The release labelled `label`, or `NotFound`.
+    pub fn release_named(&self, label: &str) -> Result<ReleaseInfo> {
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        releases
+            .by_label(label)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no release {label:?} in the store")))
+    }
+
+    /// Every named release, in the order first written.
+    pub fn releases(&self) -> Vec<ReleaseInfo> {
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        releases.all().to_vec()
+    }
+
+    /// The view a read asked for; `NotFound` for an unknown release.
+    pub fn view(&self, as_of: &AsOf) -> Result<View> {
+        Ok(match as_of {
+            AsOf::Latest => View::Latest,
+            AsOf::Release(label) => View::AsOf(self.release_named(label)?.rank()),
+            AsOf::Date(date) => View::AsOf(Rank::on(*date)),
+        })
+    }
+
+    /// The releases, shared with lazy readers.
+    pub(crate) fn releases_handle(&self) -> Arc<RwLock<Releases>> {
+        self.releases.clone()
+    }
+
+    /// The rank of release `id` (the unnamed release's for 0 or an unknown id).
+    pub fn rank(&self, id: u32) -> Rank {
+        let releases = self.releases.read().unwrap_or_else(|e| e.into_inner());
+        releases.rank(id)
     }
 
     /// The series' catalog entry, or `NotFound`.
@@ -489,7 +693,7 @@ impl Store {
     }
 
     /// The stored chunks of `key` that hold periods in `from..=to`, in period order, lazily,
-    /// each with the ordinal of its block's first period, undecoded (see
+    /// each with the ordinal of its block's first period, undecoded but checked (see
     /// [`crate::chunk::ChunkView`]); a chunk's entries may fall outside the range at both
     /// ends. `NotFound` when the series does not exist.
     pub fn scan_chunk_bytes(
@@ -498,13 +702,27 @@ impl Store {
         from: u32,
         to: u32,
     ) -> Result<impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static> {
+        self.scan_chunk_bytes_at(key, from, to, View::Latest)
+    }
+
+    /// [`Store::scan_chunk_bytes`] as seen by `view`: a latest read passes chunks as stored;
+    /// an as-of read re-packs a chunk with values of named releases as it stood then (and
+    /// sees nothing of unnamed values). A chunk that fails its checksum or its checks is an error naming
+    /// the series and its periods.
+    pub fn scan_chunk_bytes_at(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+        view: View,
+    ) -> Result<impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static> {
         let id = self
             .series_id(key)?
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
         let raw = self
             .tree
             .get(meta_key(id))?
-            .ok_or_else(|| Error::Corrupt(format!("series {id} has no metadata")))?;
+            .ok_or_else(|| Error::Corrupt(format!("series {key} has no metadata")))?;
         let meta = Meta::decode_counts(&raw)?;
         // Only the blocks the series has points in (an open range ends at its first and last).
         let (from, to) = (from.max(meta.first), to.min(meta.last));
@@ -515,8 +733,10 @@ impl Store {
                 // A short read (the usual annual or quarterly series): point lookups, cheaper
                 // in sled than an iterator, which copies the leaf node it starts in.
                 for block in blocks {
-                    if let Some(v) = self.tree.get(chunk_key(id, block))? {
-                        gets.push(Ok((block * BLOCK, v)));
+                    match self.tree.get(chunk_key(id, block)) {
+                        Ok(Some(v)) => gets.push(Ok((block, v))),
+                        Ok(None) => {}
+                        Err(e) => gets.push(Err((block, e))),
                     }
                 }
             } else {
@@ -524,18 +744,18 @@ impl Store {
                     self.tree
                         .range(chunk_key(id, *blocks.start())..=chunk_key(id, *blocks.end()))
                         .map(|item| {
-                            let (k, v) = item?;
-                            let block = u32::from_be_bytes(
-                                k[9..13]
-                                    .try_into()
-                                    .map_err(|_| Error::Corrupt("chunk key".to_owned()))?,
-                            );
-                            Ok((block * BLOCK, v))
+                            let (k, v) = item.map_err(|e| (u32::MAX, e))?;
+                            let block = k[9..13].try_into().map(u32::from_be_bytes);
+                            Ok((block.unwrap_or(u32::MAX), v))
                         }),
                 );
             }
         }
-        Ok(gets.into_iter().chain(range.into_iter().flatten()))
+        let (key, releases) = (key.clone(), self.releases.clone());
+        Ok(gets
+            .into_iter()
+            .chain(range.into_iter().flatten())
+            .map(move |item| checked(&key, item, view, &releases)))
     }
 
     /// Like [`Store::scan_chunk_bytes`], each chunk decoded.
@@ -544,51 +764,62 @@ impl Store {
         key: &SeriesKey,
         from: u32,
         to: u32,
+        view: View,
     ) -> Result<impl Iterator<Item = Result<(u32, Chunk)>> + Send + 'static> {
         Ok(self
-            .scan_chunk_bytes(key, from, to)?
+            .scan_chunk_bytes_at(key, from, to, view)?
             .map(|item| item.and_then(|(base, bytes)| Ok((base, Chunk::decode(&bytes)?)))))
     }
 
-    /// The points of `key` with `from <= ordinal <= to`, in period order, lazily.
-    /// `NotFound` when the series does not exist.
+    /// The points of `key` with `from <= ordinal <= to`, as `view` sees them, in period
+    /// order, lazily. `NotFound` when the series does not exist.
     pub fn scan(
         &self,
         key: &SeriesKey,
         from: u32,
         to: u32,
+        view: View,
     ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
         let frequency = key.frequency;
-        Ok(self.scan_chunks(key, from, to)?.flat_map(move |chunk| {
-            let points: Vec<Result<StoredPoint>> = match chunk {
-                Err(e) => vec![Err(e)],
-                Ok((base, chunk)) => chunk
-                    .entries()
-                    .iter()
-                    .map(|e| (base + u32::from(e.offset), e))
-                    .filter(|(ordinal, _)| (from..=to).contains(ordinal))
-                    .map(|(ordinal, e)| {
-                        Ok(StoredPoint {
-                            period: Period { frequency, ordinal },
-                            value: e.value,
-                            source: e.source.clone(),
+        Ok(self
+            .scan_chunks(key, from, to, view)?
+            .flat_map(move |chunk| {
+                let points: Vec<Result<StoredPoint>> = match chunk {
+                    Err(e) => vec![Err(e)],
+                    Ok((base, chunk)) => chunk
+                        .entries()
+                        .iter()
+                        .map(|e| (base + u32::from(e.offset), e))
+                        .filter(|(ordinal, _)| (from..=to).contains(ordinal))
+                        .map(|(ordinal, e)| {
+                            Ok(StoredPoint {
+                                period: Period { frequency, ordinal },
+                                value: e.value,
+                                source: e.source.clone(),
+                                release: e.release,
+                            })
                         })
-                    })
-                    .collect(),
-            };
-            points
-        }))
+                        .collect(),
+                };
+                points
+            }))
     }
 
-    /// All points of `key` in `[from, to]`, or `NotFound`.
+    /// All latest points of `key` in `[from, to]`, or `NotFound`.
     pub fn read(&self, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<StoredPoint>> {
-        self.scan(key, from, to)?.collect()
+        self.scan(key, from, to, View::Latest)?.collect()
     }
 
-    /// The `(ordinal, value)` pairs of `key` in `[from, to]`, read from the chunks in place
-    /// (no sources); a missing series reads as empty.
-    pub fn values_or_empty(&self, key: &SeriesKey, from: u32, to: u32) -> Result<Vec<(u32, f64)>> {
-        let chunks = match self.scan_chunk_bytes(key, from, to) {
+    /// The `(ordinal, value)` pairs of `key` in `[from, to]` as `view` sees them, read from
+    /// the chunks in place (no sources); a missing series reads as empty.
+    pub fn values_or_empty(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+        view: View,
+    ) -> Result<Vec<(u32, f64)>> {
+        let chunks = match self.scan_chunk_bytes_at(key, from, to, view) {
             Err(Error::NotFound(_)) => return Ok(Vec::new()),
             other => other?,
         };
@@ -644,6 +875,81 @@ impl Store {
         Ok((out, None))
     }
 
+    /// Reads every series' catalog entry and chunks, checking each chunk's checksum and
+    /// layout and each series' point count: what an operator runs after a disk fault.
+    /// Stops (`OutOfRange`) when `stop()` says so.
+    pub fn verify(&self, stop: impl Fn() -> bool) -> Result<Verified> {
+        let mut out = Verified::default();
+        for item in self.tree.scan_prefix([INDEX]) {
+            if stop() {
+                return Err(Error::OutOfRange("the verification was stopped".to_owned()));
+            }
+            let (k, v) = match item {
+                Ok(found) => found,
+                Err(e) => {
+                    out.corrupt.push(format!("the catalog stops reading: {e}"));
+                    break;
+                }
+            };
+            let Some(key) = SeriesKey::decode(&k[1..]) else {
+                out.corrupt
+                    .push(format!("a catalog key does not decode: {:?}", &k[1..]));
+                continue;
+            };
+            out.series += 1;
+            let meta = decode_id(&v).and_then(|id| {
+                let raw = self
+                    .tree
+                    .get(meta_key(id))?
+                    .ok_or_else(|| Error::Corrupt("no catalog entry".to_owned()))?;
+                match Meta::decode(&raw)? {
+                    (meta, named) if named == key => Ok((id, meta)),
+                    (_, named) => Err(Error::Corrupt(format!("its catalog entry names {named}"))),
+                }
+            });
+            let (id, meta) = match meta {
+                Ok(found) => found,
+                Err(e) => {
+                    out.corrupt.push(format!("series {key}: {e}"));
+                    continue;
+                }
+            };
+            let (mut points, mut sound) = (0u64, true);
+            for item in self.tree.range(chunk_key(id, 0)..=chunk_key(id, u32::MAX)) {
+                let (ck, bytes) = match item {
+                    Ok(found) => found,
+                    Err(e) => {
+                        out.corrupt
+                            .push(format!("series {key}: its chunks stop reading: {e}"));
+                        sound = false;
+                        break;
+                    }
+                };
+                let block = ck[9..13].try_into().map_or(u32::MAX, u32::from_be_bytes);
+                out.chunks += 1;
+                match ChunkView::parse(&bytes) {
+                    Ok(view) => {
+                        points += view.len() as u64;
+                        out.history += view.history_len() as u64;
+                    }
+                    Err(e) => {
+                        out.corrupt
+                            .push(corrupt_chunk(&key, block, &e.to_string()).to_string());
+                        sound = false;
+                    }
+                }
+            }
+            out.points += points;
+            if sound && points != meta.count {
+                out.corrupt.push(format!(
+                    "series {key}: the catalog counts {} points, its chunks hold {points}",
+                    meta.count
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes a series and its points, atomically; returns how many points it held.
     /// Not durable until [`Store::flush`] returns.
     pub fn delete(&self, key: &SeriesKey) -> Result<u64> {
@@ -664,4 +970,8 @@ impl Store {
 }
 
 #[cfg(test)]
+mod releases_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_support;

@@ -9,12 +9,16 @@ use tradepact_proto::data_v1 as pb;
 use tradepact_store::aggregate::{ReadPlan, Value};
 use tradepact_store::analysis::{BalanceQuery, BalanceRow, Change, ChangeTarget, Figures};
 use tradepact_store::columns::Columns;
+use tradepact_store::model::release;
 use tradepact_store::model::{check_source, check_value_of};
 use tradepact_store::model::{Measure, Unit};
+use tradepact_store::revisions::Revision;
 use tradepact_store::{
-    Country, Flow, Frequency, Kind, Period, Point, Product, SeriesFilter, SeriesInfo, SeriesKey,
-    SeriesPoints, Violations,
+    AsOf, Country, Flow, Frequency, Kind, Period, Point, Product, Release, SeriesFilter,
+    SeriesInfo, SeriesKey, SeriesPoints, Violations,
 };
+
+use crate::app::Batch;
 
 /// Most violations reported for one request; the rest are summarised.
 const MAX_VIOLATIONS: usize = 50;
@@ -238,6 +242,79 @@ fn check_distinct_periods(
     }
 }
 
+/// The figures a read asks for: as of a release (`{prefix}release`) or a date
+/// (`{prefix}date`), at most one; the latest when neither.
+pub(crate) fn as_of(release: &str, date: &str, prefix: &str, v: &mut Violations) -> AsOf {
+    match (release.is_empty(), date.is_empty()) {
+        (true, true) => AsOf::Latest,
+        (false, true) => v
+            .check(format!("{prefix}release"), Release::parse_label(release))
+            .map_or(AsOf::Latest, AsOf::Release),
+        (true, false) => v
+            .check(format!("{prefix}date"), release::parse_date(date))
+            .map_or(AsOf::Latest, AsOf::Date),
+        (false, false) => {
+            v.add(
+                format!("{prefix}date"),
+                format!("set {prefix}release or {prefix}date, not both"),
+            );
+            AsOf::Latest
+        }
+    }
+}
+
+/// A write's release (`None` when unset: the unnamed release).
+pub(crate) fn release_in(
+    r: Option<&pb::Release>,
+    field: &str,
+    v: &mut Violations,
+) -> Option<Release> {
+    let r = r?;
+    Release::parse(&r.label, &r.date, &r.source, field, v)
+}
+
+/// A validated write: the series of `series` of `release`; points with no source of their
+/// own or their series' take the release's.
+pub(crate) fn write(
+    series: &[pb::SeriesPoints],
+    release: Option<&pb::Release>,
+    v: &mut Violations,
+) -> Batch {
+    let release = release_in(release, "release", v);
+    let mut series = write_batch(series, v);
+    if let Some(r) = release.as_ref().filter(|r| !r.source.is_empty()) {
+        let source: Arc<str> = Arc::from(r.source.as_str());
+        for p in series.iter_mut().flat_map(|s| s.points.iter_mut()) {
+            if p.source.is_empty() {
+                p.source = source.clone();
+            }
+        }
+    }
+    Batch { series, release }
+}
+
+/// A revision as a message, with the label of its release.
+pub(crate) fn revision(r: Revision, release: String) -> pb::Revision {
+    pb::Revision {
+        key: Some(pb::SeriesKey::from(&r.key)),
+        period: r.period.to_string(),
+        old_value: r.old,
+        new_value: r.new,
+        change: r.change(),
+        percent: r.percent(),
+        release,
+    }
+}
+
+/// A release as a message.
+pub(crate) fn release_out(r: &Release) -> pb::Release {
+    pb::Release {
+        label: r.label.clone(),
+        date: r.date.to_string(),
+        source: r.source.clone(),
+    }
+}
+
 /// Parses an optional inclusive period range; empty bounds are open.
 pub(crate) fn period_range(
     start: &str,
@@ -292,6 +369,7 @@ pub(crate) fn series_value(value: Value) -> pb::SeriesValue {
         source: value.source,
         input_count: value.input_count,
         expected_input_count: value.expected_input_count,
+        release: value.release,
     }
 }
 
@@ -386,6 +464,7 @@ pub(crate) fn balance_query(
         partner: partner?,
         product: product?,
         frequency: frequency?.unwrap_or(Frequency::Annual),
+        view: Default::default(),
     })
 }
 

@@ -28,12 +28,18 @@ impl SeriesFeed {
     }
 }
 
-/// Write `sequence` to series `key` as a message.
-pub(crate) fn message(sequence: u64, key: &SeriesKey, points: &[Point]) -> pb::WatchSeriesResponse {
+/// Write `sequence` (of `release`, when named) to series `key` as a message.
+pub(crate) fn message(
+    sequence: u64,
+    key: &SeriesKey,
+    points: &[Point],
+    release: Option<&str>,
+) -> pb::WatchSeriesResponse {
     pb::WatchSeriesResponse {
         key: Some(pb::SeriesKey::from(key)),
         points: convert::points_pb(points, key.frequency),
         sequence,
+        release: release.unwrap_or_default().to_owned(),
     }
 }
 
@@ -46,8 +52,13 @@ impl Feed for SeriesFeed {
             Written::Durable(seq, _) if seq <= self.delivered => Step::Skip,
             Written::Durable(seq, batch) => {
                 self.sending = seq;
-                let matching = batch.iter().filter(|s| self.filter.matches(&s.key));
-                Step::Send(matching.map(|s| message(seq, &s.key, &s.points)).collect())
+                let release = batch.release.as_ref().map(|r| r.label.as_str());
+                let matching = batch.series.iter().filter(|s| self.filter.matches(&s.key));
+                Step::Send(
+                    matching
+                        .map(|s| message(seq, &s.key, &s.points, release))
+                        .collect(),
+                )
             }
             Written::Shutdown => Step::End,
         }

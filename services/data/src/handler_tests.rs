@@ -44,6 +44,7 @@ fn write(key: pb::SeriesKey, points: &[(&str, f64)]) -> Request<pb::WritePointsR
                 .collect(),
             source: "test".into(),
         }],
+        ..Default::default()
     })
 }
 

@@ -45,6 +45,8 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("ListProducts", READ),
         ("QueryTrade", READ),
         ("GetMirror", READ),
+        ("ListReleases", READ),
+        ("DiffReleases", READ),
     ]
 };
 

@@ -13,7 +13,7 @@ use tradepact_rpc::paging::{self, Fingerprint};
 use tradepact_rpc::status::of;
 use tradepact_store::aggregate::ReadPlan;
 use tradepact_store::analysis;
-use tradepact_store::{Period, SeriesKey, Violations};
+use tradepact_store::{AsOf, Period, SeriesKey, Violations};
 
 use crate::app::ingest::Ingested;
 use crate::app::{validated, Items, Trade};
@@ -30,6 +30,8 @@ pub const COLUMNS_CHUNK: usize = 8192;
 pub const SERIES_PAGE: (usize, usize) = (1000, 10_000);
 /// Default and largest `ListSeries` page.
 pub const LIST_PAGE: (usize, usize) = (100, 1000);
+/// Default and largest number of revisions `DiffReleases` returns.
+pub const DIFF_LIMIT: (usize, usize) = (1000, 10_000);
 /// Default and largest `ListProducts` page.
 pub const PRODUCTS_PAGE: (usize, usize) = (50, 1000);
 
@@ -67,34 +69,50 @@ struct Range {
     key: SeriesKey,
     plan: ReadPlan,
     periods: (u32, u32),
+    /// The figures asked for (resolved into `plan` by [`DataService::resolve`]).
+    as_of: AsOf,
 }
 
 fn read_range(
     key: Option<&pb::SeriesKey>,
     (start, end): (&str, &str),
     aggregate_to: i32,
+    (release, date): (&str, &str),
     v: &mut Violations,
 ) -> Option<Range> {
     let key = convert::series_key(key, "key", v);
     let plan = key
         .as_ref()
         .and_then(|k| convert::read_plan(k, aggregate_to, v));
+    let as_of = convert::as_of(release, date, "as_of_", v);
     let periods = convert::period_range(start, end, plan?.frequency, v);
     Some(Range {
         key: key?,
         plan: plan?,
         periods,
+        as_of,
     })
 }
 
-fn range_of(
-    key: Option<&pb::SeriesKey>,
-    periods: (&str, &str),
-    aggregate_to: i32,
-) -> Outcome<Range> {
-    let mut v = Violations::default();
-    let range = read_range(key, periods, aggregate_to, &mut v);
-    validated(v, || range)
+impl DataService {
+    /// A validated range with the figures it asked for resolved (`NOT_FOUND` for an unknown
+    /// release).
+    fn range_of(
+        &self,
+        key: Option<&pb::SeriesKey>,
+        periods: (&str, &str),
+        aggregate_to: i32,
+        as_of: (&str, &str),
+    ) -> Outcome<Range> {
+        let mut v = Violations::default();
+        let range = read_range(key, periods, aggregate_to, as_of, &mut v);
+        self.resolve(validated(v, || range)?)
+    }
+
+    fn resolve(&self, mut range: Range) -> Outcome<Range> {
+        range.plan = range.plan.at(self.app.view(&range.as_of)?);
+        Ok(range)
+    }
 }
 
 /// The status of a stream ingest that stopped at a batch: its code and details, with the
@@ -117,8 +135,9 @@ impl TradeDataService for DataService {
         &self,
         request: Request<pb::WritePointsRequest>,
     ) -> Result<Response<pb::WritePointsResponse>, Status> {
+        let req = request.get_ref();
         let mut v = Violations::default();
-        let batch = convert::write_batch(&request.get_ref().series, &mut v);
+        let batch = convert::write(&req.series, req.release.as_ref(), &mut v);
         let batch = validated(v, || Some(batch)).map_err(of)?;
         let s = self.app.write(batch, true).await.map_err(of)?;
         Ok(Response::new(pb::WritePointsResponse {
@@ -134,14 +153,25 @@ impl TradeDataService for DataService {
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
         let mut stream = request.into_inner();
         let ingest = self.app.ingest();
+        // The call's release: the first batch's; later batches repeat it or leave it unset.
+        let mut release: Option<Option<pb::Release>> = None;
         let read_failure = loop {
-            let msg = match stream.message().await {
+            let mut msg = match stream.message().await {
                 Ok(Some(msg)) => msg,
                 Ok(None) => break None,
                 Err(e) => break Some(tradepact_rpc::status::request_decode(e)),
             };
             let mut v = Violations::default();
-            let batch = convert::write_batch(&msg.series, &mut v);
+            match &release {
+                None => release = Some(msg.release.clone()),
+                Some(first) if msg.release.is_none() => msg.release = first.clone(),
+                Some(first) if *first != msg.release => v.add(
+                    "release",
+                    "a StreamWritePoints call writes one release: set it on the first batch, then repeat it or leave it unset",
+                ),
+                Some(_) => {}
+            }
+            let batch = convert::write(&msg.series, msg.release.as_ref(), &mut v);
             let batch = match validated(v, || Some(batch)) {
                 Ok(batch) => batch,
                 Err(e) => break Some(of(e)),
@@ -177,6 +207,7 @@ impl TradeDataService for DataService {
             req.key.as_ref(),
             (&req.start_period, &req.end_period),
             req.aggregate_to,
+            (&req.as_of_release, &req.as_of_date),
             &mut v,
         );
         let size = v.check("page_size", paging::size(req.page_size, SERIES_PAGE));
@@ -185,12 +216,15 @@ impl TradeDataService for DataService {
             req.start_period.as_bytes(),
             req.end_period.as_bytes(),
             &req.aggregate_to.to_be_bytes(),
+            req.as_of_release.as_bytes(),
+            req.as_of_date.as_bytes(),
         ]);
         let start = v.check(
             "page_token",
             paging::decode_number(&req.page_token, fingerprint),
         );
-        let (mut range, size) = validated(v, || range.zip(size)).map_err(of)?;
+        let (range, size) = validated(v, || range.zip(size)).map_err(of)?;
+        let mut range = self.resolve(range).map_err(of)?;
         if let Some(Some(start)) = start {
             range.periods.0 = range.periods.0.max(start as u32);
         }
@@ -215,7 +249,9 @@ impl TradeDataService for DataService {
     ) -> Result<Response<Self::StreamSeriesStream>, Status> {
         let req = request.into_inner();
         let periods = (req.start_period.as_str(), req.end_period.as_str());
-        let r = range_of(req.key.as_ref(), periods, req.aggregate_to).map_err(of)?;
+        let as_of = (req.as_of_release.as_str(), req.as_of_date.as_str());
+        let r = self.range_of(req.key.as_ref(), periods, req.aggregate_to, as_of);
+        let r = r.map_err(of)?;
         let mut values = self
             .app
             .values(r.key, r.plan, r.periods)
@@ -245,7 +281,9 @@ impl TradeDataService for DataService {
     ) -> Result<Response<Self::StreamSeriesColumnsStream>, Status> {
         let req = request.into_inner();
         let periods = (req.start_period.as_str(), req.end_period.as_str());
-        let r = range_of(req.key.as_ref(), periods, req.aggregate_to).map_err(of)?;
+        let as_of = (req.as_of_release.as_str(), req.as_of_date.as_str());
+        let r = self.range_of(req.key.as_ref(), periods, req.aggregate_to, as_of);
+        let r = r.map_err(of)?;
         let blocks = self.app.columns(r.key, r.plan, r.periods, COLUMNS_CHUNK);
         let blocks = blocks.await.map_err(of)?;
         let messages = blocks.map(|block| block.map(convert::columns));
@@ -295,10 +333,12 @@ impl TradeDataService for DataService {
         let mut v = Violations::default();
         let (reporter, partner, product) = (&req.reporter, &req.partner, &req.product);
         let query = convert::balance_query(reporter, partner, product, req.frequency, "", &mut v);
+        let as_of = convert::as_of(&req.as_of_release, &req.as_of_date, "as_of_", &mut v);
         let periods = (query.as_ref()).map(|q| {
             convert::period_range(&req.start_period, &req.end_period, q.frequency, &mut v)
         });
-        let (query, periods) = validated(v, || query.zip(periods)).map_err(of)?;
+        let (mut query, periods) = validated(v, || query.zip(periods)).map_err(of)?;
+        query.view = self.app.view(&as_of).map_err(of)?;
         let rows = self.app.balance(&query, periods).map_err(of)?;
         Ok(Response::new(pb::GetTradeBalanceResponse {
             rows: rows.into_iter().map(convert::balance_row).collect(),
@@ -312,6 +352,7 @@ impl TradeDataService for DataService {
         let req = request.into_inner();
         let mut v = Violations::default();
         let target = convert::change_target(req.target.as_ref(), &mut v);
+        let as_of = convert::as_of(&req.as_of_release, &req.as_of_date, "as_of_", &mut v);
         let periods = target.as_ref().map(|t| {
             let f = t.frequency();
             (
@@ -324,7 +365,8 @@ impl TradeDataService for DataService {
             Some((target?, (from?, to?)))
         })
         .map_err(of)?;
-        let change = self.app.change(&target, from, to).map_err(of)?;
+        let view = self.app.view(&as_of).map_err(of)?;
+        let change = self.app.change(&target, from, to, view).map_err(of)?;
         Ok(Response::new(convert::change(change)))
     }
 
@@ -341,7 +383,7 @@ impl TradeDataService for DataService {
         let watch = self.app.watch(filter.clone(), req.from_sequence).await;
         let watch = watch.map_err(of)?;
         let past = (watch.past.iter())
-            .map(|(seq, key, points)| message(*seq, key, points))
+            .map(|(seq, key, points, release)| message(*seq, key, points, release.as_deref()))
             .collect();
         let feed = SeriesFeed::new(filter, watch.replayed_until);
         Ok(Response::new(tradepact_rpc::watch::watch(
@@ -423,7 +465,9 @@ impl TradeDataService for DataService {
         let req = request.into_inner();
         let mut v = Violations::default();
         let question = query::query_in(&req, &mut v);
+        let as_of = convert::as_of(&req.as_of_release, &req.as_of_date, "as_of_", &mut v);
         let (mut q, year) = validated(v, || question).map_err(of)?;
+        q.plan = q.plan.at(self.app.view(&as_of).map_err(of)?);
         let year = crate::app::query::membership_year(year);
         let members = self
             .app
@@ -453,17 +497,62 @@ impl TradeDataService for DataService {
         let periods = (req.start_period.as_str(), req.end_period.as_str());
         let mut v = Violations::default();
         let key = convert::series_key(req.key.as_ref(), "key", &mut v);
+        let as_of = convert::as_of(&req.as_of_release, &req.as_of_date, "as_of_", &mut v);
         let range = key.map(|k| {
             let periods = convert::period_range(periods.0, periods.1, k.frequency, &mut v);
             (k, periods)
         });
         let (key, periods) = validated(v, || range).map_err(of)?;
-        let (mirror_key, rows) = self.app.mirror(&key, periods).map_err(of)?;
+        let view = self.app.view(&as_of).map_err(of)?;
+        let (mirror_key, rows) = self.app.mirror(&key, periods, view).map_err(of)?;
         Ok(Response::new(pb::GetMirrorResponse {
             mirror_key: Some(pb::SeriesKey::from(&mirror_key)),
             reported_basis: analysis::basis(key.flow).to_owned(),
             mirror_basis: analysis::basis(mirror_key.flow).to_owned(),
             rows: rows.into_iter().map(convert::mirror_row).collect(),
+        }))
+    }
+
+    async fn list_releases(
+        &self,
+        request: Request<pb::ListReleasesRequest>,
+    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let filter = (req.filter.as_ref()).map(|f| convert::filter(Some(f), &mut v));
+        validated(v, || Some(())).map_err(of)?;
+        let releases = self.app.releases(filter).await.map_err(of)?;
+        Ok(Response::new(pb::ListReleasesResponse {
+            releases: (releases.iter())
+                .map(|(info, values)| pb::ReleaseInfo {
+                    release: Some(convert::release_out(&info.release)),
+                    values: *values,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn diff_releases(
+        &self,
+        request: Request<pb::DiffReleasesRequest>,
+    ) -> Result<Response<pb::DiffReleasesResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let filter = convert::filter(req.filter.as_ref(), &mut v);
+        let from = convert::as_of(&req.from_release, &req.from_date, "from_", &mut v);
+        let to = convert::as_of(&req.to_release, &req.to_date, "to_", &mut v);
+        let limit = v.check("limit", paging::size(req.limit as i32, DIFF_LIMIT));
+        let limit = validated(v, || limit).map_err(of)?;
+        let (revisions, truncated) =
+            (self.app.revisions(filter, (from, to), limit).await).map_err(of)?;
+        Ok(Response::new(pb::DiffReleasesResponse {
+            revisions: (revisions.into_iter())
+                .map(|r| {
+                    let release = self.app.release_label(r.release);
+                    convert::revision(r, release)
+                })
+                .collect(),
+            truncated,
         }))
     }
 }

@@ -105,6 +105,7 @@ async fn acknowledged_points_survive_twenty_sigkills() {
                     writer_client
                         .write_points(data_pb::WritePointsRequest {
                             series: vec![batch(at, 20, cycle)],
+                            ..Default::default()
                         })
                         .await
                         .map(|_| 20)
@@ -112,6 +113,7 @@ async fn acknowledged_points_survive_twenty_sigkills() {
                     let msgs: Vec<_> = (0..4)
                         .map(|b| data_pb::StreamWritePointsRequest {
                             series: vec![batch(at + b * 10, 10, cycle)],
+                            ..Default::default()
                         })
                         .collect();
                     writer_client

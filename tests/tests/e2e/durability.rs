@@ -49,6 +49,7 @@ async fn acknowledged_writes_survive_kill_9_and_the_store_reopens() {
                     })
                     .collect(),
             }],
+            ..Default::default()
         })
         .collect();
     let summary = client

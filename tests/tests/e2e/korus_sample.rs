@@ -146,6 +146,7 @@ async fn import_streams_the_csv_and_reports_bad_rows_by_line() {
             })),
             from_period: "2013".into(),
             to_period: "2016".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

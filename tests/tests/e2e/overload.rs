@@ -50,8 +50,11 @@ async fn calls_past_the_global_limit_are_shed_fast_and_served_again_after() {
                 .await
         });
         let batch = write_request(hs(product), &[("2016", 1.0)]).series;
-        tx.try_send(pb::StreamWritePointsRequest { series: batch })
-            .unwrap();
+        tx.try_send(pb::StreamWritePointsRequest {
+            series: batch,
+            ..Default::default()
+        })
+        .unwrap();
         (tx, call)
     };
     for product in ["HS:87", "HS:88"] {

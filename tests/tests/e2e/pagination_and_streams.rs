@@ -40,6 +40,7 @@ async fn pages_streams_and_aggregates_cover_the_series_exactly_once() {
                 points,
                 source: "s".into(),
             }],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -143,7 +144,10 @@ async fn list_series_pages_through_a_filtered_catalog() {
         }))
         .collect();
     client
-        .write_points(pb::WritePointsRequest { series })
+        .write_points(pb::WritePointsRequest {
+            series,
+            ..Default::default()
+        })
         .await
         .unwrap();
 
@@ -225,6 +229,7 @@ async fn columns_carry_what_the_value_stream_carries() {
                 points,
                 source: String::new(),
             }],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -252,6 +257,7 @@ async fn columns_carry_what_the_value_stream_carries() {
             start_period: "2200".into(),
             end_period: "2300".into(),
             aggregate_to: pb::Frequency::Annual.into(),
+            ..Default::default()
         },
     )
     .await
@@ -262,6 +268,7 @@ async fn columns_carry_what_the_value_stream_carries() {
             start_period: "2200".into(),
             end_period: "2300".into(),
             aggregate_to: pb::Frequency::Annual.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -329,6 +336,7 @@ async fn a_time_major_stream_counts_every_point_once_and_keeps_the_last_value() 
                         .collect(),
                 })
                 .collect(),
+            ..Default::default()
         })
         .collect();
     let summary = client

@@ -602,7 +602,8 @@ async fn every_rpc_checks_its_scope_both_ways() {
         d,
         stream_write_points,
         |k| tokio_stream::iter(vec![data_pb::StreamWritePointsRequest {
-            series: write_request(k, &[("2016", 1.0)]).series
+            series: write_request(k, &[("2016", 1.0)]).series,
+            ..Default::default()
         }])
     );
     rpc!(&["data:write"], "DeleteSeries", d, delete_series, |k| {
@@ -680,6 +681,12 @@ async fn every_rpc_checks_its_scope_both_ways() {
             key: Some(k),
             ..Default::default()
         }
+    });
+    rpc!(&["data:read"], "ListReleases", d, list_releases, |_k| {
+        data_pb::ListReleasesRequest::default()
+    });
+    rpc!(&["data:read"], "DiffReleases", d, diff_releases, |_k| {
+        data_pb::DiffReleasesRequest::default()
     });
     rpc!(&["data:read"], "QueryTrade", d, query_trade, |_k| {
         data_pb::QueryTradeRequest {
@@ -763,7 +770,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 28, "every RPC of both services");
+    assert_eq!(calls.len(), 30, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

@@ -181,6 +181,7 @@ async fn slow_and_idle_clients_deny_service_to_nobody() {
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::StreamWritePointsRequest>(1);
         tx.send(pb::StreamWritePointsRequest {
             series: tradepact_tests::write_request(key(i), &[("2016", 1.0)]).series,
+            ..Default::default()
         })
         .await
         .unwrap();

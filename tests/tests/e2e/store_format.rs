@@ -1,6 +1,6 @@
-//! A store written by an older tradepact (format 1, `tests/fixtures/store-format-1`): the data
-//! service refuses it at start with a message naming the command that migrates it, and after
-//! `tradepact migrate-store` it serves the same figures; the old store is kept beside it.
+//! Stores written by older tradepacts (formats 1 and 2, `tests/fixtures/store-format-N`): the
+//! data service refuses each at start with a message naming the command that migrates it, and
+//! after `tradepact migrate-store` it serves the same figures; the old store is kept beside it.
 
 use tradepact_proto::data_v1 as pb;
 use tradepact_tests::{binary, data_client, start_data, workspace};
@@ -20,10 +20,19 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[tokio::test]
 async fn a_format_1_store_is_refused_then_migrated_and_read_back() {
+    refused_then_migrated_and_read_back(1).await;
+}
+
+#[tokio::test]
+async fn a_format_2_store_is_refused_then_migrated_and_read_back() {
+    refused_then_migrated_and_read_back(2).await;
+}
+
+async fn refused_then_migrated_and_read_back(format: u32) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("trade");
     copy_dir(
-        &workspace().join("tests/fixtures/store-format-1/trade"),
+        &workspace().join(format!("tests/fixtures/store-format-{format}/trade")),
         &store,
     );
     let store_arg = store.to_str().unwrap();
@@ -49,8 +58,11 @@ async fn a_format_1_store_is_refused_then_migrated_and_read_back() {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
-    assert!(stdout.contains("from format 1 to 2"), "{stdout}");
-    assert!(dir.path().join("trade.format-1").exists());
+    assert!(
+        stdout.contains(&format!("from format {format} to 3")),
+        "{stdout}"
+    );
+    assert!(dir.path().join(format!("trade.format-{format}")).exists());
 
     let server = start_data(&store);
     let mut client = data_client(&server).await;

@@ -171,6 +171,7 @@ async fn bad_queries_name_the_field_and_unknown_series_are_not_found() {
             ))),
             from_period: "2010".into(),
             to_period: "2017".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -207,9 +208,11 @@ async fn an_invalid_batch_in_a_stream_stops_it_and_keeps_the_batches_before() {
     let mut client = data_client(&server).await;
     let good = pb::StreamWritePointsRequest {
         series: write_request(goods(pb::Flow::Export), &[("2016", 1.0)]).series,
+        ..Default::default()
     };
     let bad = pb::StreamWritePointsRequest {
         series: write_request(goods(pb::Flow::Export), &[("2016", -1.0)]).series,
+        ..Default::default()
     };
     let status = client
         .stream_write_points(tokio_stream::iter(vec![good, bad]))

@@ -1,61 +1,9 @@
 use super::*;
 use crate::analysis::{self, BalanceQuery, ChangeTarget};
-use crate::model::{Country, Flow, Frequency, Kind, Point, Product};
+use crate::model::{Country, Flow, Frequency, Kind, Product};
 use proptest::prelude::*;
 
-fn key(flow: Flow, kind: Kind, frequency: Frequency) -> SeriesKey {
-    SeriesKey {
-        reporter: Country::parse("USA").unwrap(),
-        partner: Country::parse("KOR").unwrap(),
-        flow,
-        kind,
-        product: Product::total(),
-        frequency,
-        measure: Default::default(),
-    }
-}
-
-/// Opens a store just closed. sled's background flusher can hold the directory's lock for a
-/// moment after the last handle is dropped, so a lock error is retried (for up to 10 s).
-fn reopen(dir: &std::path::Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("reopen: {e}"),
-        }
-    }
-}
-
-fn annual(flow: Flow, kind: Kind) -> SeriesKey {
-    key(flow, kind, Frequency::Annual)
-}
-
-fn points(key: &SeriesKey, values: &[(u32, f64)]) -> SeriesPoints {
-    SeriesPoints {
-        key: key.clone(),
-        points: values
-            .iter()
-            .map(|&(ordinal, value)| Point {
-                ordinal,
-                value,
-                source: "test".into(),
-            })
-            .collect(),
-    }
-}
-
-fn values(store: &Store, key: &SeriesKey, from: u32, to: u32) -> Vec<(u32, f64)> {
-    store
-        .read(key, from, to)
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.period.ordinal, p.value))
-        .collect()
-}
+use tests_support::*;
 
 #[test]
 fn upsert_counts_inserts_and_updates_and_new_value_wins() {
@@ -207,6 +155,7 @@ fn balance_flags_gaps_instead_of_treating_them_as_zero() {
         partner: Country::parse("KOR").unwrap(),
         product: Product::total(),
         frequency: Frequency::Annual,
+        view: Default::default(),
     };
     let rows = analysis::trade_balance(&store, &q, 0, u32::MAX).unwrap();
     assert_eq!(rows.len(), 2);
@@ -232,6 +181,7 @@ fn balance_flags_gaps_instead_of_treating_them_as_zero() {
             frequency: Frequency::Annual,
             ordinal: 2016,
         },
+        View::Latest,
     )
     .unwrap_err();
     assert!(missing.to_string().contains("GOODS IMPORT"), "{missing}");

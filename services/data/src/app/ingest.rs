@@ -3,17 +3,17 @@
 //! The caller decodes and validates batches and [`Ingest::push`]es them, up to
 //! [`READ_AHEAD_POINTS`] ahead of the writer (each batch travels with its share of a
 //! semaphore, released once it is applied). Batches waiting when the writer is ready are
-//! applied together, up to [`COMBINE_POINTS`], as one atomic write: each batch is still
-//! applied whole or not at all, and in order. Writes are flushed every
+//! applied together, up to [`COMBINE_POINTS`], as one atomic write when they are of the same
+//! release: each batch is still applied whole or not at all, and in order. Writes are flushed every
 //! [`GROUP_COMMIT_BATCHES`] batches and at the end, whether or not the stream ended well.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tradepact_model::{Failure, Outcome};
-use tradepact_store::{SeriesPoints, WriteSummary};
+use tradepact_store::WriteSummary;
 
-use super::{join_failure, Trade};
+use super::{join_failure, Batch, Trade};
 
 /// Batches of a `StreamWritePoints` call between two flushes.
 pub const GROUP_COMMIT_BATCHES: u64 = 64;
@@ -24,7 +24,7 @@ pub const READ_AHEAD_POINTS: usize = 131_072;
 /// chunk that several of them touch (a time-major ingest) is then read and written once.
 pub const COMBINE_POINTS: usize = 65_536;
 
-type Queued = (Vec<SeriesPoints>, OwnedSemaphorePermit);
+type Queued = (Batch, OwnedSemaphorePermit);
 
 /// What an ingest applied, and why it stopped early if it did.
 pub struct Ingested {
@@ -61,8 +61,8 @@ impl Trade {
 impl Ingest {
     /// Queues a validated batch, waiting while the writer is too far behind; `false` once
     /// the writer has stopped on a failure ([`Ingest::finish`] says which).
-    pub async fn push(&self, batch: Vec<SeriesPoints>) -> bool {
-        let points: usize = batch.iter().map(|s| s.points.len()).sum();
+    pub async fn push(&self, batch: Batch) -> bool {
+        let points = batch.points();
         let share = points.clamp(1, READ_AHEAD_POINTS) as u32;
         let Ok(permit) = self.read_ahead.clone().acquire_many_owned(share).await else {
             return false; // never closed
@@ -81,15 +81,28 @@ impl Ingest {
 
 async fn write_all(trade: Trade, mut batches_in: mpsc::UnboundedReceiver<Queued>) -> Ingested {
     let (mut applied, mut total) = (0u64, WriteSummary::default());
-    while let Some((mut batch, permit)) = batches_in.recv().await {
+    // A batch received while combining, of another release: the next write's first.
+    let mut carried: Option<Queued> = None;
+    loop {
+        let next = match carried.take() {
+            Some(queued) => Some(queued),
+            None => batches_in.recv().await,
+        };
+        let Some((mut batch, permit)) = next else {
+            break;
+        };
         let mut permits: Vec<OwnedSemaphorePermit> = vec![permit];
-        let mut points: usize = batch.iter().map(|s| s.points.len()).sum();
+        let mut points = batch.points();
         while points < COMBINE_POINTS {
             let Ok((next, permit)) = batches_in.try_recv() else {
                 break;
             };
-            points += next.iter().map(|s| s.points.len()).sum::<usize>();
-            batch.extend(next);
+            if next.release != batch.release {
+                carried = Some((next, permit));
+                break;
+            }
+            points += next.points();
+            batch.series.extend(next.series);
             permits.push(permit);
         }
         let count = permits.len() as u64;

@@ -15,16 +15,42 @@ pub mod watch;
 
 use std::sync::Arc;
 
-use tradepact_model::{Failure, Outcome};
+use tradepact_model::{Failure, Outcome, Release};
 use tradepact_store::aggregate::{self, ReadPlan, Value};
 use tradepact_store::analysis::{self, BalanceQuery, BalanceRow, Change, ChangeTarget};
 use tradepact_store::columns::{self, Columns};
+use tradepact_store::revisions::{self, Revision};
 use tradepact_store::{
-    Period, SeriesFilter, SeriesInfo, SeriesKey, SeriesPoints, Store, WriteSummary,
+    AsOf, Period, ReleaseInfo, SeriesFilter, SeriesInfo, SeriesKey, SeriesPoints, Store, View,
+    WriteSummary,
 };
 
 pub use failure::{failure, join_failure};
 use watch::Watchers;
+
+/// One write: series and their points, of a release or of the unnamed one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// The series and points.
+    pub series: Vec<SeriesPoints>,
+    /// The release they belong to; `None`: the unnamed release (values replaced).
+    pub release: Option<Release>,
+}
+
+impl Batch {
+    /// Points in all.
+    pub fn points(&self) -> usize {
+        self.series.iter().map(|s| s.points.len()).sum()
+    }
+
+    /// A write of the unnamed release.
+    pub fn unnamed(series: Vec<SeriesPoints>) -> Batch {
+        Batch {
+            series,
+            release: None,
+        }
+    }
+}
 
 /// Where writes go: the seam a replicated log will fill. Writes are applied in sequence
 /// order; a write is durable once [`WriteLog::flush`] has returned a sequence at least its.
@@ -33,7 +59,7 @@ pub trait WriteLog: Send + Sync + 'static {
     /// serialised (so in sequence order).
     fn append(
         &self,
-        batch: &[SeriesPoints],
+        batch: &Batch,
         applied: &mut dyn FnMut(u64),
     ) -> tradepact_store::Result<WriteSummary>;
     /// Deletes a series (a write too); the points it held.
@@ -45,10 +71,10 @@ pub trait WriteLog: Send + Sync + 'static {
 impl WriteLog for Store {
     fn append(
         &self,
-        batch: &[SeriesPoints],
+        batch: &Batch,
         applied: &mut dyn FnMut(u64),
     ) -> tradepact_store::Result<WriteSummary> {
-        self.write_then(batch, applied)
+        self.write_then(&batch.series, batch.release.as_ref(), applied)
     }
 
     fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
@@ -111,7 +137,7 @@ impl Trade {
     }
 
     /// Applies a batch; durable only when `flush`. Watchers are told once it is durable.
-    pub async fn write(&self, batch: Vec<SeriesPoints>, flush: bool) -> Outcome<WriteSummary> {
+    pub async fn write(&self, batch: Batch, flush: bool) -> Outcome<WriteSummary> {
         self.blocking(move |this| {
             let batch = Arc::new(batch);
             let summary = this
@@ -220,14 +246,65 @@ impl Trade {
         &self,
         key: &SeriesKey,
         (from, to): (u32, u32),
+        view: View,
     ) -> Outcome<(SeriesKey, Vec<analysis::MirrorRow>)> {
-        let rows = self.inline(|store| analysis::mirror(store, key, from, to))?;
+        let rows = self.inline(|store| analysis::mirror(store, key, from, to, view))?;
         Ok((analysis::mirror_key(key), rows))
     }
 
     /// How `target` changed from `from` to `to`.
-    pub fn change(&self, target: &ChangeTarget, from: Period, to: Period) -> Outcome<Change> {
-        self.inline(|store| analysis::change(store, target, from, to))
+    pub fn change(
+        &self,
+        target: &ChangeTarget,
+        from: Period,
+        to: Period,
+        view: View,
+    ) -> Outcome<Change> {
+        self.inline(|store| analysis::change(store, target, from, to, view))
+    }
+
+    /// The figures a read asked for; `NotFound` for an unknown release.
+    pub fn view(&self, as_of: &AsOf) -> Outcome<View> {
+        self.inline(|store| store.view(as_of))
+    }
+
+    /// The label of release `id`; empty for the unnamed release (or an unknown id).
+    pub fn release_label(&self, id: u32) -> String {
+        match id {
+            0 => String::new(),
+            id => self
+                .store
+                .release_info(id)
+                .map(|r| r.release.label)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every release of the store (`None`), or those the series `filter` selects have values
+    /// of, counted; in release order.
+    pub async fn releases(&self, filter: Option<SeriesFilter>) -> Outcome<Vec<(ReleaseInfo, u64)>> {
+        let Some(filter) = filter else {
+            let mut all: Vec<_> = self.store.releases().into_iter().map(|r| (r, 0)).collect();
+            all.sort_by_key(|(r, _)| r.rank());
+            return Ok(all);
+        };
+        self.heavy(move |this, stop| revisions::releases_of(&this.store, &filter, stop))
+            .await
+    }
+
+    /// The points `filter` selects whose values differ between `from` and `to`, at most
+    /// `limit`, and whether more do.
+    pub async fn revisions(
+        &self,
+        filter: SeriesFilter,
+        (from, to): (AsOf, AsOf),
+        limit: usize,
+    ) -> Outcome<(Vec<Revision>, bool)> {
+        let (from, to) = (self.view(&from)?, self.view(&to)?);
+        self.heavy(move |this, stop| {
+            revisions::revisions(&this.store, &filter, from, to, limit, stop)
+        })
+        .await
     }
 
     /// The last write's sequence.

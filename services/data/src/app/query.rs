@@ -66,6 +66,17 @@ impl Trade {
     /// Answers `q` within the bounds.
     pub async fn query(&self, q: Query) -> Outcome<Vec<Cell>> {
         q.check().map_err(|e| Failure::invalid("", e))?;
+        self.heavy(move |this, stop| query::run_until(&this.store, &q, stop))
+            .await
+    }
+
+    /// Runs a heavy read (a query, a diff of releases) within the bounds: one of the
+    /// [`MAX_QUERIES`] slots, at most [`QUERY_TIME`], on the blocking pool, stopped when the
+    /// caller goes away; `f` is given the check that says stop.
+    pub(super) async fn heavy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Trade, &dyn Fn() -> bool) -> tradepact_store::Result<T> + Send + 'static,
+    ) -> Outcome<T> {
         let slot = tokio::time::timeout(SLOT_WAIT, self.query_slots.0.clone().acquire_owned())
             .await
             .map_err(|_| {
@@ -77,10 +88,10 @@ impl Trade {
         let stop = Arc::new(AtomicBool::new(false));
         let _guard = StopOnDrop(stop.clone());
         let started = Instant::now();
-        let store = self.store.clone();
+        let this = self.clone();
         let answer = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            query::run_until(&store, &q, || {
+            f(&this, &|| {
                 stop.load(Ordering::Relaxed) || started.elapsed() > QUERY_TIME
             })
         })
@@ -89,7 +100,7 @@ impl Trade {
         answer.map_err(|e| match e {
             tradepact_store::Error::OutOfRange(m) if m.contains("stopped") => {
                 Failure::DeadlineExceeded(format!(
-                    "the query took longer than the server's bound of {} s; narrow it",
+                    "the call took longer than the server's bound of {} s; narrow it",
                     QUERY_TIME.as_secs()
                 ))
             }

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 use tradepact_model::Outcome;
-use tradepact_store::{Point, SeriesFilter, SeriesKey, SeriesPoints};
+use tradepact_store::{Point, SeriesFilter, SeriesKey};
 
-use super::Trade;
+use super::{Batch, Trade};
 
 /// Messages a `WatchSeries` subscriber may fall behind before it is dropped.
 pub const WATCH_BUFFER: usize = 1024;
@@ -17,8 +17,8 @@ pub const WATCH_BUFFER: usize = 1024;
 /// What watchers are told.
 #[derive(Clone, Debug)]
 pub enum Written {
-    /// Write `sequence` is durable: these series and points.
-    Durable(u64, Arc<Vec<SeriesPoints>>),
+    /// Write `sequence` is durable: these series and points (of this release).
+    Durable(u64, Arc<Batch>),
     /// The server is going away.
     Shutdown,
 }
@@ -27,7 +27,7 @@ pub enum Written {
 pub struct Watchers {
     sender: broadcast::Sender<Written>,
     /// Writes applied while somebody watched and not yet flushed, in sequence order.
-    pending: Mutex<VecDeque<(u64, Arc<Vec<SeriesPoints>>)>>,
+    pending: Mutex<VecDeque<(u64, Arc<Batch>)>>,
 }
 
 /// Ends the `WatchSeries` streams, so that a graceful shutdown does not wait for them.
@@ -57,7 +57,7 @@ impl Watchers {
     }
 
     /// Called as write `seq` is applied, while writes are serialised (so in order).
-    pub fn applied(&self, seq: u64, batch: &Arc<Vec<SeriesPoints>>) {
+    pub fn applied(&self, seq: u64, batch: &Arc<Batch>) {
         if self.sender.receiver_count() > 0 {
             self.pending().push_back((seq, batch.clone()));
         }
@@ -73,15 +73,16 @@ impl Watchers {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Arc<Vec<SeriesPoints>>)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Arc<Batch>)>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// A watch: what was written since the sequence asked for, then the live writes.
 pub struct Watch {
-    /// The writes replayed: sequence, series and its current points in the written range.
-    pub past: Vec<(u64, SeriesKey, Vec<Point>)>,
+    /// The writes replayed: sequence, series, its current points in the written range and
+    /// the label of the release the write named.
+    pub past: Vec<(u64, SeriesKey, Vec<Point>, Option<String>)>,
     /// The last sequence the replay covers (live writes up to it are skipped).
     pub replayed_until: u64,
     /// The durable writes from now on.
@@ -122,7 +123,8 @@ impl Trade {
                                 source: p.source,
                             })
                             .collect();
-                        past.push((change.sequence, key, points));
+                        let release = change.release.as_ref().map(|r| r.label.clone());
+                        past.push((change.sequence, key, points, release));
                     }
                 }
                 Ok((past, current))
@@ -139,10 +141,10 @@ impl Trade {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tradepact_store::{Country, Flow, Frequency, Kind, Product, Store};
+    use tradepact_store::{Country, Flow, Frequency, Kind, Product, SeriesPoints, Store};
 
-    fn batch(year: u32) -> Vec<SeriesPoints> {
-        vec![SeriesPoints {
+    fn batch(year: u32) -> Batch {
+        Batch::unnamed(vec![SeriesPoints {
             key: SeriesKey {
                 reporter: Country::parse("USA").unwrap(),
                 partner: Country::parse("KOR").unwrap(),
@@ -157,13 +159,13 @@ mod tests {
                 value: 1e9,
                 source: "test".into(),
             }],
-        }]
+        }])
     }
 
     fn write(store: &Store, watch: &Watchers, year: u32) -> u64 {
         let batch = Arc::new(batch(year));
         store
-            .write_then(&batch, |seq| watch.applied(seq, &batch))
+            .write_then(&batch.series, None, |seq| watch.applied(seq, &batch))
             .unwrap()
             .sequence
     }
