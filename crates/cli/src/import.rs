@@ -314,6 +314,55 @@ fn decoded<'a, R: Read + Send + 'a>(input: R) -> Result<(Box<dyn Read + Send + '
     ))
 }
 
+/// The columns that start a file of releases: each row's release, then a tidy row.
+pub const RELEASE_COLUMNS: [&str; 3] = ["release", "release_date", "release_source"];
+
+/// Whether `text` starts with the header of a file of releases.
+pub fn is_releases(text: &str) -> bool {
+    let header = text.lines().next().unwrap_or_default();
+    header.split(',').take(3).eq(RELEASE_COLUMNS)
+}
+
+/// Splits a file of releases (the [`RELEASE_COLUMNS`], then the tidy columns) into one tidy
+/// file per release, in the order the releases first appear; every row of a release must give
+/// the same date and source. Read whole: such files hold published figures, not bulk data.
+pub fn split_releases(text: &str) -> anyhow::Result<Vec<(pb::Release, String)>> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let header = reader.headers()?.clone();
+    let tidy_header: Vec<&str> = header.iter().skip(RELEASE_COLUMNS.len()).collect();
+    let mut out: Vec<(pb::Release, csv::Writer<Vec<u8>>)> = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row?;
+        let line = i + 2;
+        let field = |j: usize| row.get(j).unwrap_or_default().to_owned();
+        let release = pb::Release {
+            label: field(0),
+            date: field(1),
+            source: field(2),
+        };
+        let at = match out.iter().position(|(r, _)| r.label == release.label) {
+            Some(at) => at,
+            None => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(&tidy_header)?;
+                out.push((release.clone(), w));
+                out.len() - 1
+            }
+        };
+        anyhow::ensure!(
+            out[at].0 == release,
+            "line {line}: release {} was given another date or source on an earlier line",
+            release.label
+        );
+        out[at]
+            .1
+            .write_record(row.iter().skip(RELEASE_COLUMNS.len()))?;
+    }
+    out.into_iter()
+        .map(|(release, w)| Ok((release, String::from_utf8(w.into_inner()?)?)))
+        .collect()
+}
+
 /// Reads a CSV or TSV file, gzip-compressed or not, calling `batch` for each full message and
 /// `bad` for each bad row, and `progress` with the (decompressed) bytes read so far.
 pub fn read_csv<R: Read + Send>(
@@ -673,6 +722,7 @@ pub async fn stream<R: Read + Send + 'static>(
     name: &str,
     len: u64,
     show_progress: bool,
+    release: Option<pb::Release>,
 ) -> anyhow::Result<ImportSummary> {
     let bar = if show_progress {
         indicatif::ProgressBar::new(len)
@@ -687,11 +737,16 @@ pub async fn stream<R: Read + Send + 'static>(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let reader_bar = bar.clone();
     let source_name = name.to_owned();
+    let mut release = release;
     let reader = tokio::task::spawn_blocking(move || {
         read_csv(
             input,
             &source_name,
-            |batch| tx.blocking_send(batch).is_ok(),
+            // The call's release rides on its first batch.
+            |mut batch| {
+                batch.release = release.take();
+                tx.blocking_send(batch).is_ok()
+            },
             |bad| {
                 reader_bar.suspend(|| eprintln!("{source_name}:{}: {}", bad.line, bad.reason));
             },

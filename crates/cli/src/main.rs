@@ -7,6 +7,7 @@ mod query;
 mod reference;
 mod scenario;
 mod up;
+mod vintage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ use clap::{Parser, Subcommand};
 
 /// The KORUS sample dataset shipped with the project (`datasets/korus_trade.csv`).
 pub(crate) const SAMPLE_CSV: &str = include_str!("../../../datasets/korus_trade.csv");
+/// The releases of the KORUS figures as each source published them
+/// (`datasets/korus_releases.csv`).
+pub(crate) const SAMPLE_RELEASES: &str = include_str!("../../../datasets/korus_releases.csv");
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +44,16 @@ enum Command {
         /// CSV files to import.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Import the files as this release (a label such as census-2018-02): earlier
+        /// releases' values of the same points are kept (`tradepact revisions`).
+        #[arg(long, requires = "release_date")]
+        release: Option<String>,
+        /// The day the release was published (YYYY-MM-DD).
+        #[arg(long, requires = "release")]
+        release_date: Option<String>,
+        /// Where the release comes from (a citation or URL).
+        #[arg(long, default_value = "", requires = "release")]
+        release_source: String,
         /// The data service to write to.
         #[arg(
             long,
@@ -54,6 +68,17 @@ enum Command {
         /// The store's directory (the data service's --data-dir; `data/trade` under `up`).
         dir: PathBuf,
     },
+    /// Read every chunk of a stopped store, checking checksums and counts; lists each corrupt
+    /// chunk with its series and periods, and fails if there is one.
+    VerifyStore {
+        /// The store's directory (the data service's --data-dir; `data/trade` under `up`).
+        dir: PathBuf,
+    },
+    /// List the releases (vintages) of the store, or of a reporter's or partner's series.
+    Releases(vintage::ReleasesArgs),
+    /// What changed between two releases or dates
+    /// (`tradepact revisions USA KOR --from ustr-2017 --to census-2018-02`).
+    Revisions(vintage::RevisionsArgs),
     /// List the countries and areas a reporter or partner may be (`tradepact countries korea`).
     Countries {
         /// Words the code or name must hold; none for all.
@@ -159,11 +184,24 @@ async fn main() -> ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Import {
             files,
+            release,
+            release_date,
+            release_source,
             data_service,
-        } => up::import_files(&cli.client, &data_service, &files).await,
+        } => {
+            let release = release.map(|label| tradepact_proto::data_v1::Release {
+                label,
+                date: release_date.unwrap_or_default(),
+                source: release_source,
+            });
+            up::import_files(&cli.client, &data_service, &files, release).await
+        }
         Command::MigrateStore { dir } => tradepact_data::migrate_store(&dir).map(|done| {
             println!("{done}");
         }),
+        Command::VerifyStore { dir } => vintage::verify_store(&dir),
+        Command::Releases(args) => vintage::releases(&cli.client, args).await,
+        Command::Revisions(args) => vintage::revisions(&cli.client, args).await,
         Command::Countries { search, service } => {
             reference::countries(&cli.client, &search, service).await
         }

@@ -18,6 +18,9 @@ pub struct BalanceArgs {
     /// Last period.
     #[arg(long, default_value = "")]
     pub to: String,
+    /// The figures as of a release (its label) or a day (YYYY-MM-DD); none for the latest.
+    #[arg(long, default_value = "")]
+    pub as_of: String,
     /// The data service.
     #[arg(
         long,
@@ -31,14 +34,23 @@ fn bn(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v / 1e9))
 }
 
-/// Prints goods, services and total balances in billions of US dollars.
+/// Billions to two decimals (reported balances are published to 10 million: 27.57).
+fn bn2(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", v / 1e9))
+}
+
+/// Prints goods, services and total balances in billions of US dollars, computed and as
+/// reported.
 pub async fn balance(c: &ClientArgs, args: BalanceArgs) -> anyhow::Result<()> {
     let mut client = c.data(&args.data_service).await?;
+    let (as_of_release, as_of_date) = crate::vintage::as_of(&args.as_of);
     let request = pb::GetTradeBalanceRequest {
         reporter: args.reporter,
         partner: args.partner,
         start_period: args.from,
         end_period: args.to,
+        as_of_release,
+        as_of_date,
         ..Default::default()
     };
     let rows = client
@@ -48,8 +60,17 @@ pub async fn balance(c: &ClientArgs, args: BalanceArgs) -> anyhow::Result<()> {
         .into_inner()
         .rows;
     println!(
-        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "period", "goods X", "goods M", "goods", "serv. X", "serv. M", "services", "total"
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "period",
+        "goods X",
+        "goods M",
+        "goods",
+        "serv. X",
+        "serv. M",
+        "services",
+        "total",
+        "goods rep.",
+        "total rep."
     );
     for r in rows {
         let (g, s, t) = (
@@ -57,8 +78,12 @@ pub async fn balance(c: &ClientArgs, args: BalanceArgs) -> anyhow::Result<()> {
             r.services.unwrap_or_default(),
             r.total.unwrap_or_default(),
         );
+        let releases = match r.releases.is_empty() {
+            true => String::new(),
+            false => format!("  {}", r.releases.join(", ")),
+        };
         println!(
-            "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}{releases}",
             r.period,
             bn(g.exports_usd),
             bn(g.imports_usd),
@@ -66,10 +91,14 @@ pub async fn balance(c: &ClientArgs, args: BalanceArgs) -> anyhow::Result<()> {
             bn(s.exports_usd),
             bn(s.imports_usd),
             bn(s.balance_usd),
-            bn(t.balance_usd)
+            bn(t.balance_usd),
+            bn2(g.reported_balance_usd),
+            bn2(t.reported_balance_usd)
         );
     }
-    println!("(billions of US dollars; '-' = input missing)");
+    println!(
+        "(billions of US dollars; '-' = input missing; rep. = as reported by the source; then the releases of the figures)"
+    );
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::connect::ClientArgs;
 use crate::import;
+use tradepact_proto::data_v1 as pb;
 
 /// Flags of `tradepact up`.
 #[derive(Clone, Debug, clap::Args)]
@@ -73,18 +74,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     if empty && !args.no_sample {
         let mut client = tradepact_client::data::connect(&data_url).await?;
+        let c = ClientArgs::default();
         let s = import::stream(
-            &ClientArgs::default(),
+            &c,
             &mut client,
             crate::SAMPLE_CSV.as_bytes(),
             "KORUS sample (datasets/korus_trade.csv)",
             crate::SAMPLE_CSV.len() as u64,
             false,
+            None,
         )
         .await?;
+        let name = "KORUS releases (datasets/korus_releases.csv)";
+        let releases = import_releases(&c, &mut client, crate::SAMPLE_RELEASES, name).await?;
         tracing::info!(
             points = s.inserted,
-            "the store was empty: loaded the KORUS sample dataset"
+            releases,
+            "the store was empty: loaded the KORUS sample dataset and its releases"
         );
     }
     tracing::info!(
@@ -97,11 +103,34 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// `tradepact import FILE…`
-pub async fn import_files(c: &ClientArgs, url: &str, files: &[PathBuf]) -> anyhow::Result<()> {
+pub async fn import_files(
+    c: &ClientArgs,
+    url: &str,
+    files: &[PathBuf],
+    release: Option<pb::Release>,
+) -> anyhow::Result<()> {
     let mut client = c.data(url).await?;
     let progress = std::io::stderr().is_terminal();
     for path in files {
-        let s = import_file(c, &mut client, path, progress).await?;
+        let mut head = [0u8; 64];
+        let open = |path: &Path| {
+            std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+        };
+        let n = std::io::Read::read(&mut open(path)?, &mut head)?;
+        if import::is_releases(&String::from_utf8_lossy(&head[..n])) {
+            anyhow::ensure!(
+                release.is_none(),
+                "{}: the file names its releases; --release is for files that do not",
+                path.display()
+            );
+            let text = std::fs::read_to_string(path)?;
+            let name = path.display().to_string();
+            let releases = import_releases(c, &mut client, &text, &name).await?;
+            println!("{name}: {releases} releases imported");
+            continue;
+        }
+        let s = import_file(c, &mut client, path, progress, release.clone()).await?;
         let t = &s.tally;
         println!(
             "{}: {} rows imported ({} new points, {} updated, {} batches), {} bad rows skipped; {} rows in all, {}",
@@ -118,11 +147,32 @@ pub async fn import_files(c: &ClientArgs, url: &str, files: &[PathBuf]) -> anyho
     Ok(())
 }
 
+/// Imports a file of releases ([`import::split_releases`]), one `StreamWritePoints` call per
+/// release; the number of releases.
+async fn import_releases(
+    c: &ClientArgs,
+    client: &mut tradepact_client::data::DataClient,
+    text: &str,
+    name: &str,
+) -> anyhow::Result<usize> {
+    let releases = import::split_releases(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    for (release, tidy) in &releases {
+        let name = format!("{name} [{}]", release.label);
+        let len = tidy.len() as u64;
+        let input = std::io::Cursor::new(tidy.clone().into_bytes());
+        let s = import::stream(c, client, input, &name, len, false, Some(release.clone()));
+        let t = s.await?.tally;
+        anyhow::ensure!(t.bad == 0, "{name}: {} bad rows", t.bad);
+    }
+    Ok(releases.len())
+}
+
 async fn import_file(
     c: &ClientArgs,
     client: &mut tradepact_client::data::DataClient,
     path: &Path,
     progress: bool,
+    release: Option<pb::Release>,
 ) -> anyhow::Result<import::ImportSummary> {
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
@@ -138,6 +188,7 @@ async fn import_file(
         &name,
         len,
         progress,
+        release,
     )
     .await
 }

@@ -74,6 +74,9 @@ pub struct BalanceRow {
     pub services: Figures,
     /// Goods plus services.
     pub total: Figures,
+    /// The named releases of the figures of the period (ids, in rank order; none when every
+    /// figure is of the unnamed release).
+    pub releases: Vec<u32>,
 }
 
 impl BalanceRow {
@@ -119,11 +122,14 @@ pub fn trade_balance(
     from: u32,
     to: u32,
 ) -> Result<Vec<BalanceRow>> {
-    let read = |kind, flow, measure| -> Result<std::collections::BTreeMap<u32, f64>> {
-        Ok(store
-            .values_or_empty(&query.key(kind, flow, measure), from, to, query.view)?
-            .into_iter()
-            .collect())
+    let mut used: std::collections::BTreeMap<u32, BTreeSet<u32>> = Default::default();
+    let mut read = |kind, flow, measure| -> Result<std::collections::BTreeMap<u32, f64>> {
+        let key = query.key(kind, flow, measure);
+        let values = store.released_values(&key, from, to, query.view)?;
+        for &(ordinal, _, release) in values.iter().filter(|v| v.2 != 0) {
+            used.entry(ordinal).or_default().insert(release);
+        }
+        Ok(values.into_iter().map(|(o, v, _)| (o, v)).collect())
     };
     let value = Measure::ValueUsd;
     let gx = read(Kind::Goods, Flow::Export, value)?;
@@ -155,7 +161,10 @@ pub fn trade_balance(
             services.reported = sr.get(&ordinal).copied();
             let mut total = Figures::sum(&goods, &services);
             total.reported = tr.get(&ordinal).copied();
+            let mut releases: Vec<u32> = used.remove(&ordinal).into_iter().flatten().collect();
+            releases.sort_by_key(|&id| store.rank(id));
             BalanceRow {
+                releases,
                 period: Period {
                     frequency: query.frequency,
                     ordinal,

@@ -819,6 +819,21 @@ impl Store {
         to: u32,
         view: View,
     ) -> Result<Vec<(u32, f64)>> {
+        Ok(self
+            .released_values(key, from, to, view)?
+            .into_iter()
+            .map(|(ordinal, value, _)| (ordinal, value))
+            .collect())
+    }
+
+    /// [`Store::values_or_empty`] with the release of each value.
+    pub fn released_values(
+        &self,
+        key: &SeriesKey,
+        from: u32,
+        to: u32,
+        view: View,
+    ) -> Result<Vec<(u32, f64, u32)>> {
         let chunks = match self.scan_chunk_bytes_at(key, from, to, view) {
             Err(Error::NotFound(_)) => return Ok(Vec::new()),
             other => other?,
@@ -830,7 +845,7 @@ impl Store {
             for i in 0..view.len() {
                 let ordinal = base + u32::from(view.offset(i));
                 if (from..=to).contains(&ordinal) {
-                    out.push((ordinal, view.value(i)));
+                    out.push((ordinal, view.value(i), view.release(i)));
                 }
             }
         }

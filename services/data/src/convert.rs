@@ -488,10 +488,12 @@ pub(crate) fn mirror_row(row: tradepact_store::analysis::MirrorRow) -> pb::Mirro
     }
 }
 
-pub(crate) fn balance_row(row: BalanceRow) -> pb::BalanceRow {
+/// A balance row, its releases named by `label`.
+pub(crate) fn balance_row(row: BalanceRow, label: impl Fn(u32) -> String) -> pb::BalanceRow {
     pb::BalanceRow {
         period: row.period.to_string(),
         complete: row.complete(),
+        releases: row.releases.iter().map(|&id| label(id)).collect(),
         goods: Some(figures(row.goods)),
         services: Some(figures(row.services)),
         total: Some(figures(row.total)),

@@ -341,7 +341,9 @@ impl TradeDataService for DataService {
         query.view = self.app.view(&as_of).map_err(of)?;
         let rows = self.app.balance(&query, periods).map_err(of)?;
         Ok(Response::new(pb::GetTradeBalanceResponse {
-            rows: rows.into_iter().map(convert::balance_row).collect(),
+            rows: (rows.into_iter())
+                .map(|row| convert::balance_row(row, |id| self.app.release_label(id)))
+                .collect(),
         }))
     }
 

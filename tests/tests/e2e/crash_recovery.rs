@@ -1,6 +1,9 @@
 //! Crash safety: writers run against the real binaries, which are killed with SIGKILL at
 //! pseudo-random moments 20 times each and restarted on the same directory; every write that
-//! was acknowledged must be there afterwards, and the store must open cleanly.
+//! was acknowledged must be there afterwards, and the store must open cleanly. The data
+//! writer also revises what it wrote, as releases: each acknowledged revision must read back
+//! as of its release, and `tradepact verify-store` must find every chunk (latest values and
+//! history) whole.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +12,9 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
-use tradepact_tests::{data_client, key, negotiation_client, start_data, start_negotiation};
+use tradepact_tests::{
+    binary, data_client, key, negotiation_client, start_data, start_negotiation,
+};
 
 const CYCLES: u64 = 20;
 
@@ -40,6 +45,41 @@ fn month(i: u64) -> String {
     format!("{:04}-{:02}", 1000 + i / 12, i % 12 + 1)
 }
 
+fn month_index(period: &str) -> u64 {
+    let (y, m) = period.split_once('-').unwrap();
+    (y.parse::<u64>().unwrap() - 1000) * 12 + m.parse::<u64>().unwrap() - 1
+}
+
+/// The release of cycle `cycle`'s revisions (dated in cycle order).
+fn revision(cycle: u64) -> data_pb::Release {
+    data_pb::Release {
+        label: format!("rev-{cycle}"),
+        date: format!("2001-01-{:02}", cycle + 1),
+        source: "crash test revision".into(),
+    }
+}
+
+/// The series' values as `release` sees them (empty for the latest), by month index.
+async fn read_series(
+    client: &mut tradepact_client::data::DataClient,
+    release: &str,
+) -> BTreeMap<u64, f64> {
+    let mut stored = BTreeMap::new();
+    let request = data_pb::StreamSeriesRequest {
+        key: Some(series()),
+        as_of_release: release.to_owned(),
+        ..Default::default()
+    };
+    if let Ok(mut s) = client.stream_series(request).await {
+        while let Some(msg) = s.get_mut().next().await {
+            for v in msg.unwrap().values {
+                stored.insert(month_index(&v.period), v.value_usd);
+            }
+        }
+    }
+    stored
+}
+
 fn batch(start: u64, n: u64, cycle: u64) -> data_pb::SeriesPoints {
     data_pb::SeriesPoints {
         key: Some(series()),
@@ -58,49 +98,90 @@ fn batch(start: u64, n: u64, cycle: u64) -> data_pb::SeriesPoints {
 async fn acknowledged_points_survive_twenty_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // Period index → value, for every acknowledged write.
+    // Period index → value, for every acknowledged write (the revised value once a revision
+    // is acknowledged).
     let acked: Arc<Mutex<BTreeMap<u64, f64>>> = Arc::default();
+    // Period index → the value of a revision sent but not acknowledged (it may be there).
+    let maybe: Arc<Mutex<BTreeMap<u64, f64>>> = Arc::default();
+    // Cycle → period index → value, for every acknowledged revision.
+    let revised: Arc<Mutex<BTreeMap<u64, BTreeMap<u64, f64>>>> = Arc::default();
     let mut next = 0u64;
     let mut calls = 0u64;
     for cycle in 0..CYCLES {
         let server = start_data(dir.path());
         let mut client = data_client(&server).await;
         // Everything acknowledged so far is there.
-        let mut stream = client
-            .stream_series(data_pb::StreamSeriesRequest {
-                key: Some(series()),
-                ..Default::default()
-            })
-            .await;
-        let mut stored = BTreeMap::new();
-        if let Ok(s) = stream.as_mut() {
-            let s = s.get_mut();
-            while let Some(msg) = s.next().await {
-                for v in msg.unwrap().values {
-                    let i = {
-                        let (y, m) = v.period.split_once('-').unwrap();
-                        (y.parse::<u64>().unwrap() - 1000) * 12 + m.parse::<u64>().unwrap() - 1
-                    };
-                    stored.insert(i, v.value_usd);
-                }
-            }
-        }
+        let stored = read_series(&mut client, "").await;
+        let maybe_now = maybe.lock().unwrap().clone();
         for (i, value) in acked.lock().unwrap().iter() {
-            assert_eq!(
-                stored.get(i),
-                Some(value),
-                "cycle {cycle}: acknowledged point {i} lost"
+            let got = stored.get(i);
+            assert!(
+                got == Some(value) || (got.is_some() && got == maybe_now.get(i)),
+                "cycle {cycle}: acknowledged point {i} lost: {got:?}, acknowledged {value}"
             );
+        }
+        // Every acknowledged revision reads back as of its release.
+        let revisions = revised.lock().unwrap().clone();
+        for (c, values) in revisions {
+            let as_of = read_series(&mut client, &revision(c).label).await;
+            for (i, value) in values {
+                assert_eq!(
+                    as_of.get(&i),
+                    Some(&value),
+                    "cycle {cycle}: point {i} as of rev-{c}"
+                );
+            }
         }
 
         // A writer: unary writes and short client streams, until the server dies.
         let writer_acked = acked.clone();
+        let (writer_maybe, writer_revised) = (maybe.clone(), revised.clone());
         let start = next;
         let mut writer_client = client.clone();
         let writer = tokio::spawn(async move {
             let mut at = start;
             let mut calls = 0u64;
             loop {
+                if calls % 3 == 2 {
+                    // Revise the last 20 points written, as this cycle's release.
+                    let revised_values: Vec<(u64, f64)> = (at - 20..at)
+                        .map(|i| (i, (i * 7 + cycle) as f64 + 0.5))
+                        .collect();
+                    writer_maybe
+                        .lock()
+                        .unwrap()
+                        .extend(revised_values.iter().copied());
+                    let points = revised_values
+                        .iter()
+                        .map(|&(i, v)| data_pb::Point {
+                            period: month(i),
+                            value_usd: v,
+                            source: String::new(),
+                        })
+                        .collect();
+                    let result = writer_client
+                        .write_points(data_pb::WritePointsRequest {
+                            series: vec![data_pb::SeriesPoints {
+                                key: Some(series()),
+                                points,
+                                source: String::new(),
+                            }],
+                            release: Some(revision(cycle)),
+                        })
+                        .await;
+                    if result.is_err() {
+                        return (at, calls);
+                    }
+                    let mut a = writer_acked.lock().unwrap();
+                    let mut r = writer_revised.lock().unwrap();
+                    for (i, v) in revised_values {
+                        a.insert(i, v);
+                        r.entry(cycle).or_default().insert(i, v);
+                        writer_maybe.lock().unwrap().remove(&i);
+                    }
+                    calls += 1;
+                    continue;
+                }
                 let result = if calls.is_multiple_of(2) {
                     writer_client
                         .write_points(data_pb::WritePointsRequest {
@@ -143,7 +224,21 @@ async fn acknowledged_points_survive_twenty_sigkills() {
         calls += n;
     }
     let total = acked.lock().unwrap().len();
-    eprintln!("data service: {CYCLES} SIGKILL cycles, {calls} acknowledged calls, {total} acknowledged points, none lost");
+    let revisions: usize = revised.lock().unwrap().values().map(|r| r.len()).sum();
+    eprintln!("data service: {CYCLES} SIGKILL cycles, {calls} acknowledged calls, {total} acknowledged points, {revisions} acknowledged revisions, none lost");
+    assert!(revisions > 0, "no revision was acknowledged");
+    // After the last kill: every chunk, with its history, is whole.
+    let verified = std::process::Command::new(binary("tradepact"))
+        .arg("verify-store")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && out.contains("; 0 corrupt"),
+        "{out}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
     assert!(
         total > 0 && calls >= CYCLES,
         "the writer never got going ({calls} calls)"

@@ -24,4 +24,5 @@ mod security;
 mod slow_clients;
 mod store_format;
 mod validation;
+mod vintages;
 mod watch_and_shutdown;
