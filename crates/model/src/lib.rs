@@ -70,7 +70,8 @@ impl Country {
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
 
-    fn bytes(&self) -> [u8; 3] {
+    /// The code's three bytes (as keys encode it).
+    pub fn bytes(&self) -> [u8; 3] {
         self.0
     }
 }

@@ -15,12 +15,11 @@
 //! a reporter and partner, narrows the scan); the layout of the matrix issue will give it an
 //! index. Every figure is checked against a brute-force sum in the tests.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use crate::aggregate::{self, ReadPlan};
-use crate::model::{
-    Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesFilter, SeriesKey,
-};
+use crate::aggregate::ReadPlan;
+use crate::chunk::ChunkView;
+use crate::model::{Country, Flow, Frequency, Kind, Measure, Period, Product, SeriesKey};
 use crate::{Error, Result, Store};
 
 /// Missing inputs named per group (the rest are counted).
@@ -249,39 +248,61 @@ impl Sum {
 }
 
 /// The narrowest catalog scans that cover the query's series.
-fn scans(q: &Query) -> Vec<SeriesFilter> {
-    let base = SeriesFilter {
-        frequency: Some(q.frequency),
-        measure: Some(q.measure),
-        ..Default::default()
-    };
+/// The catalog prefixes to scan: one per reporter (and partner, when one is asked), or the
+/// whole catalog.
+fn prefixes(q: &Query) -> Vec<Vec<u8>> {
     match (q.reporters.as_slice(), q.partners.as_slice()) {
-        ([], _) => vec![base],
+        ([], _) => vec![Vec::new()],
         (reporters, [partner]) => reporters
             .iter()
-            .map(|r| SeriesFilter {
-                reporter: Some(*r),
-                partner: Some(*partner),
-                ..base.clone()
-            })
+            .map(|r| [r.bytes(), partner.bytes()].concat())
             .collect(),
-        (reporters, _) => reporters
-            .iter()
-            .map(|r| SeriesFilter {
-                reporter: Some(*r),
-                ..base.clone()
-            })
-            .collect(),
+        (reporters, _) => reporters.iter().map(|r| r.bytes().to_vec()).collect(),
     }
 }
 
-/// Answers `q`.
+/// Appends the group of `key` in the dimensions other than the period to `out`, as bytes that
+/// tell groups apart (fixed widths, products ended by 0xFF): a lookup key, not for display.
+fn group_bytes(q: &Query, key: &SeriesKey, out: &mut Vec<u8>) {
+    for d in &q.group_by {
+        match d {
+            Dimension::Reporter => out.extend_from_slice(&key.reporter.bytes()),
+            Dimension::Partner => out.extend_from_slice(&key.partner.bytes()),
+            Dimension::Product(level) => {
+                let product = key.product.as_str();
+                match key.product.split() {
+                    Some((scheme, code))
+                        if *level > 0
+                            && code.len() > usize::from(*level)
+                            && code.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        out.extend_from_slice(scheme.as_bytes());
+                        out.push(b':');
+                        out.extend_from_slice(&code.as_bytes()[..usize::from(*level)]);
+                    }
+                    _ => out.extend_from_slice(product.as_bytes()),
+                }
+                out.push(0xFF);
+            }
+            Dimension::Flow => out.push(key.flow as u8),
+            Dimension::Kind => out.push(key.kind as u8),
+            Dimension::Period => {}
+        }
+    }
+}
+
+/// Runs `q`.
 pub fn run(store: &Store, q: &Query) -> Result<Vec<Cell>> {
     run_until(store, q, || false)
 }
 
-/// Answers `q`, giving up with `OutOfRange` when `stop` says so (checked per series: the
-/// caller went away, or a deadline passed).
+/// Runs `q`, checking `stop` before each series (`OutOfRange` when it says stop).
+///
+/// One pass over the catalog entries the reporters (and a single partner) select, in key
+/// order: each series the filter selects is read by its id, only the blocks of the period
+/// range, in place ([`crate::chunk::ChunkView`]); its values are summed per returned period
+/// into a scratch row, then added to their groups, found by a byte key without allocating
+/// (a group's display form is built once, when it first appears).
 pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Vec<Cell>> {
     q.check().map_err(|e| {
         Error::Invalid(vec![crate::Violation {
@@ -291,60 +312,86 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
     })?;
     let (from, to) = q.periods;
     let factor = q.plan.factor();
-    let mut cells: BTreeMap<Vec<String>, Sum> = BTreeMap::new();
+    let (lo, hi) = q.plan.stored_range(from, to);
+    let by_period = q.group_by.contains(&Dimension::Period);
+    let mut cells: HashMap<Vec<u8>, Sum> = HashMap::new();
+    // Per returned period of the series being read: sum and inputs.
+    let mut row: Vec<(f64, u32)> = vec![(0.0, 0); (to - from + 1) as usize];
+    let mut group = Vec::with_capacity(64);
     let mut read = 0usize;
-    for filter in scans(q) {
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let (page, next) = store.list(&filter, after.as_deref(), 10_000)?;
-            for info in page.iter().filter(|i| q.selects(&i.key)) {
-                read += 1;
-                if stop() {
-                    return Err(Error::OutOfRange("the query was stopped".to_owned()));
-                }
-                if cells.len() > MAX_CELLS {
-                    return Err(Error::OutOfRange(format!(
-                        "the query makes more than {MAX_CELLS} groups; group by fewer dimensions or narrow it"
-                    )));
-                }
-                if read > MAX_SERIES {
-                    return Err(Error::OutOfRange(format!(
-                        "the query selects more than {MAX_SERIES} series; narrow it (reporters, partners, products)"
-                    )));
-                }
-                let key = &info.key;
-                let sign = if q.balance && key.flow == Flow::Import {
-                    -1.0
-                } else {
-                    1.0
-                };
-                let mut values = aggregate::values(store, key, q.plan, from, to)?.peekable();
-                for ordinal in from..=to {
-                    let period = Period {
-                        frequency: q.plan.frequency,
-                        ordinal,
-                    };
-                    let here = match values.peek() {
-                        Some(Ok(v)) if v.period.ordinal == ordinal => values.next().transpose()?,
-                        Some(Err(_)) => values.next().transpose()?,
-                        _ => None,
-                    };
-                    let (value, inputs) =
-                        here.map_or((0.0, 0), |v| (sign * v.value, u64::from(v.input_count)));
-                    let group = q.group_of(key, period);
-                    cells
-                        .entry(group.clone())
-                        .or_insert_with(|| Sum::new(group))
-                        .add(key, period, value, inputs, u64::from(factor) - inputs);
+    for prefix in prefixes(q) {
+        for entry in store.catalog(&prefix) {
+            let (encoded, id) = entry?;
+            let key = SeriesKey::decode(&encoded)
+                .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
+            if !q.selects(&key) {
+                continue;
+            }
+            read += 1;
+            if stop() {
+                return Err(Error::OutOfRange("the query was stopped".to_owned()));
+            }
+            if read > MAX_SERIES {
+                return Err(Error::OutOfRange(format!(
+                    "the query selects more than {MAX_SERIES} series; narrow it (reporters, partners, products)"
+                )));
+            }
+            row.iter_mut().for_each(|r| *r = (0.0, 0));
+            for chunk in store.chunks_of(&key, id, lo, hi, q.plan.view) {
+                let (base, bytes) = chunk?;
+                let view = ChunkView::parse(&bytes)?;
+                for i in 0..view.len() {
+                    let ordinal = base + u32::from(view.offset(i));
+                    if (lo..=hi).contains(&ordinal) {
+                        let slot = &mut row[(ordinal / factor - from) as usize];
+                        slot.0 += view.value(i);
+                        slot.1 += 1;
+                    }
                 }
             }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
+            let sign = if q.balance && key.flow == Flow::Import {
+                -1.0
+            } else {
+                1.0
+            };
+            group.clear();
+            group_bytes(q, &key, &mut group);
+            let fixed = group.len();
+            for (i, &(value, inputs)) in row.iter().enumerate() {
+                let period = Period {
+                    frequency: q.plan.frequency,
+                    ordinal: from + i as u32,
+                };
+                group.truncate(fixed);
+                if by_period {
+                    group.extend_from_slice(&period.ordinal.to_be_bytes());
+                }
+                let sum = match cells.get_mut(group.as_slice()) {
+                    Some(sum) => sum,
+                    None => {
+                        if cells.len() >= MAX_CELLS {
+                            return Err(Error::OutOfRange(format!(
+                                "the query makes more than {MAX_CELLS} groups; group by fewer dimensions or narrow it"
+                            )));
+                        }
+                        cells
+                            .entry(group.clone())
+                            .or_insert_with(|| Sum::new(q.group_of(&key, period)))
+                    }
+                };
+                let inputs = u64::from(inputs);
+                sum.add(
+                    &key,
+                    period,
+                    sign * value,
+                    inputs,
+                    u64::from(factor) - inputs,
+                );
             }
         }
     }
     let mut out: Vec<Cell> = cells.into_values().map(|s| s.finish(q.balance)).collect();
+    out.sort_by(|a, b| a.group.cmp(&b.group));
     // Cells without a value come last whatever the order.
     let value = |c: &Cell, sign: f64| c.value.map_or(f64::INFINITY, |v| sign * v);
     match q.order {

@@ -726,6 +726,19 @@ impl Store {
         let meta = Meta::decode_counts(&raw)?;
         // Only the blocks the series has points in (an open range ends at its first and last).
         let (from, to) = (from.max(meta.first), to.min(meta.last));
+        Ok(self.chunks_of(key, id, from, to, view))
+    }
+
+    /// The chunks of series `id` (whose key is `key`) that hold periods in `from..=to`, as
+    /// [`Store::scan_chunk_bytes_at`] gives them, without reading the catalog.
+    pub(crate) fn chunks_of(
+        &self,
+        key: &SeriesKey,
+        id: u64,
+        from: u32,
+        to: u32,
+        view: View,
+    ) -> impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static {
         let (mut gets, mut range) = (Vec::new(), None);
         if from <= to {
             let blocks = from / BLOCK..=to / BLOCK;
@@ -752,10 +765,21 @@ impl Store {
             }
         }
         let (key, releases) = (key.clone(), self.releases.clone());
-        Ok(gets
-            .into_iter()
+        gets.into_iter()
             .chain(range.into_iter().flatten())
-            .map(move |item| checked(&key, item, view, &releases)))
+            .map(move |item| checked(&key, item, view, &releases))
+    }
+
+    /// The catalog entries whose encoded key starts with `prefix`, in key order: each series'
+    /// encoded key and id, lazily (for questions across many series, which need no counts).
+    pub(crate) fn catalog(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, u64)>> + Send + 'static {
+        self.tree.scan_prefix(prefixed(INDEX, prefix)).map(|item| {
+            let (k, v) = item?;
+            Ok((k.subslice(1, k.len() - 1), decode_id(&v)?))
+        })
     }
 
     /// Like [`Store::scan_chunk_bytes`], each chunk decoded.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{Point, SeriesPoints};
+use crate::model::{Point, SeriesFilter, SeriesPoints};
 
 const REPORTERS: [&str; 3] = ["USA", "KOR", "JPN"];
 const PARTNERS: [&str; 5] = ["USA", "KOR", "JPN", "CHN", "WLD"];
