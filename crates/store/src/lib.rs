@@ -9,22 +9,27 @@
 //! reads may ask for the figures as of a release or a date ([`View`]).
 //!
 //! # Layout
-//! One sled tree, with one-byte prefixes so that one [`sled::Batch`] makes a write atomic:
-//! - `K` + encoded key → series id (u64 BE): the catalog index, ordered by key for listing;
-//! - `M` + id → encoded key, point count, first and last period: the catalog entry;
-//! - `C` + id + block (u32 BE) → [`chunk::Chunk`]: the points of one block of
-//!   [`chunk::BLOCK`] periods, checksummed (CRC32C), with the superseded values of other
-//!   releases after the latest ones. Big-endian ids and blocks make byte order time order, so
-//!   a range read is one sled range scan over a few keys.
+//! One sled tree, with one-byte prefixes so that one [`sled::Batch`] makes a write atomic.
+//! Trade data is millions of short series (a few dozen annual periods each) beside some long
+//! ones, so a series is found by its key alone and a short one is one entry:
+//! - `K` + encoded key → the series' entry: its point count, first and last period, and, when
+//!   all its points fall in one block of [`chunk::BLOCK`] periods, its chunk
+//!   ([`chunk::Chunk`]) inline. A read of a short series is one lookup; a question across the
+//!   matrix is one ordered scan of these entries; listing needs nothing else.
+//! - `C` + encoded key + 0x00 + block (u32 BE) → the chunks of a series whose points span
+//!   several blocks (the inline chunk moves out when a write crosses into a second block).
+//!   Big-endian blocks make byte order time order, so a range read is one sled range scan.
+//!   Chunks are checksummed (CRC32C) and keep the values earlier releases gave their periods
+//!   after the latest ones.
 //! - `N` + label → release id (u32 BE), and `R` + id → the release (date, label, source):
 //!   written in the same batch as the first values of the release.
-//! - `L` + sequence (u64 BE) → the release and the series and period range each write
-//!   touched, for the last [`RETAINED_CHANGES`] writes, and `Q` → the last sequence number:
-//!   every write gets the next number, in the same atomic batch, so a watcher can resume from a
-//!   position.
+//! - `L` + sequence (u64 BE) → the release and the series (encoded keys) and period range each
+//!   write touched, for the last [`RETAINED_CHANGES`] writes, and `Q` → the last sequence
+//!   number: every write gets the next number, in the same atomic batch, so a watcher can
+//!   resume from a position.
 //! - `V` → the format of the layout ([`FORMAT`], u32 BE). A store of another format is
 //!   refused at open ([`Error::Format`]), never read wrongly; [`migrate()`] brings a store of
-//!   formats 1 and 2 to the current one (`tradepact migrate-store DIR`).
+//!   formats 1–3 to the current one (`tradepact migrate-store DIR`).
 //!
 //! A chunk that fails its checksum is an error naming the series and its periods;
 //! [`Store::verify`] reads every chunk and lists the corrupt ones (`tradepact verify-store`).

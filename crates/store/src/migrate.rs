@@ -1,26 +1,38 @@
 //! Bringing a store of an older format to the current one ([`crate::FORMAT`]).
 //!
 //! - Format 1 had no measure in series keys; format 2 added one byte (and a quantity's unit)
-//!   after the frequency: the catalog's keys change (`K` + key, and the key inside each `M`).
-//! - Format 3 checksums every chunk and keeps the values of every release: each chunk is
-//!   re-packed (its values become the unnamed release's, see [`crate::release`]), and each
-//!   change record gains the release of its write (none).
+//!   after the frequency.
+//! - Format 3 checksummed every chunk and kept the values of every release (chunk version 2).
+//! - Format 4 finds a series by its key alone: its entry holds its counts and, when its points
+//!   fall in one block, its chunk; other chunks are keyed by the series key.
 //!
-//! Everything else (ids, sequence numbers, groups) is copied as it is. The migration writes a
-//! new store beside the old one (`DIR.migrating`), makes it durable, then renames the old one
-//! to `DIR.format-N` (kept: delete it when satisfied) and the new one to `DIR`. A crash before
-//! the renames leaves the old store untouched (the next run starts again); a crash between
-//! them is finished by the next run.
+//! Formats 1–3 reached a series through an id (`K` + key → id, `M` + id → counts and key,
+//! `C` + id + block → chunk). The migration reads each series that way, re-packs chunks of
+//! version 1 (their values become the unnamed release's, see [`crate::release`]) and writes
+//! it as format 4 does; releases, the sequence number and user groups are copied. The change
+//! records of the old store are not: a watch resuming from before the migration is told to
+//! re-read (`OUT_OF_RANGE`).
+//!
+//! The migration writes a new store beside the old one (`DIR.migrating`), makes it durable,
+//! then renames the old one to `DIR.format-N` (kept: delete it when satisfied) and the new one
+//! to `DIR`. A crash before the renames leaves the old store untouched (the next run starts
+//! again); a crash between them is finished by the next run.
 
 use std::path::{Path, PathBuf};
 
-use crate::chunk;
+use crate::chunk::{self, Chunk, BLOCK};
 use crate::model::SeriesKey;
-use crate::store::{format_of, CHANGES, CHUNK, FORMAT_KEY, INDEX, META};
+use crate::store::{
+    chunk_key, encode_entry, format_of, Meta, FORMAT_KEY, INDEX, RELEASE, RELEASE_LABEL, SEQUENCE,
+};
 use crate::{Error, Result, FORMAT};
 
 /// Entries written per batch while copying.
 const BATCH: usize = 10_000;
+/// Formats 1–3: `M` + id (u64 BE) → count (u64), first, last (u32), encoded key.
+const OLD_META: u8 = b'M';
+/// Formats 1–3: `C` + id (u64 BE) + block (u32 BE) → chunk.
+const OLD_CHUNK: u8 = b'C';
 
 /// What a migration did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +55,15 @@ fn beside(dir: &Path, suffix: &str) -> PathBuf {
 
 fn corrupt(what: &str, from: u32) -> Error {
     Error::Corrupt(format!("{what} does not decode as format {from}"))
+}
+
+fn old_key(prefix: u8, id: u64, block: Option<u32>) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(&id.to_be_bytes());
+    if let Some(block) = block {
+        k.extend_from_slice(&block.to_be_bytes());
+    }
+    k
 }
 
 /// Migrates the store in `dir` to the current format; `Ok(None)` when it is already in it
@@ -92,47 +113,85 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
     let (mut series, mut entries) = (0u64, 0u64);
     let mut batch = sled::Batch::default();
     let mut in_batch = 0;
-    let key_of = |b: &[u8]| {
-        if from == 1 {
-            SeriesKey::decode_format_1(b)
-        } else {
-            SeriesKey::decode(b)
-        }
-    };
-    for item in tree.iter() {
-        let (k, v) = item?;
-        let (key, value) = match k.first() {
-            Some(&INDEX) => {
-                let series_key = key_of(&k[1..]).ok_or_else(|| corrupt("a catalog key", from))?;
-                let mut key = vec![INDEX];
-                key.extend_from_slice(&series_key.encode());
-                series += 1;
-                (key, v.to_vec())
-            }
-            Some(&META) if k.len() == 9 => {
-                let series_key = v
-                    .get(16..)
-                    .and_then(key_of)
-                    .ok_or_else(|| corrupt("a catalog entry", from))?;
-                let mut value = v[..16].to_vec();
-                value.extend_from_slice(&series_key.encode());
-                (k.to_vec(), value)
-            }
-            Some(&CHUNK) if k.len() == 13 => (k.to_vec(), chunk::decode_version_1(&v)?.encode()),
-            Some(&CHANGES) if k.len() == 9 => {
-                let mut record = 0u32.to_be_bytes().to_vec(); // no release
-                record.extend_from_slice(&v);
-                (k.to_vec(), record)
-            }
-            _ => (k.to_vec(), v.to_vec()),
-        };
-        batch.insert(key, value);
+    let mut put = |k: Vec<u8>, v: Vec<u8>, batch: &mut sled::Batch| -> Result<()> {
+        batch.insert(k, v);
         entries += 1;
         in_batch += 1;
         if in_batch == BATCH {
-            out.apply_batch(std::mem::take(&mut batch))?;
+            out.apply_batch(std::mem::take(batch))?;
             in_batch = 0;
         }
+        Ok(())
+    };
+    for item in tree.scan_prefix([INDEX]) {
+        let (k, v) = item?;
+        let key = match from {
+            1 => SeriesKey::decode_format_1(&k[1..]),
+            _ => SeriesKey::decode(&k[1..]),
+        }
+        .ok_or_else(|| corrupt("a catalog key", from))?;
+        let id = v[..]
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt("a series id", from))?;
+        let raw = tree
+            .get(old_key(OLD_META, id, None))?
+            .ok_or_else(|| corrupt("a catalog entry", from))?;
+        let int = |at: usize| raw.get(at..at + 4).and_then(|b| b.try_into().ok());
+        let meta = Meta {
+            count: raw
+                .get(4..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt("a catalog entry", from))?,
+            first: int(8)
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt("a catalog entry", from))?,
+            last: int(12)
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt("a catalog entry", from))?,
+        };
+        let mut chunks = Vec::new();
+        let range = old_key(OLD_CHUNK, id, Some(0))..=old_key(OLD_CHUNK, id, Some(u32::MAX));
+        for item in tree.range(range) {
+            let (ck, bytes) = item?;
+            let block = ck[9..13]
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| corrupt("a chunk key", from))?;
+            let chunk = match from {
+                1 | 2 => chunk::decode_version_1(&bytes)?,
+                _ => Chunk::decode(&bytes)?,
+            };
+            chunks.push((block, chunk.encode()));
+        }
+        let encoded = key.encode();
+        match chunks.as_slice() {
+            [(block, chunk)] if meta.first / BLOCK == meta.last / BLOCK => {
+                let entry = encode_entry(&meta, Some((*block, chunk)));
+                put(prefixed(INDEX, &encoded), entry, &mut batch)?;
+            }
+            _ => {
+                put(
+                    prefixed(INDEX, &encoded),
+                    encode_entry(&meta, None),
+                    &mut batch,
+                )?;
+                for (block, chunk) in chunks {
+                    put(chunk_key(&encoded, block), chunk, &mut batch)?;
+                }
+            }
+        }
+        series += 1;
+    }
+    for prefix in [RELEASE_LABEL, RELEASE] {
+        for item in tree.scan_prefix([prefix]) {
+            let (k, v) = item?;
+            put(k.to_vec(), v.to_vec(), &mut batch)?;
+        }
+    }
+    if let Some(seq) = tree.get(SEQUENCE)? {
+        put(SEQUENCE.to_vec(), seq.to_vec(), &mut batch)?;
     }
     batch.insert(FORMAT_KEY, &FORMAT.to_be_bytes());
     out.apply_batch(batch)?;
@@ -155,6 +214,12 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
         entries,
         kept,
     }))
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(rest);
+    k
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -221,7 +286,28 @@ mod tests {
             let store = retry(|| Store::open(&dir)).unwrap();
             let (all, _) = store.list(&Default::default(), None, 1000).unwrap();
             let points: u64 = all.iter().map(|s| s.point_count).sum();
-            assert_eq!(points, 66, "format {from}");
+            // Format 3's store also holds the sample's releases (reported balances).
+            let expected = if from == 3 { 75 } else { 66 };
+            assert_eq!(points, expected, "format {from}");
+            if from == 3 {
+                assert_eq!(store.releases().len(), 6);
+                let reported = SeriesKey {
+                    measure: Measure::ReportedBalanceUsd,
+                    ..goods_exports.clone()
+                };
+                let facts = store.release_named("ustr-trade-facts-2016").unwrap();
+                let as_of: Vec<f64> = store
+                    .scan(&reported, 2016, 2016, crate::View::AsOf(facts.rank()))
+                    .unwrap()
+                    .map(|p| p.unwrap().value)
+                    .collect();
+                assert_eq!(as_of, [-27.7e9]);
+                assert_eq!(
+                    store.read(&reported, 2016, 2016).unwrap()[0].value,
+                    -27.57e9
+                );
+                assert!(store.verify(|| false).unwrap().history > 0);
+            }
             let exports = store.read(&goods_exports, 2016, 2016).unwrap();
             assert_eq!(exports.len(), 1);
             assert!(exports[0].value > 4.0e10, "{:?}", exports[0]);

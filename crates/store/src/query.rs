@@ -321,7 +321,7 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
     let mut read = 0usize;
     for prefix in prefixes(q) {
         for entry in store.catalog(&prefix) {
-            let (encoded, id) = entry?;
+            let (encoded, entry) = entry?;
             let key = SeriesKey::decode(&encoded)
                 .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
             if !q.selects(&key) {
@@ -337,7 +337,7 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
                 )));
             }
             row.iter_mut().for_each(|r| *r = (0.0, 0));
-            for chunk in store.chunks_of(&key, id, lo, hi, q.plan.view) {
+            for chunk in store.chunks_of(&key, &encoded, &entry, lo, hi, q.plan.view) {
                 let (base, bytes) = chunk?;
                 let view = ChunkView::parse(&bytes)?;
                 for i in 0..view.len() {

@@ -9,22 +9,26 @@ use crate::model::{Country, Period, Release, SeriesFilter, SeriesKey, SeriesPoin
 use crate::release::{AsOf, Rank, ReleaseInfo, Releases, View};
 use crate::{Error, Result};
 
+/// `K` + encoded key → the series' entry ([`Meta`], and its chunk when inline).
 pub(crate) const INDEX: u8 = b'K';
-pub(crate) const META: u8 = b'M';
+/// `C` + encoded key + 0x00 + block (u32 BE) → a chunk of a series spanning several blocks.
 pub(crate) const CHUNK: u8 = b'C';
 /// `N` + label → release id (u32 BE).
-const RELEASE_LABEL: u8 = b'N';
+pub(crate) const RELEASE_LABEL: u8 = b'N';
 /// `R` + release id (u32 BE) → the release ([`ReleaseInfo::encode`]).
 pub(crate) const RELEASE: u8 = b'R';
-/// `L` + sequence (u64 BE) → what a write touched: (series id, first, last period) each.
+/// `L` + sequence (u64 BE) → what a write touched: its release (u32), then for each series
+/// its encoded key (u16 length, bytes) and the first and last period written (u32 each).
 pub(crate) const CHANGES: u8 = b'L';
 /// The last sequence number given to a write.
-const SEQUENCE: &[u8] = b"Q";
+pub(crate) const SEQUENCE: &[u8] = b"Q";
 /// The format of the layout (u32 BE).
 pub(crate) const FORMAT_KEY: &[u8] = b"V";
-/// The layout this version reads and writes: 3 since chunks are checksummed and keep the
-/// values of every release (2: chunks without either; 1: series keys without a measure).
-pub const FORMAT: u32 = 3;
+/// The layout this version reads and writes: 4 since a series is found by its key alone, its
+/// chunk inline in its entry when its points fall in one block (3: chunks checksummed and
+/// keeping every release, reached through a series id and a separate catalog entry; 2: chunks
+/// without checksums or releases; 1: series keys without a measure).
+pub const FORMAT: u32 = 4;
 
 /// Writes whose change record is kept, for watchers that resume.
 pub const RETAINED_CHANGES: u64 = 100_000;
@@ -109,41 +113,68 @@ pub struct SeriesInfo {
     pub last: Period,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Meta {
-    count: u64,
-    first: u32,
-    last: u32,
+/// A series' counts, at the head of its entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) count: u32,
+    pub(crate) first: u32,
+    pub(crate) last: u32,
 }
 
 impl Meta {
-    fn encode(&self, key: &SeriesKey) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16);
-        out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&self.first.to_be_bytes());
-        out.extend_from_slice(&self.last.to_be_bytes());
-        out.extend_from_slice(&key.encode());
-        out
-    }
+    const NEW: Meta = Meta {
+        count: 0,
+        first: u32::MAX,
+        last: 0,
+    };
 
-    fn decode(b: &[u8]) -> Result<(Meta, SeriesKey)> {
-        let meta = Meta::decode_counts(b)?;
-        let key = SeriesKey::decode(&b[16..])
-            .ok_or_else(|| Error::Corrupt("series metadata".to_owned()))?;
-        Ok((meta, key))
+    /// Whether every point falls in one block (the chunk is then kept in the entry).
+    fn one_block(&self) -> bool {
+        self.first / BLOCK == self.last / BLOCK
     }
+}
 
-    /// The counts alone, without the key.
-    fn decode_counts(b: &[u8]) -> Result<Meta> {
-        let corrupt = || Error::Corrupt("series metadata".to_owned());
-        if b.len() < 16 {
-            return Err(corrupt());
-        }
-        Ok(Meta {
-            count: u64::from_be_bytes(b[0..8].try_into().map_err(|_| corrupt())?),
-            first: u32::from_be_bytes(b[8..12].try_into().map_err(|_| corrupt())?),
-            last: u32::from_be_bytes(b[12..16].try_into().map_err(|_| corrupt())?),
-        })
+/// Bytes of an entry before its inline chunk: flags, count, first, last, block.
+const ENTRY_HEAD: usize = 17;
+
+/// A series' entry: `[flags u8: 1 = inline chunk] [count u32] [first u32] [last u32]`, then,
+/// when inline, `[block u32] [chunk]` (integers big-endian).
+pub(crate) fn encode_entry(meta: &Meta, inline: Option<(u32, &[u8])>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ENTRY_HEAD + inline.map_or(0, |(_, c)| c.len()));
+    out.push(u8::from(inline.is_some()));
+    out.extend_from_slice(&meta.count.to_be_bytes());
+    out.extend_from_slice(&meta.first.to_be_bytes());
+    out.extend_from_slice(&meta.last.to_be_bytes());
+    if let Some((block, chunk)) = inline {
+        out.extend_from_slice(&block.to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// Where an entry's inline chunk is: its block and its bytes in the entry.
+pub(crate) type Inline = Option<(u32, std::ops::Range<usize>)>;
+
+/// An entry's counts, and the block and byte range of its inline chunk.
+pub(crate) fn decode_entry(v: &[u8]) -> Result<(Meta, Inline)> {
+    let corrupt = || Error::Corrupt("a series entry does not decode".to_owned());
+    let int = |at: usize| -> Result<u32> {
+        Ok(u32::from_be_bytes(
+            v.get(at..at + 4)
+                .ok_or_else(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt())?,
+        ))
+    };
+    let meta = Meta {
+        count: int(1)?,
+        first: int(5)?,
+        last: int(9)?,
+    };
+    match v.first() {
+        Some(0) if v.len() == 13 => Ok((meta, None)),
+        Some(1) if v.len() > ENTRY_HEAD => Ok((meta, Some((int(13)?, ENTRY_HEAD..v.len())))),
+        _ => Err(corrupt()),
     }
 }
 
@@ -154,34 +185,45 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-pub(crate) fn chunk_key(id: u64, block: u32) -> [u8; 13] {
-    let mut k = [0u8; 13];
-    k[0] = CHUNK;
-    k[1..9].copy_from_slice(&id.to_be_bytes());
-    k[9..13].copy_from_slice(&block.to_be_bytes());
+/// `C` + encoded key + 0x00: the prefix of a series' chunks (no key is the prefix of another
+/// followed by 0x00: keys end with a product code of printable ASCII).
+pub(crate) fn chunk_prefix(encoded: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(encoded.len() + 6);
+    k.push(CHUNK);
+    k.extend_from_slice(encoded);
+    k.push(0);
     k
 }
 
-pub(crate) fn meta_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = META;
-    k[1..9].copy_from_slice(&id.to_be_bytes());
+pub(crate) fn chunk_key(encoded: &[u8], block: u32) -> Vec<u8> {
+    let mut k = chunk_prefix(encoded);
+    k.extend_from_slice(&block.to_be_bytes());
     k
+}
+
+/// The block of a chunk key.
+fn block_of(chunk_key: &[u8]) -> u32 {
+    chunk_key
+        .len()
+        .checked_sub(4)
+        .and_then(|at| chunk_key[at..].try_into().ok())
+        .map_or(u32::MAX, u32::from_be_bytes)
 }
 
 /// A chunk read for `key` as `view` sees it, or an error naming the series and periods.
 fn checked(
     key: &SeriesKey,
-    item: std::result::Result<(u32, sled::IVec), (u32, sled::Error)>,
+    item: std::result::Result<(u32, sled::IVec), (u32, Error)>,
     view: View,
     releases: &RwLock<Releases>,
 ) -> Result<(u32, sled::IVec)> {
     let (block, bytes) = match item {
         Ok(found) => found,
-        Err((block, sled::Error::Corruption { .. })) => {
+        Err((block, Error::Storage(sled::Error::Corruption { .. }))) => {
             return Err(corrupt_chunk(key, block, "sled reports corruption"))
         }
-        Err((_, e)) => return Err(e.into()),
+        Err((block, Error::Corrupt(what))) => return Err(corrupt_chunk(key, block, &what)),
+        Err((_, e)) => return Err(e),
     };
     let parsed = match ChunkView::parse(&bytes) {
         Ok(parsed) => parsed,
@@ -203,9 +245,7 @@ fn checked(
 /// The error of a chunk that does not read: the series, the periods it holds, what failed.
 pub(crate) fn corrupt_chunk(key: &SeriesKey, block: u32, what: &str) -> Error {
     if block == u32::MAX {
-        return Error::Corrupt(format!(
-            "series {key}: a chunk's key does not decode: {what}"
-        ));
+        return Error::Corrupt(format!("series {key}: {what}"));
     }
     let period = |ordinal| Period {
         frequency: key.frequency,
@@ -216,6 +256,20 @@ pub(crate) fn corrupt_chunk(key: &SeriesKey, block: u32, what: &str) -> Error {
         period(block * BLOCK),
         period(block * BLOCK + BLOCK - 1)
     ))
+}
+
+/// A series' catalog entry from its key and counts.
+fn info_of(key: SeriesKey, meta: Meta) -> SeriesInfo {
+    let period = |ordinal| Period {
+        frequency: key.frequency,
+        ordinal,
+    };
+    SeriesInfo {
+        point_count: u64::from(meta.count),
+        first: period(meta.first),
+        last: period(meta.last),
+        key,
+    }
 }
 
 /// The format `tree` was written in: `None` for a new (empty) store, 1 for a store from
@@ -280,11 +334,15 @@ impl Store {
             None => {
                 tree.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
             }
-            Some(old @ (1 | 2)) => {
+            Some(old @ 1..FORMAT) => {
+                let before = match old {
+                    1 => "before series had a measure",
+                    2 => "before chunks had checksums and releases",
+                    _ => "before series were found by their key alone",
+                };
                 return Err(Error::Format(format!(
-                    "the store was written in format {old} ({}); this version reads format {FORMAT}: migrate it with `tradepact migrate-store {dir}` (the old store is kept beside it)",
-                    if old == 1 { "before series had a measure" } else { "before chunks had checksums and releases" }
-                )))
+                    "the store was written in format {old} ({before}); this version reads format {FORMAT}: migrate it with `tradepact migrate-store {dir}` (the old store is kept beside it)"
+                )));
             }
             Some(other) => {
                 return Err(Error::Format(format!(
@@ -382,11 +440,9 @@ impl Store {
         Ok(self.tree.scan_prefix([INDEX]).next().transpose()?.is_none())
     }
 
-    fn series_id(&self, key: &SeriesKey) -> Result<Option<u64>> {
-        self.tree
-            .get(prefixed(INDEX, &key.encode()))?
-            .map(|v| decode_id(&v))
-            .transpose()
+    /// The entry of series `key`, if stored.
+    fn entry(&self, key: &SeriesKey) -> Result<Option<sled::IVec>> {
+        Ok(self.tree.get(prefixed(INDEX, &key.encode()))?)
     }
 
     /// Upserts the points of every series in `batch`, atomically. Not durable until
@@ -449,93 +505,105 @@ impl Store {
             _ => ranks.rank(id),
         };
         let mut summary = WriteSummary::default();
-        let mut touched: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
-        let mut metas: HashMap<u64, (Meta, &SeriesKey)> = HashMap::new();
-        let mut chunks: BTreeMap<(u64, u32), Chunk> = BTreeMap::new();
-        let mut new_ids: HashMap<&SeriesKey, u64> = HashMap::new();
-
+        // Each series written, by key: its encoded key, counts, whether its chunks live apart
+        // (else inline, or new), the chunks read or written, and the periods written.
+        struct Written {
+            encoded: Vec<u8>,
+            meta: Meta,
+            apart: bool,
+            chunks: BTreeMap<u32, Chunk>,
+            touched: (u32, u32),
+        }
+        let mut written: HashMap<&SeriesKey, Written> = HashMap::new();
         for series in batch {
             if series.points.is_empty() {
                 continue;
             }
-            let id = match new_ids.get(&series.key) {
-                Some(id) => *id,
-                None => match self.series_id(&series.key)? {
-                    Some(id) => id,
-                    None => {
-                        let id = self.db.generate_id()?;
-                        ops.insert(
-                            prefixed(INDEX, &series.key.encode()),
-                            id.to_be_bytes().to_vec(),
-                        );
-                        new_ids.insert(&series.key, id);
-                        metas.insert(
-                            id,
-                            (
-                                Meta {
-                                    count: 0,
-                                    first: u32::MAX,
-                                    last: 0,
-                                },
-                                &series.key,
-                            ),
-                        );
-                        id
-                    }
-                },
-            };
-            let meta = match metas.entry(id) {
-                Entry::Occupied(e) => &mut e.into_mut().0,
+            let w = match written.entry(&series.key) {
+                Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
-                    let raw = self
-                        .tree
-                        .get(meta_key(id))?
-                        .ok_or_else(|| Error::Corrupt(format!("series {id} has no metadata")))?;
-                    &mut e.insert((Meta::decode(&raw)?.0, &series.key)).0
+                    let encoded = series.key.encode();
+                    let mut w = Written {
+                        meta: Meta::NEW,
+                        apart: false,
+                        chunks: BTreeMap::new(),
+                        touched: (u32::MAX, 0),
+                        encoded,
+                    };
+                    if let Some(raw) = self.tree.get(prefixed(INDEX, &w.encoded))? {
+                        let (meta, inline) = decode_entry(&raw)?;
+                        w.meta = meta;
+                        match inline {
+                            Some((block, at)) => {
+                                let chunk = Chunk::decode(&raw[at]).map_err(|e| {
+                                    corrupt_chunk(&series.key, block, &e.to_string())
+                                })?;
+                                w.chunks.insert(block, chunk);
+                            }
+                            None => w.apart = true,
+                        }
+                    }
+                    e.insert(w)
                 }
             };
             for p in &series.points {
-                let range = touched.entry(id).or_insert((p.ordinal, p.ordinal));
-                *range = (range.0.min(p.ordinal), range.1.max(p.ordinal));
+                w.touched = (w.touched.0.min(p.ordinal), w.touched.1.max(p.ordinal));
                 let block = p.ordinal / BLOCK;
-                let chunk = match chunks.entry((id, block)) {
+                let chunk = match w.chunks.entry(block) {
                     btree_map::Entry::Occupied(e) => e.into_mut(),
                     btree_map::Entry::Vacant(e) => {
-                        let existing = match self.tree.get(chunk_key(id, block))? {
-                            Some(raw) => Chunk::decode(&raw)?,
+                        let stored = match w.apart {
+                            true => self.tree.get(chunk_key(&w.encoded, block))?,
+                            false => None,
+                        };
+                        let chunk = match stored {
+                            Some(raw) => Chunk::decode(&raw)
+                                .map_err(|e| corrupt_chunk(&series.key, block, &e.to_string()))?,
                             None => Chunk::default(),
                         };
-                        e.insert(existing)
+                        e.insert(chunk)
                     }
                 };
                 let offset = (p.ordinal % BLOCK) as u8;
                 match chunk.upsert_release(offset, p.value, &p.source, release_id, &rank) {
                     Upsert::Inserted => {
                         summary.inserted += 1;
-                        meta.count += 1;
-                        meta.first = meta.first.min(p.ordinal);
-                        meta.last = meta.last.max(p.ordinal);
+                        w.meta.count += 1;
+                        w.meta.first = w.meta.first.min(p.ordinal);
+                        w.meta.last = w.meta.last.max(p.ordinal);
                     }
                     Upsert::Updated => summary.updated += 1,
                 }
             }
         }
-        for ((id, block), chunk) in &chunks {
-            ops.insert(chunk_key(*id, *block).to_vec(), chunk.encode());
-        }
-        for (id, (meta, key)) in &metas {
-            ops.insert(meta_key(*id).to_vec(), meta.encode(key));
-        }
-        if touched.is_empty() {
+        if written.is_empty() {
             return Ok(summary);
         }
         let seq = *last + 1;
-        let mut record = Vec::with_capacity(4 + touched.len() * 16);
+        let mut record = Vec::with_capacity(4 + written.len() * 32);
         record.extend_from_slice(&release_id.to_be_bytes());
-        for (id, (first, last)) in &touched {
-            record.extend_from_slice(&id.to_be_bytes());
-            record.extend_from_slice(&first.to_be_bytes());
-            record.extend_from_slice(&last.to_be_bytes());
+        for w in written.values() {
+            if w.meta.one_block() {
+                // Every point in one block: the chunk goes in the entry (the only one read).
+                let (block, chunk) = w.chunks.iter().next().ok_or_else(|| {
+                    Error::Corrupt("a series in one block without its chunk".to_owned())
+                })?;
+                let chunk = chunk.encode();
+                ops.insert(
+                    prefixed(INDEX, &w.encoded),
+                    encode_entry(&w.meta, Some((*block, &chunk))),
+                );
+            } else {
+                // Several blocks: each chunk apart (an inline one moves out with them).
+                ops.insert(prefixed(INDEX, &w.encoded), encode_entry(&w.meta, None));
+                for (block, chunk) in &w.chunks {
+                    ops.insert(chunk_key(&w.encoded, *block), chunk.encode());
+                }
+            }
+            record.extend_from_slice(&(w.encoded.len() as u16).to_be_bytes());
+            record.extend_from_slice(&w.encoded);
+            record.extend_from_slice(&w.touched.0.to_be_bytes());
+            record.extend_from_slice(&w.touched.1.to_be_bytes());
         }
         ops.insert(changes_key(seq).to_vec(), record);
         ops.insert(SEQUENCE, seq.to_be_bytes().to_vec());
@@ -587,31 +655,25 @@ impl Store {
                 .then(|| self.release_info(release).map(|r| r.release))
                 .transpose()?;
             let mut series = Vec::new();
-            for rec in v.chunks_exact(16) {
-                let id = u64::from_be_bytes(
-                    rec[0..8]
-                        .try_into()
-                        .map_err(|_| Error::Corrupt("change record".into()))?,
-                );
-                let first = u32::from_be_bytes(
-                    rec[8..12]
-                        .try_into()
-                        .map_err(|_| Error::Corrupt("change record".into()))?,
-                );
-                let last = u32::from_be_bytes(
-                    rec[12..16]
-                        .try_into()
-                        .map_err(|_| Error::Corrupt("change record".into()))?,
-                );
-                if self.tree.get(meta_key(id))?.is_none() {
+            let mut rest = v;
+            while !rest.is_empty() {
+                let (len, tail) = rest.split_at_checked(2).ok_or_else(corrupt)?;
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                let (encoded, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
+                let (range, tail) = tail.split_at_checked(8).ok_or_else(corrupt)?;
+                rest = tail;
+                let key = SeriesKey::decode(encoded).ok_or_else(corrupt)?;
+                if self.tree.get(prefixed(INDEX, encoded))?.is_none() {
                     continue; // deleted since
                 }
-                let key = self.info_by_id(id)?.key;
+                let ordinal =
+                    |b: &[u8]| b.try_into().map(u32::from_be_bytes).map_err(|_| corrupt());
                 let period = |ordinal| Period {
                     frequency: key.frequency,
                     ordinal,
                 };
-                series.push((key.clone(), period(first), period(last)));
+                let (first, last) = (period(ordinal(&range[..4])?), period(ordinal(&range[4..])?));
+                series.push((key, first, last));
             }
             out.push(Change {
                 sequence,
@@ -668,28 +730,10 @@ impl Store {
 
     /// The series' catalog entry, or `NotFound`.
     pub fn info(&self, key: &SeriesKey) -> Result<SeriesInfo> {
-        let id = self
-            .series_id(key)?
-            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
-        self.info_by_id(id)
-    }
-
-    fn info_by_id(&self, id: u64) -> Result<SeriesInfo> {
         let raw = self
-            .tree
-            .get(meta_key(id))?
-            .ok_or_else(|| Error::Corrupt(format!("series {id} has no metadata")))?;
-        let (meta, key) = Meta::decode(&raw)?;
-        let period = |ordinal| Period {
-            frequency: key.frequency,
-            ordinal,
-        };
-        Ok(SeriesInfo {
-            point_count: meta.count,
-            first: period(meta.first),
-            last: period(meta.last),
-            key,
-        })
+            .entry(key)?
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        Ok(info_of(key.clone(), decode_entry(&raw)?.0))
     }
 
     /// The stored chunks of `key` that hold periods in `from..=to`, in period order, lazily,
@@ -716,52 +760,60 @@ impl Store {
         to: u32,
         view: View,
     ) -> Result<impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static> {
-        let id = self
-            .series_id(key)?
-            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        let encoded = key.encode();
         let raw = self
             .tree
-            .get(meta_key(id))?
-            .ok_or_else(|| Error::Corrupt(format!("series {key} has no metadata")))?;
-        let meta = Meta::decode_counts(&raw)?;
-        // Only the blocks the series has points in (an open range ends at its first and last).
-        let (from, to) = (from.max(meta.first), to.min(meta.last));
-        Ok(self.chunks_of(key, id, from, to, view))
+            .get(prefixed(INDEX, &encoded))?
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        Ok(self.chunks_of(key, &encoded, &raw, from, to, view))
     }
-
-    /// The chunks of series `id` (whose key is `key`) that hold periods in `from..=to`, as
-    /// [`Store::scan_chunk_bytes_at`] gives them, without reading the catalog.
+    /// The chunks of series `key` (`encoded`, whose entry is `entry`) that hold periods in
+    /// `from..=to`, as [`Store::scan_chunk_bytes_at`] gives them: the inline chunk, or the
+    /// chunks apart (looked up one by one for a short range, else one range scan).
     pub(crate) fn chunks_of(
         &self,
         key: &SeriesKey,
-        id: u64,
+        encoded: &[u8],
+        entry: &sled::IVec,
         from: u32,
         to: u32,
         view: View,
     ) -> impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static {
         let (mut gets, mut range) = (Vec::new(), None);
-        if from <= to {
-            let blocks = from / BLOCK..=to / BLOCK;
-            if blocks.end() - blocks.start() < POINT_GET_BLOCKS {
-                // A short read (the usual annual or quarterly series): point lookups, cheaper
-                // in sled than an iterator, which copies the leaf node it starts in.
-                for block in blocks {
-                    match self.tree.get(chunk_key(id, block)) {
-                        Ok(Some(v)) => gets.push(Ok((block, v))),
-                        Ok(None) => {}
-                        Err(e) => gets.push(Err((block, e))),
+        match decode_entry(entry) {
+            Err(e) => gets.push(Err((u32::MAX, e))),
+            Ok((meta, inline)) => {
+                // Only the blocks the series has points in.
+                let (from, to) = (from.max(meta.first), to.min(meta.last));
+                match inline {
+                    _ if from > to => {}
+                    Some((block, at)) => {
+                        gets.push(Ok((block, entry.subslice(at.start, at.len()))));
+                    }
+                    None => {
+                        let blocks = from / BLOCK..=to / BLOCK;
+                        if blocks.end() - blocks.start() < POINT_GET_BLOCKS {
+                            // A short read: point lookups, cheaper in sled than an iterator,
+                            // which copies the leaf node it starts in.
+                            for block in blocks {
+                                match self.tree.get(chunk_key(encoded, block)) {
+                                    Ok(Some(v)) => gets.push(Ok((block, v))),
+                                    Ok(None) => {}
+                                    Err(e) => gets.push(Err((block, e.into()))),
+                                }
+                            }
+                        } else {
+                            let (a, b) = (
+                                chunk_key(encoded, *blocks.start()),
+                                chunk_key(encoded, *blocks.end()),
+                            );
+                            range = Some(self.tree.range(a..=b).map(|item| {
+                                let (k, v) = item.map_err(|e| (u32::MAX, e.into()))?;
+                                Ok((block_of(&k), v))
+                            }));
+                        }
                     }
                 }
-            } else {
-                range = Some(
-                    self.tree
-                        .range(chunk_key(id, *blocks.start())..=chunk_key(id, *blocks.end()))
-                        .map(|item| {
-                            let (k, v) = item.map_err(|e| (u32::MAX, e))?;
-                            let block = k[9..13].try_into().map(u32::from_be_bytes);
-                            Ok((block.unwrap_or(u32::MAX), v))
-                        }),
-                );
             }
         }
         let (key, releases) = (key.clone(), self.releases.clone());
@@ -770,15 +822,15 @@ impl Store {
             .map(move |item| checked(&key, item, view, &releases))
     }
 
-    /// The catalog entries whose encoded key starts with `prefix`, in key order: each series'
-    /// encoded key and id, lazily (for questions across many series, which need no counts).
+    /// The entries whose encoded key starts with `prefix`, in key order: each series' encoded
+    /// key and entry, lazily (for questions across many series).
     pub(crate) fn catalog(
         &self,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(sled::IVec, u64)>> + Send + 'static {
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + Send + 'static {
         self.tree.scan_prefix(prefixed(INDEX, prefix)).map(|item| {
             let (k, v) = item?;
-            Ok((k.subslice(1, k.len() - 1), decode_id(&v)?))
+            Ok((k.subslice(1, k.len() - 1), v))
         })
     }
 
@@ -909,7 +961,7 @@ impl Store {
                 let next = out.last().map(|last: &SeriesInfo| last.key.encode());
                 return Ok((out, next));
             }
-            out.push(self.info_by_id(decode_id(&v)?)?);
+            out.push(info_of(key, decode_entry(&v)?.0));
         }
         Ok((out, None))
     }
@@ -936,17 +988,7 @@ impl Store {
                 continue;
             };
             out.series += 1;
-            let meta = decode_id(&v).and_then(|id| {
-                let raw = self
-                    .tree
-                    .get(meta_key(id))?
-                    .ok_or_else(|| Error::Corrupt("no catalog entry".to_owned()))?;
-                match Meta::decode(&raw)? {
-                    (meta, named) if named == key => Ok((id, meta)),
-                    (_, named) => Err(Error::Corrupt(format!("its catalog entry names {named}"))),
-                }
-            });
-            let (id, meta) = match meta {
+            let (meta, inline) = match decode_entry(&v) {
                 Ok(found) => found,
                 Err(e) => {
                     out.corrupt.push(format!("series {key}: {e}"));
@@ -954,19 +996,9 @@ impl Store {
                 }
             };
             let (mut points, mut sound) = (0u64, true);
-            for item in self.tree.range(chunk_key(id, 0)..=chunk_key(id, u32::MAX)) {
-                let (ck, bytes) = match item {
-                    Ok(found) => found,
-                    Err(e) => {
-                        out.corrupt
-                            .push(format!("series {key}: its chunks stop reading: {e}"));
-                        sound = false;
-                        break;
-                    }
-                };
-                let block = ck[9..13].try_into().map_or(u32::MAX, u32::from_be_bytes);
+            let mut check = |block: u32, bytes: &[u8], out: &mut Verified| {
                 out.chunks += 1;
-                match ChunkView::parse(&bytes) {
+                match ChunkView::parse(bytes) {
                     Ok(view) => {
                         points += view.len() as u64;
                         out.history += view.history_len() as u64;
@@ -977,9 +1009,25 @@ impl Store {
                         sound = false;
                     }
                 }
+            };
+            match inline {
+                Some((block, at)) => check(block, &v[at], &mut out),
+                None => {
+                    for item in self.tree.scan_prefix(chunk_prefix(&k[1..])) {
+                        match item {
+                            Ok((ck, bytes)) => check(block_of(&ck), &bytes, &mut out),
+                            Err(e) => {
+                                out.corrupt
+                                    .push(format!("series {key}: its chunks stop reading: {e}"));
+                                sound = false;
+                                break;
+                            }
+                        }
+                    }
+                }
             }
             out.points += points;
-            if sound && points != meta.count {
+            if sound && points != u64::from(meta.count) {
                 out.corrupt.push(format!(
                     "series {key}: the catalog counts {} points, its chunks hold {points}",
                     meta.count
@@ -993,18 +1041,19 @@ impl Store {
     /// Not durable until [`Store::flush`] returns.
     pub fn delete(&self, key: &SeriesKey) -> Result<u64> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let id = self
-            .series_id(key)?
+        let encoded = key.encode();
+        let raw = self
+            .tree
+            .get(prefixed(INDEX, &encoded))?
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
-        let info = self.info_by_id(id)?;
+        let (meta, _) = decode_entry(&raw)?;
         let mut ops = sled::Batch::default();
-        ops.remove(prefixed(INDEX, &key.encode()));
-        ops.remove(meta_key(id).to_vec());
-        for item in self.tree.range(chunk_key(id, 0)..=chunk_key(id, u32::MAX)) {
+        ops.remove(prefixed(INDEX, &encoded));
+        for item in self.tree.scan_prefix(chunk_prefix(&encoded)) {
             ops.remove(item?.0);
         }
         self.tree.apply_batch(ops)?;
-        Ok(info.point_count)
+        Ok(u64::from(meta.count))
     }
 }
 

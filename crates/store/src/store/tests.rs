@@ -189,9 +189,15 @@ fn balance_flags_gaps_instead_of_treating_them_as_zero() {
 
 proptest! {
     #[test]
-    fn key_encoding_order_is_period_order(a in 0u32..5_000_000, b in 0u32..5_000_000, id in any::<u64>()) {
-        let (ka, kb) = (chunk_key(id, a / BLOCK), chunk_key(id, b / BLOCK));
+    fn key_encoding_order_is_period_order(a in 0u32..5_000_000, b in 0u32..5_000_000, code in "[0-9]{2}") {
+        let key = SeriesKey { product: Product::parse(&format!("HS:{code}")).unwrap(), ..annual(Flow::Export, Kind::Goods) };
+        let encoded = key.encode();
+        let (ka, kb) = (chunk_key(&encoded, a / BLOCK), chunk_key(&encoded, b / BLOCK));
         prop_assert_eq!(ka.cmp(&kb), (a / BLOCK).cmp(&(b / BLOCK)));
+        // A longer code's chunks are never inside this series' chunk range.
+        let longer = SeriesKey { product: Product::parse(&format!("HS:{code}00")).unwrap(), ..key };
+        let prefix = chunk_prefix(&encoded);
+        prop_assert!(!chunk_key(&longer.encode(), a / BLOCK).starts_with(&prefix));
     }
 
     #[test]
