@@ -494,34 +494,47 @@ impl SeriesKey {
         Some(key)
     }
 
-    /// Countries, flow, kind and frequency; the bytes after them.
-    fn decode_head(b: &[u8]) -> Option<(SeriesKey, &[u8])> {
+    /// Countries, flow, kind and frequency of an encoded key, without decoding the rest (a
+    /// cheap look for scans over many keys).
+    pub fn peek(b: &[u8]) -> Option<(Country, Country, Flow, Kind, Frequency)> {
         if b.len() < 10 {
             return None;
         }
         let country = |s: &[u8]| Country::of_shape(std::str::from_utf8(s).ok()?);
-        let key = SeriesKey {
-            reporter: country(&b[0..3])?,
-            partner: country(&b[3..6])?,
-            flow: match b[6] {
+        Some((
+            country(&b[0..3])?,
+            country(&b[3..6])?,
+            match b[6] {
                 1 => Flow::Export,
                 2 => Flow::Import,
                 3 => Flow::ReExport,
                 4 => Flow::ReImport,
                 _ => return None,
             },
-            kind: match b[7] {
+            match b[7] {
                 1 => Kind::Goods,
                 2 => Kind::Services,
                 3 => Kind::GoodsAndServices,
                 _ => return None,
             },
-            frequency: match b[8] {
+            match b[8] {
                 1 => Frequency::Annual,
                 2 => Frequency::Quarterly,
                 3 => Frequency::Monthly,
                 _ => return None,
             },
+        ))
+    }
+
+    /// Countries, flow, kind and frequency; the bytes after them.
+    fn decode_head(b: &[u8]) -> Option<(SeriesKey, &[u8])> {
+        let (reporter, partner, flow, kind, frequency) = SeriesKey::peek(b)?;
+        let key = SeriesKey {
+            reporter,
+            partner,
+            flow,
+            kind,
+            frequency,
             product: Product::total(),
             measure: Measure::ValueUsd,
         };

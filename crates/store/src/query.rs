@@ -16,6 +16,7 @@
 //! index. Every figure is checked against a brute-force sum in the tests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::aggregate::ReadPlan;
 use crate::chunk::ChunkView;
@@ -75,6 +76,9 @@ pub enum Order {
 }
 
 /// A question across the matrix.
+/// A key's countries, flow, kind and frequency ([`SeriesKey::peek`]).
+pub type Head = (Country, Country, Flow, Kind, Frequency);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     /// Reporters; empty for any.
@@ -147,6 +151,23 @@ impl Query {
                     c.len() == usize::from(*l) && c.bytes().all(|b| b.is_ascii_digit())
                 }),
             }
+    }
+
+    /// What [`Query::selects`] asks of a key's countries, flow, kind and frequency
+    /// ([`SeriesKey::peek`]): `false` rules the series out.
+    pub fn admits(&self, (reporter, partner, flow, kind, frequency): Head) -> bool {
+        let any_or = |list: &[Country], c: Country| list.is_empty() || list.contains(&c);
+        let flows_ok = if self.balance {
+            matches!(flow, Flow::Export | Flow::Import)
+        } else {
+            self.flows.is_empty() || self.flows.contains(&flow)
+        };
+        any_or(&self.reporters, reporter)
+            && any_or(&self.partners, partner)
+            && !self.exclude_partners.contains(&partner)
+            && flows_ok
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && frequency == self.frequency
     }
 
     /// The group of `key`'s value in `period`.
@@ -236,6 +257,17 @@ impl Sum {
         }
     }
 
+    /// Adds another thread's sum of the same group.
+    fn merge(&mut self, other: Sum) {
+        self.total += other.total;
+        self.cell.inputs += other.cell.inputs;
+        self.cell.missing += other.cell.missing;
+        let room = MISSING_NAMED.saturating_sub(self.cell.missing_named.len());
+        (self.cell.missing_named).extend(other.cell.missing_named.into_iter().take(room));
+        self.sides[0] += other.sides[0];
+        self.sides[1] += other.sides[1];
+    }
+
     fn finish(mut self, balance: bool) -> Cell {
         let complete = if balance {
             self.sides.iter().all(|&n| n > 0)
@@ -248,19 +280,6 @@ impl Sum {
 }
 
 /// The narrowest catalog scans that cover the query's series.
-/// The catalog prefixes to scan: one per reporter (and partner, when one is asked), or the
-/// whole catalog.
-fn prefixes(q: &Query) -> Vec<Vec<u8>> {
-    match (q.reporters.as_slice(), q.partners.as_slice()) {
-        ([], _) => vec![Vec::new()],
-        (reporters, [partner]) => reporters
-            .iter()
-            .map(|r| [r.bytes(), partner.bytes()].concat())
-            .collect(),
-        (reporters, _) => reporters.iter().map(|r| r.bytes().to_vec()).collect(),
-    }
-}
-
 /// Appends the group of `key` in the dimensions other than the period to `out`, as bytes that
 /// tell groups apart (fixed widths, products ended by 0xFF): a lookup key, not for display.
 fn group_bytes(q: &Query, key: &SeriesKey, out: &mut Vec<u8>) {
@@ -298,18 +317,97 @@ pub fn run(store: &Store, q: &Query) -> Result<Vec<Cell>> {
 
 /// Runs `q`, checking `stop` before each series (`OutOfRange` when it says stop).
 ///
-/// One pass over the catalog entries the reporters (and a single partner) select, in key
-/// order: each series the filter selects is read by its id, only the blocks of the period
-/// range, in place ([`crate::chunk::ChunkView`]); its values are summed per returned period
-/// into a scratch row, then added to their groups, found by a byte key without allocating
-/// (a group's display form is built once, when it first appears).
-pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Vec<Cell>> {
+/// One pass over the catalog entries the reporters (and partners) select, in key order, split
+/// by reporter over [`THREADS`] threads: each series the filter selects is read in place
+/// ([`crate::chunk::ChunkView`]) — a short series from its entry, a long one's blocks of the
+/// range —, its values summed per returned period into a scratch row, then added to their
+/// groups, found by a byte key without allocating (a group's display form is built once, when
+/// it first appears). The threads' groups are merged at the end.
+pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool + Sync) -> Result<Vec<Cell>> {
     q.check().map_err(|e| {
         Error::Invalid(vec![crate::Violation {
             field: String::new(),
             description: e,
         }])
     })?;
+    // One prefix per reporter (found by skipping through the catalog when none is asked),
+    // each with the partners asked for.
+    let mut prefixes = Vec::new();
+    match q.reporters.is_empty() {
+        true => prefixes = store.prefixes(None, &q.partners, true)?,
+        false => {
+            for reporter in &q.reporters {
+                prefixes.extend(store.prefixes(Some(*reporter), &q.partners, true)?);
+            }
+        }
+    }
+    let read = AtomicUsize::new(0);
+    let threads = THREADS.min(prefixes.len()).max(1);
+    let shares: Vec<Result<HashMap<Vec<u8>, Sum>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (prefixes, read, stop) = (&prefixes, &read, &stop);
+                scope.spawn(move || {
+                    let share = prefixes.iter().skip(t).step_by(threads);
+                    sum_prefixes(store, q, share, read, stop)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::Corrupt("a query thread panicked".to_owned())))
+            })
+            .collect()
+    });
+    let mut cells: HashMap<Vec<u8>, Sum> = HashMap::new();
+    for share in shares {
+        for (group, sum) in share? {
+            match cells.entry(group) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(sum),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(sum);
+                }
+            }
+        }
+        if cells.len() > MAX_CELLS {
+            return Err(too_many_cells());
+        }
+    }
+    let mut out: Vec<Cell> = cells.into_values().map(|s| s.finish(q.balance)).collect();
+    out.sort_by(|a, b| a.group.cmp(&b.group));
+    // Cells without a value come last whatever the order.
+    let value = |c: &Cell, sign: f64| c.value.map_or(f64::INFINITY, |v| sign * v);
+    match q.order {
+        Order::Group => {}
+        Order::Descending => out.sort_by(|a, b| value(a, -1.0).total_cmp(&value(b, -1.0))),
+        Order::Ascending => out.sort_by(|a, b| value(a, 1.0).total_cmp(&value(b, 1.0))),
+    }
+    if q.limit > 0 {
+        out.truncate(q.limit);
+    }
+    Ok(out)
+}
+
+/// Threads one query reads with (the machines this runs on have 2 cores or more; queries
+/// themselves are bounded in number by the service).
+pub const THREADS: usize = 2;
+
+fn too_many_cells() -> Error {
+    Error::OutOfRange(format!(
+        "the query makes more than {MAX_CELLS} groups; group by fewer dimensions or narrow it"
+    ))
+}
+
+/// The groups of the series under `prefixes` (one thread's share).
+fn sum_prefixes<'a>(
+    store: &Store,
+    q: &Query,
+    prefixes: impl Iterator<Item = &'a Vec<u8>>,
+    read: &AtomicUsize,
+    stop: &(impl Fn() -> bool + Sync),
+) -> Result<HashMap<Vec<u8>, Sum>> {
     let (from, to) = q.periods;
     let factor = q.plan.factor();
     let (lo, hi) = q.plan.stored_range(from, to);
@@ -318,27 +416,31 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
     // Per returned period of the series being read: sum and inputs.
     let mut row: Vec<(f64, u32)> = vec![(0.0, 0); (to - from + 1) as usize];
     let mut group = Vec::with_capacity(64);
-    let mut read = 0usize;
-    for prefix in prefixes(q) {
-        for entry in store.catalog(&prefix) {
+    for prefix in prefixes {
+        for entry in store.catalog(prefix) {
             let (encoded, entry) = entry?;
+            // The countries, flow, kind and frequency first, without decoding the product.
+            let head = SeriesKey::peek(&encoded)
+                .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
+            if !q.admits(head) {
+                continue;
+            }
             let key = SeriesKey::decode(&encoded)
                 .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
             if !q.selects(&key) {
                 continue;
             }
-            read += 1;
             if stop() {
                 return Err(Error::OutOfRange("the query was stopped".to_owned()));
             }
-            if read > MAX_SERIES {
+            if read.fetch_add(1, Ordering::Relaxed) >= MAX_SERIES {
                 return Err(Error::OutOfRange(format!(
                     "the query selects more than {MAX_SERIES} series; narrow it (reporters, partners, products)"
                 )));
             }
             row.iter_mut().for_each(|r| *r = (0.0, 0));
-            for chunk in store.chunks_of(&key, &encoded, &entry, lo, hi, q.plan.view) {
-                let (base, bytes) = chunk?;
+            for chunk in store.raw_chunks_of(&encoded, &entry, lo, hi) {
+                let (base, bytes) = store.check_chunk(&key, chunk, q.plan.view)?;
                 let view = ChunkView::parse(&bytes)?;
                 for i in 0..view.len() {
                     let ordinal = base + u32::from(view.offset(i));
@@ -370,9 +472,7 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
                     Some(sum) => sum,
                     None => {
                         if cells.len() >= MAX_CELLS {
-                            return Err(Error::OutOfRange(format!(
-                                "the query makes more than {MAX_CELLS} groups; group by fewer dimensions or narrow it"
-                            )));
+                            return Err(too_many_cells());
                         }
                         cells
                             .entry(group.clone())
@@ -390,19 +490,7 @@ pub fn run_until(store: &Store, q: &Query, stop: impl Fn() -> bool) -> Result<Ve
             }
         }
     }
-    let mut out: Vec<Cell> = cells.into_values().map(|s| s.finish(q.balance)).collect();
-    out.sort_by(|a, b| a.group.cmp(&b.group));
-    // Cells without a value come last whatever the order.
-    let value = |c: &Cell, sign: f64| c.value.map_or(f64::INFINITY, |v| sign * v);
-    match q.order {
-        Order::Group => {}
-        Order::Descending => out.sort_by(|a, b| value(a, -1.0).total_cmp(&value(b, -1.0))),
-        Order::Ascending => out.sort_by(|a, b| value(a, 1.0).total_cmp(&value(b, 1.0))),
-    }
-    if q.limit > 0 {
-        out.truncate(q.limit);
-    }
-    Ok(out)
+    Ok(cells)
 }
 
 #[cfg(test)]

@@ -210,10 +210,13 @@ fn block_of(chunk_key: &[u8]) -> u32 {
         .map_or(u32::MAX, u32::from_be_bytes)
 }
 
+/// A chunk as read: its block and bytes, or its block and what stopped the read.
+pub(crate) type RawChunk = std::result::Result<(u32, sled::IVec), (u32, Error)>;
+
 /// A chunk read for `key` as `view` sees it, or an error naming the series and periods.
 fn checked(
     key: &SeriesKey,
-    item: std::result::Result<(u32, sled::IVec), (u32, Error)>,
+    item: RawChunk,
     view: View,
     releases: &RwLock<Releases>,
 ) -> Result<(u32, sled::IVec)> {
@@ -779,6 +782,20 @@ impl Store {
         to: u32,
         view: View,
     ) -> impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static {
+        let (key, releases) = (key.clone(), self.releases.clone());
+        self.raw_chunks_of(encoded, entry, from, to)
+            .map(move |item| checked(&key, item, view, &releases))
+    }
+
+    /// The chunks [`Store::chunks_of`] reads, unchecked: each with its block, or the block and
+    /// the error that stopped its read.
+    pub(crate) fn raw_chunks_of(
+        &self,
+        encoded: &[u8],
+        entry: &sled::IVec,
+        from: u32,
+        to: u32,
+    ) -> impl Iterator<Item = RawChunk> + Send + 'static {
         let (mut gets, mut range) = (Vec::new(), None);
         match decode_entry(entry) {
             Err(e) => gets.push(Err((u32::MAX, e))),
@@ -816,10 +833,18 @@ impl Store {
                 }
             }
         }
-        let (key, releases) = (key.clone(), self.releases.clone());
-        gets.into_iter()
-            .chain(range.into_iter().flatten())
-            .map(move |item| checked(&key, item, view, &releases))
+        gets.into_iter().chain(range.into_iter().flatten())
+    }
+
+    /// A chunk [`Store::raw_chunks_of`] read, checked and as `view` sees it, or an error
+    /// naming `key` and the chunk's periods.
+    pub(crate) fn check_chunk(
+        &self,
+        key: &SeriesKey,
+        item: RawChunk,
+        view: View,
+    ) -> Result<(u32, sled::IVec)> {
+        checked(key, item, view, &self.releases)
     }
 
     /// The entries whose encoded key starts with `prefix`, in key order: each series' encoded
@@ -936,34 +961,78 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<SeriesInfo>, Option<Vec<u8>>)> {
-        let prefix = prefixed(INDEX, &filter.key_prefix());
-        let start = match after {
-            // The smallest key greater than `after`.
-            Some(a) => {
-                let mut k = prefixed(INDEX, a);
-                k.push(0);
-                k.max(prefix.clone())
-            }
-            None => prefix.clone(),
-        };
         let mut out = Vec::new();
-        for item in self.tree.range(start..) {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
+        for prefix in self.prefixes(filter.reporter, filter.partner.as_slice(), false)? {
+            let prefix = prefixed(INDEX, &prefix);
+            let start = match after {
+                // The smallest key greater than `after`.
+                Some(a) => {
+                    let mut k = prefixed(INDEX, a);
+                    k.push(0);
+                    k.max(prefix.clone())
+                }
+                None => prefix.clone(),
+            };
+            for item in self.tree.range(start..) {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let key = SeriesKey::decode(&k[1..])
+                    .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
+                if !filter.matches(&key) {
+                    continue;
+                }
+                if out.len() >= limit.max(1) {
+                    let next = out.last().map(|last: &SeriesInfo| last.key.encode());
+                    return Ok((out, next));
+                }
+                out.push(info_of(key, decode_entry(&v)?.0));
             }
-            let key = SeriesKey::decode(&k[1..])
-                .ok_or_else(|| Error::Corrupt("series index key".to_owned()))?;
-            if !filter.matches(&key) {
-                continue;
-            }
-            if out.len() >= limit.max(1) {
-                let next = out.last().map(|last: &SeriesInfo| last.key.encode());
-                return Ok((out, next));
-            }
-            out.push(info_of(key, decode_entry(&v)?.0));
         }
         Ok((out, None))
+    }
+
+    /// The encoded-key prefixes that hold every series of `reporter` (any when `None`) with
+    /// one of `partners` (any when empty), in key order, one per reporter when `split`: keys
+    /// begin with the reporter, then the partner, so a partner without a reporter is found by
+    /// skipping from reporter to reporter (two lookups per reporter stored) instead of reading
+    /// every entry.
+    pub(crate) fn prefixes(
+        &self,
+        reporter: Option<Country>,
+        partners: &[Country],
+        split: bool,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut partners: Vec<[u8; 3]> = partners.iter().map(|p| p.bytes()).collect();
+        partners.sort();
+        partners.dedup();
+        let reporters: Vec<[u8; 3]> = match (reporter, partners.is_empty()) {
+            (Some(r), _) => vec![r.bytes()],
+            (None, true) if !split => return Ok(vec![Vec::new()]),
+            (None, _) => {
+                let mut found = Vec::new();
+                let mut from = vec![INDEX];
+                while let Some(item) = self.tree.range(from.clone()..).next() {
+                    let (k, _) = item?;
+                    let Some(r) = k.get(1..4).filter(|_| k[0] == INDEX) else {
+                        break;
+                    };
+                    let r: [u8; 3] = [r[0], r[1], r[2]];
+                    found.push(r);
+                    // Past every key of this reporter (codes are ASCII: no overflow).
+                    from = vec![INDEX, r[0], r[1], r[2].saturating_add(1)];
+                }
+                found
+            }
+        };
+        Ok(match partners.is_empty() {
+            true => reporters.iter().map(|r| r.to_vec()).collect(),
+            false => reporters
+                .iter()
+                .flat_map(|r| partners.iter().map(move |p| [*r, *p].concat()))
+                .collect(),
+        })
     }
 
     /// Reads every series' catalog entry and chunks, checking each chunk's checksum and

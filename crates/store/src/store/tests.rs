@@ -336,3 +336,43 @@ fn user_groups_are_kept_by_name_and_replaced() {
     store.define_group(&group).unwrap();
     assert_eq!(store.user_groups().unwrap(), vec![group]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A partner without a reporter is found by skipping from reporter to reporter: the pages
+    /// hold exactly what a filter over every series holds, in key order.
+    #[test]
+    fn a_partner_alone_lists_what_a_full_scan_finds(
+        pairs in proptest::collection::btree_set((0..6usize, 0..6usize, any::<bool>()), 1..30),
+        partner in 0..6usize,
+        page in 1..5usize,
+    ) {
+        const CODES: [&str; 6] = ["CHN", "DEU", "JPN", "KOR", "MEX", "USA"];
+        let store = Store::temporary().unwrap();
+        for &(r, p, export) in &pairs {
+            let key = SeriesKey {
+                reporter: Country::parse(CODES[r]).unwrap(),
+                partner: Country::parse(CODES[p]).unwrap(),
+                ..annual(if export { Flow::Export } else { Flow::Import }, Kind::Goods)
+            };
+            store.write(&[points(&key, &[(2016, 1.0)])]).unwrap();
+        }
+        let filter = SeriesFilter {
+            partner: Some(Country::parse(CODES[partner]).unwrap()),
+            ..Default::default()
+        };
+        let (all, _) = store.list(&SeriesFilter::default(), None, 1000).unwrap();
+        let expected: Vec<SeriesKey> = all.into_iter().map(|i| i.key).filter(|k| filter.matches(k)).collect();
+        let (mut got, mut after) = (Vec::new(), None::<Vec<u8>>);
+        loop {
+            let (infos, next) = store.list(&filter, after.as_deref(), page).unwrap();
+            got.extend(infos.into_iter().map(|i| i.key));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        prop_assert_eq!(got, expected);
+    }
+}

@@ -75,7 +75,9 @@ impl Trade {
     /// caller goes away; `f` is given the check that says stop.
     pub(super) async fn heavy<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Trade, &dyn Fn() -> bool) -> tradepact_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&Trade, &(dyn Fn() -> bool + Sync)) -> tradepact_store::Result<T>
+            + Send
+            + 'static,
     ) -> Outcome<T> {
         let slot = tokio::time::timeout(SLOT_WAIT, self.query_slots.0.clone().acquire_owned())
             .await
