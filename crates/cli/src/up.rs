@@ -26,6 +26,8 @@ pub struct UpArgs {
     pub no_sample: bool,
     #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
+    #[command(flatten)]
+    pub store: tradepact_data::StoreArgs,
 }
 
 fn default_home() -> PathBuf {
@@ -37,7 +39,7 @@ fn default_home() -> PathBuf {
 /// Runs the services until SIGINT or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let home = args.home.clone().unwrap_or_else(default_home);
-    let store = tradepact_data::open_store(&home.join("trade"))?;
+    let store = tradepact_data::open_store_with(&home.join("trade"), &args.store)?;
     let empty = store.is_empty()?;
     let log = tradepact_negotiation::open_log(&home.join("negotiation"))?;
     let listener = tradepact_rpc::server::bind(&args.data_listen).await?;

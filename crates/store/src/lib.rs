@@ -53,7 +53,8 @@ mod store;
 pub use migrate::{migrate, Migrated};
 pub use release::{AsOf, Rank, ReleaseInfo, View};
 pub use store::{
-    Change, SeriesInfo, Store, StoredPoint, Verified, WriteSummary, FORMAT, RETAINED_CHANGES,
+    Change, SeriesInfo, Store, StoreOptions, StoredPoint, Verified, WriteSummary, FORMAT,
+    RETAINED_CHANGES,
 };
 /// The value types, from `tradepact-model`.
 pub use tradepact_model as model;

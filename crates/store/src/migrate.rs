@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use crate::chunk::{self, Chunk, BLOCK};
 use crate::model::SeriesKey;
 use crate::store::{
-    chunk_key, encode_entry, format_of, Meta, FORMAT_KEY, INDEX, RELEASE, RELEASE_LABEL, SEQUENCE,
+    chunk_key, created_compressed, encode_entry, format_of, Meta, FORMAT_KEY, INDEX, RELEASE,
+    RELEASE_LABEL, SEQUENCE,
 };
 use crate::{Error, Result, FORMAT};
 
@@ -86,7 +87,10 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
     if !dir.exists() {
         return Err(Error::NotFound(format!("no store in {}", dir.display())));
     }
-    let old = sled::Config::new().path(dir).open()?;
+    let old = sled::Config::new()
+        .path(dir)
+        .use_compression(created_compressed(dir).unwrap_or(false))
+        .open()?;
     let tree = old.open_tree("series")?;
     let from = match format_of(&tree)? {
         None => return Ok(None),
@@ -108,7 +112,12 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io)?;
     }
-    let new = sled::Config::new().path(&staging).open()?;
+    // The new store is compressed as new stores are by default (`StoreOptions`).
+    let new = sled::Config::new()
+        .path(&staging)
+        .use_compression(crate::StoreOptions::default().compression)
+        .compression_factor(1)
+        .open()?;
     let out = new.open_tree("series")?;
     let (mut series, mut entries) = (0u64, 0u64);
     let mut batch = sled::Batch::default();

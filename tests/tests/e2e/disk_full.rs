@@ -51,6 +51,19 @@ fn series(i: u32) -> pb::SeriesKey {
     )
 }
 
+/// `n` characters that do not compress, different for each `seed`.
+fn noise(seed: u32, n: usize) -> String {
+    let mut x = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,7 +79,8 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     for i in 0..2000u32 {
         let year = format!("{}", 1000 + i);
         let mut request = write_request(series(i), &[(year.as_str(), f64::from(i))]);
-        request.series[0].source = "x".repeat(1000);
+        // Incompressible (the store compresses its pages): 1000 pseudo-random characters.
+        request.series[0].source = noise(i, 1000);
         match client.write_points(request).await {
             Ok(_) => acked.push((i, year)),
             Err(e) => {

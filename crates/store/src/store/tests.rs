@@ -376,3 +376,38 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn a_store_keeps_the_compression_it_was_created_with() {
+    for created in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = annual(Flow::Export, Kind::Goods);
+        {
+            let options = StoreOptions {
+                compression: created,
+                ..Default::default()
+            };
+            let store = Store::open_with(tmp.path(), options).unwrap();
+            store.write(&[points(&key, &[(2016, 1.0)])]).unwrap();
+            store.flush().unwrap();
+        }
+        // Opened with the other setting: sled refuses a mismatch, so the store's own is used.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            let options = StoreOptions {
+                compression: !created,
+                ..Default::default()
+            };
+            match Store::open_with(tmp.path(), options) {
+                Ok(store) => break store,
+                Err(e)
+                    if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("created compressed {created}: {e}"),
+            }
+        };
+        assert_eq!(values(&store, &key, 0, u32::MAX), [(2016, 1.0)]);
+    }
+}
