@@ -1,7 +1,8 @@
 //! Criterion benches of the store without gRPC: a 100,000-point batch write (not flushed, so
 //! the figure is the chunk work, not the disk), a 100,000-point range read three ways (points,
-//! columns from the chunks in place, summed to annual), a chunk's encode/decode, and a
-//! 20-year goods-and-services balance. `cargo bench -p tradepact-store`.
+//! columns from the chunks in place, summed to annual), a chunk's encode/decode, a 20-year
+//! goods-and-services balance, and reads of series with and without revisions (latest and as
+//! of a release). `cargo bench -p tradepact-store`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -155,5 +156,62 @@ fn balance(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, write, read, chunk, balance);
+/// A 25-year annual series (the shape of trade data) read whole: latest with no release, and,
+/// after three releases revised every year, latest and as of the middle release; the same for
+/// the 100,000-month series. What history costs a read.
+fn vintages(c: &mut Criterion) {
+    let annual = key(Flow::Export, Kind::Goods, Frequency::Annual);
+    let years = |bump: f64| SeriesPoints {
+        key: annual.clone(),
+        points: (1995..2020u32)
+            .map(|y| Point {
+                ordinal: y,
+                value: f64::from(y) * 1e6 + bump,
+                source: "bench".into(),
+            })
+            .collect(),
+    };
+    let release = |i: u32| tradepact_store::Release {
+        label: format!("r{i}"),
+        date: time::Date::from_calendar_date(2018, time::Month::January, 1 + i as u8).unwrap(),
+        source: String::new(),
+    };
+    let plain = Store::temporary().unwrap();
+    plain.write(&[years(0.0)]).unwrap();
+    let revised = Store::temporary().unwrap();
+    let long = monthly_series(RANGE_POINTS);
+    let long_key = long.key.clone();
+    for i in 0..3 {
+        revised
+            .write_release(&[years(f64::from(i))], &release(i))
+            .unwrap();
+        let mut long = long.clone();
+        long.points.iter_mut().for_each(|p| p.value += f64::from(i));
+        revised.write_release(&[long], &release(i)).unwrap();
+    }
+    let middle = tradepact_store::View::AsOf(revised.release_named("r1").unwrap().rank());
+    let count =
+        |store: &Store, key: &SeriesKey, view| store.scan(key, 0, u32::MAX, view).unwrap().count();
+    let latest = tradepact_store::View::Latest;
+    let mut group = c.benchmark_group("vintages");
+    group.bench_function("annual_25_latest_no_releases", |b| {
+        b.iter(|| black_box(count(&plain, &annual, latest)))
+    });
+    group.bench_function("annual_25_latest_3_releases", |b| {
+        b.iter(|| black_box(count(&revised, &annual, latest)))
+    });
+    group.bench_function("annual_25_as_of_3_releases", |b| {
+        b.iter(|| black_box(count(&revised, &annual, middle)))
+    });
+    group.throughput(Throughput::Elements(u64::from(RANGE_POINTS)));
+    group.bench_function("monthly_100k_latest_3_releases", |b| {
+        b.iter(|| black_box(count(&revised, &long_key, latest)))
+    });
+    group.bench_function("monthly_100k_as_of_3_releases", |b| {
+        b.iter(|| black_box(count(&revised, &long_key, middle)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, write, read, chunk, balance, vintages);
 criterion_main!(benches);

@@ -87,9 +87,10 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
     if !dir.exists() {
         return Err(Error::NotFound(format!("no store in {}", dir.display())));
     }
+    let compressed = created_compressed(dir).unwrap_or(false);
     let old = sled::Config::new()
         .path(dir)
-        .use_compression(created_compressed(dir).unwrap_or(false))
+        .use_compression(compressed)
         .open()?;
     let tree = old.open_tree("series")?;
     let from = match format_of(&tree)? {
@@ -112,10 +113,10 @@ pub fn migrate(dir: &Path) -> Result<Option<Migrated>> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io)?;
     }
-    // The new store is compressed as new stores are by default (`StoreOptions`).
+    // The migrated store keeps the compression the old one was created with.
     let new = sled::Config::new()
         .path(&staging)
-        .use_compression(crate::StoreOptions::default().compression)
+        .use_compression(compressed)
         .compression_factor(1)
         .open()?;
     let out = new.open_tree("series")?;

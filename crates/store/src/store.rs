@@ -320,9 +320,9 @@ fn release_key(id: u32) -> [u8; 5] {
 pub struct StoreOptions {
     /// Bytes of sled's page cache (what a store holds in memory beyond its working set).
     pub cache_bytes: u64,
-    /// Whether a new store compresses its pages (zstd, level 1): about 2.5 times less disk
-    /// for trade data, about twice the time to ingest. An existing store keeps the setting it
-    /// was created with.
+    /// Whether a new store compresses its pages (zstd, level 1): at 10^7 points of trade
+    /// data 2.4 times less disk, 1.6 times the time to ingest and a third more memory. An
+    /// existing store keeps the setting it was created with.
     pub compression: bool,
 }
 
@@ -330,7 +330,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
-            compression: true,
+            compression: false,
         }
     }
 }
