@@ -43,7 +43,7 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo
   echo "## The matrix at the shape of real trade data (beside DuckDB)"
   echo
-  target/release/matrix-bench --points 1000000 --postgres
+  target/release/matrix-bench --points 10000000 --repeat 3 --postgres
   echo
   echo "## Unary calls under load"
   echo

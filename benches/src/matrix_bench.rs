@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -279,7 +280,7 @@ fn du(path: &Path) -> u64 {
                 .flatten()
                 .map(|e| match e.file_type() {
                     Ok(t) if t.is_dir() => du(&e.path()),
-                    _ => e.metadata().map_or(0, |m| m.len()),
+                    _ => e.metadata().map_or(0, |m| m.blocks() * 512),
                 })
                 .sum()
         })
@@ -294,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let (reporter, rows, series) = generate(&file, &args)?;
     let generated = started.elapsed();
+    eprintln!("generated {rows} points in {series} series in {generated:.1?}");
 
     let store = dir.path().join("store");
     let server = Server::start_sibling(
@@ -323,6 +325,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let (peak, _) = server.memory_mb();
     let disk = du(&store);
+    eprintln!("tradepact: loaded in {ingest:.2?}, peak RSS {peak} MB, {disk} bytes on disk");
+    let files: Vec<_> = std::fs::read_dir(&store)?
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name(),
+                e.metadata().map(|m| (m.len(), m.blocks() * 512)).ok(),
+            )
+        })
+        .collect();
+    eprintln!("tradepact: files {files:?}");
 
     let mut client = tradepact_client::data::connect(&server.url).await?;
     let mut ours = Vec::new();
@@ -334,9 +347,21 @@ async fn main() -> anyhow::Result<()> {
             ask(&mut client, &q).await?;
             times.push(t.elapsed());
         }
+        eprintln!(
+            "tradepact: question {}: {:.1?}",
+            ours.len() + 1,
+            median(times.clone())
+        );
         ours.push((median(times), answer));
     }
+    drop(client);
+    drop(server);
+    eprintln!(
+        "tradepact: after the server stopped: {} bytes on disk",
+        du(&store)
+    );
     let (duck_load, theirs) = duckdb(&file, &reporter, args.repeat)?;
+    eprintln!("DuckDB: loaded in {duck_load:.2?}");
     for (i, ((_, a), (_, b))) in ours.iter().zip(&theirs).enumerate() {
         anyhow::ensure!(
             a == b,

@@ -11,9 +11,11 @@
 //!   chapter and its headings are never added together;
 //! - rates and reported balances are not summed ([`crate::model::Measure::sums`]).
 //!
-//! This first engine reads the series the filter selects through the catalog (a reporter, or
-//! a reporter and partner, narrows the scan); the layout of the matrix issue will give it an
-//! index. Every figure is checked against a brute-force sum in the tests.
+//! The engine visits the series entries the filter can select in key order (a reporter narrows
+//! the scan to its keys; partners without a reporter skip from reporter to reporter, see
+//! `Store::prefixes`), looks at each key's countries, flow, kind and frequency before decoding
+//! it, and reads the chunks of the series it keeps in place, two threads split by reporter.
+//! Every figure is checked against a brute-force sum in the tests.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,8 +27,10 @@ use crate::{Error, Result, Store};
 
 /// Missing inputs named per group (the rest are counted).
 pub const MISSING_NAMED: usize = 10;
-/// Series a query reads at most (beyond it: `OutOfRange`, narrow the filter).
-pub const MAX_SERIES: usize = 1_000_000;
+/// Series a query reads at most (beyond it: `OutOfRange`, narrow the filter): the whole
+/// matrix at 10^8 points is about 5 million series. What bounds a query's time is its
+/// deadline, its memory [`MAX_CELLS`]; this catches a filter that selects far more than meant.
+pub const MAX_SERIES: usize = 10_000_000;
 /// Periods a query spans at most (a century of months).
 pub const MAX_PERIODS: u32 = 1200;
 /// Groups a query may hold while it sums (its memory bound).

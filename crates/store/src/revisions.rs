@@ -10,7 +10,7 @@ use crate::release::{ReleaseInfo, View};
 use crate::{Error, Result, Store};
 
 /// Series read at most by one call.
-pub const MAX_SERIES: usize = 1_000_000;
+pub const MAX_SERIES: usize = crate::query::MAX_SERIES;
 
 /// One point whose value differs between two views.
 #[derive(Clone, Debug, PartialEq)]
