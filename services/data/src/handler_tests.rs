@@ -145,6 +145,7 @@ async fn a_watch_replays_from_a_sequence_then_follows_durable_writes() {
             ..Default::default()
         }),
         from_sequence: first,
+        ..Default::default()
     }));
     let mut stream = watch.await.unwrap().into_inner();
     let replayed = stream.next().await.unwrap().unwrap();

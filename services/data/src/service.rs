@@ -381,8 +381,13 @@ impl TradeDataService for DataService {
         let req = request.into_inner();
         let mut v = Violations::default();
         let filter = convert::filter(req.filter.as_ref(), &mut v);
+        let as_of = convert::as_of(&req.as_of_release, &req.as_of_date, "as_of_", &mut v);
         validated(v, || Some(())).map_err(of)?;
-        let watch = self.app.watch(filter.clone(), req.from_sequence).await;
+        let view = self.app.view(&as_of).map_err(of)?;
+        let watch = self
+            .app
+            .watch(filter.clone(), req.from_sequence, view)
+            .await;
         let watch = watch.map_err(of)?;
         let past = (watch.past.iter())
             .map(|(seq, key, points, release)| message(*seq, key, points, release.as_deref()))

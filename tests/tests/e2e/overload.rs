@@ -136,6 +136,7 @@ async fn a_watcher_that_does_not_read_stalls_nobody_and_is_dropped() {
             ..Default::default()
         }),
         from_sequence: 0,
+        ..Default::default()
     };
     // Each subscriber on its own connection, as separate clients are: on one HTTP/2
     // connection an unread stream would exhaust the shared flow-control window.

@@ -1,7 +1,8 @@
 //! Releases (vintages) through the real binaries: `tradepact up` loads the KORUS figures as each
 //! source published them (`datasets/korus_releases.csv`); the 2011 and 2016 goods deficits read
 //! as of each release, through gRPC, grpcurl and the CLI; what changed between two releases;
-//! watchers see a revision with its release; bad release input is refused and writes nothing.
+//! watchers see a revision with its release, and a resumed watch replays as of a release; bad
+//! release input is refused and writes nothing.
 
 use std::process::Command;
 
@@ -239,7 +240,12 @@ async fn revisions_are_watched_with_their_release_and_bad_releases_write_nothing
     let mut first = write_request(exports.clone(), &[("2016", 42.3e9)]);
     first.release = Some(release("a-2017", "2017-03-07"));
     first.series[0].source = String::new(); // the release's source is the points'
-    client.write_points(first).await.unwrap();
+    let from = client
+        .write_points(first)
+        .await
+        .unwrap()
+        .into_inner()
+        .sequence;
 
     let mut watch = client
         .watch_series(pb::WatchSeriesRequest {
@@ -248,6 +254,7 @@ async fn revisions_are_watched_with_their_release_and_bad_releases_write_nothing
                 ..Default::default()
             }),
             from_sequence: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -258,6 +265,31 @@ async fn revisions_are_watched_with_their_release_and_bad_releases_write_nothing
     let seen = watch.next().await.unwrap().unwrap();
     assert_eq!(seen.release, "b-2018");
     assert_eq!(seen.points[0].value_usd, 42.0e9);
+
+    // A resumed watch replays both writes with the values as of a release, or the current ones.
+    let resume = |release: &str| pb::WatchSeriesRequest {
+        filter: Some(pb::SeriesFilter {
+            partner: "KOR".into(),
+            ..Default::default()
+        }),
+        from_sequence: from,
+        as_of_release: release.into(),
+        ..Default::default()
+    };
+    for (as_of, value) in [("a-2017", 42.3e9), ("", 42.0e9)] {
+        let mut replay = client
+            .watch_series(resume(as_of))
+            .await
+            .unwrap()
+            .into_inner();
+        for release in ["a-2017", "b-2018"] {
+            let m = replay.next().await.unwrap().unwrap();
+            let got = (m.release.as_str(), m.points.len(), m.points[0].value_usd);
+            assert_eq!(got, (release, 1, value), "replay as of {as_of:?}");
+        }
+    }
+    let status = client.watch_series(resume("c-2019")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // Reads: the latest, and as of the first release with its source.
     let read = |release: &str| pb::GetSeriesRequest {

@@ -21,6 +21,7 @@ async fn watchers_see_matching_writes_and_sigterm_ends_the_stream() {
                 ..Default::default()
             }),
             from_sequence: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -107,6 +108,7 @@ async fn a_watch_resumes_from_a_write_sequence() {
         .watch_series(pb::WatchSeriesRequest {
             filter: None,
             from_sequence: 2,
+            ..Default::default()
         })
         .await
         .unwrap()

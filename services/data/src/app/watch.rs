@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 use tradepact_model::Outcome;
-use tradepact_store::{Point, SeriesFilter, SeriesKey};
+use tradepact_store::{Error, Point, SeriesFilter, SeriesKey, View};
 
 use super::{Batch, Trade};
 
@@ -80,8 +80,9 @@ impl Watchers {
 
 /// A watch: what was written since the sequence asked for, then the live writes.
 pub struct Watch {
-    /// The writes replayed: sequence, series, its current points in the written range and
-    /// the label of the release the write named.
+    /// The writes replayed: sequence, series, its points in the written range as the watch's
+    /// view sees them (current values by default) and the label of the release the write
+    /// named.
     pub past: Vec<(u64, SeriesKey, Vec<Point>, Option<String>)>,
     /// The last sequence the replay covers (live writes up to it are skipped).
     pub replayed_until: u64,
@@ -91,8 +92,13 @@ pub struct Watch {
 
 impl Trade {
     /// Watches the series `filter` matches, replaying the writes from `from_sequence` (0:
-    /// none).
-    pub async fn watch(&self, filter: SeriesFilter, from_sequence: u64) -> Outcome<Watch> {
+    /// none) with their points as `view` sees them.
+    pub async fn watch(
+        &self,
+        filter: SeriesFilter,
+        from_sequence: u64,
+        view: View,
+    ) -> Outcome<Watch> {
         // Subscribe first, then read what was written since `from_sequence`: nothing falls
         // between the two, and live writes already replayed are skipped.
         let live = self.watch.sender.subscribe();
@@ -115,14 +121,23 @@ impl Trade {
                         if !filter.matches(&key) {
                             continue;
                         }
-                        let points = (this.store.read(&key, first.ordinal, last.ordinal)?)
-                            .into_iter()
-                            .map(|p| Point {
-                                ordinal: p.period.ordinal,
-                                value: p.value,
-                                source: p.source,
-                            })
-                            .collect();
+                        // A series deleted since has nothing to replay.
+                        let points = match this.store.scan(&key, first.ordinal, last.ordinal, view)
+                        {
+                            Err(Error::NotFound(_)) => continue,
+                            scan => scan?
+                                .map(|p| {
+                                    p.map(|p| Point {
+                                        ordinal: p.period.ordinal,
+                                        value: p.value,
+                                        source: p.source,
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, _>>()?,
+                        };
+                        if points.is_empty() {
+                            continue;
+                        }
                         let release = change.release.as_ref().map(|r| r.label.clone());
                         past.push((change.sequence, key, points, release));
                     }
