@@ -169,11 +169,12 @@ pub fn verify_store(dir: &Path) -> anyhow::Result<()> {
         println!("corrupt: {corrupt}");
     }
     println!(
-        "{} series, {} chunks, {} points, {} superseded values of earlier releases; {} corrupt",
+        "{} series, {} chunks, {} points, {} superseded values of earlier releases, {} bytes of keys and values; {} corrupt",
         verified.series,
         verified.chunks,
         verified.points,
         verified.history,
+        verified.bytes,
         verified.corrupt.len()
     );
     anyhow::ensure!(

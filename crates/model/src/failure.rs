@@ -29,6 +29,9 @@ pub enum Failure {
     Cancelled(String),
     /// Storage or the server is unavailable (I/O error, shutdown); retry later.
     Unavailable(String),
+    /// Stored data does not verify: the message names what (the series and periods of a
+    /// corrupt chunk), so that the caller and the operator know what to restore.
+    DataLoss(String),
     /// A bug or a corrupt store: `context` is answered, `detail` only logged.
     Internal {
         /// What was being done, answered to the caller.
@@ -84,7 +87,8 @@ impl fmt::Display for Failure {
             | ResourceExhausted(m)
             | DeadlineExceeded(m)
             | Cancelled(m)
-            | Unavailable(m) => f.write_str(m),
+            | Unavailable(m)
+            | DataLoss(m) => f.write_str(m),
             Internal { context, .. } => write!(f, "{context}: internal error"),
         }
     }

@@ -163,6 +163,10 @@ pub fn of(failure: tradepact_model::Failure) -> Status {
         DeadlineExceeded(m) => message(Code::DeadlineExceeded, &m),
         Cancelled(m) => message(Code::Cancelled, &m),
         Unavailable(m) => message(Code::Unavailable, &m),
+        DataLoss(m) => {
+            tracing::error!(error = %m, "corrupt data in the store (run `tradepact verify-store`)");
+            message(Code::DataLoss, &m)
+        }
         Internal { context, detail } => internal(&context, &detail),
     }
 }

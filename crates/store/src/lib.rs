@@ -86,5 +86,16 @@ pub enum Error {
     Format(String),
 }
 
+impl Error {
+    /// What went wrong, without the kind's prefix for a corrupt store (for messages that
+    /// name the kind themselves).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt(what) => what.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Result with the store's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -96,6 +96,9 @@ pub struct Verified {
     pub points: u64,
     /// Superseded values (of earlier releases) in the sound chunks.
     pub history: u64,
+    /// Bytes of the series' keys and values (entries and chunks) as stored, before sled's
+    /// own overhead and the space it has yet to reclaim.
+    pub bytes: u64,
     /// What does not read, each naming the series and periods.
     pub corrupt: Vec<String>,
 }
@@ -220,6 +223,46 @@ fn checked(
     view: View,
     releases: &RwLock<Releases>,
 ) -> Result<(u32, sled::IVec)> {
+    checked_with(key, item, |bytes, parsed| {
+        Ok(match view {
+            View::Latest => bytes.clone(),
+            // Unnamed values only: nothing was published.
+            View::AsOf(_) if !parsed.has_releases() => sled::IVec::from(Chunk::default().encode()),
+            View::AsOf(cutoff) => {
+                let releases = releases.read().unwrap_or_else(|e| e.into_inner());
+                let chunk = Chunk::of_view(&parsed, true);
+                sled::IVec::from(chunk.as_of(cutoff, &|id| releases.rank(id)).encode())
+            }
+        })
+    })
+}
+
+/// A chunk read for `key` as `view` sees it, decoded (parsed and checked once).
+fn checked_chunk(
+    key: &SeriesKey,
+    item: RawChunk,
+    view: View,
+    releases: &RwLock<Releases>,
+) -> Result<(u32, Chunk)> {
+    checked_with(key, item, |_, parsed| {
+        Ok(match view {
+            View::Latest => Chunk::of_view(&parsed, false),
+            View::AsOf(_) if !parsed.has_releases() => Chunk::default(),
+            View::AsOf(cutoff) => {
+                let releases = releases.read().unwrap_or_else(|e| e.into_inner());
+                Chunk::of_view(&parsed, true).as_of(cutoff, &|id| releases.rank(id))
+            }
+        })
+    })
+}
+
+/// A raw chunk checked (its checksum and layout), then given to `then` with its parsed view;
+/// a chunk that does not read is an error naming the series and periods.
+fn checked_with<T>(
+    key: &SeriesKey,
+    item: RawChunk,
+    then: impl FnOnce(&sled::IVec, ChunkView<'_>) -> Result<T>,
+) -> Result<(u32, T)> {
     let (block, bytes) = match item {
         Ok(found) => found,
         Err((block, Error::Storage(sled::Error::Corruption { .. }))) => {
@@ -230,19 +273,9 @@ fn checked(
     };
     let parsed = match ChunkView::parse(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return Err(corrupt_chunk(key, block, &e.to_string())),
+        Err(e) => return Err(corrupt_chunk(key, block, &e.detail())),
     };
-    let bytes = match view {
-        View::Latest => bytes,
-        // Unnamed values only: nothing was published.
-        View::AsOf(_) if !parsed.has_releases() => sled::IVec::from(Chunk::default().encode()),
-        View::AsOf(cutoff) => {
-            let releases = releases.read().unwrap_or_else(|e| e.into_inner());
-            let chunk = Chunk::decode(&bytes)?;
-            sled::IVec::from(chunk.as_of(cutoff, &|id| releases.rank(id)).encode())
-        }
-    };
-    Ok((block * BLOCK, bytes))
+    Ok((block * BLOCK, then(&bytes, parsed)?))
 }
 
 /// The error of a chunk that does not read: the series, the periods it holds, what failed.
@@ -576,9 +609,8 @@ impl Store {
                         w.meta = meta;
                         match inline {
                             Some((block, at)) => {
-                                let chunk = Chunk::decode(&raw[at]).map_err(|e| {
-                                    corrupt_chunk(&series.key, block, &e.to_string())
-                                })?;
+                                let chunk = Chunk::decode(&raw[at])
+                                    .map_err(|e| corrupt_chunk(&series.key, block, &e.detail()))?;
                                 w.chunks.insert(block, chunk);
                             }
                             None => w.apart = true,
@@ -599,7 +631,7 @@ impl Store {
                         };
                         let chunk = match stored {
                             Some(raw) => Chunk::decode(&raw)
-                                .map_err(|e| corrupt_chunk(&series.key, block, &e.to_string()))?,
+                                .map_err(|e| corrupt_chunk(&series.key, block, &e.detail()))?,
                             None => Chunk::default(),
                         };
                         e.insert(chunk)
@@ -920,28 +952,33 @@ impl Store {
         view: View,
     ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
         let frequency = key.frequency;
-        Ok(self
-            .scan_chunks(key, from, to, view)?
-            .flat_map(move |chunk| {
-                let points: Vec<Result<StoredPoint>> = match chunk {
-                    Err(e) => vec![Err(e)],
-                    Ok((base, chunk)) => chunk
-                        .entries()
-                        .iter()
-                        .map(|e| (base + u32::from(e.offset), e))
-                        .filter(|(ordinal, _)| (from..=to).contains(ordinal))
-                        .map(|(ordinal, e)| {
-                            Ok(StoredPoint {
-                                period: Period { frequency, ordinal },
-                                value: e.value,
-                                source: e.source.clone(),
-                                release: e.release,
-                            })
+        let encoded = key.encode();
+        let entry = (self.tree.get(prefixed(INDEX, &encoded))?)
+            .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
+        let (key, releases) = (key.clone(), self.releases.clone());
+        // Each chunk parsed and checked once, decoded without its history.
+        let chunks = (self.raw_chunks_of(&encoded, &entry, from, to))
+            .map(move |item| checked_chunk(&key, item, view, &releases));
+        Ok(chunks.flat_map(move |chunk| {
+            let points: Vec<Result<StoredPoint>> = match chunk {
+                Err(e) => vec![Err(e)],
+                Ok((base, chunk)) => chunk
+                    .entries()
+                    .iter()
+                    .map(|e| (base + u32::from(e.offset), e))
+                    .filter(|(ordinal, _)| (from..=to).contains(ordinal))
+                    .map(|(ordinal, e)| {
+                        Ok(StoredPoint {
+                            period: Period { frequency, ordinal },
+                            value: e.value,
+                            source: e.source.clone(),
+                            release: e.release,
                         })
-                        .collect(),
-                };
-                points
-            }))
+                    })
+                    .collect(),
+            };
+            points
+        }))
     }
 
     /// All latest points of `key` in `[from, to]`, or `NotFound`.
@@ -1095,6 +1132,7 @@ impl Store {
                 continue;
             };
             out.series += 1;
+            out.bytes += (k.len() + v.len()) as u64;
             let (meta, inline) = match decode_entry(&v) {
                 Ok(found) => found,
                 Err(e) => {
@@ -1112,7 +1150,7 @@ impl Store {
                     }
                     Err(e) => {
                         out.corrupt
-                            .push(corrupt_chunk(&key, block, &e.to_string()).to_string());
+                            .push(corrupt_chunk(&key, block, &e.detail()).to_string());
                         sound = false;
                     }
                 }
@@ -1122,7 +1160,10 @@ impl Store {
                 None => {
                     for item in self.tree.scan_prefix(chunk_prefix(&k[1..])) {
                         match item {
-                            Ok((ck, bytes)) => check(block_of(&ck), &bytes, &mut out),
+                            Ok((ck, bytes)) => {
+                                out.bytes += (ck.len() + bytes.len()) as u64;
+                                check(block_of(&ck), &bytes, &mut out)
+                            }
                             Err(e) => {
                                 out.corrupt
                                     .push(format!("series {key}: its chunks stop reading: {e}"));

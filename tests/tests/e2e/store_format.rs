@@ -1,6 +1,7 @@
 //! Stores written by older tradepacts (formats 1–3, `tests/fixtures/store-format-N`): the
 //! data service refuses each at start with a message naming the command that migrates it, and
 //! after `tradepact migrate-store` it serves the same figures; the old store is kept beside it.
+//! And a store whose chunk no longer verifies names what is lost.
 
 use tradepact_proto::data_v1 as pb;
 use tradepact_tests::{binary, data_client, start_data, workspace};
@@ -109,4 +110,79 @@ async fn refused_then_migrated_and_read_back(format: u32) {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+}
+
+/// A flipped byte in a stored chunk (inside a page sled itself still accepts): reading that
+/// series answers `DATA_LOSS` naming the series and its periods, other series still read, and
+/// `tradepact verify-store` lists it and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_chunk_is_data_loss_naming_the_series_and_verify_store_lists_it() {
+    use tradepact_tests::{key, write_request};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("trade");
+    let series = |partner: &str| {
+        key(
+            "USA",
+            partner,
+            pb::Flow::Export,
+            pb::TradeKind::Goods,
+            "TOTAL",
+            pb::Frequency::Annual,
+        )
+    };
+    let server = start_data(&store);
+    let mut client = data_client(&server).await;
+    for partner in ["JPN", "KOR"] {
+        let request = write_request(series(partner), &[("2015", 1e9), ("2016", 2e9)]);
+        client.write_points(request).await.unwrap();
+    }
+    drop(client);
+    assert!(server
+        .terminate(std::time::Duration::from_secs(10))
+        .success());
+
+    // Keys sort by reporter and partner: the first series entry (`K` + key) is USA-JPN, whose
+    // chunk (one block) ends its entry.
+    {
+        let db = sled::open(&store).unwrap();
+        let tree = db.open_tree("series").unwrap();
+        let (entry, value) = tree.scan_prefix(b"K").next().unwrap().unwrap();
+        let mut bytes = value.to_vec();
+        let at = bytes.len() - 7;
+        bytes[at] ^= 0x40;
+        tree.insert(entry, bytes).unwrap();
+        db.flush().unwrap();
+    }
+
+    let server = start_data(&store);
+    let mut client = data_client(&server).await;
+    let read = |partner: &str| pb::GetSeriesRequest {
+        key: Some(series(partner)),
+        ..Default::default()
+    };
+    let status = client.get_series(read("JPN")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DataLoss, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.contains("USA") && message.contains("JPN") && message.contains("checksum"),
+        "{message}"
+    );
+    assert!(message.contains("periods"), "{message}");
+    let kor = client.get_series(read("KOR")).await.unwrap().into_inner();
+    assert_eq!(kor.values.len(), 2);
+    drop(client);
+    assert!(server
+        .terminate(std::time::Duration::from_secs(10))
+        .success());
+
+    let verified = std::process::Command::new(binary("tradepact"))
+        .arg("verify-store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(!verified.status.success(), "{out}");
+    assert!(out.contains("; 1 corrupt"), "{out}");
+    let corrupt = out.lines().find(|l| l.starts_with("corrupt:")).unwrap();
+    assert!(corrupt.contains("JPN"), "{out}");
 }

@@ -15,7 +15,7 @@ pub fn failure(e: Error) -> Failure {
             Failure::Unavailable("storage is unavailable (I/O error logged on the server); nothing was written by this call".to_owned())
         }
         Error::Storage(e) => Failure::internal("storage error", &e),
-        Error::Corrupt(e) => Failure::internal("corrupt store", &e),
+        Error::Corrupt(e) => Failure::DataLoss(format!("corrupt store: {e}")),
         Error::Format(e) => Failure::internal("store format", &e),
     }
 }
