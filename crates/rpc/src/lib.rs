@@ -14,6 +14,7 @@
 //! - [`outbox`]: watch queues bounded in messages and bytes; [`watch`]: a catch-up then live
 //!   updates through one, a watcher that falls behind dropped with where to resume;
 //! - [`frames`]: small unary responses in one write;
+//! - [`metrics`]: Prometheus metrics on their own address (per-RPC counts and latencies);
 //! - [`paging`]: page sizes and page tokens, checked against the query they belong to;
 //! - [`status::of`]: the one mapping of the application layers' `Failure` to gRPC codes.
 
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod conn;
 pub mod deadline;
 pub mod frames;
+pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod server;
@@ -36,4 +38,5 @@ pub use server::{serve, LimitArgs, Limits, Security, SecurityArgs};
 pub fn is_tradepact_call(path: &str) -> bool {
     path.starts_with("/tradepact.")
 }
+pub use metrics::MetricsArgs;
 pub use telemetry::{init_tracing, LogArgs, LogFormat};

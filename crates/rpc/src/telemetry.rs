@@ -26,18 +26,125 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// Installs the global subscriber: stderr, `RUST_LOG` filter (default `info`).
-/// Calling it twice is harmless (the second call does nothing).
+/// Installs the global subscriber: stderr, `RUST_LOG` filter (default `info`), and the
+/// per-RPC metrics (counted from each call's last line whatever the filter, once
+/// [`crate::metrics`] serves them). Calling it twice is harmless (the second call does nothing).
 pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let lines = match format {
+        LogFormat::Text => lines.with_filter(filter).boxed(),
+        LogFormat::Json => lines.json().with_filter(filter).boxed(),
     };
+    let rpc = tracing_subscriber::filter::Targets::new()
+        .with_target(module_path!(), tracing::Level::INFO);
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(RpcMetrics.with_filter(rpc))
+        .try_init();
+}
+
+/// Whether [`RpcMetrics`] records (set when the metrics endpoint starts).
+pub(crate) static METRICS_ON: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Distinct method labels at most (a caller chooses the path of an unknown method; past this
+/// they count as `other`, so that labels stay bounded).
+const METHOD_LABELS: usize = 256;
+
+/// Counts and times every call from its `rpc` span (the method) and its last line (status and
+/// latency): see [`crate::metrics`].
+struct RpcMetrics;
+
+/// The method of an `rpc` span, kept in its extensions.
+struct Method(String);
+
+/// Reads the fields the metrics need from a span or an event.
+#[derive(Default)]
+struct Fields {
+    method: Option<String>,
+    status: Option<String>,
+    latency_ms: Option<f64>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "latency_ms" {
+            self.latency_ms = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "method" => self.method = Some(format!("{value:?}")),
+            "grpc.status" => self.status = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+}
+
+fn method_label(method: &str) -> String {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
+    if seen.contains(method) {
+        return method.to_owned();
+    }
+    if seen.len() < METHOD_LABELS {
+        seen.insert(method.to_owned());
+        return method.to_owned();
+    }
+    "other".to_owned()
+}
+
+impl<S> tracing_subscriber::Layer<S> for RpcMetrics
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !METRICS_ON.load(std::sync::atomic::Ordering::Relaxed)
+            || attrs.metadata().name() != "rpc"
+        {
+            return;
+        }
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(span), Some(method)) = (ctx.span(id), fields.method) {
+            span.extensions_mut().insert(Method(method));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let (Some(status), Some(latency_ms)) = (fields.status, fields.latency_ms) else {
+            return;
+        };
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let Some(method) = span
+            .extensions()
+            .get::<Method>()
+            .map(|m| method_label(&m.0))
+        else {
+            return;
+        };
+        metrics::counter!(crate::metrics::REQUESTS, "method" => method.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!(crate::metrics::LATENCY, "method" => method).record(latency_ms / 1e3);
+    }
 }
 
 fn grpc_status(headers: Option<&HeaderMap>) -> Option<i32> {

@@ -69,6 +69,8 @@ pub struct Config {
     #[command(flatten)]
     pub log: tradepact_rpc::LogArgs,
     #[command(flatten)]
+    pub metrics: tradepact_rpc::MetricsArgs,
+    #[command(flatten)]
     pub limits: tradepact_rpc::LimitArgs,
     #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
@@ -171,6 +173,7 @@ pub async fn serve(
 /// Runs the service as configured until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = tradepact_rpc::Security::load(&config.security)?;
+    tradepact_rpc::metrics::start(&config.metrics).await?;
     let store = open_store_with(&config.data_dir, &config.store)?;
     tracing::info!(data_dir = %config.data_dir.display(), "store open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;

@@ -85,6 +85,8 @@ pub struct Config {
     pub data_service_timeout_ms: u64,
     #[command(flatten)]
     pub log: tradepact_rpc::LogArgs,
+    #[command(flatten)]
+    pub metrics: tradepact_rpc::MetricsArgs,
     /// PEM CA certificate of the data service's TLS certificate (use an https:// URL).
     #[arg(long, env = "TRADEPACT_DATA_SERVICE_CA")]
     pub data_service_ca: Option<PathBuf>,
@@ -274,6 +276,7 @@ pub async fn serve(
 /// Runs the service as configured until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = tradepact_rpc::Security::load(&config.security)?;
+    tradepact_rpc::metrics::start(&config.metrics).await?;
     let data_service = config.data_service_config()?;
     let log = open_log(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");

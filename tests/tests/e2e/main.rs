@@ -12,6 +12,7 @@ mod impact;
 mod korus_sample;
 mod korus_scenario;
 mod memory;
+mod metrics;
 mod negotiation_flow;
 mod one_write;
 mod overload;

@@ -146,6 +146,10 @@ impl Trade {
             if flush {
                 this.flush_now()?;
             }
+            metrics::counter!("tradepact_points_written_total", "kind" => "inserted")
+                .increment(summary.inserted);
+            metrics::counter!("tradepact_points_written_total", "kind" => "updated")
+                .increment(summary.updated);
             Ok(summary)
         })
         .await

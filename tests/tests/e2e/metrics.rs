@@ -1,0 +1,137 @@
+//! Prometheus metrics: both services with `--metrics-listen 127.0.0.1:0` count and time every
+//! call by method and status, the data service counts the points it wrote, and the endpoint
+//! answers `GET /metrics` (anything else 404), scraped over a real socket.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tradepact_proto::data_v1 as pb;
+use tradepact_proto::negotiation_v1 as npb;
+use tradepact_tests::{
+    data_client, key, negotiation_client, write_request, Process, READY_TIMEOUT,
+};
+
+/// The address of a process's `metrics on ADDR` line.
+fn metrics_addr(p: &Process) -> String {
+    p.wait_for_log("metrics on ", READY_TIMEOUT);
+    let log = p.log();
+    let line = log.lines().find(|l| l.contains("metrics on ")).unwrap();
+    let addr = line.rsplit("metrics on ").next().unwrap();
+    addr.split_whitespace().next().unwrap().to_owned()
+}
+
+/// `GET path` over HTTP/1.1: (status line, body).
+async fn get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The value of the sample whose line names `metric` and every one of `labels`.
+fn sample(body: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_services_count_and_time_every_call_by_method_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("trade");
+    let data = Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let scrape = metrics_addr(&data);
+    let mut client = data_client(&data).await;
+    let series = key(
+        "USA",
+        "KOR",
+        pb::Flow::Export,
+        pb::TradeKind::Goods,
+        "TOTAL",
+        pb::Frequency::Annual,
+    );
+    let write = write_request(series.clone(), &[("2015", 1e9), ("2016", 2e9)]);
+    client.write_points(write.clone()).await.unwrap();
+    client.write_points(write).await.unwrap();
+    let missing = pb::GetSeriesRequest {
+        key: Some(key(
+            "USA",
+            "JPN",
+            pb::Flow::Export,
+            pb::TradeKind::Goods,
+            "TOTAL",
+            pb::Frequency::Annual,
+        )),
+        ..Default::default()
+    };
+    let status = client.get_series(missing).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    let (line, body) = get(&scrape, "/metrics").await;
+    assert!(line.contains("200"), "{line}");
+    let requests = "tradepact_rpc_requests_total";
+    let write_ok = [
+        "method=\"/tradepact.data.v1.TradeDataService/WritePoints\"",
+        "status=\"Ok\"",
+    ];
+    assert_eq!(sample(&body, requests, &write_ok), Some(2.0), "{body}");
+    let read_missing = [
+        "method=\"/tradepact.data.v1.TradeDataService/GetSeries\"",
+        "status=\"NotFound\"",
+    ];
+    assert_eq!(sample(&body, requests, &read_missing), Some(1.0), "{body}");
+    let latency = "tradepact_rpc_latency_seconds_count";
+    let write_method = ["method=\"/tradepact.data.v1.TradeDataService/WritePoints\""];
+    assert_eq!(sample(&body, latency, &write_method), Some(2.0), "{body}");
+    let written = "tradepact_points_written_total";
+    assert_eq!(
+        sample(&body, written, &["kind=\"inserted\""]),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, written, &["kind=\"updated\""]),
+        Some(2.0),
+        "{body}"
+    );
+    let (line, _) = get(&scrape, "/").await;
+    assert!(line.contains("404"), "{line}");
+
+    let negotiation = Process::start(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().join("negotiations").to_str().unwrap(),
+            "--data-service",
+            &data.url(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let scrape = metrics_addr(&negotiation);
+    let mut n = negotiation_client(&negotiation).await;
+    n.list_negotiations(npb::ListNegotiationsRequest::default())
+        .await
+        .unwrap();
+    let (_, body) = get(&scrape, "/metrics").await;
+    let listed = [
+        "method=\"/tradepact.negotiation.v1.NegotiationService/ListNegotiations\"",
+        "status=\"Ok\"",
+    ];
+    assert_eq!(sample(&body, requests, &listed), Some(1.0), "{body}");
+}
