@@ -6,7 +6,8 @@
 //! ([`crate::telemetry`]): the `rpc finished` / `rpc failed` line of each call is also counted
 //! (`tradepact_rpc_requests_total{method, status}`) and timed
 //! (`tradepact_rpc_latency_seconds{method}`), so the log and the metrics cannot disagree. The
-//! services add their own (points written, watchers, negotiations held, …).
+//! server kit adds calls in flight, calls shed, watchers open and dropped; the services their
+//! own (points written and the store's size on disk; calls to the data service).
 //!
 //! The endpoint is served with hyper's HTTP/1.1 server (the exporter's own listener cannot
 //! report the port it bound, and tests bind port 0): one connection at a time is cheap, each is
@@ -25,6 +26,20 @@ use tokio::sync::Semaphore;
 pub const REQUESTS: &str = "tradepact_rpc_requests_total";
 /// Latency of answered requests (to the last message of a stream), by method.
 pub const LATENCY: &str = "tradepact_rpc_latency_seconds";
+
+/// Calls admitted and not yet answered (streams: until their response starts).
+pub const IN_FLIGHT: &str = "tradepact_rpc_in_flight";
+/// Calls refused at admission (`RESOURCE_EXHAUSTED`: the server's or a token's limit).
+pub const SHED: &str = "tradepact_rpc_shed_total";
+/// Watch streams open.
+pub const WATCHERS: &str = "tradepact_watchers";
+/// Watchers dropped for falling behind.
+pub const WATCHERS_DROPPED: &str = "tradepact_watchers_dropped_total";
+
+/// Whether the metrics endpoint runs (for figures that cost something to gather).
+pub fn enabled() -> bool {
+    crate::telemetry::METRICS_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Connections the metrics endpoint serves at once.
 const CONNECTIONS: usize = 16;

@@ -106,6 +106,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::IN_FLIGHT).decrement(1.0);
         if let Some(p) = &self.token {
             p.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
@@ -132,6 +133,7 @@ impl Ticket {
         }
         match self.shared.slots.clone().try_acquire_owned() {
             Ok(slot) => {
+                metrics::gauge!(crate::metrics::IN_FLIGHT).increment(1.0);
                 *self.held.lock().expect("ticket lock") = Some(Held { _slot: slot, token });
                 self.admitted.notify_one();
                 Ok(())
@@ -149,6 +151,7 @@ impl Ticket {
     }
 
     fn shed(&self, why: String) -> Status {
+        metrics::counter!(crate::metrics::SHED).increment(1);
         let total = self.shared.shed.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(shed_total = total, "shedding a call: {why}");
         Status::resource_exhausted(why)

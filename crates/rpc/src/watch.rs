@@ -43,7 +43,9 @@ pub fn watch<F: Feed>(
     mut feed: F,
 ) -> OutStream<F::Message> {
     let (out, stream) = outbox(MAX_MESSAGES, MAX_BYTES);
+    let counted = Watching::start(); // before the stream is answered
     tokio::spawn(async move {
+        let _counted = counted;
         // The catch-up may wait for room: it delays only this watch.
         for message in past {
             if out.send(message).await.is_err() {
@@ -51,6 +53,7 @@ pub fn watch<F: Feed>(
             }
         }
         let behind = |feed: &F, why: &str| {
+            metrics::counter!(crate::metrics::WATCHERS_DROPPED).increment(1);
             Status::resource_exhausted(format!(
                 "watcher {why} and was dropped; resume with {}",
                 feed.resume_from()
@@ -88,4 +91,20 @@ pub fn watch<F: Feed>(
         }
     });
     stream
+}
+
+/// A watch counted in [`crate::metrics::WATCHERS`] while it lasts.
+struct Watching;
+
+impl Watching {
+    fn start() -> Watching {
+        metrics::gauge!(crate::metrics::WATCHERS).increment(1.0);
+        Watching
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::WATCHERS).decrement(1.0);
+    }
 }

@@ -501,6 +501,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Bytes the store's files take (sled's count, including space not yet reclaimed).
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Makes every write applied so far durable (fsync) and returns the sequence number up
     /// to which all writes are now durable. Concurrent callers share the work.
     pub fn flush(&self) -> Result<u64> {

@@ -154,6 +154,9 @@ pub async fn serve(
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if tradepact_rpc::metrics::enabled() {
+        tokio::spawn(store_size(Arc::downgrade(&store)));
+    }
     let (app, watchers) = app::Trade::new(store.clone());
     let service = DataService::new(app);
     let server = TradeDataServiceServer::new(service)
@@ -168,6 +171,19 @@ pub async fn serve(
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!("store flushed");
     served
+}
+
+/// Keeps the `tradepact_store_bytes` gauge current (every 10 s) while the store is open.
+async fn store_size(store: std::sync::Weak<Store>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        let size = tokio::task::spawn_blocking(move || store.size_on_disk()).await;
+        if let Ok(Ok(bytes)) = size {
+            metrics::gauge!("tradepact_store_bytes").set(bytes as f64);
+        }
+    }
 }
 
 /// Runs the service as configured until SIGINT or SIGTERM.

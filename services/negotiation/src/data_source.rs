@@ -93,7 +93,15 @@ impl DataSource {
             ..Default::default()
         };
         let mut client = self.client.clone();
-        let values = match client.get_series(self.request(request, traceparent)).await {
+        let started = std::time::Instant::now();
+        let answer = client.get_series(self.request(request, traceparent)).await;
+        let status = match &answer {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        };
+        metrics::histogram!("tradepact_data_service_latency_seconds", "method" => "GetSeries", "status" => format!("{status:?}"))
+            .record(started.elapsed().as_secs_f64());
+        let values = match answer {
             Ok(r) => r.into_inner().values,
             Err(s) if s.code() == Code::NotFound => return Ok(None),
             Err(s) => return Err(unavailable(s)),

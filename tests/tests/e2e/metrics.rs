@@ -1,6 +1,7 @@
 //! Prometheus metrics: both services with `--metrics-listen 127.0.0.1:0` count and time every
-//! call by method and status, the data service counts the points it wrote, and the endpoint
-//! answers `GET /metrics` (anything else 404), scraped over a real socket.
+//! call by method and status, gauge calls in flight and watchers open, the data service counts
+//! the points it wrote and gauges its store's size; the endpoint answers `GET /metrics`
+//! (anything else 404), scraped over a real socket.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tradepact_proto::data_v1 as pb;
@@ -107,8 +108,30 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
         Some(2.0),
         "{body}"
     );
+    // No call in flight now; the store's size is known (gauged at start, then every 10 s).
+    assert_eq!(
+        sample(&body, "tradepact_rpc_in_flight", &[]),
+        Some(0.0),
+        "{body}"
+    );
+    let bytes = sample(&body, "tradepact_store_bytes", &[]);
+    assert!(bytes.is_some_and(|b| b > 0.0), "{body}");
     let (line, _) = get(&scrape, "/").await;
     assert!(line.contains("404"), "{line}");
+
+    // A watch open is counted while it lasts.
+    let watch = client
+        .watch_series(pb::WatchSeriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, body) = get(&scrape, "/metrics").await;
+    assert_eq!(
+        sample(&body, "tradepact_watchers", &[]),
+        Some(1.0),
+        "{body}"
+    );
+    drop(watch);
 
     let negotiation = Process::start(
         "tradepact-negotiation",
