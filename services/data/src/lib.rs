@@ -155,6 +155,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if tradepact_rpc::metrics::enabled() {
+        // Known before the first call (a cheap look at the files), then every 10 s.
+        if let Ok(bytes) = store.size_on_disk() {
+            metrics::gauge!(STORE_BYTES).set(bytes as f64);
+        }
         tokio::spawn(store_size(Arc::downgrade(&store)));
     }
     let (app, watchers) = app::Trade::new(store.clone());
@@ -173,15 +177,17 @@ pub async fn serve(
     served
 }
 
-/// Keeps the `tradepact_store_bytes` gauge current (every 10 s) while the store is open.
+/// The store's files, in bytes (a gauge).
+const STORE_BYTES: &str = "tradepact_store_bytes";
+
+/// Keeps [`STORE_BYTES`] current (every 10 s) while the store is open.
 async fn store_size(store: std::sync::Weak<Store>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {
-        every.tick().await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
         let Some(store) = store.upgrade() else { return };
         let size = tokio::task::spawn_blocking(move || store.size_on_disk()).await;
         if let Ok(Ok(bytes)) = size {
-            metrics::gauge!("tradepact_store_bytes").set(bytes as f64);
+            metrics::gauge!(STORE_BYTES).set(bytes as f64);
         }
     }
 }
