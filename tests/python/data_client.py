@@ -1,47 +1,27 @@
-"""A second-language client: Python grpcio stubs generated from proto/ at run time.
+"""A second-language client: the `tradepact` Python package (clients/python, its stubs
+generated from proto/ when it is installed).
 
 Usage: python3 data_client.py HOST:PORT
 
-Writes one quarterly series through TradeDataService/WritePoints, reads it back with
-GetSeries (raw and aggregated to annual), checks a field violation on bad input, and exits
-non-zero on any mismatch.
+Writes one quarterly series, reads it back (raw and aggregated to annual) as DataFrames,
+checks the field violations of bad input, bounded echoes and malformed bytes through the
+package's stub, and exits non-zero on any mismatch.
 """
 
-import pathlib
 import sys
-import tempfile
 
 import grpc
-from grpc_tools import protoc
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PROTO_ROOT = ROOT / "proto"
-
-
-def generate(out: pathlib.Path) -> None:
-    well_known = pathlib.Path(protoc.__file__).parent / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        "tradepact/data/v1/data_service.proto",
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+import tradepact
+from tradepact import data_pb as pb
 
 
 def main(addr: str) -> None:
-    out = pathlib.Path(tempfile.mkdtemp(prefix="tradepact-py-"))
-    generate(out)
-    sys.path.insert(0, str(out))
-    from tradepact.data.v1 import data_service_pb2 as pb
-    from tradepact.data.v1 import data_service_pb2_grpc as rpc
-
-    with grpc.insecure_channel(addr) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        stub = rpc.TradeDataServiceStub(channel)
+    with tradepact.connect_data(addr, timeout=10) as client:
+        stub = client.stub
+        written = client.write("KOR", "USA", {f"2017-Q{q}": 1e6 * q for q in range(1, 5)},
+                               product="HS:8704", frequency="quarterly", source="python")
+        assert written["inserted"] == 4 and written["updated"] == 0, written
         key = pb.SeriesKey(
             reporter="KOR",
             partner="USA",
@@ -50,33 +30,22 @@ def main(addr: str) -> None:
             product="HS:8704",
             frequency=pb.FREQUENCY_QUARTERLY,
         )
-        points = [pb.Point(period=f"2017-Q{q}", value_usd=1e6 * q) for q in range(1, 5)]
-        written = stub.WritePoints(
-            pb.WritePointsRequest(series=[pb.SeriesPoints(key=key, points=points, source="python")]),
-            timeout=10,
-        )
-        assert written.inserted == 4 and written.updated == 0, written
 
-        raw = stub.GetSeries(pb.GetSeriesRequest(key=key), timeout=10)
-        got = [(v.period, v.value_usd, v.source) for v in raw.values]
+        raw = client.series("KOR", "USA", product="HS:8704", frequency="quarterly")
+        got = list(raw[["period", "value_usd", "source"]].itertuples(index=False, name=None))
         want = [(f"2017-Q{q}", 1e6 * q, "python") for q in range(1, 5)]
         assert got == want, got
 
-        annual = stub.GetSeries(
-            pb.GetSeriesRequest(key=key, aggregate_to=pb.FREQUENCY_ANNUAL), timeout=10
-        )
-        assert [(v.period, v.value_usd, v.input_count) for v in annual.values] == [("2017", 1e7, 4)], annual
+        annual = client.series("KOR", "USA", product="HS:8704", frequency="quarterly",
+                               aggregate_to="annual")
+        got = list(annual[["period", "value_usd", "input_count"]].itertuples(index=False, name=None))
+        assert got == [("2017", 1e7, 4)], got
 
         try:
-            stub.WritePoints(
-                pb.WritePointsRequest(
-                    series=[pb.SeriesPoints(key=key, points=[pb.Point(period="2017", value_usd=1)])]
-                ),
-                timeout=10,
-            )
-        except grpc.RpcError as e:
-            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e.code()
-            assert "series[0].points[0].period" in e.details(), e.details()
+            client.write("KOR", "USA", {"2017": 1}, product="HS:8704", frequency="quarterly")
+        except tradepact.Error as e:
+            assert e.code == grpc.StatusCode.INVALID_ARGUMENT, e.code
+            assert [f for f, _ in e.violations] == ["series[0].points[0].period"], e.violations
         else:
             raise AssertionError("an annual period in a quarterly series was accepted")
 
@@ -107,6 +76,7 @@ def main(addr: str) -> None:
             raise AssertionError("60 bad periods were accepted")
 
         # Bytes that are not the method's message: INVALID_ARGUMENT, not INTERNAL.
+        channel = grpc.insecure_channel(addr)
         raw_call = channel.unary_unary(
             "/tradepact.data.v1.TradeDataService/GetSeries",
             request_serializer=lambda b: b,
@@ -119,6 +89,8 @@ def main(addr: str) -> None:
             assert "not a valid protobuf message" in e.details(), e.details()
         else:
             raise AssertionError("malformed protobuf was accepted")
+        finally:
+            channel.close()
     print("python client: ok")
 
 

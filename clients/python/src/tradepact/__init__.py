@@ -1,0 +1,409 @@
+"""Python client of the tradepact services.
+
+Trade figures come back as pandas DataFrames (one row per period, series value, balance row,
+query cell or revision), negotiations as plain dicts (the protobuf messages with their field
+names), streams as iterators. Every call has a deadline (``timeout``, 30 s by default) and
+raises :class:`Error` with the gRPC code, the message and any field violations.
+
+    >>> import tradepact
+    >>> with tradepact.connect_data("127.0.0.1:50051") as data:
+    ...     data.balance("USA", "KOR", start="2011", end="2017")
+
+The stubs (``tradepact.data.v1``, ``tradepact.negotiation.v1``) are generated from the
+repository's ``proto/`` when the package is built.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import grpc
+import pandas as pd
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from tradepact.data.v1 import data_service_pb2 as data_pb
+from tradepact.data.v1 import data_service_pb2_grpc as data_rpc
+from tradepact.negotiation.v1 import negotiation_service_pb2 as negotiation_pb
+from tradepact.negotiation.v1 import negotiation_service_pb2_grpc as negotiation_rpc
+
+__all__ = [
+    "DataClient",
+    "Error",
+    "NegotiationClient",
+    "connect_data",
+    "connect_negotiation",
+    "data_pb",
+    "negotiation_pb",
+]
+
+PathLike = Union[str, pathlib.Path]
+
+
+@dataclass
+class Error(Exception):
+    """A call that failed: its gRPC status code, message and, for ``INVALID_ARGUMENT``, the
+    field violations (field path, description) the server attached."""
+
+    code: grpc.StatusCode
+    message: str
+    violations: List[Tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _error(e: grpc.RpcError) -> Error:
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = e.details() if hasattr(e, "details") else str(e)
+    violations: List[Tuple[str, str]] = []
+    status = rpc_status.from_call(e) if isinstance(e, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            violations += [(v.field, v.description) for v in bad.field_violations]
+    return Error(code, details or "", violations)
+
+
+def _channel(target: str, ca: Optional[PathLike], options: Sequence[tuple]) -> grpc.Channel:
+    if target.startswith("https://"):
+        root = pathlib.Path(ca).read_bytes() if ca is not None else None
+        return grpc.secure_channel(target[len("https://"):], grpc.ssl_channel_credentials(root), options)
+    return grpc.insecure_channel(target.removeprefix("http://"), options)
+
+
+def _enum(enum: Any, prefix: str, name: Optional[str]) -> int:
+    """`"import"` → `FLOW_IMPORT`; None → unspecified."""
+    if name is None:
+        return 0
+    return enum.Value(f"{prefix}_{name.upper().replace('-', '_')}")
+
+
+def _plain(message: Message) -> Dict[str, Any]:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+class _Client:
+    def __init__(self, target: str, *, token: Optional[str], ca: Optional[PathLike], timeout: float):
+        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        self._channel = _channel(target, ca, options)
+        self._metadata = [("authorization", f"Bearer {token}")] if token else []
+        self.timeout = timeout
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Message) -> Any:
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _error(e) from None
+
+    def _stream(self, method: Any, request: Message, timeout: Optional[float]) -> Iterator[Any]:
+        try:
+            yield from method(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _error(e) from None
+
+
+def _key(reporter: str, partner: str, flow: str, kind: str, product: str, frequency: str) -> Message:
+    return data_pb.SeriesKey(
+        reporter=reporter,
+        partner=partner,
+        flow=_enum(data_pb.Flow, "FLOW", flow),
+        kind=_enum(data_pb.TradeKind, "TRADE_KIND", kind),
+        product=product,
+        frequency=_enum(data_pb.Frequency, "FREQUENCY", frequency),
+    )
+
+
+class DataClient(_Client):
+    """The trade data service (``tradepact.data.v1.TradeDataService``)."""
+
+    def __init__(self, target: str, *, token: Optional[str] = None, ca: Optional[PathLike] = None, timeout: float = 30.0):
+        super().__init__(target, token=token, ca=ca, timeout=timeout)
+        self.stub = data_rpc.TradeDataServiceStub(self._channel)
+
+    def write(
+        self,
+        reporter: str,
+        partner: str,
+        values: Union[Mapping[str, float], pd.Series],
+        *,
+        flow: str = "export",
+        kind: str = "goods",
+        product: str = "TOTAL",
+        frequency: str = "annual",
+        source: str = "",
+        release: Optional[Mapping[str, str]] = None,
+    ) -> Dict[str, int]:
+        """Writes one series' values (period → USD), durably, as a release when one is given
+        (``{"label": ..., "date": "YYYY-MM-DD", "source": ...}``). Returns inserted, updated
+        and the write's sequence."""
+        points = [data_pb.Point(period=str(p), value_usd=float(v)) for p, v in dict(values).items()]
+        series = data_pb.SeriesPoints(
+            key=_key(reporter, partner, flow, kind, product, frequency), points=points, source=source
+        )
+        request = data_pb.WritePointsRequest(series=[series])
+        if release is not None:
+            request.release.CopyFrom(data_pb.Release(**release))
+        answer = self._call(self.stub.WritePoints, request)
+        return {"inserted": answer.inserted, "updated": answer.updated, "sequence": answer.sequence}
+
+    def series(
+        self,
+        reporter: str,
+        partner: str,
+        *,
+        flow: str = "export",
+        kind: str = "goods",
+        product: str = "TOTAL",
+        frequency: str = "annual",
+        start: Optional[str] = None,
+        end: Optional[str] = None,
+        aggregate_to: Optional[str] = None,
+        as_of_release: Optional[str] = None,
+        as_of_date: Optional[str] = None,
+    ) -> pd.DataFrame:
+        """A series' values, every page: columns period, value_usd, source, release,
+        input_count (and expected_input_count when aggregated)."""
+        request = data_pb.GetSeriesRequest(
+            key=_key(reporter, partner, flow, kind, product, frequency),
+            start_period=start or "",
+            end_period=end or "",
+            aggregate_to=_enum(data_pb.Frequency, "FREQUENCY", aggregate_to),
+            page_size=10_000,
+            as_of_release=as_of_release or "",
+            as_of_date=as_of_date or "",
+        )
+        rows = []
+        while True:
+            page = self._call(self.stub.GetSeries, request)
+            rows += [
+                (v.period, v.value_usd, v.source, v.release, v.input_count, v.expected_input_count)
+                for v in page.values
+            ]
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
+        columns = ["period", "value_usd", "source", "release", "input_count", "expected_input_count"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def balance(
+        self,
+        reporter: str,
+        partner: str,
+        *,
+        start: Optional[str] = None,
+        end: Optional[str] = None,
+        product: str = "",
+        frequency: Optional[str] = None,
+        as_of_release: Optional[str] = None,
+        as_of_date: Optional[str] = None,
+    ) -> pd.DataFrame:
+        """Exports, imports and balance of goods, services and their total per period (NaN
+        where an input is missing, never 0), the published balances beside them, and the
+        releases each row used."""
+        request = data_pb.GetTradeBalanceRequest(
+            reporter=reporter,
+            partner=partner,
+            product=product,
+            frequency=_enum(data_pb.Frequency, "FREQUENCY", frequency),
+            start_period=start or "",
+            end_period=end or "",
+            as_of_release=as_of_release or "",
+            as_of_date=as_of_date or "",
+        )
+        answer = self._call(self.stub.GetTradeBalance, request)
+        rows = []
+        for row in answer.rows:
+            out: Dict[str, Any] = {"period": row.period}
+            for part in ("goods", "services", "total"):
+                figures = getattr(row, part)
+                for name in ("exports_usd", "imports_usd", "balance_usd", "reported_balance_usd"):
+                    out[f"{part}_{name}"] = getattr(figures, name) if figures.HasField(name) else float("nan")
+            out["complete"] = row.complete
+            out["releases"] = list(row.releases)
+            rows.append(out)
+        return pd.DataFrame(rows)
+
+    def query(
+        self,
+        *,
+        reporters: Sequence[str] = (),
+        partners: Sequence[str] = (),
+        partner_groups: Sequence[str] = (),
+        exclude_partners: Sequence[str] = (),
+        flows: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        products: Sequence[str] = (),
+        product_prefix: str = "",
+        product_level: int = 0,
+        start: Optional[str] = None,
+        end: Optional[str] = None,
+        group_by: Sequence[str] = (),
+        product_group_level: int = 0,
+        balance: bool = False,
+        order: Optional[str] = None,
+        limit: int = 0,
+        as_of_release: Optional[str] = None,
+        as_of_date: Optional[str] = None,
+    ) -> pd.DataFrame:
+        """A question across the matrix (``QueryTrade``), streamed: one row per cell with a
+        column per ``group_by`` dimension, value (NaN when no input), input_count,
+        missing_input_count and missing_inputs."""
+        request = data_pb.QueryTradeRequest(
+            reporters=list(reporters),
+            partners=list(partners),
+            partner_groups=list(partner_groups),
+            exclude_partners=list(exclude_partners),
+            flows=[_enum(data_pb.Flow, "FLOW", f) for f in flows],
+            kinds=[_enum(data_pb.TradeKind, "TRADE_KIND", k) for k in kinds],
+            products=list(products),
+            product_prefix=product_prefix,
+            product_level=product_level,
+            start_period=start or "",
+            end_period=end or "",
+            group_by=[_enum(data_pb.Dimension, "DIMENSION", g) for g in group_by],
+            product_group_level=product_group_level,
+            balance=balance,
+            order=_enum(data_pb.QueryOrder, "QUERY_ORDER", order),
+            limit=limit,
+            as_of_release=as_of_release or "",
+            as_of_date=as_of_date or "",
+        )
+        rows = []
+        for message in self._stream(self.stub.QueryTrade, request, self.timeout):
+            for cell in message.cells:
+                row: Dict[str, Any] = dict(zip(group_by, cell.group))
+                row["value"] = cell.value if cell.HasField("value") else float("nan")
+                row["input_count"] = cell.input_count
+                row["missing_input_count"] = cell.missing_input_count
+                row["missing_inputs"] = list(cell.missing_inputs)
+                rows.append(row)
+        columns = [*group_by, "value", "input_count", "missing_input_count", "missing_inputs"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def releases(self) -> pd.DataFrame:
+        """Every release of the store, in release order: label, date, source."""
+        answer = self._call(self.stub.ListReleases, data_pb.ListReleasesRequest())
+        rows = [(r.release.label, r.release.date, r.release.source) for r in answer.releases]
+        return pd.DataFrame(rows, columns=["label", "date", "source"])
+
+    def revisions(
+        self,
+        reporter: str = "",
+        partner: str = "",
+        *,
+        from_release: Optional[str] = None,
+        to_release: Optional[str] = None,
+        from_date: Optional[str] = None,
+        to_date: Optional[str] = None,
+        limit: int = 1000,
+    ) -> pd.DataFrame:
+        """What changed between two releases (or days): one row per point with old_value,
+        new_value, change and percent (NaN where a side has no value)."""
+        request = data_pb.DiffReleasesRequest(
+            filter=data_pb.SeriesFilter(reporter=reporter, partner=partner, measure=data_pb.MEASURE_ANY),
+            from_release=from_release or "",
+            to_release=to_release or "",
+            from_date=from_date or "",
+            to_date=to_date or "",
+            limit=limit,
+        )
+        answer = self._call(self.stub.DiffReleases, request)
+        nan = float("nan")
+        rows = [
+            {
+                "reporter": r.key.reporter,
+                "partner": r.key.partner,
+                "flow": data_pb.Flow.Name(r.key.flow),
+                "kind": data_pb.TradeKind.Name(r.key.kind),
+                "product": r.key.product,
+                "period": r.period,
+                "old_value": r.old_value if r.HasField("old_value") else nan,
+                "new_value": r.new_value if r.HasField("new_value") else nan,
+                "change": r.change if r.HasField("change") else nan,
+                "percent": r.percent if r.HasField("percent") else nan,
+                "release": r.release,
+            }
+            for r in answer.revisions
+        ]
+        return pd.DataFrame(rows)
+
+    def watch(
+        self,
+        *,
+        reporter: str = "",
+        partner: str = "",
+        from_sequence: int = 0,
+        as_of_release: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Iterator[Dict[str, Any]]:
+        """Writes to the series a filter matches, as they become durable (after a replay from
+        ``from_sequence``): each a dict with key, points, sequence and release. Ends after
+        ``timeout`` seconds (None: when the server ends it) or when the iterator is closed."""
+        request = data_pb.WatchSeriesRequest(
+            filter=data_pb.SeriesFilter(reporter=reporter, partner=partner),
+            from_sequence=from_sequence,
+            as_of_release=as_of_release or "",
+        )
+        try:
+            for message in self._stream(self.stub.WatchSeries, request, timeout):
+                yield _plain(message)
+        except Error as e:
+            if timeout is None or e.code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+
+
+class NegotiationClient(_Client):
+    """The negotiation service (``tradepact.negotiation.v1.NegotiationService``)."""
+
+    def __init__(self, target: str, *, token: Optional[str] = None, ca: Optional[PathLike] = None, timeout: float = 30.0):
+        super().__init__(target, token=token, ca=ca, timeout=timeout)
+        self.stub = negotiation_rpc.NegotiationServiceStub(self._channel)
+
+    def negotiations(self) -> List[Dict[str, Any]]:
+        """Every negotiation (all pages), as dicts."""
+        request = negotiation_pb.ListNegotiationsRequest(page_size=100)
+        out: List[Dict[str, Any]] = []
+        while True:
+            page = self._call(self.stub.ListNegotiations, request)
+            out += [_plain(n) for n in page.negotiations]
+            if not page.next_page_token:
+                return out
+            request.page_token = page.next_page_token
+
+    def negotiation(self, id: str, *, include_positions: bool = False) -> Dict[str, Any]:
+        """One negotiation (with the positions the token may see, when asked)."""
+        request = negotiation_pb.GetNegotiationRequest(id=id, include_positions=include_positions)
+        return _plain(self._call(self.stub.GetNegotiation, request))
+
+    def analyze(self, id: str) -> Dict[str, Any]:
+        """The exact analysis of a negotiation (ZOPA, frontier, Nash, Kalai–Smorodinsky, …)."""
+        request = negotiation_pb.AnalyzeNegotiationRequest(id=id)
+        return _plain(self._call(self.stub.AnalyzeNegotiation, request))
+
+
+def connect_data(target: str, **kwargs: Any) -> DataClient:
+    """A client of the data service at ``target`` (``HOST:PORT``, ``http://…`` or
+    ``https://…``); ``token=``, ``ca=`` and ``timeout=`` as :class:`DataClient` takes them."""
+    return DataClient(target, **kwargs)
+
+
+def connect_negotiation(target: str, **kwargs: Any) -> NegotiationClient:
+    """A client of the negotiation service, as :func:`connect_data`."""
+    return NegotiationClient(target, **kwargs)
