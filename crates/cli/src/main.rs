@@ -1,5 +1,6 @@
 //! `tradepact`: run the services, import data, query them.
 
+mod chart;
 mod comtrade;
 mod connect;
 mod import;
@@ -33,6 +34,13 @@ struct Cli {
     client: connect::ClientArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The charts `tradepact chart` draws.
+#[derive(Subcommand)]
+enum Chart {
+    /// Goods, services and total balance of a reporter with a partner over the periods.
+    Balance(chart::BalanceChartArgs),
 }
 
 #[derive(Subcommand)]
@@ -106,6 +114,11 @@ enum Command {
     Top(query::TopArgs),
     /// Print the trade balance of a reporter with a partner.
     Balance(query::BalanceArgs),
+    /// Draw a chart as SVG (`tradepact chart balance USA KOR --out balance.svg`).
+    Chart {
+        #[command(subcommand)]
+        chart: Chart,
+    },
     /// List the stored series.
     Series(query::SeriesArgs),
     /// Print the SHA-256 line of a bearer token for a tokens file (`HASH NAME SCOPES`).
@@ -213,6 +226,9 @@ async fn main() -> ExitCode {
         Command::Products { action } => reference::products(&cli.client, action).await,
         Command::Top(args) => query::top(&cli.client, args).await,
         Command::Balance(args) => query::balance(&cli.client, args).await,
+        Command::Chart {
+            chart: Chart::Balance(args),
+        } => chart::balance(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {
             token,

@@ -163,3 +163,50 @@ async fn import_streams_the_csv_and_reports_bad_rows_by_line() {
         "{cagr}"
     );
 }
+
+/// `tradepact chart balance` draws the sample's balances as SVG: a point for every figure the
+/// service has (goods 4, services 4, total 3 between 2011 and 2017), none for a missing one,
+/// every year on the axis, the releases cited; anything but .svg is refused.
+#[test]
+fn the_balance_chart_draws_every_figure_and_no_missing_one() {
+    let home = tempfile::tempdir().unwrap();
+    let up = start_up(home.path());
+    up.wait_for_log("ready:", READY_TIMEOUT);
+    let url = format!(
+        "http://{}",
+        up.addr_of("tradepact.data.v1.TradeDataService")
+    );
+    let chart = |out: &std::path::Path| {
+        std::process::Command::new(tradepact_tests::binary("tradepact"))
+            .args([
+                "chart", "balance", "USA", "KOR", "--from", "2011", "--to", "2017",
+            ])
+            .args(["--data-service", &url, "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = home.path().join("balance.svg");
+    let drawn = chart(&out);
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.contains("USA trade balance with KOR, bn USD"), "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 4 + 4 + 3, "{svg}");
+    for year in 2011..=2017 {
+        assert!(
+            svg.contains(&format!("\n{year}\n")),
+            "no {year} on the axis"
+        );
+    }
+    assert!(
+        svg.contains("Release ustr-trade-facts-2016 (2017-03-07)"),
+        "{svg}"
+    );
+    let refused = chart(&home.path().join("balance.png"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(".svg"));
+}

@@ -2,7 +2,7 @@
 //! and reads back a series through it, and the example of `docs/` asks the KORUS questions of
 //! `tradepact up` (the sample and the KORUS scenario loaded) and checks the figures.
 
-use tradepact_tests::{binary, start_data, start_up, workspace};
+use tradepact_tests::{binary, start_data, start_up, workspace, READY_TIMEOUT};
 
 fn python(args: &[&str]) -> String {
     let out = std::process::Command::new("python3")
@@ -31,6 +31,7 @@ fn python_grpcio_client_writes_and_reads_back() {
 fn the_python_example_asks_the_korus_questions() {
     let home = tempfile::tempdir().unwrap();
     let up = start_up(home.path());
+    up.wait_for_log("ready:", READY_TIMEOUT);
     let data = up.addr_of("tradepact.data.v1.TradeDataService");
     let negotiation = up.addr_of("tradepact.negotiation.v1.NegotiationService");
     let loaded = std::process::Command::new(binary("tradepact"))

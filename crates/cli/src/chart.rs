@@ -1,0 +1,274 @@
+//! `tradepact chart balance`: a reporter's goods, services and total balance with a partner
+//! over the periods, as an SVG drawn with `plotters`. A period without a figure is a gap in its
+//! line (never a zero); a figure between two gaps is drawn as a point. The caption names the
+//! releases the figures come from, with their sources.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use tradepact_client::DEFAULT_DEADLINE;
+use tradepact_proto::data_v1 as pb;
+
+use crate::connect::ClientArgs;
+
+/// Flags of `tradepact chart balance`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BalanceChartArgs {
+    #[command(flatten)]
+    pub balance: crate::query::BalanceArgs,
+    /// The SVG file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// One line of the chart: its name, colour and (period position, value) pairs.
+struct Line {
+    name: &'static str,
+    colour: RGBColor,
+    values: Vec<(i64, Option<f64>)>,
+}
+
+/// A period's position on a continuous axis: `2016` → 2016, `2016-Q3` → 2016·4+2, `2016-07`
+/// → 2016·12+6 (the three frequencies are never mixed in one answer).
+fn position(period: &str) -> Option<i64> {
+    let year: i64 = period.get(..4)?.parse().ok()?;
+    match period.get(4..) {
+        Some("") => Some(year),
+        Some(rest) => match rest.strip_prefix("-Q") {
+            Some(q) => Some(year * 4 + q.parse::<i64>().ok()? - 1),
+            None => Some(year * 12 + rest.strip_prefix('-')?.parse::<i64>().ok()? - 1),
+        },
+        None => None,
+    }
+}
+
+/// Runs of consecutive positions with a value: each run is drawn as one line.
+fn runs(values: &[(i64, Option<f64>)]) -> Vec<Vec<(i64, f64)>> {
+    let mut out: Vec<Vec<(i64, f64)>> = Vec::new();
+    let mut last: Option<i64> = None;
+    for &(x, v) in values {
+        match v {
+            Some(v) if last == Some(x - 1) => out.last_mut().expect("a run").push((x, v)),
+            Some(v) => out.push(vec![(x, v)]),
+            None => {}
+        }
+        last = v.map(|_| x);
+    }
+    out
+}
+
+/// Fetches the balance and its releases, draws the chart into `args.out`.
+pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<()> {
+    let b = &args.balance;
+    let mut client = c.data(&b.data_service).await?;
+    let (as_of_release, as_of_date) = crate::vintage::as_of(&b.as_of);
+    let request = pb::GetTradeBalanceRequest {
+        reporter: b.reporter.clone(),
+        partner: b.partner.clone(),
+        start_period: b.from.clone(),
+        end_period: b.to.clone(),
+        as_of_release,
+        as_of_date,
+        ..Default::default()
+    };
+    let rows = (client.get_trade_balance(c.request(request, Some(DEFAULT_DEADLINE))))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .rows;
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "no balance of {} with {} in that range",
+        b.reporter,
+        b.partner
+    );
+    let used: BTreeSet<String> = rows.iter().flat_map(|r| r.releases.clone()).collect();
+    let releases = (client
+        .list_releases(c.request(pb::ListReleasesRequest::default(), Some(DEFAULT_DEADLINE))))
+    .await
+    .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    .into_inner()
+    .releases;
+    let cited: Vec<String> = (releases.into_iter())
+        .filter_map(|r| r.release)
+        .filter(|r| used.contains(&r.label))
+        .map(|r| match r.source.is_empty() {
+            true => format!("{} ({})", r.label, r.date),
+            false => format!("{} ({}): {}", r.label, r.date, r.source),
+        })
+        .collect();
+
+    let mut periods = Vec::new();
+    let figure = |pick: fn(&pb::BalanceRow) -> Option<&pb::BalanceFigures>| {
+        (rows.iter())
+            .filter_map(|r| Some((position(&r.period)?, pick(r).and_then(|f| f.balance_usd))))
+            .map(|(x, v)| (x, v.map(|v| v / 1e9)))
+            .collect::<Vec<_>>()
+    };
+    for r in &rows {
+        if let Some(x) = position(&r.period) {
+            periods.push((x, r.period.clone()));
+        }
+    }
+    let lines = [
+        Line {
+            name: "goods",
+            colour: RGBColor(31, 119, 180),
+            values: figure(|r| r.goods.as_ref()),
+        },
+        Line {
+            name: "services",
+            colour: RGBColor(44, 160, 44),
+            values: figure(|r| r.services.as_ref()),
+        },
+        Line {
+            name: "goods and services",
+            colour: RGBColor(214, 39, 40),
+            values: figure(|r| r.total.as_ref()),
+        },
+    ];
+    let title = format!(
+        "{} trade balance with {}, bn USD{}",
+        b.reporter,
+        b.partner,
+        match b.as_of.is_empty() {
+            true => String::new(),
+            false => format!(", as of {}", b.as_of),
+        }
+    );
+    draw(&args.out, &title, &periods, &lines, &cited)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn draw(
+    out: &Path,
+    title: &str,
+    periods: &[(i64, String)],
+    lines: &[Line],
+    cited: &[String],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        out.extension().is_some_and(|e| e == "svg"),
+        "--out must name an .svg file"
+    );
+    let caption_lines = 1 + cited.len();
+    let height = 480 + 18 * caption_lines as u32;
+    let root = SVGBackend::new(out, (900, height)).into_drawing_area();
+    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", out.display());
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let (plot, notes) = root.split_vertically(480);
+    let values = lines
+        .iter()
+        .flat_map(|l| l.values.iter().filter_map(|(_, v)| *v));
+    let (low, high) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((high - low) * 0.08).max(1.0);
+    let first = periods.iter().map(|(x, _)| *x).min().unwrap_or(0);
+    let last = periods.iter().map(|(x, _)| *x).max().unwrap_or(0);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(first - 1..last + 1, (low - pad)..(high + pad))
+        .map_err(|e| error(&e))?;
+    // Annual positions are years: a year without a row is labelled too.
+    let annual = periods.iter().all(|(_, label)| label.len() == 4);
+    let label_of = |x: &i64| match (periods.iter()).find(|(p, _)| p == x) {
+        Some((_, label)) => label.clone(),
+        None if annual && (first..=last).contains(x) => x.to_string(),
+        None => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .x_labels(periods.len().min(20) + 2)
+        .x_label_formatter(&label_of)
+        .y_desc("bn USD")
+        .draw()
+        .map_err(|e| error(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            [(first - 1, 0.0), (last + 1, 0.0)],
+            BLACK.mix(0.4),
+        ))
+        .map_err(|e| error(&e))?;
+    for line in lines {
+        let style = line.colour.stroke_width(2);
+        let mut legend = true;
+        for run in runs(&line.values) {
+            let drawn = chart
+                .draw_series(LineSeries::new(run.clone(), style))
+                .map_err(|e| error(&e))?;
+            if legend {
+                let colour = line.colour;
+                drawn.label(line.name).legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+                legend = false;
+            }
+            chart
+                .draw_series(
+                    run.iter()
+                        .map(|&(x, v)| Circle::new((x, v), 3, line.colour.filled())),
+                )
+                .map_err(|e| error(&e))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(|e| error(&e))?;
+    let mut text = vec!["A gap is a period without a figure (never a zero).".to_owned()];
+    text.extend(cited.iter().map(|c| format!("Release {c}")));
+    for (i, line) in text.iter().enumerate() {
+        let clipped: String = match line.chars().count() > 118 {
+            true => line.chars().take(117).chain(['…']).collect(),
+            false => line.clone(),
+        };
+        notes
+            .draw(&Text::new(
+                clipped,
+                (16, 4 + 18 * i as i32),
+                ("sans-serif", 13).into_font().color(&BLACK.mix(0.75)),
+            ))
+            .map_err(|e| error(&e))?;
+    }
+    root.present().map_err(|e| error(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_have_positions_in_their_frequency() {
+        assert_eq!(position("2016"), Some(2016));
+        assert_eq!(position("2016-Q1"), Some(2016 * 4));
+        assert_eq!(position("2016-12"), Some(2016 * 12 + 11));
+        assert_eq!(position("16"), None);
+    }
+
+    #[test]
+    fn a_missing_period_breaks_the_line() {
+        let values = [
+            (2011, Some(-13.5)),
+            (2012, None),
+            (2013, Some(-20.7)),
+            (2014, Some(-25.0)),
+            // 2015 has no row at all: also a gap.
+            (2016, Some(-27.6)),
+            (2017, Some(-22.9)),
+        ];
+        let runs = runs(&values);
+        let xs: Vec<Vec<i64>> = runs
+            .iter()
+            .map(|r| r.iter().map(|(x, _)| *x).collect())
+            .collect();
+        assert_eq!(xs, vec![vec![2011], vec![2013, 2014], vec![2016, 2017]]);
+    }
+}
