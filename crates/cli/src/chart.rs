@@ -1,7 +1,11 @@
-//! `tradepact chart balance`: a reporter's goods, services and total balance with a partner
-//! over the periods, as an SVG drawn with `plotters`. A period without a figure is a gap in its
-//! line (never a zero); a figure between two gaps is drawn as a point. The caption names the
-//! releases the figures come from, with their sources.
+//! Charts as SVG, drawn with `plotters`:
+//! - `tradepact chart balance`: a reporter's goods, services and total balance with a partner
+//!   over the periods. A period without a figure is a gap in its line (never a zero); a figure
+//!   between two gaps is drawn as a point. The caption names the releases the figures come
+//!   from, with their sources.
+//! - `tradepact chart negotiation`: a two-party negotiation's utility space as the analysis
+//!   answers it: the Pareto frontier, the reservation values the caller may see, the Nash,
+//!   Kalai–Smorodinsky, egalitarian and welfare points, and the offers so far as a path.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,6 +13,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use tradepact_client::DEFAULT_DEADLINE;
 use tradepact_proto::data_v1 as pb;
+use tradepact_proto::negotiation_v1 as npb;
 
 use crate::connect::ClientArgs;
 
@@ -142,6 +147,264 @@ pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<(
     Ok(())
 }
 
+/// Flags of `tradepact chart negotiation`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NegotiationChartArgs {
+    /// Negotiation id (e.g. neg-000001).
+    pub id: String,
+    /// The SVG file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The negotiation service.
+    #[arg(
+        long,
+        env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub negotiation_service: String,
+}
+
+/// Frontier points drawn at most (the frontier of a large space is read page by page).
+const FRONTIER_POINTS: usize = 20_000;
+
+/// Fetches the negotiation and its analysis, draws the utility space into `args.out`.
+pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::Result<()> {
+    check_svg(&args.out)?;
+    let mut client = c.negotiation(&args.negotiation_service).await?;
+    let deadline = Some(std::time::Duration::from_secs(60));
+    let request = npb::GetNegotiationRequest {
+        id: args.id.clone(),
+        include_positions: true,
+    };
+    let negotiation = (client.get_negotiation(c.request(request, deadline)))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .negotiation
+        .ok_or_else(|| anyhow::anyhow!("no negotiation {}", args.id))?;
+    anyhow::ensure!(
+        negotiation.parties.len() == 2,
+        "the utility space is drawn for two parties; {} has {}",
+        args.id,
+        negotiation.parties.len()
+    );
+    let mut request = npb::AnalyzeNegotiationRequest {
+        id: args.id.clone(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let mut analysis = None::<npb::AnalyzeNegotiationResponse>;
+    let mut frontier = Vec::new();
+    loop {
+        let page = (client.analyze_negotiation(c.request(request.clone(), deadline)))
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        frontier.extend(page.frontier.iter().filter_map(|p| pair(&p.utilities)));
+        request.page_token = page.next_page_token.clone();
+        analysis.get_or_insert(page);
+        if request.page_token.is_empty() || frontier.len() >= FRONTIER_POINTS {
+            break;
+        }
+    }
+    let analysis = analysis.expect("one page");
+    frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A party's reservation value, when the caller may see its position.
+    let reservation = |party: &str| {
+        (negotiation.positions.iter())
+            .find(|p| p.party == party)
+            .and_then(|p| p.position.as_ref())
+            .map(|p| p.reservation_value)
+    };
+    let (a, b) = (&negotiation.parties[0], &negotiation.parties[1]);
+    let solutions: Vec<Marked> = [
+        ("Nash", RGBColor(214, 39, 40), &analysis.nash),
+        (
+            "Kalai-Smorodinsky",
+            RGBColor(148, 103, 189),
+            &analysis.kalai_smorodinsky,
+        ),
+        ("egalitarian", RGBColor(44, 160, 44), &analysis.egalitarian),
+        ("max welfare", RGBColor(255, 127, 14), &analysis.max_welfare),
+    ]
+    .into_iter()
+    .map(|(name, colour, s)| {
+        let points = (s.iter().flat_map(|s| &s.points))
+            .filter_map(|p| pair(&p.utilities))
+            .collect();
+        (name, colour, points)
+    })
+    .collect();
+    let offers: Vec<(f64, f64)> = (analysis.offers.iter())
+        .filter_map(|o| pair(&o.utilities))
+        .collect();
+    let title = format!("{}: utility of {a} and {b}", negotiation.title);
+    let mut notes = vec![format!(
+        "{:.0} outcomes, {:.0} in the ZOPA ({}), {} on the Pareto frontier{}; outcomes inside the frontier are not drawn.",
+        analysis.outcome_count,
+        analysis.zopa_size,
+        if analysis.zopa_exact { "exact" } else { "estimated" },
+        analysis.frontier_size,
+        match frontier.len() < analysis.frontier_size as usize {
+            true => format!(" (the first {} drawn)", frontier.len()),
+            false => String::new(),
+        }
+    )];
+    for party in [a, b] {
+        notes.push(match reservation(party) {
+            Some(r) => format!("{party}: reservation value {r:.3} (dashed)"),
+            None => format!("{party}: position not visible to this caller, no reservation line"),
+        });
+    }
+    notes.push(format!("{} offers so far (grey path)", offers.len()));
+
+    let root = SVGBackend::new(&args.out, (760, 700 + 18 * notes.len() as u32)).into_drawing_area();
+    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let (plot, below) = root.split_vertically(700);
+    let top = |i: usize| analysis.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..top(0), 0.0..top(1))
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("utility of {a}"))
+        .y_desc(format!("utility of {b}"))
+        .draw()
+        .map_err(|e| error(&e))?;
+    let grey = RGBColor(120, 120, 120);
+    if let Some(r) = reservation(a) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(r, 0.0), (r, top(1))],
+                6,
+                4,
+                grey.into(),
+            ))
+            .map_err(|e| error(&e))?;
+    }
+    if let Some(r) = reservation(b) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, r), (top(0), r)],
+                6,
+                4,
+                grey.into(),
+            ))
+            .map_err(|e| error(&e))?;
+    }
+    let blue = RGBColor(31, 119, 180);
+    chart
+        .draw_series(LineSeries::new(
+            frontier.iter().copied(),
+            blue.stroke_width(2),
+        ))
+        .map_err(|e| error(&e))?
+        .label("Pareto frontier")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(frontier.iter().map(|&p| Circle::new(p, 2, blue.filled())))
+        .map_err(|e| error(&e))?;
+    if !offers.is_empty() {
+        chart
+            .draw_series(LineSeries::new(
+                offers.iter().copied(),
+                grey.stroke_width(1),
+            ))
+            .map_err(|e| error(&e))?
+            .label("offers")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
+        chart
+            .draw_series(
+                offers
+                    .iter()
+                    .map(|&p| Cross::new(p, 4, grey.stroke_width(1))),
+            )
+            .map_err(|e| error(&e))?;
+    }
+    // The Nash point last, as a ring, so that it shows where another solution coincides.
+    for (name, colour, points) in solutions.iter().rev() {
+        if points.is_empty() {
+            continue;
+        }
+        let colour = *colour;
+        if *name == "Nash" {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 9, colour.stroke_width(2))),
+                )
+                .map_err(|e| error(&e))?
+                .label(*name)
+                .legend(move |(x, y)| Circle::new((x + 9, y), 6, colour.stroke_width(2)));
+        } else {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 7, colour.filled())),
+                )
+                .map_err(|e| error(&e))?
+                .label(*name)
+                .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(|e| error(&e))?;
+    caption(&below, &notes).map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// A bargaining solution's name, colour and points.
+type Marked = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+/// The two utilities of a point (the chart is for two parties).
+fn pair(utilities: &[f64]) -> Option<(f64, f64)> {
+    match utilities {
+        [a, b] => Some((*a, *b)),
+        _ => None,
+    }
+}
+
+fn check_svg(out: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        out.extension().is_some_and(|e| e == "svg"),
+        "--out must name an .svg file"
+    );
+    Ok(())
+}
+
+/// Lines of small text under a chart, each clipped to the width.
+fn caption<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    lines: &[String],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    for (i, line) in lines.iter().enumerate() {
+        let clipped: String = match line.chars().count() > 118 {
+            true => line.chars().take(117).chain(['…']).collect(),
+            false => line.clone(),
+        };
+        area.draw(&Text::new(
+            clipped,
+            (16, 4 + 18 * i as i32),
+            ("sans-serif", 13).into_font().color(&BLACK.mix(0.75)),
+        ))?;
+    }
+    Ok(())
+}
+
 fn draw(
     out: &Path,
     title: &str,
@@ -149,10 +412,7 @@ fn draw(
     lines: &[Line],
     cited: &[String],
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        out.extension().is_some_and(|e| e == "svg"),
-        "--out must name an .svg file"
-    );
+    check_svg(out)?;
     let caption_lines = 1 + cited.len();
     let height = 480 + 18 * caption_lines as u32;
     let root = SVGBackend::new(out, (900, height)).into_drawing_area();
@@ -224,19 +484,7 @@ fn draw(
         .map_err(|e| error(&e))?;
     let mut text = vec!["A gap is a period without a figure (never a zero).".to_owned()];
     text.extend(cited.iter().map(|c| format!("Release {c}")));
-    for (i, line) in text.iter().enumerate() {
-        let clipped: String = match line.chars().count() > 118 {
-            true => line.chars().take(117).chain(['…']).collect(),
-            false => line.clone(),
-        };
-        notes
-            .draw(&Text::new(
-                clipped,
-                (16, 4 + 18 * i as i32),
-                ("sans-serif", 13).into_font().color(&BLACK.mix(0.75)),
-            ))
-            .map_err(|e| error(&e))?;
-    }
+    caption(&notes, &text).map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     Ok(())
 }

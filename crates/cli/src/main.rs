@@ -41,6 +41,9 @@ struct Cli {
 enum Chart {
     /// Goods, services and total balance of a reporter with a partner over the periods.
     Balance(chart::BalanceChartArgs),
+    /// A two-party negotiation's utility space: Pareto frontier, reservation values, the
+    /// bargaining solutions and the offers so far.
+    Negotiation(chart::NegotiationChartArgs),
 }
 
 #[derive(Subcommand)]
@@ -114,7 +117,8 @@ enum Command {
     Top(query::TopArgs),
     /// Print the trade balance of a reporter with a partner.
     Balance(query::BalanceArgs),
-    /// Draw a chart as SVG (`tradepact chart balance USA KOR --out balance.svg`).
+    /// Draw a chart as SVG (`tradepact chart balance USA KOR --out balance.svg`,
+    /// `tradepact chart negotiation ID --out space.svg`).
     Chart {
         #[command(subcommand)]
         chart: Chart,
@@ -229,6 +233,9 @@ async fn main() -> ExitCode {
         Command::Chart {
             chart: Chart::Balance(args),
         } => chart::balance(&cli.client, args).await,
+        Command::Chart {
+            chart: Chart::Negotiation(args),
+        } => chart::negotiation(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {
             token,

@@ -1,6 +1,6 @@
 //! The KORUS 2018 scenario through the command-line tool against `tradepact up`: it loads,
-//! its Nash point is compared with the actual outcome, and the outcome's impact is estimated
-//! from the sample dataset.
+//! its Nash point is compared with the actual outcome, its utility space is drawn, and the
+//! outcome's impact is estimated from the sample dataset.
 
 use std::process::Command;
 
@@ -48,6 +48,35 @@ fn korus_scenario_loads_analyses_and_estimates_its_impact() {
         &url,
     ]);
     assert!(analysis.contains("outcomes 52488"), "{analysis}");
+    let frontier = analysis
+        .split("Pareto frontier ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the frontier size")
+        .to_owned();
+
+    // The utility space as a chart: every frontier point (a dot of radius 2), the Nash ring,
+    // both reservation lines (the CLI's token-less call sees both positions here).
+    let svg = home.path().join("space.svg");
+    cli(&[
+        "chart",
+        "negotiation",
+        id,
+        "--negotiation-service",
+        &url,
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(svg).unwrap();
+    let dots = svg.matches(r#"r="2""#).count();
+    assert_eq!(dots.to_string(), frontier, "frontier points drawn");
+    assert!(svg.contains("52488 outcomes"), "{svg}");
+    assert!(
+        svg.contains(&format!("{frontier} on the Pareto frontier")),
+        "{svg}"
+    );
+    assert!(svg.contains("US: reservation value") && svg.contains("KOR: reservation value"));
+    assert!(svg.contains("Nash") && svg.contains("Kalai-Smorodinsky"));
     assert!(
         analysis.contains("the Nash point matches the 2018 outcome on 9 of 11 issues"),
         "{analysis}"
