@@ -1,13 +1,14 @@
 //! Prometheus metrics: both services with `--metrics-listen 127.0.0.1:0` count and time every
 //! call by method and status, gauge calls in flight and watchers open, the data service counts
-//! the points it wrote and gauges its store's size; the endpoint answers `GET /metrics`
+//! the points it wrote and gauges its store's size, the negotiation service gauges its
+//! negotiations and its analysis cache against its budget; the endpoint answers `GET /metrics`
 //! (anything else 404), scraped over a real socket.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tradepact_proto::data_v1 as pb;
 use tradepact_proto::negotiation_v1 as npb;
 use tradepact_tests::{
-    data_client, key, negotiation_client, write_request, Process, READY_TIMEOUT,
+    binary, data_client, key, negotiation_client, write_request, Process, READY_TIMEOUT,
 };
 
 /// The address of a process's `metrics on ADDR` line.
@@ -153,6 +154,34 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
         .await
         .unwrap();
     let (_, body) = get(&scrape, "/metrics").await;
+    assert_eq!(
+        sample(&body, "tradepact_negotiations", &[]),
+        Some(0.0),
+        "{body}"
+    );
+    let budget = "tradepact_analysis_cache_budget_points";
+    assert_eq!(sample(&body, budget, &[]), Some(1e6), "{body}");
+    // A negotiation loaded and analysed: counted, and its analysis kept against the budget.
+    let loaded = std::process::Command::new(binary("tradepact"))
+        .args(["scenario", "load", "korus-2018", "--negotiation-service"])
+        .arg(negotiation.url())
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    n.analyze_negotiation(npb::AnalyzeNegotiationRequest {
+        id: "neg-000001".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (_, body) = get(&scrape, "/metrics").await;
+    assert_eq!(
+        sample(&body, "tradepact_negotiations", &[]),
+        Some(1.0),
+        "{body}"
+    );
+    let kept = sample(&body, "tradepact_analysis_cache_points", &[]);
+    assert!(kept.is_some_and(|p| p > 0.0), "{body}");
     let listed = [
         "method=\"/tradepact.negotiation.v1.NegotiationService/ListNegotiations\"",
         "status=\"Ok\"",

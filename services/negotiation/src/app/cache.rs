@@ -24,9 +24,15 @@ pub struct Charge {
     of: usize,
 }
 
+/// Points the kept analyses hold (a gauge), beside [`BUDGET_GAUGE`].
+const USED_GAUGE: &str = "tradepact_analysis_cache_points";
+/// The points they may hold.
+const BUDGET_GAUGE: &str = "tradepact_analysis_cache_budget_points";
+
 impl Drop for Charge {
     fn drop(&mut self) {
         self.used.fetch_sub(self.points, Ordering::AcqRel);
+        metrics::gauge!(USED_GAUGE).decrement(self.points as f64);
     }
 }
 
@@ -47,6 +53,7 @@ impl Default for AnalysisCache {
 impl AnalysisCache {
     /// At most `budget` points over all kept analyses, `max_points` for one.
     pub fn new(budget: usize, max_points: usize) -> AnalysisCache {
+        metrics::gauge!(BUDGET_GAUGE).set(budget as f64);
         AnalysisCache {
             used: Arc::new(AtomicUsize::new(0)),
             budget,
@@ -69,10 +76,13 @@ impl AnalysisCache {
                 u.checked_add(points).filter(|&total| total <= self.budget)
             })
             .ok()
-            .map(|_| Charge {
-                used: self.used.clone(),
-                points,
-                of,
+            .map(|_| {
+                metrics::gauge!(USED_GAUGE).increment(points as f64);
+                Charge {
+                    used: self.used.clone(),
+                    points,
+                    of,
+                }
             })
     }
 

@@ -24,6 +24,9 @@ struct Slot {
     used: AtomicU64,
 }
 
+/// Negotiations held (in the log; a gauge).
+const NEGOTIATIONS: &str = "tradepact_negotiations";
+
 /// The negotiations, by numeric id.
 pub struct Registry {
     log: Arc<dyn EventStore>,
@@ -56,6 +59,7 @@ impl Registry {
             );
         }
         tracing::info!(negotiations = slots.len(), "event log replayed");
+        metrics::gauge!(NEGOTIATIONS).set(slots.len() as f64);
         Ok(Registry {
             log,
             slots: RwLock::new(slots),
@@ -111,7 +115,9 @@ impl Registry {
         };
         self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
         let mut slots = self.slots.write().await;
-        slots.insert(id, slot);
+        if slots.insert(id, slot).is_none() {
+            metrics::gauge!(NEGOTIATIONS).increment(1.0);
+        }
         self.evict(&mut slots, id);
         loaded
     }
