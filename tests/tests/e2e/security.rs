@@ -22,6 +22,14 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names of their own: with the default empty ones, OpenSSL-based clients (Python's
+        // grpcio) take a certificate whose issuer equals its subject for self-signed.
+        let dn_of = |cn: &str| {
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::CommonName, cn);
+            dn
+        };
+        ca_params.distinguished_name = dn_of("tradepact test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         write("ca.pem", ca_cert.pem());
         let issuer = Issuer::new(ca_params, ca_key);
@@ -33,10 +41,9 @@ impl Pki {
             ("client", vec!["negotiation".to_owned()]),
         ] {
             let k = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(sans)
-                .unwrap()
-                .signed_by(&k, &issuer)
-                .unwrap();
+            let mut params = CertificateParams::new(sans).unwrap();
+            params.distinguished_name = dn_of(name);
+            let cert = params.signed_by(&k, &issuer).unwrap();
             write(&format!("{name}.pem"), cert.pem());
             write(&format!("{name}.key"), k.serialize_pem());
         }
@@ -881,4 +888,62 @@ pub(crate) async fn create_with_positions(
         .unwrap();
     }
     id
+}
+
+/// The Python package over TLS with bearer tokens: a writer writes and reads back, a reader
+/// is refused the write (`PERMISSION_DENIED`), no token is `UNAUTHENTICATED`, all as
+/// `tradepact.Error`s.
+#[test]
+fn the_python_package_speaks_tls_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let tokens = tokens_file(dir.path());
+    let data_dir = dir.path().join("data");
+    let data = Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--tls-cert",
+            &pki.path("server.pem"),
+            "--tls-key",
+            &pki.path("server.key"),
+            "--tokens-file",
+            &tokens,
+        ],
+    );
+    let target = format!(
+        "https://localhost:{}",
+        data.addr.rsplit(':').next().unwrap()
+    );
+    let script = r#"
+import sys, tradepact
+target, ca = sys.argv[1], sys.argv[2]
+def client(token):
+    return tradepact.connect_data(target, ca=ca, token=token, timeout=10)
+with client("writer-secret-2") as c:
+    assert c.write("USA", "KOR", {"2016": 42.3e9})["inserted"] == 1
+    assert list(c.series("USA", "KOR")["value_usd"]) == [42.3e9]
+for token, code in [("reader-secret-1", "PERMISSION_DENIED"), (None, "UNAUTHENTICATED")]:
+    with client(token) as c:
+        try:
+            c.write("USA", "KOR", {"2017": 1.0})
+        except tradepact.Error as e:
+            assert e.code.name == code, (token, e)
+        else:
+            raise AssertionError(f"{token} wrote")
+print("python tls: ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &target, &pki.path("ca.pem")])
+        .output()
+        .expect("python3 on PATH");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("python tls: ok"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
