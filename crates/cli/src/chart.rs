@@ -6,6 +6,8 @@
 //! - `tradepact chart negotiation`: a two-party negotiation's utility space as the analysis
 //!   answers it: the Pareto frontier, the reservation values the caller may see, the Nash,
 //!   Kalai–Smorodinsky, egalitarian and welfare points, and the offers so far as a path.
+//! - `tradepact chart simulation`: a simulated negotiation between strategies, as each party's
+//!   concession curve (its own utility of each offer it makes, by round) and the agreement.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -362,6 +364,184 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
         .draw()
         .map_err(|e| error(&e))?;
     caption(&below, &notes).map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Flags of `tradepact chart simulation`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimulationChartArgs {
+    /// Negotiation id (e.g. neg-000001).
+    pub id: String,
+    /// One strategy per party, in the negotiation's party order, comma-separated: boulware,
+    /// linear, conceder, a time-based exponent (0.2), tit-for-tat or zeuthen.
+    #[arg(long, default_value = "boulware,conceder")]
+    pub strategies: String,
+    /// Rounds before the deadline (0: the negotiation's own).
+    #[arg(long, default_value_t = 0)]
+    pub rounds: u32,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The SVG file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The negotiation service.
+    #[arg(
+        long,
+        env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub negotiation_service: String,
+}
+
+/// A strategy from its name (`boulware`: exponent 0.2, `linear` 1, `conceder` 5, a number,
+/// `tit-for-tat`, `zeuthen`).
+fn strategy(name: &str) -> anyhow::Result<npb::Strategy> {
+    use npb::strategy::Kind;
+    let kind = match name.trim() {
+        "boulware" => Kind::TimeBasedExponent(0.2),
+        "linear" => Kind::TimeBasedExponent(1.0),
+        "conceder" => Kind::TimeBasedExponent(5.0),
+        "tit-for-tat" => Kind::TitForTat(true),
+        "zeuthen" => Kind::Zeuthen(true),
+        other => Kind::TimeBasedExponent(other.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "strategy {other:?}: boulware, linear, conceder, a number, tit-for-tat or zeuthen"
+            )
+        })?),
+    };
+    Ok(npb::Strategy { kind: Some(kind) })
+}
+
+/// Runs the simulation (not recorded) and draws each party's concession curve.
+pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Result<()> {
+    check_svg(&args.out)?;
+    let strategies = (args.strategies.split(','))
+        .map(strategy)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut client = c.negotiation(&args.negotiation_service).await?;
+    let deadline = Some(std::time::Duration::from_secs(60));
+    let request = npb::GetNegotiationRequest {
+        id: args.id.clone(),
+        include_positions: false,
+    };
+    let negotiation = (client.get_negotiation(c.request(request, deadline)))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .negotiation
+        .ok_or_else(|| anyhow::anyhow!("no negotiation {}", args.id))?;
+    let request = npb::SimulateNegotiationRequest {
+        id: args.id.clone(),
+        strategies,
+        deadline_rounds: args.rounds,
+        seed: args.seed,
+        record_as_branch: false,
+    };
+    let mut stream = (client.simulate_negotiation(c.request(request, deadline)))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let parties = &negotiation.parties;
+    let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); parties.len()];
+    let mut outcome = None;
+    while let Some(message) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    {
+        match message.event {
+            Some(npb::simulate_negotiation_response::Event::Step(step)) if !step.accepted => {
+                let Some(i) = parties.iter().position(|p| *p == step.party) else {
+                    continue;
+                };
+                if let Some(&u) = step.utilities.get(i) {
+                    curves[i].push((f64::from(step.round), u));
+                }
+            }
+            Some(npb::simulate_negotiation_response::Event::Outcome(o)) => outcome = Some(o),
+            _ => {}
+        }
+    }
+    let outcome =
+        outcome.ok_or_else(|| anyhow::anyhow!("the simulation ended without an outcome"))?;
+    let rounds = curves
+        .iter()
+        .flatten()
+        .map(|(r, _)| *r)
+        .fold(1.0f64, f64::max);
+    let title = format!(
+        "{}: {} ({})",
+        negotiation.title,
+        args.strategies.replace(',', " vs "),
+        match outcome.agreed {
+            true => format!("agreed after {} turns", outcome.turns),
+            false => format!("no agreement: {}", outcome.reason),
+        }
+    );
+    let root = SVGBackend::new(&args.out, (900, 560)).into_drawing_area();
+    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let (plot, below) = root.split_vertically(520);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..rounds + 1.0, 0.0..1.05)
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("the proposer's utility of its offer")
+        .draw()
+        .map_err(|e| error(&e))?;
+    let colours = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+    ];
+    for (i, curve) in curves.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| error(&e))?
+            .label(parties[i].as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(|e| error(&e))?;
+        if let (true, Some(&u), Some(&(last, _))) =
+            (outcome.agreed, outcome.utilities.get(i), curve.last())
+        {
+            chart
+                .draw_series([Circle::new((last, u), 8, colour.stroke_width(2))])
+                .map_err(|e| error(&e))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(|e| error(&e))?;
+    let utilities: Vec<String> = (parties.iter().zip(&outcome.utilities))
+        .map(|(p, u)| format!("{p} {u:.3}"))
+        .collect();
+    let note = format!(
+        "Seed {}; the agreement's utilities (rings): {}.",
+        args.seed,
+        utilities.join(", ")
+    );
+    caption(&below, &[note]).map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     println!("wrote {}", args.out.display());
     Ok(())

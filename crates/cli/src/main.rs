@@ -44,6 +44,9 @@ enum Chart {
     /// A two-party negotiation's utility space: Pareto frontier, reservation values, the
     /// bargaining solutions and the offers so far.
     Negotiation(chart::NegotiationChartArgs),
+    /// A simulated negotiation between strategies: each party's concession curve by round
+    /// (nothing is recorded).
+    Simulation(chart::SimulationChartArgs),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +239,9 @@ async fn main() -> ExitCode {
         Command::Chart {
             chart: Chart::Negotiation(args),
         } => chart::negotiation(&cli.client, args).await,
+        Command::Chart {
+            chart: Chart::Simulation(args),
+        } => chart::simulation(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {
             token,

@@ -1,6 +1,6 @@
 //! The KORUS 2018 scenario through the command-line tool against `tradepact up`: it loads,
-//! its Nash point is compared with the actual outcome, its utility space is drawn, and the
-//! outcome's impact is estimated from the sample dataset.
+//! its Nash point is compared with the actual outcome, its utility space and a simulation are
+//! drawn, and the outcome's impact is estimated from the sample dataset.
 
 use std::process::Command;
 
@@ -77,6 +77,30 @@ fn korus_scenario_loads_analyses_and_estimates_its_impact() {
     );
     assert!(svg.contains("US: reservation value") && svg.contains("KOR: reservation value"));
     assert!(svg.contains("Nash") && svg.contains("Kalai-Smorodinsky"));
+
+    // A simulation as concession curves: Boulware against Conceder agrees; each party's
+    // offers are dots, the agreement a ring per party; a strategy it does not know is refused.
+    let svg = home.path().join("simulation.svg");
+    let run = |strategies: &str| {
+        Command::new(binary("tradepact"))
+            .args(["chart", "simulation", id, "--strategies", strategies])
+            .args(["--negotiation-service", &url, "--out"])
+            .arg(&svg)
+            .output()
+            .unwrap()
+    };
+    let drawn = run("boulware,conceder");
+    assert!(drawn.status.success(), "{drawn:?}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("boulware vs conceder (agreed after"),
+        "{text}"
+    );
+    assert!(text.matches(r#"r="3""#).count() >= 2, "{text}");
+    assert_eq!(text.matches(r#"r="8""#).count(), 2, "{text}");
+    let refused = run("boulware,banana");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("banana"));
     assert!(
         analysis.contains("the Nash point matches the 2018 outcome on 9 of 11 issues"),
         "{analysis}"
