@@ -28,6 +28,9 @@ pub struct UpArgs {
     pub limits: tradepact_rpc::LimitArgs,
     #[command(flatten)]
     pub store: tradepact_data::StoreArgs,
+    /// One Prometheus endpoint for both services (their calls told apart by method).
+    #[command(flatten)]
+    pub metrics: tradepact_rpc::MetricsArgs,
 }
 
 fn default_home() -> PathBuf {
@@ -39,6 +42,7 @@ fn default_home() -> PathBuf {
 /// Runs the services until SIGINT or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let home = args.home.clone().unwrap_or_else(default_home);
+    tradepact_rpc::metrics::start(&args.metrics).await?;
     let store = tradepact_data::open_store_with(&home.join("trade"), &args.store)?;
     let empty = store.is_empty()?;
     let log = tradepact_negotiation::open_log(&home.join("negotiation"))?;

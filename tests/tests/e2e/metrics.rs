@@ -188,3 +188,59 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
     ];
     assert_eq!(sample(&body, requests, &listed), Some(1.0), "{body}");
 }
+
+/// `tradepact up --metrics-listen`: one endpoint counts both services' calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_one_endpoint_for_both_services() {
+    let home = tempfile::tempdir().unwrap();
+    let up = Process::start(
+        "tradepact",
+        &[
+            "up",
+            "--home",
+            home.path().to_str().unwrap(),
+            "--data-listen",
+            "127.0.0.1:0",
+            "--negotiation-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    up.wait_for_log("ready:", READY_TIMEOUT);
+    let scrape = metrics_addr(&up);
+    let data = format!(
+        "http://{}",
+        up.addr_of("tradepact.data.v1.TradeDataService")
+    );
+    let negotiation = format!(
+        "http://{}",
+        up.addr_of("tradepact.negotiation.v1.NegotiationService")
+    );
+    let mut d = tradepact_client::data::connect(&data).await.unwrap();
+    d.list_series(pb::ListSeriesRequest::default())
+        .await
+        .unwrap();
+    let mut n = tradepact_client::negotiation::connect(&negotiation)
+        .await
+        .unwrap();
+    n.list_negotiations(npb::ListNegotiationsRequest::default())
+        .await
+        .unwrap();
+    let (_, body) = get(&scrape, "/metrics").await;
+    let requests = "tradepact_rpc_requests_total";
+    let data_call = [
+        "/tradepact.data.v1.TradeDataService/ListSeries\"",
+        "status=\"Ok\"",
+    ];
+    let negotiation_call = [
+        "/tradepact.negotiation.v1.NegotiationService/ListNegotiations\"",
+        "status=\"Ok\"",
+    ];
+    assert_eq!(sample(&body, requests, &data_call), Some(1.0), "{body}");
+    assert_eq!(
+        sample(&body, requests, &negotiation_call),
+        Some(1.0),
+        "{body}"
+    );
+}
