@@ -81,7 +81,7 @@ pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<(
     };
     let rows = (client.get_trade_balance(c.request(request, Some(DEFAULT_DEADLINE))))
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .map_err(failed)?
         .into_inner()
         .rows;
     anyhow::ensure!(
@@ -94,7 +94,7 @@ pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<(
     let releases = (client
         .list_releases(c.request(pb::ListReleasesRequest::default(), Some(DEFAULT_DEADLINE))))
     .await
-    .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    .map_err(failed)?
     .into_inner()
     .releases;
     let cited: Vec<String> = (releases.into_iter())
@@ -173,17 +173,7 @@ const FRONTIER_POINTS: usize = 20_000;
 pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::Result<()> {
     check_svg(&args.out)?;
     let mut client = c.negotiation(&args.negotiation_service).await?;
-    let deadline = Some(std::time::Duration::from_secs(60));
-    let request = npb::GetNegotiationRequest {
-        id: args.id.clone(),
-        include_positions: true,
-    };
-    let negotiation = (client.get_negotiation(c.request(request, deadline)))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner()
-        .negotiation
-        .ok_or_else(|| anyhow::anyhow!("no negotiation {}", args.id))?;
+    let negotiation = fetch_negotiation(c, &mut client, &args.id, true).await?;
     anyhow::ensure!(
         negotiation.parties.len() == 2,
         "the utility space is drawn for two parties; {} has {}",
@@ -198,9 +188,9 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
     let mut analysis = None::<npb::AnalyzeNegotiationResponse>;
     let mut frontier = Vec::new();
     loop {
-        let page = (client.analyze_negotiation(c.request(request.clone(), deadline)))
+        let page = (client.analyze_negotiation(c.request(request.clone(), Some(HEAVY_DEADLINE))))
             .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .map_err(failed)?
             .into_inner();
         frontier.extend(page.frontier.iter().filter_map(|p| pair(&p.utilities)));
         request.page_token = page.next_page_token.clone();
@@ -356,13 +346,7 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
                 .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(|e| error(&e))?;
+    legend(&mut chart)?;
     caption(&below, &notes).map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     println!("wrote {}", args.out.display());
@@ -422,17 +406,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
         .map(strategy)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut client = c.negotiation(&args.negotiation_service).await?;
-    let deadline = Some(std::time::Duration::from_secs(60));
-    let request = npb::GetNegotiationRequest {
-        id: args.id.clone(),
-        include_positions: false,
-    };
-    let negotiation = (client.get_negotiation(c.request(request, deadline)))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner()
-        .negotiation
-        .ok_or_else(|| anyhow::anyhow!("no negotiation {}", args.id))?;
+    let negotiation = fetch_negotiation(c, &mut client, &args.id, false).await?;
     let request = npb::SimulateNegotiationRequest {
         id: args.id.clone(),
         strategies,
@@ -440,18 +414,14 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
         seed: args.seed,
         record_as_branch: false,
     };
-    let mut stream = (client.simulate_negotiation(c.request(request, deadline)))
+    let mut stream = (client.simulate_negotiation(c.request(request, Some(HEAVY_DEADLINE))))
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .map_err(failed)?
         .into_inner();
     let parties = &negotiation.parties;
     let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); parties.len()];
     let mut outcome = None;
-    while let Some(message) = stream
-        .message()
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-    {
+    while let Some(message) = stream.message().await.map_err(failed)? {
         match message.event {
             Some(npb::simulate_negotiation_response::Event::Step(step)) if !step.accepted => {
                 let Some(i) = parties.iter().position(|p| *p == step.party) else {
@@ -526,13 +496,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
                 .map_err(|e| error(&e))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(|e| error(&e))?;
+    legend(&mut chart)?;
     let utilities: Vec<String> = (parties.iter().zip(&outcome.utilities))
         .map(|(p, u)| format!("{p} {u:.3}"))
         .collect();
@@ -545,6 +509,48 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
     root.present().map_err(|e| error(&e))?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// How long an analysis or a simulation may take (the service bounds it too).
+const HEAVY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A failed call as the error the CLI prints (the service's message).
+fn failed(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", status.message())
+}
+
+/// The negotiation `id` (with the positions the caller may see, when asked).
+async fn fetch_negotiation(
+    c: &ClientArgs,
+    client: &mut tradepact_client::negotiation::NegotiationClient,
+    id: &str,
+    include_positions: bool,
+) -> anyhow::Result<npb::Negotiation> {
+    let request = npb::GetNegotiationRequest {
+        id: id.to_owned(),
+        include_positions,
+    };
+    (client.get_negotiation(c.request(request, Some(DEFAULT_DEADLINE))))
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .negotiation
+        .ok_or_else(|| anyhow::anyhow!("no negotiation {id}"))
+}
+
+/// The legend box every chart draws, lower left.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("drawing the legend: {e}"))
 }
 
 /// A bargaining solution's name, colour and points.
@@ -655,13 +661,7 @@ fn draw(
                 .map_err(|e| error(&e))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(|e| error(&e))?;
+    legend(&mut chart)?;
     let mut text = vec!["A gap is a period without a figure (never a zero).".to_owned()];
     text.extend(cited.iter().map(|c| format!("Release {c}")));
     caption(&notes, &text).map_err(|e| error(&e))?;

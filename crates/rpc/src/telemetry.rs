@@ -126,6 +126,9 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if !METRICS_ON.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
         let (Some(status), Some(latency_ms)) = (fields.status, fields.latency_ms) else {
