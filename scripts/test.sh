@@ -21,12 +21,16 @@ PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PA
 PATH="$(python3 -m site --user-base)/bin:$PATH"
 export PATH
 grpcurl -version
-# strace, for the one-write-per-response test (Debian package; root, as in CI).
-if ! command -v strace >/dev/null; then
+# Debian packages, as root (as in CI): strace for the one-write-per-response test, Chromium
+# for the browser tests.
+missing=()
+command -v strace >/dev/null || missing+=(strace)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "strace missing and not root: the one-write test will say it did not run"
+    echo "missing and not root, so not installed: ${missing[*]} (the tests that need them will fail)"
   fi
 fi
 # buf, for proto lint, into .tools/ (git-ignored).
@@ -36,6 +40,11 @@ if [ ! -x "$BUF" ] || [ "$("$BUF" --version 2>/dev/null)" != "$BUF_VERSION" ]; t
   npm install --silent --no-audit --no-fund --prefix .tools "@bufbuild/buf@$BUF_VERSION"
 fi
 echo "buf $("$BUF" --version)"
+# The browser tests' Node packages (Connect's gRPC-Web client, playwright-core) from their
+# lock file, and the ES modules of the protos they call with.
+npm ci --silent --no-audit --no-fund --prefix tests/web
+rm -rf tests/web/gen
+"$BUF" generate --template tests/web/buf.gen.yaml
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

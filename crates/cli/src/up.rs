@@ -31,6 +31,9 @@ pub struct UpArgs {
     /// One Prometheus endpoint for both services (their calls told apart by method).
     #[command(flatten)]
     pub metrics: tradepact_rpc::MetricsArgs,
+    /// Web pages that may call both services (gRPC-Web).
+    #[command(flatten)]
+    pub cors: tradepact_rpc::CorsArgs,
 }
 
 fn default_home() -> PathBuf {
@@ -52,6 +55,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let negotiation_addr = negotiation_listener.local_addr()?;
     tracing::info!(home = %home.display(), "tradepact up");
     let limits = tradepact_rpc::Limits::from(&args.limits);
+    let security = tradepact_rpc::Security {
+        cors_origins: args.cors.header_values()?,
+        ..Default::default()
+    };
     // Both signal handlers are installed before the readiness line below.
     let data_shutdown = tradepact_rpc::server::shutdown_signal();
     let negotiation_shutdown = tradepact_rpc::server::shutdown_signal();
@@ -59,7 +66,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         listener,
         store,
         limits,
-        tradepact_rpc::Security::default(),
+        security.clone(),
         data_shutdown,
     ));
     let data_url = format!("http://{addr}");
@@ -72,7 +79,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 tradepact_negotiation::DataServiceConfig::plain(&data_url),
                 limits,
                 tradepact_negotiation::NegotiationLimits::default(),
-                tradepact_rpc::Security::default(),
+                security,
                 negotiation_shutdown,
             )
             .await

@@ -26,6 +26,9 @@ pub struct Security {
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// Known bearer tokens; `None`: authentication off.
     pub tokens: Option<std::sync::Arc<crate::auth::TokenStore>>,
+    /// Origins whose web pages may call the server (gRPC-Web with CORS); empty: CORS off
+    /// (a browser page from another origin cannot read any answer).
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 /// Security flags shared by every server binary.
@@ -44,6 +47,45 @@ pub struct SecurityArgs {
     /// authentication is off.
     #[arg(long, env = "TRADEPACT_TOKENS_FILE")]
     pub tokens_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub cors: CorsArgs,
+}
+
+/// The browser flag shared by every server binary (and `tradepact up`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct CorsArgs {
+    /// An origin (scheme://host[:port]) whose pages may call the server with gRPC-Web;
+    /// repeat the flag, or separate origins with commas in the variable. Without it, CORS is
+    /// off. Preflight (OPTIONS) requests from these origins are answered without a token.
+    #[arg(
+        long = "cors-origin",
+        env = "TRADEPACT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub origins: Vec<String>,
+}
+
+impl CorsArgs {
+    /// The origins as header values; an origin that is not `scheme://host[:port]` is refused.
+    pub fn header_values(&self) -> anyhow::Result<Vec<http::HeaderValue>> {
+        self.origins
+            .iter()
+            .map(|origin| {
+                let uri: http::Uri = origin.parse().map_err(|e| {
+                    anyhow::anyhow!("--cors-origin {origin:?} is not an origin: {e}")
+                })?;
+                let well_formed = matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some()
+                    && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                    && !origin.ends_with('/');
+                anyhow::ensure!(
+                    well_formed,
+                    "--cors-origin {origin:?} is not an origin: give scheme://host[:port], with no path (e.g. https://analysis.example.org)"
+                );
+                Ok(http::HeaderValue::from_str(origin)?)
+            })
+            .collect()
+    }
 }
 
 fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
@@ -75,7 +117,11 @@ impl Security {
             Some(path) => Some(std::sync::Arc::new(crate::auth::TokenStore::load(path)?)),
             None => None,
         };
-        Ok(Security { tls, tokens })
+        Ok(Security {
+            tls,
+            tokens,
+            cors_origins: args.cors.header_values()?,
+        })
     }
 }
 
@@ -275,6 +321,14 @@ where
         "listening on {addr}"
     );
     let server = builder
+        // gRPC-Web (HTTP/1.1 or HTTP/2) beside gRPC; CORS outermost, so that a preflight is
+        // answered before authentication (it carries no token) and a refused origin gets no
+        // CORS headers. The per-call layers below see plain gRPC either way.
+        .accept_http1(true)
+        .layer(tower::util::option_layer(cors_layer(
+            &security.cors_origins,
+        )))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(rpc_trace_layer())
         .layer(crate::conn::TrackCallsLayer)
         // Authentication and the method's scope first: a caller without them takes no slot.
@@ -317,6 +371,39 @@ where
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// The CORS policy of gRPC-Web calls from `origins`; `None` (CORS off) when there are none.
+fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use http::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+    if origins.is_empty() {
+        return None;
+    }
+    let names = |names: &[&'static str]| -> Vec<HeaderName> {
+        names.iter().map(|n| HeaderName::from_static(n)).collect()
+    };
+    let mut allowed = names(&[
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "grpc-accept-encoding",
+        "traceparent",
+        "tracestate",
+    ]);
+    allowed.extend([CONTENT_TYPE, AUTHORIZATION]);
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([http::Method::POST])
+            .allow_headers(allowed)
+            .expose_headers(names(&[
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+                "grpc-encoding",
+            ]))
+            .max_age(Duration::from_secs(24 * 3600)),
+    )
 }
 
 /// Interval of the HTTP/2 pings the server sends.
@@ -444,6 +531,30 @@ pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_are_scheme_host_and_port_only() {
+        let parse = |origins: &[&str]| {
+            CorsArgs {
+                origins: origins.iter().map(|o| o.to_string()).collect(),
+            }
+            .header_values()
+        };
+        let ok = parse(&["http://localhost:5173", "https://analysis.example.org"]).unwrap();
+        assert_eq!(ok[1], "https://analysis.example.org");
+        for bad in [
+            "localhost:5173",
+            "*",
+            "http://a.example.org/",
+            "http://a.example.org/app",
+            "ftp://a.example.org",
+            "",
+        ] {
+            let e = parse(&[bad]).unwrap_err().to_string();
+            assert!(e.contains("is not an origin"), "{bad:?}: {e}");
+        }
+        assert!(cors_layer(&[]).is_none(), "no origin: CORS off");
+    }
 
     // Regression: `tradepact up` once missed a SIGTERM that arrived after its readiness line
     // because a server's handler was only installed when its future was first polled. Here

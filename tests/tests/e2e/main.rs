@@ -27,3 +27,4 @@ mod store_format;
 mod validation;
 mod vintages;
 mod watch_and_shutdown;
+mod web;

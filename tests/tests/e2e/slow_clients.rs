@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tradepact_client::{authorized, DEFAULT_DEADLINE};
 use tradepact_proto::data_v1 as pb;
@@ -244,7 +244,10 @@ async fn slow_and_idle_clients_deny_service_to_nobody() {
     let mut closed_at_once = None;
     for n in 0..20 {
         let mut c = TcpStream::connect(&addr).await.unwrap();
-        // hyper first sends its SETTINGS frame; a refused connection reads end-of-file.
+        // The server speaks HTTP/1.1 (gRPC-Web) and HTTP/2, so it waits for the client's first
+        // bytes: after the HTTP/2 preface, hyper sends its SETTINGS frame; a refused connection
+        // reads end-of-file (or a reset: it was closed before the preface was read).
+        let _ = c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
         let first = tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await;
         if matches!(first, Ok(Ok(0)) | Ok(Err(_))) {
             closed_at_once = Some(n);
