@@ -199,7 +199,13 @@ enum ScenarioAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tradepact_rpc::init_tracing(cli.log.log_format);
+    let _telemetry = match tradepact_rpc::init_tracing(&cli.log, "tradepact") {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("tradepact: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Import {

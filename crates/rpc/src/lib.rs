@@ -39,4 +39,4 @@ pub fn is_tradepact_call(path: &str) -> bool {
     path.starts_with("/tradepact.")
 }
 pub use metrics::MetricsArgs;
-pub use telemetry::{init_tracing, LogArgs, LogFormat};
+pub use telemetry::{init_tracing, LogArgs, LogFormat, Telemetry};

@@ -18,18 +18,40 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logging flags shared by every binary.
-#[derive(Clone, Debug, clap::Args)]
+/// Logging and tracing flags shared by every binary.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct LogArgs {
     /// Log format on stderr; the level filter comes from RUST_LOG (default "info").
     #[arg(long, env = "TRADEPACT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// OpenTelemetry collector to export spans to over OTLP/gRPC, e.g. http://127.0.0.1:4317
+    /// (one span per call, a child span per call to another service; parents taken from
+    /// the caller's W3C `traceparent`). Off without it.
+    #[arg(long, env = "TRADEPACT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
-/// Installs the global subscriber: stderr, `RUST_LOG` filter (default `info`), and the
-/// per-RPC metrics (counted from each call's last line whatever the filter, once
-/// [`crate::metrics`] serves them). Calling it twice is harmless (the second call does nothing).
-pub fn init_tracing(format: LogFormat) {
+/// What [`init_tracing`] started; dropping it flushes the spans not yet exported (up to 5 s).
+#[must_use = "spans are flushed when this is dropped: keep it until the program ends"]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5)) {
+                eprintln!("tradepact: spans not exported at exit: {e}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber: stderr, `RUST_LOG` filter (default `info`), the per-RPC
+/// metrics (counted from each call's last line whatever the filter, once [`crate::metrics`]
+/// serves them) and, with `--otlp-endpoint`, span export as `service` (the OpenTelemetry
+/// service name). Calling it twice is harmless (the second call installs nothing).
+pub fn init_tracing(args: &LogArgs, service: &'static str) -> anyhow::Result<Telemetry> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -37,16 +59,111 @@ pub fn init_tracing(format: LogFormat) {
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let lines = match format {
+    let lines = match args.log_format {
         LogFormat::Text => lines.with_filter(filter).boxed(),
         LogFormat::Json => lines.json().with_filter(filter).boxed(),
     };
     let rpc = tracing_subscriber::filter::Targets::new()
         .with_target(module_path!(), tracing::Level::INFO);
-    let _ = tracing_subscriber::registry()
+    let (provider, spans) = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            let provider = otlp_provider(endpoint, service)?;
+            let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "tradepact");
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+            (Some(provider), Some(layer))
+        }
+        None => (None, None),
+    };
+    let installed = tracing_subscriber::registry()
         .with(lines)
         .with(RpcMetrics.with_filter(rpc))
-        .try_init();
+        .with(spans)
+        .try_init()
+        .is_ok();
+    if installed && provider.is_some() {
+        OTEL_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            endpoint = args.otlp_endpoint.as_deref().unwrap_or_default(),
+            service,
+            "exporting spans over OTLP"
+        );
+    }
+    Ok(Telemetry {
+        provider: provider.filter(|_| installed),
+    })
+}
+
+#[cfg(feature = "otlp")]
+fn otlp_provider(
+    endpoint: &str,
+    service: &'static str,
+) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| anyhow::anyhow!("--otlp-endpoint {endpoint}: {e}"))?;
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build(),
+        )
+        .build())
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp_provider(
+    endpoint: &str,
+    _service: &'static str,
+) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    anyhow::bail!(
+        "--otlp-endpoint {endpoint}: this binary was built without span export (cargo feature `otlp`)"
+    )
+}
+
+/// Whether spans are exported (the OpenTelemetry layer is installed).
+static OTEL_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A span for a call this process makes to another service (`method`: its gRPC path without
+/// the leading slash), a child of the current one; see [`traceparent_of`].
+pub fn client_span(method: &str) -> Span {
+    tracing::info_span!("call", otel.name = method, otel.kind = "client")
+}
+
+/// The W3C `traceparent` to send with a call made in `span`: the span's own when spans are
+/// exported (so the callee's span is its child), else `fallback` (the caller's, forwarded).
+pub fn traceparent_of(span: &Span, fallback: &str) -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !OTEL_ON.load(std::sync::atomic::Ordering::Relaxed) {
+        return fallback.to_owned();
+    }
+    let cx = span.context();
+    let span_ref = cx.span();
+    let sc = span_ref.span_context();
+    if !sc.is_valid() {
+        return fallback.to_owned();
+    }
+    format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    )
+}
+
+/// A new W3C `traceparent` (sampled), with ids from OpenTelemetry's random id generator: for
+/// a call that arrived without one.
+pub fn new_traceparent() -> String {
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    let ids = RandomIdGenerator::default();
+    format!("00-{}-{}-01", ids.new_trace_id(), ids.new_span_id())
 }
 
 /// Whether [`RpcMetrics`] records (set when the metrics endpoint starts).
@@ -154,7 +271,17 @@ fn grpc_status(headers: Option<&HeaderMap>) -> Option<i32> {
     headers?.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
-fn log_finished(code: i32, latency: Duration) {
+fn log_finished(code: i32, latency: Duration, span: &Span) {
+    if OTEL_ON.load(std::sync::atomic::Ordering::Relaxed) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.set_attribute("rpc.grpc.status_code", i64::from(code));
+        if code != 0 {
+            span.set_status(opentelemetry::trace::Status::error(format!(
+                "{:?}",
+                tonic::Code::from_i32(code)
+            )));
+        }
+    }
     let latency_ms = latency.as_secs_f64() * 1e3;
     let status = format!("{:?}", tonic::Code::from_i32(code));
     if code == 0 {
@@ -199,19 +326,50 @@ fn trace_id(req: &Request<tonic::body::Body>) -> &str {
 }
 
 fn make_span(req: &Request<tonic::body::Body>) -> Span {
-    tracing::info_span!("rpc", method = %req.uri().path(), trace_id = %trace_id(req))
+    let path = req.uri().path();
+    if !OTEL_ON.load(std::sync::atomic::Ordering::Relaxed) {
+        return tracing::info_span!("rpc", method = %path, trace_id = %trace_id(req));
+    }
+    // Exported: named by the method, a server span, its parent the caller's `traceparent`.
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "rpc",
+        method = %path,
+        trace_id = %trace_id(req),
+        otel.name = path.trim_start_matches('/'),
+        otel.kind = "server",
+    );
+    span.set_attribute("rpc.system", "grpc");
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&HeaderExtractor(req.headers()));
+    let _ = span.set_parent(parent);
+    span
 }
 
-fn on_response(res: &Response<tonic::body::Body>, latency: Duration, _: &Span) {
-    // A trailers-only response (most errors) carries grpc-status in its headers; otherwise
-    // the status arrives with the trailers and on_eos logs it.
-    if let Some(code) = grpc_status(Some(res.headers())) {
-        log_finished(code, latency);
+/// The headers of a request, as OpenTelemetry's propagators read them.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
     }
 }
 
-fn on_eos(trailers: Option<&HeaderMap>, stream_duration: Duration, _: &Span) {
+fn on_response(res: &Response<tonic::body::Body>, latency: Duration, span: &Span) {
+    // A trailers-only response (most errors) carries grpc-status in its headers; otherwise
+    // the status arrives with the trailers and on_eos logs it.
+    if let Some(code) = grpc_status(Some(res.headers())) {
+        log_finished(code, latency, span);
+    }
+}
+
+fn on_eos(trailers: Option<&HeaderMap>, stream_duration: Duration, span: &Span) {
     // GrpcCode::Ok is 0; a missing status is an internal error on the wire.
     let code = grpc_status(trailers).unwrap_or(GrpcCode::Internal as i32);
-    log_finished(code, stream_duration);
+    log_finished(code, stream_duration, span);
 }

@@ -94,7 +94,15 @@ impl DataSource {
         };
         let mut client = self.client.clone();
         let started = std::time::Instant::now();
-        let answer = client.get_series(self.request(request, traceparent)).await;
+        // A child span of the call that needs the baseline; the data service's span of this
+        // call is its child in turn (its traceparent travels with the request).
+        let span =
+            tradepact_rpc::telemetry::client_span("tradepact.data.v1.TradeDataService/GetSeries");
+        let request = self.request(
+            request,
+            &tradepact_rpc::telemetry::traceparent_of(&span, traceparent),
+        );
+        let answer = tracing::Instrument::instrument(client.get_series(request), span).await;
         let status = match &answer {
             Ok(_) => Code::Ok,
             Err(s) => s.code(),

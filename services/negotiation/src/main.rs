@@ -3,7 +3,13 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = tradepact_negotiation::Config::parse();
-    tradepact_rpc::init_tracing(config.log.log_format);
+    let _telemetry = match tradepact_rpc::init_tracing(&config.log, "tradepact-negotiation") {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("tradepact-negotiation: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     match tradepact_negotiation::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

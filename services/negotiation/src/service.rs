@@ -53,25 +53,14 @@ fn invalid(field: &str, description: impl Into<String>) -> Status {
     of(Failure::invalid(field, description))
 }
 
-/// A W3C `traceparent` for calls this request makes: the caller's, or a new one.
+/// A W3C `traceparent` for calls this request makes when spans are not exported: the
+/// caller's, or a new one (with spans exported, each call sends its own span's).
 fn traceparent<T>(request: &Request<T>) -> String {
-    if let Some(tp) = request
+    request
         .metadata()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-    {
-        return tp.to_owned();
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut rng = tradepact_bargain::rng::SplitMix64::new(nanos as u64 ^ std::process::id() as u64);
-    format!(
-        "00-{:016x}{:016x}-{:016x}-01",
-        rng.next_u64(),
-        rng.next_u64(),
-        rng.next_u64()
-    )
+        .map_or_else(tradepact_rpc::telemetry::new_traceparent, str::to_owned)
 }
 
 fn check_year(y: &str, field: &str) -> Result<(), Status> {

@@ -30,7 +30,9 @@ fn cut_option() -> pb::IssueOption {
 }
 
 /// A bilateral negotiation with one issue, the US tariff on Korean cars: keep it, or cut it.
-async fn create_autos(c: &mut tradepact_client::negotiation::NegotiationClient) -> String {
+pub(crate) async fn create_autos(
+    c: &mut tradepact_client::negotiation::NegotiationClient,
+) -> String {
     c.create_negotiation(pb::CreateNegotiationRequest {
         title: "autos".into(),
         agreement: "test".into(),
@@ -58,7 +60,7 @@ async fn create_autos(c: &mut tradepact_client::negotiation::NegotiationClient) 
 }
 
 /// The impact of cutting the tariff, on `baseline`.
-fn cut_request(id: &str, baseline: Option<pb::Baseline>) -> pb::EstimateImpactRequest {
+pub(crate) fn cut_request(id: &str, baseline: Option<pb::Baseline>) -> pb::EstimateImpactRequest {
     pb::EstimateImpactRequest {
         id: id.to_owned(),
         package: Some(pb::Package {

@@ -24,6 +24,7 @@ mod reflection_and_health;
 mod security;
 mod slow_clients;
 mod store_format;
+mod traces;
 mod validation;
 mod vintages;
 mod watch_and_shutdown;
