@@ -1,4 +1,4 @@
-//! Charts as SVG, drawn with `plotters`:
+//! Charts as SVG or PNG (by the extension of `--out`), drawn with `plotters`:
 //! - `tradepact chart balance`: a reporter's goods, services and total balance with a partner
 //!   over the periods. A period without a figure is a gap in its line (never a zero); a figure
 //!   between two gaps is drawn as a point. The caption names the releases the figures come
@@ -19,12 +19,66 @@ use tradepact_proto::negotiation_v1 as npb;
 
 use crate::connect::ClientArgs;
 
+/// The image format of `out`, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Svg,
+    Png,
+}
+
+fn format_of(out: &Path) -> anyhow::Result<Format> {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("svg") => Ok(Format::Svg),
+        Some(e) if e.eq_ignore_ascii_case("png") => Ok(Format::Png),
+        _ => anyhow::bail!(
+            "--out must name an .svg or a .png file, got {}",
+            out.display()
+        ),
+    }
+}
+
+/// Text is set in DejaVu Sans, built in (the `dejavu` crate), so that a PNG looks the same on
+/// every machine and text is measured the same way in both formats.
+fn register_fonts() {
+    static FONTS: std::sync::Once = std::sync::Once::new();
+    FONTS.call_once(|| {
+        for (style, bytes) in [
+            (FontStyle::Normal, dejavu::sans::regular()),
+            (FontStyle::Bold, dejavu::sans::bold()),
+        ] {
+            if plotters::style::register_font("sans-serif", style, bytes).is_err() {
+                tracing::error!("the built-in DejaVu Sans font did not load");
+            }
+        }
+    });
+}
+
+/// Runs `$body` with `$root` the drawing area of `$out` (SVG or PNG by its extension) of
+/// `$size` pixels. A macro, not a function: plotters' backends are distinct types and the
+/// drawing code is generic over them, which a closure cannot be.
+macro_rules! render {
+    ($out:expr, $size:expr, |$root:ident| $body:block) => {{
+        let out: &Path = $out;
+        register_fonts();
+        match format_of(out)? {
+            Format::Svg => {
+                let $root = SVGBackend::new(out, $size).into_drawing_area();
+                $body
+            }
+            Format::Png => {
+                let $root = BitMapBackend::new(out, $size).into_drawing_area();
+                $body
+            }
+        }
+    }};
+}
+
 /// Flags of `tradepact chart balance`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct BalanceChartArgs {
     #[command(flatten)]
     pub balance: crate::query::BalanceArgs,
-    /// The SVG file to write.
+    /// The file to write: .svg or .png.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -67,6 +121,7 @@ fn runs(values: &[(i64, Option<f64>)]) -> Vec<Vec<(i64, f64)>> {
 
 /// Fetches the balance and its releases, draws the chart into `args.out`.
 pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<()> {
+    format_of(&args.out)?;
     let b = &args.balance;
     let mut client = c.data(&b.data_service).await?;
     let (as_of_release, as_of_date) = crate::vintage::as_of(&b.as_of);
@@ -154,7 +209,7 @@ pub async fn balance(c: &ClientArgs, args: BalanceChartArgs) -> anyhow::Result<(
 pub struct NegotiationChartArgs {
     /// Negotiation id (e.g. neg-000001).
     pub id: String,
-    /// The SVG file to write.
+    /// The file to write: .svg or .png.
     #[arg(long)]
     pub out: PathBuf,
     /// The negotiation service.
@@ -171,7 +226,7 @@ const FRONTIER_POINTS: usize = 20_000;
 
 /// Fetches the negotiation and its analysis, draws the utility space into `args.out`.
 pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::Result<()> {
-    check_svg(&args.out)?;
+    format_of(&args.out)?;
     let mut client = c.negotiation(&args.negotiation_service).await?;
     let negotiation = fetch_negotiation(c, &mut client, &args.id, true).await?;
     anyhow::ensure!(
@@ -250,105 +305,108 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
     }
     notes.push(format!("{} offers so far (grey path)", offers.len()));
 
-    let root = SVGBackend::new(&args.out, (760, 700 + 18 * notes.len() as u32)).into_drawing_area();
-    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
-    root.fill(&WHITE).map_err(|e| error(&e))?;
-    let (plot, below) = root.split_vertically(700);
-    let top = |i: usize| analysis.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(&title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..top(0), 0.0..top(1))
-        .map_err(|e| error(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("utility of {a}"))
-        .y_desc(format!("utility of {b}"))
-        .draw()
-        .map_err(|e| error(&e))?;
-    let grey = RGBColor(120, 120, 120);
-    if let Some(r) = reservation(a) {
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(r, 0.0), (r, top(1))],
-                6,
-                4,
-                grey.into(),
-            ))
+    let size = (760, 700 + 18 * notes.len() as u32);
+    render!(&args.out, size, |root| {
+        let error =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
+        root.fill(&WHITE).map_err(|e| error(&e))?;
+        let (plot, below) = root.split_vertically(700);
+        let top = |i: usize| analysis.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(&title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..top(0), 0.0..top(1))
             .map_err(|e| error(&e))?;
-    }
-    if let Some(r) = reservation(b) {
         chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, r), (top(0), r)],
-                6,
-                4,
-                grey.into(),
-            ))
+            .configure_mesh()
+            .x_desc(format!("utility of {a}"))
+            .y_desc(format!("utility of {b}"))
+            .draw()
             .map_err(|e| error(&e))?;
-    }
-    let blue = RGBColor(31, 119, 180);
-    chart
-        .draw_series(LineSeries::new(
-            frontier.iter().copied(),
-            blue.stroke_width(2),
-        ))
-        .map_err(|e| error(&e))?
-        .label("Pareto frontier")
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2)));
-    chart
-        .draw_series(frontier.iter().map(|&p| Circle::new(p, 2, blue.filled())))
-        .map_err(|e| error(&e))?;
-    if !offers.is_empty() {
+        let grey = RGBColor(120, 120, 120);
+        if let Some(r) = reservation(a) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(r, 0.0), (r, top(1))],
+                    6,
+                    4,
+                    grey.into(),
+                ))
+                .map_err(|e| error(&e))?;
+        }
+        if let Some(r) = reservation(b) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, r), (top(0), r)],
+                    6,
+                    4,
+                    grey.into(),
+                ))
+                .map_err(|e| error(&e))?;
+        }
+        let blue = RGBColor(31, 119, 180);
         chart
             .draw_series(LineSeries::new(
-                offers.iter().copied(),
-                grey.stroke_width(1),
+                frontier.iter().copied(),
+                blue.stroke_width(2),
             ))
             .map_err(|e| error(&e))?
-            .label("offers")
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
+            .label("Pareto frontier")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2)));
         chart
-            .draw_series(
-                offers
-                    .iter()
-                    .map(|&p| Cross::new(p, 4, grey.stroke_width(1))),
-            )
+            .draw_series(frontier.iter().map(|&p| Circle::new(p, 2, blue.filled())))
             .map_err(|e| error(&e))?;
-    }
-    // The Nash point last, as a ring, so that it shows where another solution coincides.
-    for (name, colour, points) in solutions.iter().rev() {
-        if points.is_empty() {
-            continue;
-        }
-        let colour = *colour;
-        if *name == "Nash" {
+        if !offers.is_empty() {
+            chart
+                .draw_series(LineSeries::new(
+                    offers.iter().copied(),
+                    grey.stroke_width(1),
+                ))
+                .map_err(|e| error(&e))?
+                .label("offers")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
             chart
                 .draw_series(
-                    points
+                    offers
                         .iter()
-                        .map(|&p| Circle::new(p, 9, colour.stroke_width(2))),
+                        .map(|&p| Cross::new(p, 4, grey.stroke_width(1))),
                 )
-                .map_err(|e| error(&e))?
-                .label(*name)
-                .legend(move |(x, y)| Circle::new((x + 9, y), 6, colour.stroke_width(2)));
-        } else {
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| TriangleMarker::new(p, 7, colour.filled())),
-                )
-                .map_err(|e| error(&e))?
-                .label(*name)
-                .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
+                .map_err(|e| error(&e))?;
         }
-    }
-    legend(&mut chart)?;
-    caption(&below, &notes).map_err(|e| error(&e))?;
-    root.present().map_err(|e| error(&e))?;
+        // The Nash point last, as a ring, so that it shows where another solution coincides.
+        for (name, colour, points) in solutions.iter().rev() {
+            if points.is_empty() {
+                continue;
+            }
+            let colour = *colour;
+            if *name == "Nash" {
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&p| Circle::new(p, 9, colour.stroke_width(2))),
+                    )
+                    .map_err(|e| error(&e))?
+                    .label(*name)
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 6, colour.stroke_width(2)));
+            } else {
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&p| TriangleMarker::new(p, 7, colour.filled())),
+                    )
+                    .map_err(|e| error(&e))?
+                    .label(*name)
+                    .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
+            }
+        }
+        legend(&mut chart)?;
+        caption(&below, &notes).map_err(|e| error(&e))?;
+        root.present().map_err(|e| error(&e))?;
+    });
     println!("wrote {}", args.out.display());
     Ok(())
 }
@@ -368,7 +426,7 @@ pub struct SimulationChartArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The SVG file to write.
+    /// The file to write: .svg or .png.
     #[arg(long)]
     pub out: PathBuf,
     /// The negotiation service.
@@ -401,7 +459,7 @@ fn strategy(name: &str) -> anyhow::Result<npb::Strategy> {
 
 /// Runs the simulation (not recorded) and draws each party's concession curve.
 pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Result<()> {
-    check_svg(&args.out)?;
+    format_of(&args.out)?;
     let strategies = (args.strategies.split(','))
         .map(strategy)
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -451,62 +509,66 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
             false => format!("no agreement: {}", outcome.reason),
         }
     );
-    let root = SVGBackend::new(&args.out, (900, 560)).into_drawing_area();
-    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
-    root.fill(&WHITE).map_err(|e| error(&e))?;
-    let (plot, below) = root.split_vertically(520);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(&title, ("sans-serif", 18))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..rounds + 1.0, 0.0..1.05)
-        .map_err(|e| error(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("the proposer's utility of its offer")
-        .draw()
-        .map_err(|e| error(&e))?;
-    let colours = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-    ];
-    for (i, curve) in curves.iter().enumerate() {
-        let colour = colours[i % colours.len()];
-        chart
-            .draw_series(LineSeries::new(
-                curve.iter().copied(),
-                colour.stroke_width(2),
-            ))
-            .map_err(|e| error(&e))?
-            .label(parties[i].as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+    render!(&args.out, (900, 560), |root| {
+        let error =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
+        root.fill(&WHITE).map_err(|e| error(&e))?;
+        let (plot, below) = root.split_vertically(520);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(&title, ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..rounds + 1.0, 0.0..1.05)
             .map_err(|e| error(&e))?;
-        if let (true, Some(&u), Some(&(last, _))) =
-            (outcome.agreed, outcome.utilities.get(i), curve.last())
-        {
+        chart
+            .configure_mesh()
+            .x_desc("round")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc("the proposer's utility of its offer")
+            .draw()
+            .map_err(|e| error(&e))?;
+        let colours = [
+            RGBColor(31, 119, 180),
+            RGBColor(214, 39, 40),
+            RGBColor(44, 160, 44),
+            RGBColor(148, 103, 189),
+        ];
+        for (i, curve) in curves.iter().enumerate() {
+            let colour = colours[i % colours.len()];
             chart
-                .draw_series([Circle::new((last, u), 8, colour.stroke_width(2))])
+                .draw_series(LineSeries::new(
+                    curve.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| error(&e))?
+                .label(parties[i].as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(curve.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                 .map_err(|e| error(&e))?;
+            if let (true, Some(&u), Some(&(last, _))) =
+                (outcome.agreed, outcome.utilities.get(i), curve.last())
+            {
+                chart
+                    .draw_series([Circle::new((last, u), 8, colour.stroke_width(2))])
+                    .map_err(|e| error(&e))?;
+            }
         }
-    }
-    legend(&mut chart)?;
-    let utilities: Vec<String> = (parties.iter().zip(&outcome.utilities))
-        .map(|(p, u)| format!("{p} {u:.3}"))
-        .collect();
-    let note = format!(
-        "Seed {}; the agreement's utilities (rings): {}.",
-        args.seed,
-        utilities.join(", ")
-    );
-    caption(&below, &[note]).map_err(|e| error(&e))?;
-    root.present().map_err(|e| error(&e))?;
+        legend(&mut chart)?;
+        let utilities: Vec<String> = (parties.iter().zip(&outcome.utilities))
+            .map(|(p, u)| format!("{p} {u:.3}"))
+            .collect();
+        let note = format!(
+            "Seed {}; the agreement's utilities (rings): {}.",
+            args.seed,
+            utilities.join(", ")
+        );
+        caption(&below, &[note]).map_err(|e| error(&e))?;
+        root.present().map_err(|e| error(&e))?;
+    });
     println!("wrote {}", args.out.display());
     Ok(())
 }
@@ -564,14 +626,6 @@ fn pair(utilities: &[f64]) -> Option<(f64, f64)> {
     }
 }
 
-fn check_svg(out: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        out.extension().is_some_and(|e| e == "svg"),
-        "--out must name an .svg file"
-    );
-    Ok(())
-}
-
 /// Lines of small text under a chart, each clipped to the width.
 fn caption<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
@@ -598,74 +652,74 @@ fn draw(
     lines: &[Line],
     cited: &[String],
 ) -> anyhow::Result<()> {
-    check_svg(out)?;
     let caption_lines = 1 + cited.len();
     let height = 480 + 18 * caption_lines as u32;
-    let root = SVGBackend::new(out, (900, height)).into_drawing_area();
-    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", out.display());
-    root.fill(&WHITE).map_err(|e| error(&e))?;
-    let (plot, notes) = root.split_vertically(480);
-    let values = lines
-        .iter()
-        .flat_map(|l| l.values.iter().filter_map(|(_, v)| *v));
-    let (low, high) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let pad = ((high - low) * 0.08).max(1.0);
-    let first = periods.iter().map(|(x, _)| *x).min().unwrap_or(0);
-    let last = periods.iter().map(|(x, _)| *x).max().unwrap_or(0);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(first - 1..last + 1, (low - pad)..(high + pad))
-        .map_err(|e| error(&e))?;
-    // Annual positions are years: a year without a row is labelled too.
-    let annual = periods.iter().all(|(_, label)| label.len() == 4);
-    let label_of = |x: &i64| match (periods.iter()).find(|(p, _)| p == x) {
-        Some((_, label)) => label.clone(),
-        None if annual && (first..=last).contains(x) => x.to_string(),
-        None => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .x_labels(periods.len().min(20) + 2)
-        .x_label_formatter(&label_of)
-        .y_desc("bn USD")
-        .draw()
-        .map_err(|e| error(&e))?;
-    chart
-        .draw_series(LineSeries::new(
-            [(first - 1, 0.0), (last + 1, 0.0)],
-            BLACK.mix(0.4),
-        ))
-        .map_err(|e| error(&e))?;
-    for line in lines {
-        let style = line.colour.stroke_width(2);
-        let mut legend = true;
-        for run in runs(&line.values) {
-            let drawn = chart
-                .draw_series(LineSeries::new(run.clone(), style))
-                .map_err(|e| error(&e))?;
-            if legend {
-                let colour = line.colour;
-                drawn.label(line.name).legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
-                legend = false;
+    render!(out, (900, height), |root| {
+        let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", out.display());
+        root.fill(&WHITE).map_err(|e| error(&e))?;
+        let (plot, notes) = root.split_vertically(480);
+        let values = lines
+            .iter()
+            .flat_map(|l| l.values.iter().filter_map(|(_, v)| *v));
+        let (low, high) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let pad = ((high - low) * 0.08).max(1.0);
+        let first = periods.iter().map(|(x, _)| *x).min().unwrap_or(0);
+        let last = periods.iter().map(|(x, _)| *x).max().unwrap_or(0);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(first - 1..last + 1, (low - pad)..(high + pad))
+            .map_err(|e| error(&e))?;
+        // Annual positions are years: a year without a row is labelled too.
+        let annual = periods.iter().all(|(_, label)| label.len() == 4);
+        let label_of = |x: &i64| match (periods.iter()).find(|(p, _)| p == x) {
+            Some((_, label)) => label.clone(),
+            None if annual && (first..=last).contains(x) => x.to_string(),
+            None => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .x_labels(periods.len().min(20) + 2)
+            .x_label_formatter(&label_of)
+            .y_desc("bn USD")
+            .draw()
+            .map_err(|e| error(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                [(first - 1, 0.0), (last + 1, 0.0)],
+                BLACK.mix(0.4),
+            ))
+            .map_err(|e| error(&e))?;
+        for line in lines {
+            let style = line.colour.stroke_width(2);
+            let mut legend = true;
+            for run in runs(&line.values) {
+                let drawn = chart
+                    .draw_series(LineSeries::new(run.clone(), style))
+                    .map_err(|e| error(&e))?;
+                if legend {
+                    let colour = line.colour;
+                    drawn.label(line.name).legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                    });
+                    legend = false;
+                }
+                chart
+                    .draw_series(
+                        run.iter()
+                            .map(|&(x, v)| Circle::new((x, v), 3, line.colour.filled())),
+                    )
+                    .map_err(|e| error(&e))?;
             }
-            chart
-                .draw_series(
-                    run.iter()
-                        .map(|&(x, v)| Circle::new((x, v), 3, line.colour.filled())),
-                )
-                .map_err(|e| error(&e))?;
         }
-    }
-    legend(&mut chart)?;
-    let mut text = vec!["A gap is a period without a figure (never a zero).".to_owned()];
-    text.extend(cited.iter().map(|c| format!("Release {c}")));
-    caption(&notes, &text).map_err(|e| error(&e))?;
-    root.present().map_err(|e| error(&e))?;
+        legend(&mut chart)?;
+        let mut text = vec!["A gap is a period without a figure (never a zero).".to_owned()];
+        text.extend(cited.iter().map(|c| format!("Release {c}")));
+        caption(&notes, &text).map_err(|e| error(&e))?;
+        root.present().map_err(|e| error(&e))?;
+    });
     Ok(())
 }
 

@@ -166,7 +166,8 @@ async fn import_streams_the_csv_and_reports_bad_rows_by_line() {
 
 /// `tradepact chart balance` draws the sample's balances as SVG: a point for every figure the
 /// service has (goods 4, services 4, total 3 between 2011 and 2017), none for a missing one,
-/// every year on the axis, the releases cited; anything but .svg is refused.
+/// every year on the axis, the releases cited; the same chart as PNG, its text set (in the
+/// built-in font); any other format is refused.
 #[test]
 fn the_balance_chart_draws_every_figure_and_no_missing_one() {
     let home = tempfile::tempdir().unwrap();
@@ -206,7 +207,34 @@ fn the_balance_chart_draws_every_figure_and_no_missing_one() {
         svg.contains("Release ustr-trade-facts-2016 (2017-03-07)"),
         "{svg}"
     );
-    let refused = chart(&home.path().join("balance.png"));
+    let png = home.path().join("balance.png");
+    let drawn = chart(&png);
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    // 900 wide, the SVG's height (480 for the plot, 18 per caption line: the gap note and
+    // one per release cited).
+    let caption_lines = 1 + svg.matches("Release ").count() as u32;
+    assert_eq!((frame.width, frame.height), (900, 480 + 18 * caption_lines));
+    let channels = frame.line_size / frame.width as usize;
+    let dark_in_rows = |rows: std::ops::Range<u32>| {
+        rows.flat_map(|y| (0..frame.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let at = y as usize * frame.line_size + x as usize * channels;
+                pixels[at..at + 3].iter().all(|&c| c < 128)
+            })
+            .count()
+    };
+    // The caption's text under the plot, and the title.
+    assert!(dark_in_rows(480..frame.height) > 500, "no caption text");
+    assert!(dark_in_rows(0..40) > 200, "no title");
+    let refused = chart(&home.path().join("balance.jpg"));
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains(".svg"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(".svg or a .png"));
 }
