@@ -229,14 +229,48 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
     format_of(&args.out)?;
     let mut client = c.negotiation(&args.negotiation_service).await?;
     let negotiation = fetch_negotiation(c, &mut client, &args.id, true).await?;
+    let (space, _) = utility_space(c, &mut client, &negotiation).await?;
+    let size = space.size();
+    render!(&args.out, size, |root| { draw_space(&root, &space)? });
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// A two-party utility space as the analysis answers it, ready to draw.
+pub(crate) struct Space {
+    title: String,
+    parties: [String; 2],
+    ideal: Vec<f64>,
+    /// Each party's reservation value, when the caller may see its position.
+    reservations: [Option<f64>; 2],
+    frontier: Vec<(f64, f64)>,
+    offers: Vec<(f64, f64)>,
+    solutions: Vec<Marked>,
+    notes: Vec<String>,
+}
+
+impl Space {
+    /// Its size in pixels.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        (760, 700 + 18 * self.notes.len() as u32)
+    }
+}
+
+/// The utility space of `negotiation` (two parties) and the analysis's first page: the
+/// frontier read page by page, up to [`FRONTIER_POINTS`].
+pub(crate) async fn utility_space(
+    c: &ClientArgs,
+    client: &mut tradepact_client::negotiation::NegotiationClient,
+    negotiation: &npb::Negotiation,
+) -> anyhow::Result<(Space, npb::AnalyzeNegotiationResponse)> {
     anyhow::ensure!(
         negotiation.parties.len() == 2,
         "the utility space is drawn for two parties; {} has {}",
-        args.id,
+        negotiation.id,
         negotiation.parties.len()
     );
     let mut request = npb::AnalyzeNegotiationRequest {
-        id: args.id.clone(),
+        id: negotiation.id.clone(),
         page_size: 1000,
         ..Default::default()
     };
@@ -305,109 +339,134 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
     }
     notes.push(format!("{} offers so far (grey path)", offers.len()));
 
-    let size = (760, 700 + 18 * notes.len() as u32);
-    render!(&args.out, size, |root| {
-        let error =
-            |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", args.out.display());
-        root.fill(&WHITE).map_err(|e| error(&e))?;
-        let (plot, below) = root.split_vertically(700);
-        let top = |i: usize| analysis.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(&title, ("sans-serif", 20))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..top(0), 0.0..top(1))
-            .map_err(|e| error(&e))?;
+    let space = Space {
+        title,
+        parties: [a.clone(), b.clone()],
+        ideal: analysis.ideal.clone(),
+        reservations: [reservation(a), reservation(b)],
+        frontier,
+        offers,
+        solutions,
+        notes,
+    };
+    Ok((space, analysis))
+}
+
+/// Draws `space` on `root`.
+fn draw_space<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    space: &Space,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let Space {
+        title,
+        parties: [a, b],
+        frontier,
+        offers,
+        solutions,
+        notes,
+        ..
+    } = space;
+    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the utility space: {e}");
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let (plot, below) = root.split_vertically(700);
+    let top = |i: usize| space.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..top(0), 0.0..top(1))
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("utility of {a}"))
+        .y_desc(format!("utility of {b}"))
+        .draw()
+        .map_err(|e| error(&e))?;
+    let grey = RGBColor(120, 120, 120);
+    if let Some(r) = space.reservations[0] {
         chart
-            .configure_mesh()
-            .x_desc(format!("utility of {a}"))
-            .y_desc(format!("utility of {b}"))
-            .draw()
+            .draw_series(DashedLineSeries::new(
+                [(r, 0.0), (r, top(1))],
+                6,
+                4,
+                grey.into(),
+            ))
             .map_err(|e| error(&e))?;
-        let grey = RGBColor(120, 120, 120);
-        if let Some(r) = reservation(a) {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(r, 0.0), (r, top(1))],
-                    6,
-                    4,
-                    grey.into(),
-                ))
-                .map_err(|e| error(&e))?;
-        }
-        if let Some(r) = reservation(b) {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, r), (top(0), r)],
-                    6,
-                    4,
-                    grey.into(),
-                ))
-                .map_err(|e| error(&e))?;
-        }
-        let blue = RGBColor(31, 119, 180);
+    }
+    if let Some(r) = space.reservations[1] {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, r), (top(0), r)],
+                6,
+                4,
+                grey.into(),
+            ))
+            .map_err(|e| error(&e))?;
+    }
+    let blue = RGBColor(31, 119, 180);
+    chart
+        .draw_series(LineSeries::new(
+            frontier.iter().copied(),
+            blue.stroke_width(2),
+        ))
+        .map_err(|e| error(&e))?
+        .label("Pareto frontier")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(frontier.iter().map(|&p| Circle::new(p, 2, blue.filled())))
+        .map_err(|e| error(&e))?;
+    if !offers.is_empty() {
         chart
             .draw_series(LineSeries::new(
-                frontier.iter().copied(),
-                blue.stroke_width(2),
+                offers.iter().copied(),
+                grey.stroke_width(1),
             ))
             .map_err(|e| error(&e))?
-            .label("Pareto frontier")
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2)));
+            .label("offers")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
         chart
-            .draw_series(frontier.iter().map(|&p| Circle::new(p, 2, blue.filled())))
+            .draw_series(
+                offers
+                    .iter()
+                    .map(|&p| Cross::new(p, 4, grey.stroke_width(1))),
+            )
             .map_err(|e| error(&e))?;
-        if !offers.is_empty() {
-            chart
-                .draw_series(LineSeries::new(
-                    offers.iter().copied(),
-                    grey.stroke_width(1),
-                ))
-                .map_err(|e| error(&e))?
-                .label("offers")
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
+    }
+    // The Nash point last, as a ring, so that it shows where another solution coincides.
+    for (name, colour, points) in solutions.iter().rev() {
+        if points.is_empty() {
+            continue;
+        }
+        let colour = *colour;
+        if *name == "Nash" {
             chart
                 .draw_series(
-                    offers
+                    points
                         .iter()
-                        .map(|&p| Cross::new(p, 4, grey.stroke_width(1))),
+                        .map(|&p| Circle::new(p, 9, colour.stroke_width(2))),
                 )
-                .map_err(|e| error(&e))?;
+                .map_err(|e| error(&e))?
+                .label(*name)
+                .legend(move |(x, y)| Circle::new((x + 9, y), 6, colour.stroke_width(2)));
+        } else {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 7, colour.filled())),
+                )
+                .map_err(|e| error(&e))?
+                .label(*name)
+                .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
         }
-        // The Nash point last, as a ring, so that it shows where another solution coincides.
-        for (name, colour, points) in solutions.iter().rev() {
-            if points.is_empty() {
-                continue;
-            }
-            let colour = *colour;
-            if *name == "Nash" {
-                chart
-                    .draw_series(
-                        points
-                            .iter()
-                            .map(|&p| Circle::new(p, 9, colour.stroke_width(2))),
-                    )
-                    .map_err(|e| error(&e))?
-                    .label(*name)
-                    .legend(move |(x, y)| Circle::new((x + 9, y), 6, colour.stroke_width(2)));
-            } else {
-                chart
-                    .draw_series(
-                        points
-                            .iter()
-                            .map(|&p| TriangleMarker::new(p, 7, colour.filled())),
-                    )
-                    .map_err(|e| error(&e))?
-                    .label(*name)
-                    .legend(move |(x, y)| TriangleMarker::new((x + 9, y), 6, colour.filled()));
-            }
-        }
-        legend(&mut chart)?;
-        caption(&below, &notes).map_err(|e| error(&e))?;
-        root.present().map_err(|e| error(&e))?;
-    });
-    println!("wrote {}", args.out.display());
+    }
+    legend(&mut chart)?;
+    caption(&below, &notes).map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
     Ok(())
 }
 
