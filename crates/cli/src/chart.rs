@@ -39,7 +39,7 @@ fn format_of(out: &Path) -> anyhow::Result<Format> {
 
 /// Text is set in DejaVu Sans, built in (the `dejavu` crate), so that a PNG looks the same on
 /// every machine and text is measured the same way in both formats.
-fn register_fonts() {
+pub(crate) fn register_fonts() {
     static FONTS: std::sync::Once = std::sync::Once::new();
     FONTS.call_once(|| {
         for (style, bytes) in [
@@ -353,7 +353,7 @@ pub(crate) async fn utility_space(
 }
 
 /// Draws `space` on `root`.
-fn draw_space<DB: DrawingBackend>(
+pub(crate) fn draw_space<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     space: &Space,
 ) -> anyhow::Result<()>
@@ -374,7 +374,7 @@ where
     let (plot, below) = root.split_vertically(700);
     let top = |i: usize| space.ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
     let mut chart = ChartBuilder::on(&plot)
-        .caption(&title, ("sans-serif", 20))
+        .caption(title, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(56)
@@ -465,7 +465,7 @@ where
         }
     }
     legend(&mut chart)?;
-    caption(&below, &notes).map_err(|e| error(&e))?;
+    caption(&below, notes).map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     Ok(())
 }
@@ -633,7 +633,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
 }
 
 /// How long an analysis or a simulation may take (the service bounds it too).
-const HEAVY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const HEAVY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A failed call as the error the CLI prints (the service's message).
 fn failed(status: tonic::Status) -> anyhow::Error {
@@ -641,7 +641,7 @@ fn failed(status: tonic::Status) -> anyhow::Error {
 }
 
 /// The negotiation `id` (with the positions the caller may see, when asked).
-async fn fetch_negotiation(
+pub(crate) async fn fetch_negotiation(
     c: &ClientArgs,
     client: &mut tradepact_client::negotiation::NegotiationClient,
     id: &str,

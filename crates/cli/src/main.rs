@@ -6,6 +6,7 @@ mod connect;
 mod import;
 mod query;
 mod reference;
+mod report;
 mod scenario;
 mod up;
 mod vintage;
@@ -47,6 +48,15 @@ enum Chart {
     /// A simulated negotiation between strategies: each party's concession curve by round
     /// (nothing is recorded).
     Simulation(chart::SimulationChartArgs),
+}
+
+/// The reports `tradepact report` writes.
+#[derive(Subcommand)]
+enum Report {
+    /// A negotiation brief as one self-contained HTML page: scenario, positions (those the
+    /// token may see), ZOPA, utility space, solutions beside the actual package, logrolling
+    /// hints and the trade impact of the Nash package.
+    Negotiation(report::NegotiationReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -125,6 +135,11 @@ enum Command {
     Chart {
         #[command(subcommand)]
         chart: Chart,
+    },
+    /// Write a report (`tradepact report negotiation ID --out brief.html`).
+    Report {
+        #[command(subcommand)]
+        report: Report,
     },
     /// List the stored series.
     Series(query::SeriesArgs),
@@ -248,6 +263,9 @@ async fn main() -> ExitCode {
         Command::Chart {
             chart: Chart::Simulation(args),
         } => chart::simulation(&cli.client, args).await,
+        Command::Report {
+            report: Report::Negotiation(args),
+        } => report::negotiation(&cli.client, args).await,
         Command::Series(args) => query::series(&cli.client, args).await,
         Command::HashToken {
             token,

@@ -2,6 +2,7 @@
 //! `tradepact-negotiation` binaries on ephemeral ports (see `tradepact_tests`). One binary
 //! links tonic, sled and rustls once instead of fifteen times.
 
+mod brief;
 mod comtrade_import;
 mod crash_recovery;
 mod disk_full;

@@ -10,7 +10,7 @@ use tradepact_proto::data_v1 as pb;
 use tradepact_tests::{key, start_up, workspace, Process, READY_TIMEOUT};
 
 /// `node tests/web/SCRIPT`, checked to be installed.
-fn node(script: &str) -> Command {
+pub(crate) fn node(script: &str) -> Command {
     let web = workspace().join("tests/web");
     assert!(
         web.join("node_modules").is_dir() && web.join("gen").is_dir(),
@@ -21,7 +21,7 @@ fn node(script: &str) -> Command {
     cmd
 }
 
-fn json_of(out: std::process::Output, what: &str) -> serde_json::Value {
+pub(crate) fn json_of(out: std::process::Output, what: &str) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{what} failed: {}\n{}",
