@@ -6,7 +6,7 @@
 //! ([`crate::telemetry`]): the `rpc finished` / `rpc failed` line of each call is also counted
 //! (`tradepact_rpc_requests_total{method, status}`) and timed
 //! (`tradepact_rpc_latency_seconds{method}`), so the log and the metrics cannot disagree. The
-//! server kit adds calls in flight, calls shed, watchers open and dropped; the services their
+//! server kit adds calls in flight, calls shed, watchers open, dropped and their lag; the services their
 //! own (points written and the store's size on disk; calls to the data service).
 //!
 //! The endpoint is served with hyper's HTTP/1.1 server (the exporter's own listener cannot
@@ -35,6 +35,10 @@ pub const SHED: &str = "tradepact_rpc_shed_total";
 pub const WATCHERS: &str = "tradepact_watchers";
 /// Watchers dropped for falling behind.
 pub const WATCHERS_DROPPED: &str = "tradepact_watchers_dropped_total";
+/// How far behind a watcher is, in messages (queued for the client and updates not yet
+/// read), observed each time it is sent live updates; a watcher is dropped past
+/// [`crate::outbox::MAX_MESSAGES`].
+pub const WATCHER_LAG: &str = "tradepact_watcher_lag_messages";
 
 /// Whether the metrics endpoint runs (for figures that cost something to gather).
 pub fn enabled() -> bool {
@@ -84,6 +88,12 @@ fn install() -> anyhow::Result<PrometheusHandle> {
             &[
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(WATCHER_LAG.to_owned()),
+            &[
+                0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ],
         )?
         .build_recorder();

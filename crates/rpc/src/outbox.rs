@@ -31,6 +31,7 @@ pub struct Outbox<T> {
     tx: mpsc::UnboundedSender<Item<T>>,
     messages: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
+    max_messages: usize,
     max_bytes: usize,
 }
 
@@ -61,6 +62,7 @@ pub fn outbox<T: prost::Message + Send + 'static>(
             tx,
             messages: Arc::new(Semaphore::new(max_messages.max(1))),
             bytes: Arc::new(Semaphore::new(max_bytes.max(1))),
+            max_messages: max_messages.max(1),
             max_bytes: max_bytes.max(1),
         },
         Box::pin(stream),
@@ -75,6 +77,11 @@ impl<T: prost::Message> Outbox<T> {
             .clamp(1, self.max_bytes)
             .try_into()
             .unwrap_or(u32::MAX)
+    }
+
+    /// Messages queued that the client has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.max_messages - self.messages.available_permits()
     }
 
     /// Queues `message` if there is room now.

@@ -88,6 +88,12 @@ pub fn watch<F: Feed>(
                 }
             }
             feed.sent();
+            if crate::metrics::enabled() {
+                // How far behind the live updates this watcher is: messages waiting for the
+                // client to read them, and updates not yet turned into messages.
+                let lag = out.queued() + live.len();
+                metrics::histogram!(crate::metrics::WATCHER_LAG).record(lag as f64);
+            }
         }
     });
     stream

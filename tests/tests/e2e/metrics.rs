@@ -133,6 +133,32 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
         Some(1.0),
         "{body}"
     );
+    // Its lag is observed each time it is sent a live write: three writes, three samples, each
+    // at most the three messages it may not have read yet.
+    let more = write_request(series.clone(), &[("2017", 3e9)]);
+    for _ in 0..3 {
+        client.write_points(more.clone()).await.unwrap();
+    }
+    let lag = "tradepact_watcher_lag_messages";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = get(&scrape, "/metrics").await;
+        let count = sample(&body, &format!("{lag}_count"), &[]);
+        if count == Some(3.0) || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        sample(&body, &format!("{lag}_count"), &[]),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, &format!("{lag}_bucket"), &["le=\"4\""]),
+        Some(3.0),
+        "{body}"
+    );
     drop(watch);
 
     let negotiation = Process::start(
