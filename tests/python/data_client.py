@@ -3,7 +3,8 @@ generated from proto/ when it is installed).
 
 Usage: python3 data_client.py HOST:PORT
 
-Writes one quarterly series, reads it back (raw and aggregated to annual) as DataFrames,
+Writes one quarterly series, reads it back (raw and aggregated to annual, page by page and as
+streamed columns) as DataFrames,
 checks the field violations of bad input, bounded echoes and malformed bytes through the
 package's stub, and exits non-zero on any mismatch.
 """
@@ -35,6 +36,15 @@ def main(addr: str) -> None:
         got = list(raw[["period", "value_usd", "source"]].itertuples(index=False, name=None))
         want = [(f"2017-Q{q}", 1e6 * q, "python") for q in range(1, 5)]
         assert got == want, got
+
+        # The same series streamed as columns: the periods decoded from their ordinals.
+        columns = client.columns("KOR", "USA", product="HS:8704", frequency="quarterly")
+        got = list(columns[["period", "value_usd", "source"]].itertuples(index=False, name=None))
+        assert got == want, got
+        columns = client.columns("KOR", "USA", product="HS:8704", frequency="quarterly",
+                                 aggregate_to="annual")
+        got = list(columns[["period", "value_usd", "input_count"]].itertuples(index=False, name=None))
+        assert got == [("2017", 1e7, 4)], got
 
         annual = client.series("KOR", "USA", product="HS:8704", frequency="quarterly",
                                aggregate_to="annual")

@@ -1,8 +1,8 @@
-//! The Python package (`clients/python`, installed by the test command): the client test writes
-//! and reads back a series through it, and the example of `docs/` asks the KORUS questions of
+//! The Python package (`clients/python`, installed by the test command): the client tests write
+//! and read back a series through it, and negotiate through it, and the example of `docs/` asks the KORUS questions of
 //! `tradepact up` (the sample and the KORUS scenario loaded) and checks the figures.
 
-use tradepact_tests::{binary, start_data, start_up, workspace, READY_TIMEOUT};
+use tradepact_tests::{binary, start_data, start_negotiation, start_up, workspace, READY_TIMEOUT};
 
 fn python(args: &[&str]) -> String {
     let out = std::process::Command::new("python3")
@@ -25,6 +25,16 @@ fn python_grpcio_client_writes_and_reads_back() {
     let script = workspace().join("tests/python/data_client.py");
     let stdout = python(&[script.to_str().unwrap(), &server.addr]);
     assert!(stdout.contains("python client: ok"), "{stdout}");
+}
+
+#[test]
+fn python_negotiation_calls_create_offer_agree_analyse_and_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let script = workspace().join("tests/python/negotiation_client.py");
+    let stdout = python(&[script.to_str().unwrap(), &server.addr]);
+    assert!(stdout.contains("python negotiation client: ok"), "{stdout}");
 }
 
 #[test]

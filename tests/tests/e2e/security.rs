@@ -890,9 +890,9 @@ pub(crate) async fn create_with_positions(
     id
 }
 
-/// The Python package over TLS with bearer tokens: a writer writes and reads back, a reader
-/// is refused the write (`PERMISSION_DENIED`), no token is `UNAUTHENTICATED`, all as
-/// `tradepact.Error`s.
+/// The Python package over mutual TLS with bearer tokens: a writer writes and reads back, a
+/// reader is refused the write (`PERMISSION_DENIED`), no token is `UNAUTHENTICATED`, no client
+/// certificate cannot connect (`UNAVAILABLE`), all as `tradepact.Error`s.
 #[test]
 fn the_python_package_speaks_tls_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -910,6 +910,8 @@ fn the_python_package_speaks_tls_with_tokens() {
             &pki.path("server.pem"),
             "--tls-key",
             &pki.path("server.key"),
+            "--tls-client-ca",
+            &pki.path("ca.pem"),
             "--tokens-file",
             &tokens,
         ],
@@ -920,24 +922,30 @@ fn the_python_package_speaks_tls_with_tokens() {
     );
     let script = r#"
 import sys, tradepact
-target, ca = sys.argv[1], sys.argv[2]
-def client(token):
-    return tradepact.connect_data(target, ca=ca, token=token, timeout=10)
+target, ca, cert, key = sys.argv[1:5]
+def client(token, mutual=True):
+    identity = dict(cert=cert, key=key) if mutual else {}
+    return tradepact.connect_data(target, ca=ca, token=token, timeout=10, **identity)
 with client("writer-secret-2") as c:
     assert c.write("USA", "KOR", {"2016": 42.3e9})["inserted"] == 1
     assert list(c.series("USA", "KOR")["value_usd"]) == [42.3e9]
-for token, code in [("reader-secret-1", "PERMISSION_DENIED"), (None, "UNAUTHENTICATED")]:
-    with client(token) as c:
+for token, mutual, code in [
+    ("reader-secret-1", True, "PERMISSION_DENIED"),
+    (None, True, "UNAUTHENTICATED"),
+    ("writer-secret-2", False, "UNAVAILABLE"),
+]:
+    with client(token, mutual) as c:
         try:
             c.write("USA", "KOR", {"2017": 1.0})
         except tradepact.Error as e:
-            assert e.code.name == code, (token, e)
+            assert e.code.name == code, (token, mutual, e)
         else:
-            raise AssertionError(f"{token} wrote")
+            raise AssertionError(f"{token} wrote (client certificate: {mutual})")
 print("python tls: ok")
 "#;
     let out = std::process::Command::new("python3")
         .args(["-c", script, &target, &pki.path("ca.pem")])
+        .args([pki.path("client.pem"), pki.path("client.key")])
         .output()
         .expect("python3 on PATH");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -69,10 +69,19 @@ def _error(e: grpc.RpcError) -> Error:
     return Error(code, details or "", violations)
 
 
-def _channel(target: str, ca: Optional[PathLike], options: Sequence[tuple]) -> grpc.Channel:
+def _channel(
+    target: str,
+    ca: Optional[PathLike],
+    cert: Optional[PathLike],
+    key: Optional[PathLike],
+    options: Sequence[tuple],
+) -> grpc.Channel:
     if target.startswith("https://"):
-        root = pathlib.Path(ca).read_bytes() if ca is not None else None
-        return grpc.secure_channel(target[len("https://"):], grpc.ssl_channel_credentials(root), options)
+        read = lambda path: pathlib.Path(path).read_bytes() if path is not None else None  # noqa: E731
+        credentials = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+        return grpc.secure_channel(target[len("https://"):], credentials, options)
+    if cert is not None or key is not None:
+        raise ValueError("a client certificate needs an https:// target")
     return grpc.insecure_channel(target.removeprefix("http://"), options)
 
 
@@ -90,9 +99,20 @@ def _plain(message: Message) -> Dict[str, Any]:
 
 
 class _Client:
-    def __init__(self, target: str, *, token: Optional[str], ca: Optional[PathLike], timeout: float):
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: Optional[str],
+        ca: Optional[PathLike],
+        cert: Optional[PathLike],
+        key: Optional[PathLike],
+        timeout: float,
+    ):
+        if (cert is None) != (key is None):
+            raise ValueError("give both cert= and key= for mutual TLS, or neither")
         options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        self._channel = _channel(target, ca, options)
+        self._channel = _channel(target, ca, cert, key, options)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self.timeout = timeout
 
@@ -130,11 +150,29 @@ def _key(reporter: str, partner: str, flow: str, kind: str, product: str, freque
     )
 
 
+def _period(frequency: int, ordinal: int) -> str:
+    """A period ordinal of StreamSeriesColumns as its name: 2016, 2016-Q3, 2016-07."""
+    if frequency == data_pb.FREQUENCY_QUARTERLY:
+        return f"{ordinal // 4}-Q{ordinal % 4 + 1}"
+    if frequency == data_pb.FREQUENCY_MONTHLY:
+        return f"{ordinal // 12}-{ordinal % 12 + 1:02d}"
+    return str(ordinal)
+
+
 class DataClient(_Client):
     """The trade data service (``tradepact.data.v1.TradeDataService``)."""
 
-    def __init__(self, target: str, *, token: Optional[str] = None, ca: Optional[PathLike] = None, timeout: float = 30.0):
-        super().__init__(target, token=token, ca=ca, timeout=timeout)
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: Optional[str] = None,
+        ca: Optional[PathLike] = None,
+        cert: Optional[PathLike] = None,
+        key: Optional[PathLike] = None,
+        timeout: float = 30.0,
+    ):
+        super().__init__(target, token=token, ca=ca, cert=cert, key=key, timeout=timeout)
         self.stub = data_rpc.TradeDataServiceStub(self._channel)
 
     def write(
@@ -201,6 +239,51 @@ class DataClient(_Client):
             request.page_token = page.next_page_token
         columns = ["period", "value_usd", "source", "release", "input_count", "expected_input_count"]
         return pd.DataFrame(rows, columns=columns)
+
+    def columns(
+        self,
+        reporter: str,
+        partner: str,
+        *,
+        flow: str = "export",
+        kind: str = "goods",
+        product: str = "TOTAL",
+        frequency: str = "monthly",
+        start: Optional[str] = None,
+        end: Optional[str] = None,
+        aggregate_to: Optional[str] = None,
+        as_of_release: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> pd.DataFrame:
+        """A long series streamed as columns (StreamSeriesColumns: packed values, periods as
+        delta-encoded ordinals): columns period, value_usd, source, input_count. For long
+        monthly series this is many times faster than :meth:`series`."""
+        request = data_pb.StreamSeriesColumnsRequest(
+            key=_key(reporter, partner, flow, kind, product, frequency),
+            start_period=start or "",
+            end_period=end or "",
+            aggregate_to=_enum(data_pb.Frequency, "FREQUENCY", aggregate_to),
+            as_of_release=as_of_release or "",
+        )
+        periods: List[str] = []
+        values: List[float] = []
+        sources: List[str] = []
+        inputs: List[int] = []
+        for message in self._stream(self.stub.StreamSeriesColumns, request, timeout or self.timeout):
+            ordinal = 0
+            for i, delta in enumerate(message.period_deltas):
+                ordinal = delta if i == 0 else ordinal + delta
+                periods.append(_period(message.frequency, ordinal))
+            values += message.values_usd
+            n = len(message.values_usd)
+            if message.source_indexes:
+                sources += [message.sources[i] for i in message.source_indexes]
+            else:
+                sources += [message.sources[0] if message.sources else ""] * n
+            inputs += list(message.input_counts) if message.input_counts else [1] * n
+        return pd.DataFrame(
+            {"period": periods, "value_usd": values, "source": sources, "input_count": inputs}
+        )
 
     def balance(
         self,
@@ -372,8 +455,17 @@ class DataClient(_Client):
 class NegotiationClient(_Client):
     """The negotiation service (``tradepact.negotiation.v1.NegotiationService``)."""
 
-    def __init__(self, target: str, *, token: Optional[str] = None, ca: Optional[PathLike] = None, timeout: float = 30.0):
-        super().__init__(target, token=token, ca=ca, timeout=timeout)
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: Optional[str] = None,
+        ca: Optional[PathLike] = None,
+        cert: Optional[PathLike] = None,
+        key: Optional[PathLike] = None,
+        timeout: float = 30.0,
+    ):
+        super().__init__(target, token=token, ca=ca, cert=cert, key=key, timeout=timeout)
         self.stub = negotiation_rpc.NegotiationServiceStub(self._channel)
 
     def negotiations(self) -> List[Dict[str, Any]]:
@@ -390,17 +482,114 @@ class NegotiationClient(_Client):
     def negotiation(self, id: str, *, include_positions: bool = False) -> Dict[str, Any]:
         """One negotiation (with the positions the token may see, when asked)."""
         request = negotiation_pb.GetNegotiationRequest(id=id, include_positions=include_positions)
-        return _plain(self._call(self.stub.GetNegotiation, request))
+        return _plain(self._call(self.stub.GetNegotiation, request).negotiation)
 
     def analyze(self, id: str) -> Dict[str, Any]:
         """The exact analysis of a negotiation (ZOPA, frontier, Nash, Kalai–Smorodinsky, …)."""
         request = negotiation_pb.AnalyzeNegotiationRequest(id=id)
         return _plain(self._call(self.stub.AnalyzeNegotiation, request))
 
+    def create(self, negotiation: Mapping[str, Any]) -> Dict[str, Any]:
+        """Creates a negotiation from a dict with CreateNegotiationRequest's fields (title,
+        agreement, parties, issues with their options, deadline_rounds); returns it."""
+        request = json_format.ParseDict(negotiation, negotiation_pb.CreateNegotiationRequest())
+        return _plain(self._call(self.stub.CreateNegotiation, request).negotiation)
+
+    def set_position(self, id: str, party: str, position: Mapping[str, Any]) -> None:
+        """Sets `party`'s private position: a dict with ``weights`` (issue → weight),
+        ``values`` (issue → option → value in [0, 1]) and ``reservation_value``."""
+        values = {issue: {"values": dict(v)} for issue, v in position.get("values", {}).items()}
+        request = negotiation_pb.SetPositionRequest(
+            negotiation_id=id,
+            party=party,
+            position=json_format.ParseDict(
+                {**position, "values": values}, negotiation_pb.Position()
+            ),
+        )
+        self._call(self.stub.SetPosition, request)
+
+    def offer(self, id: str, party: str, package: Mapping[str, str]) -> Dict[str, Any]:
+        """`party` offers `package` (issue → option); returns the offer as recorded."""
+        request = negotiation_pb.SubmitOfferRequest(negotiation_id=id, party=party, package=_package(package))
+        return _plain(self._call(self.stub.SubmitOffer, request).offer)
+
+    def respond(self, id: str, party: str, offer_id: int, *, accept: bool) -> Dict[str, Any]:
+        """`party` accepts or rejects an offer; returns the negotiation's status and, once
+        agreed, the agreed offer's id."""
+        request = negotiation_pb.RespondToOfferRequest(
+            negotiation_id=id, party=party, offer_id=offer_id, accept=accept
+        )
+        return _plain(self._call(self.stub.RespondToOffer, request))
+
+    def simulate(
+        self,
+        id: str,
+        strategies: Sequence[Union[str, float]],
+        *,
+        rounds: int = 0,
+        seed: int = 0,
+        record: bool = False,
+    ) -> Tuple[pd.DataFrame, Dict[str, Any]]:
+        """A simulation between strategies, one per party (``"boulware"``, ``"linear"``,
+        ``"conceder"``, an exponent, ``"tit-for-tat"``, ``"zeuthen"``): the turns as a
+        DataFrame (turn, round, party, offer, accepted, utilities, concession, agreed) and the
+        outcome as a dict
+        (agreement, agreed, utilities, turns, reason, branch_id)."""
+        request = negotiation_pb.SimulateNegotiationRequest(
+            id=id,
+            strategies=[_strategy(s) for s in strategies],
+            deadline_rounds=rounds,
+            seed=seed,
+            record_as_branch=record,
+        )
+        steps: List[Dict[str, Any]] = []
+        outcome: Dict[str, Any] = {}
+        for message in self._stream(self.stub.SimulateNegotiation, request, self.timeout):
+            if message.HasField("step"):
+                steps.append(_plain(message.step))
+            else:
+                outcome = _plain(message.outcome)
+        columns = ["turn", "round", "party", "offer", "accepted", "utilities", "concession", "agreed"]
+        return pd.DataFrame(steps, columns=columns), outcome
+
+    def impact(
+        self, id: str, package: Optional[Mapping[str, str]] = None, *, skip_missing_baselines: bool = False
+    ) -> Dict[str, Any]:
+        """The trade impact of a package (issue → option; None: the agreed one), from the
+        data service's baselines."""
+        request = negotiation_pb.EstimateImpactRequest(
+            id=id,
+            package=_package(package) if package else None,
+            skip_missing_baselines=skip_missing_baselines,
+        )
+        return _plain(self._call(self.stub.EstimateImpact, request))
+
+
+def _package(package: Mapping[str, str]) -> Message:
+    return negotiation_pb.Package(
+        choices=[negotiation_pb.Choice(issue_id=i, option_id=o) for i, o in package.items()]
+    )
+
+
+_STRATEGIES = {"boulware": 0.2, "linear": 1.0, "conceder": 5.0}
+
+
+def _strategy(strategy: Union[str, float]) -> Message:
+    if isinstance(strategy, (int, float)):
+        return negotiation_pb.Strategy(time_based_exponent=float(strategy))
+    if strategy in _STRATEGIES:
+        return negotiation_pb.Strategy(time_based_exponent=_STRATEGIES[strategy])
+    if strategy == "tit-for-tat":
+        return negotiation_pb.Strategy(tit_for_tat=True)
+    if strategy == "zeuthen":
+        return negotiation_pb.Strategy(zeuthen=True)
+    raise ValueError(f"unknown strategy {strategy!r}: boulware, linear, conceder, an exponent, tit-for-tat or zeuthen")
+
 
 def connect_data(target: str, **kwargs: Any) -> DataClient:
     """A client of the data service at ``target`` (``HOST:PORT``, ``http://…`` or
-    ``https://…``); ``token=``, ``ca=`` and ``timeout=`` as :class:`DataClient` takes them."""
+    ``https://…``); ``token=``, ``ca=``, ``cert=`` and ``key=`` (mutual TLS) and ``timeout=``
+    as :class:`DataClient` takes them."""
     return DataClient(target, **kwargs)
 
 

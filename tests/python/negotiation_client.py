@@ -1,0 +1,80 @@
+"""The negotiation calls of the `tradepact` Python package against a real negotiation service.
+
+Usage: python3 negotiation_client.py HOST:PORT
+
+Creates a two-issue negotiation, sets both private positions, makes and accepts an offer,
+analyses, simulates and estimates the impact, checking the answers worked by hand; a party
+that is not in the negotiation gets INVALID_ARGUMENT with its field. Exits non-zero on any
+mismatch.
+"""
+
+import sys
+
+import grpc
+
+import tradepact
+
+
+def main(addr: str) -> None:
+    with tradepact.connect_negotiation(addr, timeout=10) as talks:
+        created = talks.create({
+            "title": "autos and steel",
+            "agreement": "test",
+            "parties": ["US", "KOR"],
+            "issues": [
+                {"id": "autos", "label": "car tariff", "options": [
+                    {"id": "keep", "label": "keep 25 %"}, {"id": "cut", "label": "cut to 0"}]},
+                {"id": "steel", "label": "steel", "options": [
+                    {"id": "tariff", "label": "tariff"}, {"id": "quota", "label": "quota"}]},
+            ],
+            "deadline_rounds": 4,
+        })
+        id = created["id"]
+        assert created["parties"] == ["US", "KOR"], created
+        # The US cares for autos (0.7), Korea for steel (0.8): each gives way on the other.
+        talks.set_position(id, "US", {
+            "weights": {"autos": 0.7, "steel": 0.3},
+            "values": {"autos": {"keep": 1.0, "cut": 0.0}, "steel": {"tariff": 1.0, "quota": 0.0}},
+            "reservation_value": 0.5,
+        })
+        talks.set_position(id, "KOR", {
+            "weights": {"autos": 0.2, "steel": 0.8},
+            "values": {"autos": {"keep": 0.0, "cut": 1.0}, "steel": {"tariff": 0.0, "quota": 1.0}},
+            "reservation_value": 0.5,
+        })
+
+        analysis = talks.analyze(id)
+        assert analysis["outcome_count"] == 4, analysis
+        nash = analysis["nash"]["points"][0]
+        # keep/quota: US 0.7, KOR 0.8, the only package both prefer to their reservation.
+        assert nash["utilities"] == [0.7, 0.8], nash
+        assert {c["issue_id"]: c["option_id"] for c in nash["packages"][0]["choices"]} == {
+            "autos": "keep", "steel": "quota"}, nash
+
+        offer = talks.offer(id, "US", {"autos": "keep", "steel": "quota"})
+        assert offer["evaluation"]["utilities"] == [0.7, 0.8], offer
+        answer = talks.respond(id, "KOR", offer["id"], accept=True)
+        assert answer["status"] == "NEGOTIATION_STATUS_AGREED", answer
+        assert answer["agreed_offer"] == offer["id"], answer
+        assert talks.negotiation(id)["agreed_offer"] == offer["id"]
+
+        steps, outcome = talks.simulate(id, ["boulware", "conceder"], seed=7)
+        assert len(steps) >= 1 and list(steps.columns[:3]) == ["turn", "round", "party"], steps
+        assert outcome["agreed"] and outcome["utilities"] == [0.7, 0.8], outcome
+
+        impact = talks.impact(id)
+        assert "no option of this package carries a trade effect" in impact["assumptions"], impact
+
+        try:
+            talks.offer(id, "JPN", {"autos": "cut", "steel": "tariff"})
+        except tradepact.Error as e:
+            assert e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION), e
+            if e.code == grpc.StatusCode.INVALID_ARGUMENT:
+                assert [f for f, _ in e.violations] == ["party"], e.violations
+        else:
+            raise AssertionError("an offer by a party not in the negotiation was accepted")
+    print("python negotiation client: ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
