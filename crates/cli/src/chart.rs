@@ -224,6 +224,103 @@ pub struct NegotiationChartArgs {
 /// Frontier points drawn at most (the frontier of a large space is read page by page).
 const FRONTIER_POINTS: usize = 20_000;
 
+/// Outcomes drawn one by one up to this many; a density beyond.
+const DOTS: u64 = 5_000;
+/// Outcomes evaluated for a density at most (all of them below, a uniform sample above).
+const DENSITY_OUTCOMES: u64 = 1_000_000;
+/// Cells of the density grid per axis.
+const DENSITY_CELLS: usize = 80;
+
+/// The outcomes inside the frontier, as the chart draws them.
+pub(crate) enum Outcomes {
+    /// Not drawn: the caller does not see both positions.
+    Hidden,
+    /// Every outcome's utilities.
+    Dots(Vec<(f64, f64)>),
+    /// How many outcomes fall in each cell of a grid over [0, ideal·1.05]², by column.
+    Density {
+        cells: Vec<Vec<u32>>,
+        evaluated: u64,
+        sampled: bool,
+    },
+}
+
+/// Every outcome of a two-party negotiation whose positions the caller sees, evaluated with
+/// the service's own model (the `tradepact-bargain` crate): each one for a small space, else a
+/// density of all of them or of a uniform sample of [`DENSITY_OUTCOMES`], over the chart's
+/// axes (up to each party's `ideal`, plus 5 %).
+fn every_outcome(n: &npb::Negotiation, ideal: &[f64]) -> Outcomes {
+    use tradepact_bargain::{space, Position, PositionSpec};
+    let issues = (n.issues.iter())
+        .map(|i| space::Issue {
+            id: i.id.clone(),
+            label: i.label.clone(),
+            options: (i.options.iter())
+                .map(|o| space::OptionDef {
+                    id: o.id.clone(),
+                    label: o.label.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let Ok(outcome_space) = space::OutcomeSpace::new(issues) else {
+        return Outcomes::Hidden;
+    };
+    let position = |party: &str| {
+        let p = (n.positions.iter())
+            .find(|p| p.party == party)?
+            .position
+            .as_ref()?;
+        let spec = PositionSpec {
+            weights: p.weights.clone().into_iter().collect(),
+            values: (p.values.iter())
+                .map(|(issue, v)| (issue.clone(), v.values.clone().into_iter().collect()))
+                .collect(),
+            reservation: p.reservation_value,
+        };
+        Position::new(&outcome_space, &spec).ok()
+    };
+    let (Some(a), Some(b)) = (position(&n.parties[0]), position(&n.parties[1])) else {
+        return Outcomes::Hidden;
+    };
+    let utilities = |p: &space::Package| (a.utility(p), b.utility(p));
+    let size = outcome_space.size();
+    if size <= DOTS as f64 {
+        return Outcomes::Dots(outcome_space.packages().map(|p| utilities(&p)).collect());
+    }
+    // The chart's axes: up to each party's ideal, plus 5 %.
+    let top = |i: usize| ideal.get(i).copied().unwrap_or(1.0).max(1e-9) * 1.05;
+    let (top_a, top_b) = (top(0), top(1));
+    let mut cells = vec![vec![0u32; DENSITY_CELLS]; DENSITY_CELLS];
+    let mut count = |(ua, ub): (f64, f64)| {
+        let cell =
+            |u: f64, top: f64| ((u / top * DENSITY_CELLS as f64) as usize).min(DENSITY_CELLS - 1);
+        cells[cell(ua, top_a)][cell(ub, top_b)] += 1;
+    };
+    let sampled = size > DENSITY_OUTCOMES as f64;
+    let evaluated = if sampled {
+        let mut rng = tradepact_bargain::rng::SplitMix64::new(1);
+        let sizes: Vec<u64> = (outcome_space.issues().iter())
+            .map(|i| i.options.len() as u64)
+            .collect();
+        for _ in 0..DENSITY_OUTCOMES {
+            let package = space::Package(sizes.iter().map(|&k| rng.below(k) as u16).collect());
+            count(utilities(&package));
+        }
+        DENSITY_OUTCOMES
+    } else {
+        outcome_space
+            .packages()
+            .map(|p| count(utilities(&p)))
+            .count() as u64
+    };
+    Outcomes::Density {
+        cells,
+        evaluated,
+        sampled,
+    }
+}
+
 /// Fetches the negotiation and its analysis, draws the utility space into `args.out`.
 pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::Result<()> {
     format_of(&args.out)?;
@@ -239,6 +336,7 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
 /// A two-party utility space as the analysis answers it, ready to draw.
 pub(crate) struct Space {
     title: String,
+    outcomes: Outcomes,
     parties: [String; 2],
     ideal: Vec<f64>,
     /// Each party's reservation value, when the caller may see its position.
@@ -320,17 +418,37 @@ pub(crate) async fn utility_space(
         .filter_map(|o| pair(&o.utilities))
         .collect();
     let title = format!("{}: utility of {a} and {b}", negotiation.title);
+    let outcomes = every_outcome(negotiation, &analysis.ideal);
     let mut notes = vec![format!(
-        "{:.0} outcomes, {:.0} in the ZOPA ({}), {} on the Pareto frontier{}; outcomes inside the frontier are not drawn.",
+        "{:.0} outcomes, {:.0} in the ZOPA ({}), {} on the Pareto frontier{}.",
         analysis.outcome_count,
         analysis.zopa_size,
-        if analysis.zopa_exact { "exact" } else { "estimated" },
+        if analysis.zopa_exact {
+            "exact"
+        } else {
+            "estimated"
+        },
         analysis.frontier_size,
         match frontier.len() < analysis.frontier_size as usize {
             true => format!(" (the first {} drawn)", frontier.len()),
             false => String::new(),
-        }
+        },
     )];
+    notes.push(match &outcomes {
+        Outcomes::Hidden => {
+            "Outcomes inside the frontier not drawn (that needs both positions).".to_owned()
+        }
+        Outcomes::Dots(dots) => format!("Every outcome drawn ({} grey squares).", dots.len()),
+        Outcomes::Density {
+            evaluated, sampled, ..
+        } => format!(
+            "The density of {evaluated} outcomes in grey ({}; darker: more outcomes).",
+            match sampled {
+                true => "a uniform sample, seed 1",
+                false => "all of them",
+            }
+        ),
+    });
     for party in [a, b] {
         notes.push(match reservation(party) {
             Some(r) => format!("{party}: reservation value {r:.3} (dashed)"),
@@ -341,6 +459,7 @@ pub(crate) async fn utility_space(
 
     let space = Space {
         title,
+        outcomes,
         parties: [a.clone(), b.clone()],
         ideal: analysis.ideal.clone(),
         reservations: [reservation(a), reservation(b)],
@@ -406,6 +525,35 @@ where
                 grey.into(),
             ))
             .map_err(|e| error(&e))?;
+    }
+    match &space.outcomes {
+        Outcomes::Hidden => {}
+        Outcomes::Dots(dots) => {
+            let style = RGBColor(150, 150, 150).filled();
+            chart
+                .draw_series(
+                    dots.iter()
+                        .map(|&p| EmptyElement::at(p) + Rectangle::new([(-1, -1), (1, 1)], style)),
+                )
+                .map_err(|e| error(&e))?;
+        }
+        Outcomes::Density { cells, .. } => {
+            let most = cells.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+            let (w, h) = (top(0) / DENSITY_CELLS as f64, top(1) / DENSITY_CELLS as f64);
+            let shaded = cells.iter().enumerate().flat_map(|(i, column)| {
+                column
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(move |(j, &n)| {
+                        // Shade by the logarithm of the count: a few outcomes still show.
+                        let shade = 0.12 + 0.6 * (1.0 + n as f64).ln() / (1.0 + most).ln();
+                        let (x, y) = (i as f64 * w, j as f64 * h);
+                        Rectangle::new([(x, y), (x + w, y + h)], BLACK.mix(shade).filled())
+                    })
+            });
+            chart.draw_series(shaded).map_err(|e| error(&e))?;
+        }
     }
     let blue = RGBColor(31, 119, 180);
     chart
@@ -785,6 +933,102 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A negotiation of `issues` issues of `options` options, both positions visible: the US
+    /// values option k of every issue at k/(options-1), Korea the reverse, equal weights.
+    fn negotiation(issues: usize, options: usize) -> npb::Negotiation {
+        let ids: Vec<String> = (0..issues).map(|i| format!("i{i}")).collect();
+        let position = |reverse: bool| npb::Position {
+            weights: ids.iter().map(|i| (i.clone(), 1.0)).collect(),
+            values: (ids.iter())
+                .map(|i| {
+                    let values = (0..options)
+                        .map(|k| {
+                            let v = k as f64 / (options - 1) as f64;
+                            (format!("o{k}"), if reverse { 1.0 - v } else { v })
+                        })
+                        .collect();
+                    (i.clone(), npb::OptionValues { values })
+                })
+                .collect(),
+            reservation_value: 0.0,
+        };
+        npb::Negotiation {
+            parties: vec!["US".into(), "KOR".into()],
+            issues: (ids.iter())
+                .map(|id| npb::Issue {
+                    id: id.clone(),
+                    label: id.clone(),
+                    options: (0..options)
+                        .map(|k| npb::IssueOption {
+                            id: format!("o{k}"),
+                            label: format!("o{k}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                })
+                .collect(),
+            positions: vec![
+                npb::PartyPosition {
+                    party: "US".into(),
+                    position: Some(position(false)),
+                },
+                npb::PartyPosition {
+                    party: "KOR".into(),
+                    position: Some(position(true)),
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_small_space_is_drawn_outcome_by_outcome() {
+        let Outcomes::Dots(dots) = every_outcome(&negotiation(2, 3), &[1.0, 1.0]) else {
+            panic!("9 outcomes are drawn one by one");
+        };
+        assert_eq!(dots.len(), 9);
+        // Opposed values: every outcome's utilities sum to 1; the US's best is (1, 0).
+        assert!(dots.iter().all(|(a, b)| (a + b - 1.0).abs() < 1e-9));
+        assert!(dots.contains(&(1.0, 0.0)) && dots.contains(&(0.0, 1.0)));
+    }
+
+    #[test]
+    fn a_large_space_is_a_density_of_all_or_of_a_sample() {
+        let count = |o: &Outcomes| match o {
+            Outcomes::Density {
+                cells,
+                evaluated,
+                sampled,
+            } => (
+                cells.iter().flatten().map(|&n| u64::from(n)).sum::<u64>(),
+                *evaluated,
+                *sampled,
+            ),
+            _ => panic!("a density"),
+        };
+        // 100² = 10,000 outcomes: all of them.
+        assert_eq!(
+            count(&every_outcome(&negotiation(2, 100), &[1.0, 1.0])),
+            (10_000, 10_000, false)
+        );
+        // 100³ = 10^6 + … : a sample of 10^6.
+        let sampled = every_outcome(&negotiation(4, 100), &[1.0, 1.0]);
+        assert_eq!(count(&sampled), (DENSITY_OUTCOMES, DENSITY_OUTCOMES, true));
+        // Opposed values: every outcome is on the anti-diagonal, so no cell far above it.
+        let Outcomes::Density { cells, .. } = sampled else {
+            unreachable!()
+        };
+        let n = DENSITY_CELLS;
+        assert_eq!(cells[n - 1][n - 1] + cells[0][0], 0);
+    }
+
+    #[test]
+    fn one_hidden_position_hides_the_outcomes() {
+        let mut n = negotiation(2, 3);
+        n.positions[1].position = None;
+        assert!(matches!(every_outcome(&n, &[1.0, 1.0]), Outcomes::Hidden));
+    }
 
     #[test]
     fn periods_have_positions_in_their_frequency() {

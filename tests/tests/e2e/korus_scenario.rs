@@ -71,6 +71,12 @@ fn korus_scenario_loads_analyses_and_estimates_its_impact() {
     let dots = svg.matches(r#"r="2""#).count();
     assert_eq!(dots.to_string(), frontier, "frontier points drawn");
     assert!(svg.contains("52488 outcomes"), "{svg}");
+    // Every outcome as a density (52,488 evaluated in the client from both positions).
+    assert!(
+        svg.contains("The density of 52488 outcomes in grey (all of them"),
+        "{svg}"
+    );
+    assert!(svg.matches("<rect").count() > 500, "density cells drawn");
     assert!(
         svg.contains(&format!("{frontier} on the Pareto frontier")),
         "{svg}"
