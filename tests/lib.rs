@@ -342,3 +342,17 @@ pub async fn get_negotiation(
         .negotiation
         .expect("a negotiation")
 }
+
+/// The package agreed in 2018, as the KORUS scenario records it (`scenarios/korus-2018.json`):
+/// (issue id, option id) per issue.
+pub fn korus_actual_outcome() -> Vec<(String, String)> {
+    let path = workspace().join("scenarios/korus-2018.json");
+    let scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (scenario["issues"].as_array().unwrap().iter())
+        .map(|i| {
+            let text = |k: &str| i[k].as_str().unwrap().to_owned();
+            (text("id"), text("actual"))
+        })
+        .collect()
+}

@@ -326,10 +326,126 @@ pub async fn negotiation(c: &ClientArgs, args: NegotiationChartArgs) -> anyhow::
     format_of(&args.out)?;
     let mut client = c.negotiation(&args.negotiation_service).await?;
     let negotiation = fetch_negotiation(c, &mut client, &args.id, true).await?;
-    let (space, _) = utility_space(c, &mut client, &negotiation).await?;
-    let size = space.size();
-    render!(&args.out, size, |root| { draw_space(&root, &space)? });
+    let seen: Vec<&npb::PartyPosition> = (negotiation.positions.iter())
+        .filter(|p| p.position.is_some())
+        .collect();
+    match seen.as_slice() {
+        _ if seen.len() == negotiation.parties.len() => {
+            let (space, _) = utility_space(c, &mut client, &negotiation).await?;
+            render!(&args.out, space.size(), |root| { draw_space(&root, &space)? });
+        }
+        [one] => {
+            let side = one_side(&negotiation, one);
+            render!(&args.out, (900, 560), |root| { draw_side(&root, &side)? });
+        }
+        _ => anyhow::bail!(
+            "this caller sees {} of the {} positions of {}: the utility space needs every party's (scope negotiation:all-parties, or each party's negotiation:position:PARTY), one party's side needs exactly that party's",
+            seen.len(),
+            negotiation.parties.len(),
+            negotiation.id
+        ),
+    }
     println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// One party's side of a negotiation, for a caller who sees only its position: its utility of
+/// each offer (as the service gave it to this caller) and its reservation value.
+struct Side {
+    title: String,
+    party: String,
+    reservation: f64,
+    /// (offer id, utility), own offers and the others' apart.
+    own: Vec<(f64, f64)>,
+    others: Vec<(f64, f64)>,
+    notes: Vec<String>,
+}
+
+fn one_side(n: &npb::Negotiation, seen: &npb::PartyPosition) -> Side {
+    let party = seen.party.clone();
+    let utility = |o: &npb::Offer| {
+        let u = (o.evaluation.as_ref()).and_then(|e| e.party_utilities.get(&party).copied())?;
+        Some((f64::from(o.id), u))
+    };
+    let own = (n.offers.iter())
+        .filter(|o| o.proposer == party)
+        .filter_map(utility)
+        .collect();
+    let others = (n.offers.iter())
+        .filter(|o| o.proposer != party)
+        .filter_map(utility)
+        .collect();
+    let hidden: Vec<&str> = (n.parties.iter())
+        .map(String::as_str)
+        .filter(|p| *p != party)
+        .collect();
+    Side {
+        title: format!("{}: {party}'s side", n.title),
+        reservation: seen.position.as_ref().map_or(0.0, |p| p.reservation_value),
+        own,
+        others,
+        notes: vec![
+            format!(
+                "Only the side of {party}: the positions of {} are not visible to this caller, so the utility space, the frontier and the solutions are left out",
+                hidden.join(", ")
+            ),
+            "(they need every party's position: scope negotiation:all-parties, or each party's negotiation:position:PARTY).".to_owned(),
+            format!("{party}'s utility of each offer; its reservation value dashed."),
+        ],
+        party,
+    }
+}
+
+/// Draws `side` on `root`.
+fn draw_side<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    side: &Side,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let error = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}'s side: {e}", side.party);
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let (plot, below) = root.split_vertically(500);
+    let last = (side.own.iter().chain(&side.others))
+        .map(|(x, _)| *x)
+        .fold(1.0f64, f64::max);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&side.title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..last + 1.0, 0.0..1.05)
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("offer")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(format!("utility of {}", side.party))
+        .draw()
+        .map_err(|e| error(&e))?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, side.reservation), (last + 1.0, side.reservation)],
+            6,
+            4,
+            grey.into(),
+        ))
+        .map_err(|e| error(&e))?;
+    for (name, colour, points) in [
+        ("its own offers", RGBColor(31, 119, 180), &side.own),
+        ("the others' offers", RGBColor(214, 39, 40), &side.others),
+    ] {
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+            .map_err(|e| error(&e))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 9, y), 4, colour.filled()));
+    }
+    legend(&mut chart)?;
+    caption(&below, &side.notes).map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
     Ok(())
 }
 

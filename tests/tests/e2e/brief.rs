@@ -164,10 +164,11 @@ async fn the_brief_renders_and_its_figures_are_the_analysis() {
     );
 }
 
-/// With the US's scope only, the brief shows the US side: its position, no Korean figure, no
-/// analysis (it would reveal Korea's position), and says so.
-#[test]
-fn a_one_party_brief_shows_that_side_and_says_what_is_left_out() {
+/// With the US's scope only, the brief shows the US side: its position, its utility of the
+/// offers, no Korean figure, no analysis (it would reveal Korea's position), and says so; the
+/// negotiation chart draws the US side only, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_party_brief_shows_that_side_and_says_what_is_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let hash = |t: &str| crate::security::tradepact_rpc_hash(t);
     let tokens = dir.path().join("tokens");
@@ -200,6 +201,32 @@ fn a_one_party_brief_shows_that_side_and_says_what_is_left_out() {
         ("TRADEPACT_TOKEN", "brief-admin"),
     ];
     cli(&["scenario", "load", "korus-2018"], &as_admin);
+    // One US offer: the package agreed in 2018.
+    let package = pb::Package {
+        choices: (tradepact_tests::korus_actual_outcome().into_iter())
+            .map(|(issue_id, option_id)| pb::Choice {
+                issue_id,
+                option_id,
+            })
+            .collect(),
+    };
+    let mut client = tradepact_client::negotiation::connect(&url).await.unwrap();
+    let offer = client
+        .submit_offer(tradepact_client::authorized(
+            pb::SubmitOfferRequest {
+                negotiation_id: "neg-000001".into(),
+                party: "US".into(),
+                package: Some(package),
+            },
+            tradepact_client::DEFAULT_DEADLINE,
+            Some("brief-admin"),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .offer
+        .unwrap();
+    let us_utility = offer.evaluation.unwrap().party_utilities["US"];
     let brief = dir.path().join("brief.html");
     let as_us = [
         ("TRADEPACT_NEGOTIATION_SERVICE_URL", url.as_str()),
@@ -241,4 +268,27 @@ fn a_one_party_brief_shows_that_side_and_says_what_is_left_out() {
     assert!(left_out.contains("negotiation:all-parties"), "{left_out}");
     let text = seen["text"].as_str().unwrap();
     assert!(text.contains("KOR: not visible to this caller."), "{text}");
+    // The offer, with the US's utility only.
+    assert_eq!(number(&f, "offer-0-utility-US"), us_utility);
+
+    let side = dir.path().join("side.svg");
+    cli(
+        &[
+            "chart",
+            "negotiation",
+            "neg-000001",
+            "--out",
+            side.to_str().unwrap(),
+        ],
+        &as_us,
+    );
+    let svg = std::fs::read_to_string(&side).unwrap();
+    assert!(svg.contains("Only the side of US"), "{svg}");
+    assert!(
+        svg.contains("the positions of KOR are not visible"),
+        "{svg}"
+    );
+    // The offer's dot and the two legend marks; no frontier, no solutions.
+    assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+    assert!(!svg.contains("Nash") && !svg.contains("reservation value 0.250"));
 }
