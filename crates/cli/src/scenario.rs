@@ -47,13 +47,23 @@ struct ScenarioEffect {
     reporter: String,
     partner: String,
     flow: String,
+    #[serde(default)]
     product: String,
+    #[serde(default)]
     base_tariff_percent: f64,
+    #[serde(default)]
     tariff_change_points: f64,
     import_demand_elasticity: Option<f64>,
     substitution_elasticity: Option<f64>,
     #[serde(default)]
     note: String,
+    #[serde(default)]
+    lines: Vec<String>,
+    new_tariff_percent: Option<f64>,
+    tariff_change_percent_of_base: Option<f64>,
+    export_supply_elasticity: Option<f64>,
+    #[serde(default)]
+    applies_to_all: bool,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +113,11 @@ fn create_request(s: &Scenario) -> anyhow::Result<pb::CreateNegotiationRequest> 
                                 import_demand_elasticity: e.import_demand_elasticity,
                                 substitution_elasticity: e.substitution_elasticity,
                                 note: e.note.clone(),
+                                lines: e.lines.clone(),
+                                new_tariff_percent: e.new_tariff_percent,
+                                tariff_change_percent_of_base: e.tariff_change_percent_of_base,
+                                export_supply_elasticity: e.export_supply_elasticity,
+                                applies_to_all: e.applies_to_all,
                             })
                         })
                         .collect::<anyhow::Result<_>>()?;

@@ -819,6 +819,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// How many violations were recorded.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// `Ok(value)` when nothing was recorded, else the violations.
     pub fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<Violation>> {
         if self.0.is_empty() {

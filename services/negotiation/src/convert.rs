@@ -40,12 +40,82 @@ fn effect_in(e: &pb::TradeEffect, field: &str, v: &mut Violations) -> Option<Eff
         import_demand_elasticity: e.import_demand_elasticity,
         substitution_elasticity: e.substitution_elasticity,
         note: e.note.clone(),
+        lines: e.lines.clone(),
+        new_tariff_percent: e.new_tariff_percent,
+        tariff_change_percent_of_base: e.tariff_change_percent_of_base,
+        export_supply_elasticity: e.export_supply_elasticity,
+        applies_to_all: e.applies_to_all,
     };
+    if !lines_in(e, field, v) {
+        return None;
+    }
     if let Err(err) = tradepact_impact::validate(&model_effect(&spec)) {
         v.add(format!("{field}.{}", err.field), err.description);
         return None;
     }
     Some(spec)
+}
+
+/// Most tariff lines one effect may name.
+pub(crate) const MAX_LINES: usize = 100;
+
+/// Checks an effect's lines and how it sets their new tariff; false when it added violations.
+fn lines_in(e: &pb::TradeEffect, field: &str, v: &mut Violations) -> bool {
+    let before = v.len();
+    if e.lines.len() > MAX_LINES {
+        v.add(
+            format!("{field}.lines"),
+            format!("at most {MAX_LINES} lines, got {}", e.lines.len()),
+        );
+    }
+    for (i, line) in e.lines.iter().enumerate().take(MAX_LINES) {
+        let hs6 = line
+            .strip_prefix("HS:")
+            .is_some_and(|code| code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
+        if !hs6 {
+            v.add(
+                format!("{field}.lines[{i}]"),
+                format!(
+                    "must be an HS6 subheading such as \"HS:870421\", got {}",
+                    tradepact_model::echo(line)
+                ),
+            );
+        }
+    }
+    let unit = |x: f64| x.is_finite() && x >= 0.0;
+    if let Some(p) = e.new_tariff_percent {
+        if !unit(p) {
+            v.add(
+                format!("{field}.new_tariff_percent"),
+                format!("must be a finite, non-negative rate, got {p}"),
+            );
+        }
+    }
+    if let Some(p) = e.tariff_change_percent_of_base {
+        if !(p.is_finite() && p >= -100.0) {
+            v.add(
+                format!("{field}.tariff_change_percent_of_base"),
+                format!("must be finite and at least -100 (remove the tariff), got {p}"),
+            );
+        }
+    }
+    let setters = [
+        e.new_tariff_percent.is_some(),
+        e.tariff_change_percent_of_base.is_some(),
+    ];
+    if setters.iter().filter(|s| **s).count() > 1 {
+        v.add(
+            format!("{field}.new_tariff_percent"),
+            "give at most one of new_tariff_percent and tariff_change_percent_of_base",
+        );
+    }
+    if e.lines.is_empty() && setters.iter().any(|s| *s) {
+        v.add(
+            format!("{field}.lines"),
+            "new_tariff_percent and tariff_change_percent_of_base apply to lines: name at least one",
+        );
+    }
+    v.len() == before
 }
 
 /// The impact model's view of a stored effect (defaults filled in).
@@ -60,6 +130,12 @@ pub(crate) fn model_effect(e: &EffectSpec) -> tradepact_impact::Effect {
         substitution_elasticity: e
             .substitution_elasticity
             .unwrap_or(tradepact_impact::DEFAULT_SUBSTITUTION_ELASTICITY),
+        export_supply_elasticity: e.export_supply_elasticity,
+        rest_of_world_base_tariff: None,
+        rest_of_world_tariff_change: match e.applies_to_all {
+            true => e.tariff_change_points / 100.0,
+            false => 0.0,
+        },
     }
 }
 
@@ -121,6 +197,11 @@ pub(crate) fn effect_out(e: &EffectSpec) -> pb::TradeEffect {
         import_demand_elasticity: e.import_demand_elasticity,
         substitution_elasticity: e.substitution_elasticity,
         note: e.note.clone(),
+        lines: e.lines.clone(),
+        new_tariff_percent: e.new_tariff_percent,
+        tariff_change_percent_of_base: e.tariff_change_percent_of_base,
+        export_supply_elasticity: e.export_supply_elasticity,
+        applies_to_all: e.applies_to_all,
     }
 }
 
@@ -323,6 +404,7 @@ mod fuzz {
                                     import_demand_elasticity: eps,
                                     substitution_elasticity: None,
                                     note: String::new(),
+                                    ..Default::default()
                                 })
                                 .collect(),
                         })

@@ -25,6 +25,7 @@ fn cut_option() -> pb::IssueOption {
             import_demand_elasticity: None,
             substitution_elasticity: None,
             note: "test effect".into(),
+            ..Default::default()
         }],
     }
 }

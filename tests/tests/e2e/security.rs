@@ -306,6 +306,7 @@ async fn tls_mutual_tls_and_scopes_on_both_services() {
                                 import_demand_elasticity: None,
                                 substitution_elasticity: None,
                                 note: String::new(),
+                                ..Default::default()
                             }],
                         },
                     ],

@@ -58,6 +58,7 @@ impl Negotiations {
                     tradepact_impact::DEFAULT_SUBSTITUTION_ELASTICITY
                 ),
                 "effects of different options are added; interactions between them are ignored".to_owned(),
+                "SMART's outputs per line and in total (trade creation, diversion, price effect, tariff revenue, consumer surplus, welfare): formulae in the tradepact-impact crate's documentation".to_owned(),
             ],
             ..Default::default()
         };
@@ -92,6 +93,13 @@ impl Negotiations {
             out.imports_change_usd += impact.imports_change_usd;
             out.bilateral_balance_change_usd += impact.bilateral_balance_change_usd;
             out.overall_balance_change_usd += impact.overall_balance_change_usd;
+            out.trade_creation_usd += impact.trade_creation_usd;
+            out.trade_diversion_usd += impact.trade_diversion_usd;
+            out.price_effect_usd += impact.price_effect_usd;
+            out.total_trade_effect_usd += impact.total_trade_effect_usd;
+            out.tariff_revenue_change_usd += impact.tariff_revenue_change_usd;
+            out.consumer_surplus_change_usd += impact.consumer_surplus_change_usd;
+            out.welfare_change_usd += impact.welfare_change_usd;
             out.effects.push(impact);
         }
         if out.effects.is_empty() && out.skipped_effects.is_empty() {

@@ -43,6 +43,34 @@ pub struct EffectSpec {
     pub substitution_elasticity: Option<f64>,
     /// What it stands for.
     pub note: String,
+    /// HS6 lines whose tariffs change (base tariffs and trade read from the data service).
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// The new tariff on every line, percent.
+    #[serde(default)]
+    pub new_tariff_percent: Option<f64>,
+    /// The change as a percentage of each line's base tariff.
+    #[serde(default)]
+    pub tariff_change_percent_of_base: Option<f64>,
+    /// Export-supply elasticity; `None`: infinite.
+    #[serde(default)]
+    pub export_supply_elasticity: Option<f64>,
+    /// An MFN change (everyone else's tariff changes too).
+    #[serde(default)]
+    pub applies_to_all: bool,
+}
+
+impl EffectSpec {
+    /// The tariff after the change, as a fraction, from `base` (a fraction): the new tariff,
+    /// else the base changed by a percentage of itself, else by points.
+    pub fn new_tariff(&self, base: f64) -> f64 {
+        let new = match (self.new_tariff_percent, self.tariff_change_percent_of_base) {
+            (Some(p), _) => p / 100.0,
+            (None, Some(pct)) => base * (1.0 + pct / 100.0),
+            (None, None) => base + self.tariff_change_points / 100.0,
+        };
+        new.max(0.0)
+    }
 }
 
 /// What the log keeps about a negotiation besides its events.
