@@ -60,6 +60,8 @@ pub enum Outcome {
     Breakdown(&'static str),
     /// A flow not imported (its code), skipped.
     OtherFlow(String),
+    /// Skipped for the reason given (e.g. "bound rates (duty type BND)").
+    Skipped(String),
 }
 
 impl Columns {

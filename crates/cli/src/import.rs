@@ -56,6 +56,7 @@ enum Layout {
         frequency: Option<usize>,
     },
     Comtrade(Box<crate::comtrade::Columns>),
+    Tariffs(crate::tariffs::Columns),
 }
 
 impl Layout {
@@ -65,6 +66,9 @@ impl Layout {
                 Layout::Comtrade(Box::new(columns?)),
                 format!("UN Comtrade ({source_name})"),
             ));
+        }
+        if let Some(columns) = crate::tariffs::Columns::detect(headers) {
+            return Ok((Layout::Tariffs(columns?), source_name.to_owned()));
         }
         let col = |name: &str| {
             headers
@@ -199,6 +203,7 @@ fn parse_row(
             }]))
         }
         Layout::Comtrade(columns) => columns.parse(r, default_source),
+        Layout::Tariffs(columns) => columns.parse(r, default_source),
     }
 }
 
@@ -419,6 +424,10 @@ pub fn read_csv<R: Read + Send>(
                     .skipped
                     .entry(format!("of flow {code:?}"))
                     .or_default() += 1;
+                continue;
+            }
+            Ok(crate::comtrade::Outcome::Skipped(why)) => {
+                *tally.skipped.entry(why).or_default() += 1;
                 continue;
             }
             Err(reason) => {
@@ -689,6 +698,96 @@ mod tests {
         let (_, bad, good) = read(text);
         assert_eq!((good, bad.len()), (0, 1));
         assert!(bad[0].reason.contains("YYYYMM"), "{}", bad[0].reason);
+    }
+
+    /// The points of `batches` as (reporter, partner, product, measure, period, value, source).
+    fn points_of(
+        batches: &[pb::StreamWritePointsRequest],
+    ) -> Vec<(String, String, String, i32, String, f64, String)> {
+        batches
+            .iter()
+            .flat_map(|b| &b.series)
+            .flat_map(|s| {
+                let k = s.key.clone().unwrap();
+                s.points.iter().map(move |p| {
+                    (
+                        k.reporter.clone(),
+                        k.partner.clone(),
+                        k.product.clone(),
+                        k.measure,
+                        p.period.clone(),
+                        p.value_usd,
+                        p.source.clone(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_korus_tariff_ranges_become_one_rate_a_year() {
+        let (batches, bad, tally) =
+            read_file(crate::SAMPLE_TARIFFS.as_bytes(), "korus_tariffs.csv");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!((tally.rows, tally.imported), (13, 13));
+        // 13 rows over their years (open ends: 2000..=2040).
+        assert_eq!(tally.points, 334);
+        let points = points_of(&batches);
+        let rate = |importer: &str, exporter: &str, product: &str, year: &str| {
+            let found: Vec<_> = points
+                .iter()
+                .filter(|p| {
+                    (p.0.as_str(), p.1.as_str(), p.2.as_str(), p.4.as_str())
+                        == (importer, exporter, product, year)
+                })
+                .collect();
+            assert!(found
+                .iter()
+                .all(|p| p.3 == pb::Measure::TariffRatePercent as i32));
+            found.last().map(|p| (p.5, p.6.clone()))
+        };
+        // MFN rates under WLD, open ranges from 2000 to 2040.
+        assert_eq!(rate("USA", "WLD", "HS:8703", "2000").unwrap().0, 2.5);
+        assert_eq!(rate("USA", "WLD", "HS:8703", "2040").unwrap().0, 2.5);
+        assert_eq!(rate("USA", "WLD", "HS:8703", "1999"), None);
+        // KORUS: 2.5 % until 2015, 0 from 2016; the 2018 amendment's 25 % on light trucks to 2040.
+        assert_eq!(rate("USA", "KOR", "HS:8703", "2015").unwrap().0, 2.5);
+        assert_eq!(rate("USA", "KOR", "HS:8703", "2016").unwrap().0, 0.0);
+        let (truck, source) = rate("USA", "KOR", "HS:870421", "2030").unwrap();
+        assert_eq!(truck, 25.0);
+        assert!(
+            source.starts_with("KORUS-2018: USTR fact sheet"),
+            "{source}"
+        );
+        assert_eq!(rate("USA", "KOR", "HS:72", "2018").unwrap().0, 0.0);
+        assert_eq!(rate("USA", "WLD", "HS:72", "2018").unwrap().0, 25.0);
+        assert_eq!(rate("USA", "WLD", "HS:72", "2017"), None);
+    }
+
+    #[test]
+    fn a_wits_trains_download_stores_the_simple_average_and_skips_bound_rates() {
+        let text = "Reporter,Reporter Name,Partner,Partner Name,Product,Product Name,Tariff Year,Trade Year,Duty Type,Simple Average,Weighted Average,Minimum Rate,Maximum Rate,Nbr of Total Lines\n\
+            KOR,Korea,WLD,World,870323,Cars,2016,2016,MFN,8,8,8,8,3\n\
+            KOR,Korea,USA,United States,870323,Cars,2016,2016,PRF,0,0,0,0,3\n\
+            KOR,Korea,WLD,World,870323,Cars,2016,2016,BND,80,80,80,80,3\n\
+            KOR,Korea,WLD,World,8703ab,Cars,2016,2016,MFN,8,8,8,8,3\n";
+        let (batches, bad, tally) = read_file(text.as_bytes(), "wits.csv");
+        assert_eq!(
+            (tally.rows, tally.imported, tally.bad),
+            (4, 2, 1),
+            "{bad:?}"
+        );
+        assert_eq!(tally.skipped.get("bound rates (duty type BND)"), Some(&1));
+        assert_eq!(bad[0].line, 5);
+        assert!(bad[0].reason.contains("HS code"), "{bad:?}");
+        let points = points_of(&batches);
+        assert_eq!(points.len(), 2);
+        assert_eq!(
+            (points[0].1.as_str(), points[0].2.as_str(), points[0].5),
+            ("WLD", "HS:870323", 8.0)
+        );
+        assert_eq!((points[1].1.as_str(), points[1].5), ("USA", 0.0));
+        assert!(points[1].6.starts_with("PRF: "), "{:?}", points[1]);
     }
 
     #[test]

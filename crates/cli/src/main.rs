@@ -8,6 +8,7 @@ mod query;
 mod reference;
 mod report;
 mod scenario;
+mod tariffs;
 mod up;
 mod vintage;
 
@@ -21,6 +22,8 @@ pub(crate) const SAMPLE_CSV: &str = include_str!("../../../datasets/korus_trade.
 /// The releases of the KORUS figures as each source published them
 /// (`datasets/korus_releases.csv`).
 pub(crate) const SAMPLE_RELEASES: &str = include_str!("../../../datasets/korus_releases.csv");
+/// The KORUS tariff rates (`tradepact up` loads them with the sample).
+pub(crate) const SAMPLE_TARIFFS: &str = include_str!("../../../datasets/korus_tariffs.csv");
 
 #[derive(Parser)]
 #[command(

@@ -100,10 +100,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await?;
         let name = "KORUS releases (datasets/korus_releases.csv)";
         let releases = import_releases(&c, &mut client, crate::SAMPLE_RELEASES, name).await?;
+        let tariffs = import::stream(
+            &c,
+            &mut client,
+            crate::SAMPLE_TARIFFS.as_bytes(),
+            "KORUS tariffs (datasets/korus_tariffs.csv)",
+            crate::SAMPLE_TARIFFS.len() as u64,
+            false,
+            None,
+        )
+        .await?;
         tracing::info!(
             points = s.inserted,
             releases,
-            "the store was empty: loaded the KORUS sample dataset and its releases"
+            tariff_rates = tariffs.inserted + tariffs.updated,
+            "the store was empty: loaded the KORUS sample dataset, its releases and tariff rates"
         );
     }
     tracing::info!(
