@@ -238,3 +238,260 @@ async fn the_servers_time_limit_ends_a_call_with_deadline_exceeded() {
         .unwrap();
     drop(silent);
 }
+
+/// An effect on HS6 tariff lines: the base tariffs (preferential, else MFN) and the trade come
+/// from the data service; a line without trade of its own is merged into its chapter. Every
+/// SMART output worked by hand, per line and in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data_at(&dir.path().join("data"), "127.0.0.1:0");
+    let mut d = data_client(&data).await;
+    let imports = |partner: &str, product: &str| {
+        key(
+            "USA",
+            partner,
+            data_pb::Flow::Import,
+            data_pb::TradeKind::Goods,
+            product,
+            data_pb::Frequency::Annual,
+        )
+    };
+    let rate = |partner: &str, product: &str| data_pb::SeriesKey {
+        measure: data_pb::Measure::TariffRatePercent.into(),
+        ..imports(partner, product)
+    };
+    // Trade of 870421 from Korea and the world; none of 870431, only its chapter's.
+    for (k, v) in [
+        (imports("KOR", "HS:870421"), 1000.0),
+        (imports("WLD", "HS:870421"), 5000.0),
+        (imports("KOR", "HS:87"), 20_000.0),
+        (imports("WLD", "HS:87"), 100_000.0),
+        // 25 % MFN on both lines; Korea's own 25 % on 870421 (a preferential schedule).
+        (rate("WLD", "HS:870421"), 25.0),
+        (rate("KOR", "HS:870421"), 25.0),
+        (rate("WLD", "HS:870431"), 25.0),
+    ] {
+        let period = if k.measure == 0 { "2016" } else { "2012" };
+        d.write_points(write_request(k, &[(period, v)]))
+            .await
+            .unwrap();
+    }
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    let trucks = pb::TradeEffect {
+        reporter: "USA".into(),
+        partner: "KOR".into(),
+        flow: data_pb::Flow::Import.into(),
+        product: "HS:87".into(),
+        lines: vec!["HS:870421".into(), "HS:870431".into()],
+        new_tariff_percent: Some(0.0),
+        note: "phase out the light-truck tariff".into(),
+        ..Default::default()
+    };
+    let id = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "trucks".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "trucks".into(),
+                label: "light trucks".into(),
+                options: vec![
+                    pb::IssueOption {
+                        id: "keep".into(),
+                        label: "keep".into(),
+                        trade_effects: vec![],
+                    },
+                    pb::IssueOption {
+                        id: "phase_out".into(),
+                        label: "phase out".into(),
+                        trade_effects: vec![trucks.clone()],
+                    },
+                ],
+            }],
+            deadline_rounds: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    let r = c
+        .estimate_impact(pb::EstimateImpactRequest {
+            id: id.clone(),
+            package: Some(pb::Package {
+                choices: vec![pb::Choice {
+                    issue_id: "trucks".into(),
+                    option_id: "phase_out".into(),
+                }],
+            }),
+            baseline: Some(pb::Baseline {
+                period: Some(pb::baseline::Period::Year("2016".into())),
+            }),
+            skip_missing_baselines: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = &r.effects[0];
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-3;
+    assert_eq!(e.lines.len(), 2, "{e:#?}");
+
+    // 870421 on its own trade: M = 1000, M_row = 4000, t = t_r = 25 % (Korea's rate read,
+    // the MFN rate for the rest), cut to 0 for Korea only:
+    // TC = 1000 · 0.25 / 1.25 = 200; r = 1 / 1.25 − 1 = −0.2;
+    // TD = 1000 · 4000 · 1.5 · 0.2 / (5000 + 300) = 226.415;
+    // TR: 0.25 · 1000 + 0.25 · 4000 = 1250 → 0.25 · (4000 − 226.415) = 943.396;
+    // W = ½ · 0.25 · 200 = 25; CS = 0.25 · (1000 + ½ · 426.415) = 303.302.
+    let line = &e.lines[0];
+    assert_eq!(line.line, "HS:870421");
+    assert_eq!(line.base_tariff_source, "preferential (KOR)");
+    assert_eq!(
+        (line.base_tariff_percent, line.new_tariff_percent),
+        (25.0, 0.0)
+    );
+    assert_eq!(
+        (line.baseline_usd, line.rest_of_world_usd),
+        (1000.0, Some(4000.0))
+    );
+    assert!(close(line.trade_creation_usd, 200.0), "{line:?}");
+    assert!(close(line.trade_diversion_usd, 226.415_094), "{line:?}");
+    assert!(
+        close(line.tariff_revenue_change_usd, 943.396_226 - 1250.0),
+        "{line:?}"
+    );
+    assert!(close(line.welfare_change_usd, 25.0), "{line:?}");
+    assert!(
+        close(line.consumer_surplus_change_usd, 303.301_887),
+        "{line:?}"
+    );
+    assert!(close(line.bilateral_balance_change_usd, -426.415_094));
+    assert!(close(line.overall_balance_change_usd, -200.0));
+
+    // 870431 has no trade of its own: its chapter's (HS 87: 20,000 of 100,000) at its MFN 25 %:
+    // TC = 20,000 · 0.25 / 1.25 = 4000; TD = 20,000 · 80,000 · 1.5 · 0.2 / 106,000 = 4528.302.
+    let chapter = &e.lines[1];
+    assert_eq!(
+        (
+            chapter.line.as_str(),
+            chapter.lines.as_slice(),
+            chapter.product_used.as_str()
+        ),
+        ("HS:87", &["HS:870431".to_owned()][..], "HS:87")
+    );
+    assert_eq!(chapter.base_tariff_source, "MFN");
+    assert!(close(chapter.trade_creation_usd, 4000.0), "{chapter:?}");
+    assert!(
+        close(chapter.trade_diversion_usd, 4_528.301_887),
+        "{chapter:?}"
+    );
+    assert!(e
+        .assumptions
+        .iter()
+        .any(|a| a.contains("no HS6 trade in the data for HS:870431")));
+
+    // The effect and the package are the sums of the lines, output by output.
+    let sum = |f: fn(&pb::LineImpact) -> f64| e.lines.iter().map(f).sum::<f64>();
+    assert_eq!(e.trade_creation_usd, sum(|l| l.trade_creation_usd));
+    assert_eq!(e.trade_diversion_usd, sum(|l| l.trade_diversion_usd));
+    assert_eq!(
+        e.tariff_revenue_change_usd,
+        sum(|l| l.tariff_revenue_change_usd)
+    );
+    assert_eq!(e.welfare_change_usd, sum(|l| l.welfare_change_usd));
+    assert_eq!(
+        e.consumer_surplus_change_usd,
+        sum(|l| l.consumer_surplus_change_usd)
+    );
+    assert_eq!(
+        e.bilateral_balance_change_usd,
+        sum(|l| l.bilateral_balance_change_usd)
+    );
+    assert_eq!(r.tariff_revenue_change_usd, e.tariff_revenue_change_usd);
+    assert_eq!(r.welfare_change_usd, e.welfare_change_usd);
+    assert_eq!(r.overall_balance_change_usd, e.overall_balance_change_usd);
+    assert!(close(r.overall_balance_change_usd, -4200.0));
+
+    // No tariff stored for a line: FAILED_PRECONDITION naming it.
+    let mut missing = trucks;
+    missing.lines = vec!["HS:870110".into()];
+    let created = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "tractors".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "t".into(),
+                label: "t".into(),
+                options: vec![pb::IssueOption {
+                    id: "cut".into(),
+                    label: "cut".into(),
+                    trade_effects: vec![missing],
+                }],
+            }],
+            deadline_rounds: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    let err = c
+        .estimate_impact(pb::EstimateImpactRequest {
+            id: created,
+            package: Some(pb::Package {
+                choices: vec![pb::Choice {
+                    issue_id: "t".into(),
+                    option_id: "cut".into(),
+                }],
+            }),
+            baseline: None,
+            skip_missing_baselines: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // (Its chapter has trade, so the missing piece is the tariff.)
+    assert!(
+        err.message().contains("no tariff") && err.message().contains("HS:870110"),
+        "{}",
+        err.message()
+    );
+
+    // A line that is not an HS6 subheading is refused with its field.
+    let bad = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "bad".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "t".into(),
+                label: "t".into(),
+                options: vec![pb::IssueOption {
+                    id: "cut".into(),
+                    label: "cut".into(),
+                    trade_effects: vec![pb::TradeEffect {
+                        reporter: "USA".into(),
+                        partner: "KOR".into(),
+                        flow: data_pb::Flow::Import.into(),
+                        product: "HS:87".into(),
+                        lines: vec!["HS:8704".into()],
+                        ..Default::default()
+                    }],
+                }],
+            }],
+            deadline_rounds: 3,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(
+        bad.message()
+            .contains("issues[0].options[0].trade_effects[0].lines[0]"),
+        "{}",
+        bad.message()
+    );
+}
