@@ -330,27 +330,80 @@ pub async fn impact(
     let m = |v: f64| format!("{:+.1} M USD", v / 1e6);
     for e in &r.effects {
         let effect = e.effect.clone().unwrap_or_default();
+        let what = match effect.lines.is_empty() {
+            true => effect.product.clone(),
+            false => format!("{} lines", effect.lines.len()),
+        };
         println!(
-            "{}={}: {} {}->{} {} baseline {:.1} bn ({}): creation {}, diversion {}, bilateral balance {}, overall balance {}",
+            "{}={}: {} {}->{} {what} baseline {:.1} bn ({}): creation {}, diversion {}, price effect {}; the importer's tariff revenue {}, consumer surplus {}, welfare {}; balance: bilateral {}, overall {}",
             e.issue_id,
             e.option_id,
             if effect.flow == data_pb::Flow::Import as i32 { "imports" } else { "exports" },
             effect.reporter,
             effect.partner,
-            effect.product,
             e.baseline_usd / 1e9,
             e.baseline_period,
             m(e.trade_creation_usd),
             m(e.trade_diversion_usd),
+            m(e.price_effect_usd),
+            m(e.tariff_revenue_change_usd),
+            m(e.consumer_surplus_change_usd),
+            m(e.welfare_change_usd),
             m(e.bilateral_balance_change_usd),
             m(e.overall_balance_change_usd),
         );
+        if !e.lines.is_empty() {
+            println!(
+                "  {:<12} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "line",
+                "tariff",
+                "→",
+                "baseline",
+                "creation",
+                "diversion",
+                "revenue",
+                "welfare",
+                "bilateral",
+                "overall"
+            );
+        }
+        for l in &e.lines {
+            let mm = |v: f64| format!("{:+.1}", v / 1e6);
+            println!(
+                "  {:<12} {:>6}% {:>6}% {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  ({}{})",
+                l.line,
+                l.base_tariff_percent,
+                l.new_tariff_percent,
+                format!("{:.1}", l.baseline_usd / 1e6),
+                mm(l.trade_creation_usd),
+                mm(l.trade_diversion_usd),
+                mm(l.tariff_revenue_change_usd),
+                mm(l.welfare_change_usd),
+                mm(l.bilateral_balance_change_usd),
+                mm(l.overall_balance_change_usd),
+                l.base_tariff_source,
+                match l.lines.as_slice() {
+                    [one] if *one == l.line => String::new(),
+                    lines => format!("; stands for {}", lines.join(", ")),
+                }
+            );
+        }
     }
     for s in &r.skipped_effects {
         println!("skipped: {s}");
     }
     println!(
-        "total: exports {}, imports {}, bilateral balance {}, overall balance {}",
+        "total: creation {}, diversion {}, price effect {}, total trade effect {}; importers' tariff revenue {}, consumer surplus {}, welfare {}",
+        m(r.trade_creation_usd),
+        m(r.trade_diversion_usd),
+        m(r.price_effect_usd),
+        m(r.total_trade_effect_usd),
+        m(r.tariff_revenue_change_usd),
+        m(r.consumer_surplus_change_usd),
+        m(r.welfare_change_usd),
+    );
+    println!(
+        "balance: exports {}, imports {}; bilateral {} beside overall {} (diversion moves trade between suppliers, so the overall balance moves only by the creation)",
         m(r.exports_change_usd),
         m(r.imports_change_usd),
         m(r.bilateral_balance_change_usd),

@@ -232,6 +232,10 @@ impl DataSource {
             "baseline: {what} = {:.0} USD ({})",
             trade.bilateral, trade.period
         ));
+        out.assumptions.push(
+            "the tariff as given with the effect; if it is the tariff equivalent of a non-tariff barrier, the 'tariff revenue' is a rent (a quota rent, a compliance cost), not a government's revenue"
+                .to_owned(),
+        );
         out.baseline_usd = trade.bilateral;
         out.baseline_period = trade.period;
         out.rest_of_world_usd = trade.rest_of_world;

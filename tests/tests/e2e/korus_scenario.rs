@@ -124,7 +124,7 @@ fn korus_scenario_loads_analyses_and_estimates_its_impact() {
         &url,
     ]);
     // 2 · 2.2 bn · (−1) · (−0.02) / 1.08 = 81.5 M USD of US exports; steel has no baseline.
-    assert!(impact.contains("total: exports +81.5 M USD"), "{impact}");
+    assert!(impact.contains("balance: exports +81.5 M USD"), "{impact}");
     assert!(
         impact.contains("skipped: no baseline for the trade effect of steel=B"),
         "{impact}"
