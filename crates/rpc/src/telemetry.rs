@@ -22,12 +22,12 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LogArgs {
     /// Log format on stderr; the level filter comes from RUST_LOG (default "info").
-    #[arg(long, env = "TRADEPACT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "TRADEPACT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// OpenTelemetry collector to export spans to over OTLP/gRPC, e.g. http://127.0.0.1:4317
     /// (one span per call, a child span per call to another service; parents taken from
     /// the caller's W3C `traceparent`). Off without it.
-    #[arg(long, env = "TRADEPACT_OTLP_ENDPOINT")]
+    #[arg(long, env = "TRADEPACT_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,
 }
 
