@@ -36,6 +36,7 @@ pub mod frontier;
 pub mod negotiation;
 pub mod position;
 pub mod rng;
+pub mod robust;
 pub mod sample;
 pub mod simulate;
 pub mod space;
