@@ -7,6 +7,7 @@ mod import;
 mod query;
 mod reference;
 mod report;
+mod robustness;
 mod scenario;
 mod tariffs;
 mod up;
@@ -178,6 +179,9 @@ enum Command {
         )]
         negotiation_service: String,
     },
+    /// How robust the bargaining solutions are to the assumed positions: sampling within
+    /// ranges, and each parameter alone.
+    Robustness(robustness::RobustnessArgs),
     /// Estimate the trade impact of the agreed package, or of `--package issue=option,…`.
     Impact {
         /// Negotiation id.
@@ -293,6 +297,7 @@ async fn main() -> ExitCode {
             compare,
             negotiation_service,
         } => scenario::analyze(&cli.client, &id, &negotiation_service, compare.as_deref()).await,
+        Command::Robustness(args) => robustness::run(&cli.client, args).await,
         Command::Impact {
             id,
             package,

@@ -340,6 +340,69 @@ pub(crate) fn strategy_in(s: &pb::Strategy, field: &str) -> Outcome<Strategy> {
     }
 }
 
+/// Samples a robustness analysis draws when the request says 0.
+pub(crate) const DEFAULT_ROBUSTNESS_SAMPLES: usize = 1000;
+
+/// An `AnalyzeRobustness` request, checked field by field.
+pub(crate) fn robust_in(
+    r: &pb::AnalyzeRobustnessRequest,
+) -> Outcome<crate::app::robust::RobustRequest> {
+    use crate::app::robust::{Kind, NamedUncertain, RobustRequest};
+    let mut v = Violations::default();
+    let uncertain = (r.uncertain.iter().enumerate())
+        .filter_map(|(i, u)| {
+            let kind = match pb::ParameterKind::try_from(u.kind) {
+                Ok(pb::ParameterKind::Weight) => Kind::Weight,
+                Ok(pb::ParameterKind::Value) => Kind::Value,
+                Ok(pb::ParameterKind::Reservation) => Kind::Reservation,
+                _ => {
+                    v.add(
+                        format!("uncertain[{i}].kind"),
+                        "must be PARAMETER_KIND_WEIGHT, _VALUE or _RESERVATION",
+                    );
+                    return None;
+                }
+            };
+            Some(NamedUncertain {
+                party: u.party.clone(),
+                kind,
+                issue: u.issue_id.clone(),
+                option: u.option_id.clone(),
+                low: u.low,
+                high: u.high,
+            })
+        })
+        .collect();
+    let samples = match r.samples {
+        0 => DEFAULT_ROBUSTNESS_SAMPLES,
+        n if n as usize <= tradepact_bargain::robust::MAX_SAMPLES => n as usize,
+        n => {
+            v.add(
+                "samples",
+                format!(
+                    "at most {}, got {n}",
+                    tradepact_bargain::robust::MAX_SAMPLES
+                ),
+            );
+            0
+        }
+    };
+    if r.uncertain.is_empty() && r.weight_spread == 0.0 && r.reservation_spread == 0.0 {
+        v.add(
+            "uncertain",
+            "name at least one uncertain parameter, or give weight_spread or reservation_spread",
+        );
+    }
+    v.into_result(|| RobustRequest {
+        uncertain,
+        weight_spread: r.weight_spread,
+        reservation_spread: r.reservation_spread,
+        samples,
+        seed: r.seed,
+    })
+    .map_err(Failure::Invalid)
+}
+
 #[cfg(test)]
 mod fuzz {
     //! Arbitrary negotiation inputs through validation and the domain: errors, never panics.

@@ -47,6 +47,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("RespondToOffer", SomeParty),
         ("BreakOff", SomeParty),
         ("AnalyzeNegotiation", READ),
+        ("AnalyzeRobustness", READ),
         ("SimulateNegotiation", READ),
         ("ForkNegotiation", WRITE),
         ("WatchNegotiation", READ),

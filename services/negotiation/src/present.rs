@@ -300,3 +300,66 @@ impl Feed for NegotiationFeed {
         format!("from_event = {}", self.next)
     }
 }
+
+/// `AnalyzeRobustness`'s answer.
+pub(crate) fn robustness_out(
+    a: &crate::app::robust::RobustAnswer,
+) -> pb::AnalyzeRobustnessResponse {
+    use crate::app::robust::Kind;
+    let r = &a.robustness;
+    let parameter = |u: &crate::app::robust::NamedUncertain| pb::UncertainParameter {
+        party: u.party.clone(),
+        kind: match u.kind {
+            Kind::Weight => pb::ParameterKind::Weight,
+            Kind::Value => pb::ParameterKind::Value,
+            Kind::Reservation => pb::ParameterKind::Reservation,
+        }
+        .into(),
+        issue_id: u.issue.clone(),
+        option_id: u.option.clone(),
+        low: u.low,
+        high: u.high,
+    };
+    pb::AnalyzeRobustnessResponse {
+        samples: r.samples as u32,
+        stated_nash: r
+            .stated_nash
+            .as_ref()
+            .map(|p| convert::package_out(&a.space, p)),
+        issues: (a.space.issues().iter().enumerate())
+            .map(|(i, issue)| pb::IssueShares {
+                issue_id: issue.id.clone(),
+                options: (issue.options.iter().enumerate())
+                    .map(|(k, o)| pb::OptionShare {
+                        option_id: o.id.clone(),
+                        nash_share: r.nash_option_share[i][k],
+                        kalai_smorodinsky_share: r.ks_option_share[i][k],
+                    })
+                    .collect(),
+            })
+            .collect(),
+        zopa_empty_share: r.zopa_empty_share,
+        same_nash_share: r.same_nash_share,
+        nash_utility: (a.parties.iter().zip(&r.nash_utility))
+            .map(|(party, s)| pb::UtilitySpread {
+                party: party.clone(),
+                mean: s.mean,
+                p5: s.p5,
+                p50: s.p50,
+                p95: s.p95,
+            })
+            .collect(),
+        sensitivity: (a.named.iter().zip(&r.sensitivity))
+            .map(|(u, s)| pb::ParameterSensitivity {
+                parameter: Some(parameter(u)),
+                stated: s.stated,
+                stays_from: s.stays_from,
+                stays_to: s.stays_to,
+                robust: s.robust(),
+                nash_below: s.below.as_ref().map(|p| convert::package_out(&a.space, p)),
+                nash_above: s.above.as_ref().map(|p| convert::package_out(&a.space, p)),
+            })
+            .collect(),
+        compare_at_least: a.compare_at_least.clone(),
+    }
+}

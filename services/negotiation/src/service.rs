@@ -254,6 +254,21 @@ impl NegotiationService for NegotiationSvc {
         Ok(Response::new(response))
     }
 
+    async fn analyze_robustness(
+        &self,
+        request: Request<pb::AnalyzeRobustnessRequest>,
+    ) -> Result<Response<pb::AnalyzeRobustnessResponse>, Status> {
+        let caller = caller(&request);
+        let req = request.into_inner();
+        let robust = convert::robust_in(&req).map_err(of)?;
+        let compare = |space: &_| match req.compare.as_ref() {
+            Some(p) if !p.choices.is_empty() => convert::package_in(space, Some(p)).map(Some),
+            _ => Ok(None),
+        };
+        let answer = self.app.robustness(&req.id, &caller, robust, compare).await;
+        Ok(Response::new(present::robustness_out(&answer.map_err(of)?)))
+    }
+
     type SimulateNegotiationStream = OutStream<pb::SimulateNegotiationResponse>;
 
     async fn simulate_negotiation(

@@ -22,6 +22,7 @@ mod privacy;
 mod python_client;
 mod readme;
 mod reflection_and_health;
+mod robustness;
 mod security;
 mod slow_clients;
 mod store_format;

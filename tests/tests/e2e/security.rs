@@ -750,6 +750,14 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     });
+    rpc!(ALL, "AnalyzeRobustness", n, analyze_robustness, |_k| {
+        pb::AnalyzeRobustnessRequest {
+            id: id(),
+            weight_spread: 0.1,
+            samples: 5,
+            ..Default::default()
+        }
+    });
     rpc!(ALL, "SimulateNegotiation", n, simulate_negotiation, |_k| {
         pb::SimulateNegotiationRequest {
             id: id(),
@@ -778,7 +786,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 30, "every RPC of both services");
+    assert_eq!(calls.len(), 31, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

@@ -19,6 +19,7 @@ pub mod heavy;
 pub mod impact;
 pub mod log;
 pub mod registry;
+pub mod robust;
 pub mod simulate;
 pub mod watch;
 
