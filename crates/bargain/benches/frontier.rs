@@ -1,9 +1,12 @@
 //! Criterion benches: frontier + Nash point for 10^4 … 10^12 outcomes (2 parties, 10 options
 //! per issue, random linear-additive utilities), and a 100-round Boulware-versus-Conceder
-//! simulation on 10^6 outcomes. `cargo bench -p tradepact-bargain`.
+//! simulation on 10^6 outcomes, and a robustness analysis on 10^6 outcomes (100 samples with
+//! every weight ±25 %, plus the one-at-a-time sensitivity of the 12 weights).
+//! `cargo bench -p tradepact-bargain`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use tradepact_bargain::{analyze, OutcomeSpace, Position, Simulation, Strategy};
+use tradepact_bargain::robust::{self, Parameter, Uncertain};
+use tradepact_bargain::{analyze, OutcomeSpace, Position, PositionSpec, Simulation, Strategy};
 
 fn scenario(issues: usize, seed: u64) -> (OutcomeSpace, Position, Position) {
     tradepact_bargain::sample::random_bilateral(issues, 10, seed)
@@ -42,5 +45,56 @@ fn simulation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, frontier_and_nash, simulation);
+/// The stated position of `p` (raw weights = the normalised ones).
+fn spec(space: &OutcomeSpace, p: &Position) -> PositionSpec {
+    let issues = space.issues();
+    PositionSpec {
+        weights: (issues.iter().zip(p.weights()))
+            .map(|(i, w)| (i.id.clone(), *w))
+            .collect(),
+        values: (issues.iter().zip(p.values()))
+            .map(|(i, row)| {
+                let values = (i.options.iter().zip(row))
+                    .map(|(o, v)| (o.id.clone(), *v))
+                    .collect();
+                (i.id.clone(), values)
+            })
+            .collect(),
+        reservation: p.reservation(),
+    }
+}
+
+fn robustness(c: &mut Criterion) {
+    let (space, a, b) = scenario(6, 1);
+    let specs = vec![spec(&space, &a), spec(&space, &b)];
+    let uncertain: Vec<Uncertain> = (0..2)
+        .flat_map(|party| {
+            let specs = &specs;
+            space.issues().iter().map(move |i| {
+                let w = specs[party].weights[&i.id];
+                Uncertain {
+                    parameter: Parameter::Weight {
+                        party,
+                        issue: i.id.clone(),
+                    },
+                    low: w * 0.75,
+                    high: w * 1.25,
+                }
+            })
+        })
+        .collect();
+    let mut group = c.benchmark_group("robustness_1e6");
+    group.sample_size(10);
+    group.bench_function("100_samples_12_weights", |bench| {
+        bench.iter(|| robust::robustness(&space, &specs, &uncertain, 100, 1).unwrap());
+    });
+    // Sampling dominates (one solve a sample, whatever varies): 1000 samples of one weight,
+    // with its sensitivity (at most 72 solves).
+    group.bench_function("1000_samples_one_weight", |bench| {
+        bench.iter(|| robust::robustness(&space, &specs, &uncertain[..1], 1000, 1).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, frontier_and_nash, simulation, robustness);
 criterion_main!(benches);
