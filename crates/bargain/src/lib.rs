@@ -33,6 +33,7 @@
 pub mod analysis;
 pub mod cancel;
 pub mod frontier;
+pub mod genius;
 pub mod negotiation;
 pub mod position;
 pub mod rng;

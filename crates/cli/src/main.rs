@@ -3,6 +3,7 @@
 mod chart;
 mod comtrade;
 mod connect;
+mod genius;
 mod import;
 mod query;
 mod reference;
@@ -216,6 +217,37 @@ enum ScenarioAction {
         )]
         negotiation_service: String,
     },
+    /// Create a negotiation from a GENIUS scenario directory (a domain file and one
+    /// utility-space file per party, named after it); prints the new id.
+    Import {
+        /// The directory.
+        dir: PathBuf,
+        /// Rounds the negotiation allows.
+        #[arg(long, default_value_t = 100)]
+        rounds: u32,
+        /// The negotiation service.
+        #[arg(
+            long,
+            env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        negotiation_service: String,
+    },
+    /// Write a negotiation as a GENIUS scenario (domain.xml and PARTY.xml for each position the
+    /// token may see).
+    Export {
+        /// Negotiation id.
+        id: String,
+        /// The directory to write.
+        dir: PathBuf,
+        /// The negotiation service.
+        #[arg(
+            long,
+            env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        negotiation_service: String,
+    },
 }
 
 #[tokio::main]
@@ -292,6 +324,22 @@ async fn main() -> ExitCode {
                     negotiation_service,
                 },
         } => scenario::load(&cli.client, &id, &negotiation_service).await,
+        Command::Scenario {
+            action:
+                ScenarioAction::Import {
+                    dir,
+                    rounds,
+                    negotiation_service,
+                },
+        } => genius::import(&cli.client, &dir, &negotiation_service, rounds).await,
+        Command::Scenario {
+            action:
+                ScenarioAction::Export {
+                    id,
+                    dir,
+                    negotiation_service,
+                },
+        } => genius::export(&cli.client, &id, &dir, &negotiation_service).await,
         Command::Analyze {
             id,
             compare,

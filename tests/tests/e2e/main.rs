@@ -7,6 +7,7 @@ mod comtrade_import;
 mod crash_recovery;
 mod disk_full;
 mod durability;
+mod genius;
 mod grpcurl_roundtrip;
 mod heavy;
 mod impact;

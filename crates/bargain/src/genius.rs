@@ -1,0 +1,381 @@
+//! GENIUS scenarios, both ways: a domain file (`<negotiation_template>`) and one utility-space
+//! file (`<utility_space>`) per party, as the GENIUS negotiation environment and the ANAC
+//! competitions publish them.
+//!
+//! Reading follows GENIUS's semantics:
+//! - a **discrete** issue's options are its items, by value; a party's value of an option is
+//!   the item's `evaluation` over the issue's largest evaluation (GENIUS's
+//!   `EvaluatorDiscrete`), so values lie in [0, 1];
+//! - an **integer** issue (`lowerbound`, `upperbound`) becomes one option per integer; its
+//!   evaluator is linear, given either as `slope` and `offset` (the evaluation is
+//!   `offset + slope · x`, over its largest on the range) or as the utilities at the bounds
+//!   (`utilityLowestValue`, `utilityHighestValue`, interpolated); at most [`MAX_INTEGER_OPTIONS`]
+//!   integers;
+//! - a **real** issue is refused, naming it (discretise it in GENIUS first);
+//! - weights are taken as given (`<weight index=… value=…>`, by issue index) and normalised to
+//!   sum 1 by the model, as GENIUS does; the `reservation` value is kept; the
+//!   `discount_factor` has no counterpart in tradepact's model (no time discounting) and is
+//!   returned for the caller to report.
+//!
+//! Issue and option ids are GENIUS's names and values. Writing produces the same two kinds of
+//! file, every option an item with its value scaled to an integer-free evaluation (the value
+//! itself: GENIUS normalises by the largest).
+
+use std::collections::HashMap;
+
+use crate::position::PositionSpec;
+use crate::space::{Issue, OptionDef};
+use crate::{Error, Result};
+
+/// Most options an integer issue may expand to.
+pub const MAX_INTEGER_OPTIONS: i64 = 1000;
+
+/// A scenario read from GENIUS files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The domain's name (its objective's).
+    pub name: String,
+    /// The issues.
+    pub issues: Vec<Issue>,
+    /// Each party's name and position, in the order given.
+    pub positions: Vec<(String, PositionSpec)>,
+    /// Each party's discount factor (1 when absent), not used by the model.
+    pub discount_factors: Vec<f64>,
+}
+
+fn invalid(file: &str, what: impl Into<String>) -> Error {
+    Error::invalid(file, what.into())
+}
+
+fn parse<'a>(file: &str, xml: &'a str) -> Result<roxmltree::Document<'a>> {
+    roxmltree::Document::parse(xml).map_err(|e| invalid(file, format!("not XML: {e}")))
+}
+
+fn attr<'a>(node: roxmltree::Node<'a, '_>, name: &str) -> Option<&'a str> {
+    node.attribute(name)
+}
+
+fn number(file: &str, node: roxmltree::Node<'_, '_>, name: &str) -> Result<f64> {
+    let text = attr(node, name)
+        .ok_or_else(|| invalid(file, format!("<{}> has no {name}", node.tag_name().name())))?;
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| invalid(file, format!("{name}={text:?} is not a number")))
+}
+
+/// The issue nodes of a file, wherever its objective puts them.
+fn issue_nodes<'a, 'b>(doc: &'b roxmltree::Document<'a>) -> Vec<roxmltree::Node<'a, 'b>> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("issue"))
+        .collect()
+}
+
+/// One issue of the domain: its options (ids) and, for integer issues, the integers.
+struct DomainIssue {
+    index: String,
+    issue: Issue,
+    integers: Option<(i64, i64)>,
+}
+
+fn domain_issues(file: &str, doc: &roxmltree::Document<'_>) -> Result<Vec<DomainIssue>> {
+    let mut out = Vec::new();
+    for node in issue_nodes(doc) {
+        let name = attr(node, "name")
+            .ok_or_else(|| invalid(file, "an <issue> has no name"))?
+            .to_owned();
+        let index = attr(node, "index").unwrap_or_default().to_owned();
+        let kind = attr(node, "type")
+            .or_else(|| attr(node, "etype"))
+            .unwrap_or("discrete");
+        let (options, integers) = match kind {
+            "discrete" => {
+                let items: Vec<OptionDef> = node
+                    .children()
+                    .filter(|c| c.has_tag_name("item"))
+                    .map(|item| {
+                        let value = attr(item, "value").unwrap_or_default().to_owned();
+                        OptionDef {
+                            id: value.clone(),
+                            label: attr(item, "description")
+                                .filter(|d| !d.is_empty())
+                                .unwrap_or(&value)
+                                .to_owned(),
+                        }
+                    })
+                    .collect();
+                (items, None)
+            }
+            "integer" => {
+                let (low, high) = (
+                    number(file, node, "lowerbound")? as i64,
+                    number(file, node, "upperbound")? as i64,
+                );
+                if high < low || high - low + 1 > MAX_INTEGER_OPTIONS {
+                    return Err(invalid(
+                        file,
+                        format!("integer issue {name:?}: bounds {low}..{high} must give 1 to {MAX_INTEGER_OPTIONS} options"),
+                    ));
+                }
+                let options = (low..=high)
+                    .map(|x| OptionDef {
+                        id: x.to_string(),
+                        label: x.to_string(),
+                    })
+                    .collect();
+                (options, Some((low, high)))
+            }
+            other => {
+                return Err(invalid(
+                    file,
+                    format!("issue {name:?} is {other}: only discrete and integer issues can be imported (discretise a real-valued issue in GENIUS first)"),
+                ))
+            }
+        };
+        out.push(DomainIssue {
+            index,
+            issue: Issue {
+                id: name.clone(),
+                label: name,
+                options,
+            },
+            integers,
+        });
+    }
+    if out.is_empty() {
+        return Err(invalid(file, "no <issue> in the domain"));
+    }
+    Ok(out)
+}
+
+/// Reads a domain and the utility spaces of its parties (name, file name, XML).
+pub fn read(
+    domain_file: &str,
+    domain: &str,
+    profiles: &[(String, String, String)],
+) -> Result<Scenario> {
+    let doc = parse(domain_file, domain)?;
+    let issues = domain_issues(domain_file, &doc)?;
+    let name = doc
+        .descendants()
+        .find(|n| n.has_tag_name("objective"))
+        .and_then(|o| attr(o, "name"))
+        .unwrap_or("GENIUS domain")
+        .to_owned();
+    let mut positions = Vec::new();
+    let mut discount_factors = Vec::new();
+    for (party, file, xml) in profiles {
+        let doc = parse(file, xml)?;
+        let by_name: HashMap<&str, roxmltree::Node<'_, '_>> = issue_nodes(&doc)
+            .into_iter()
+            .filter_map(|n| attr(n, "name").map(|name| (name, n)))
+            .collect();
+        let weights: HashMap<&str, f64> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("weight"))
+            .map(|w| {
+                Ok((
+                    attr(w, "index").unwrap_or_default(),
+                    number(file, w, "value")?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let mut spec = PositionSpec::default();
+        for d in &issues {
+            let id = &d.issue.id;
+            let node = by_name.get(id.as_str()).copied().ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("the utility space has no issue {id:?} of the domain"),
+                )
+            })?;
+            let index = attr(node, "index").unwrap_or(&d.index);
+            let weight = weights.get(index).copied().ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("no <weight index=\"{index}\"> for issue {id:?}"),
+                )
+            })?;
+            if weight < 0.0 {
+                return Err(invalid(
+                    file,
+                    format!("issue {id:?} has a negative weight {weight}"),
+                ));
+            }
+            spec.weights.insert(id.clone(), weight);
+            let evaluations = match d.integers {
+                None => discrete_evaluations(file, node, &d.issue)?,
+                Some((low, high)) => integer_evaluations(file, node, id, low, high)?,
+            };
+            let top = evaluations.iter().map(|(_, e)| *e).fold(0.0f64, f64::max);
+            let values = evaluations
+                .into_iter()
+                .map(|(option, e)| (option, if top > 0.0 { e.max(0.0) / top } else { 0.0 }))
+                .collect();
+            spec.values.insert(id.clone(), values);
+        }
+        let child_value = |tag: &str| -> Result<Option<f64>> {
+            doc.descendants()
+                .find(|n| n.has_tag_name(tag))
+                .map(|n| number(file, n, "value"))
+                .transpose()
+        };
+        spec.reservation = child_value("reservation")?.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&spec.reservation) {
+            return Err(invalid(
+                file,
+                format!(
+                    "reservation value {} is not between 0 and 1",
+                    spec.reservation
+                ),
+            ));
+        }
+        discount_factors.push(child_value("discount_factor")?.unwrap_or(1.0));
+        positions.push((party.clone(), spec));
+    }
+    Ok(Scenario {
+        name,
+        issues: issues.into_iter().map(|d| d.issue).collect(),
+        positions,
+        discount_factors,
+    })
+}
+
+fn discrete_evaluations(
+    file: &str,
+    node: roxmltree::Node<'_, '_>,
+    issue: &Issue,
+) -> Result<Vec<(String, f64)>> {
+    let given: HashMap<&str, f64> = node
+        .children()
+        .filter(|c| c.has_tag_name("item"))
+        .map(|item| {
+            let e = match attr(item, "evaluation") {
+                Some(_) => number(file, item, "evaluation")?,
+                None => 0.0,
+            };
+            Ok((attr(item, "value").unwrap_or_default(), e))
+        })
+        .collect::<Result<_>>()?;
+    issue
+        .options
+        .iter()
+        .map(|o| {
+            let e = given.get(o.id.as_str()).copied().ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("issue {:?} has no evaluation of {:?}", issue.id, o.id),
+                )
+            })?;
+            Ok((o.id.clone(), e))
+        })
+        .collect()
+}
+
+fn integer_evaluations(
+    file: &str,
+    node: roxmltree::Node<'_, '_>,
+    id: &str,
+    low: i64,
+    high: i64,
+) -> Result<Vec<(String, f64)>> {
+    let evaluator = node.children().find(|c| c.has_tag_name("evaluator"));
+    let of = |n: Option<roxmltree::Node<'_, '_>>, name: &str| -> Option<f64> {
+        n.and_then(|n| attr(n, name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let line: Box<dyn Fn(i64) -> f64> = match (
+        of(evaluator, "slope"),
+        of(evaluator, "offset"),
+        of(Some(node), "utilityLowestValue").or(of(evaluator, "utilityLowestValue")),
+        of(Some(node), "utilityHighestValue").or(of(evaluator, "utilityHighestValue")),
+    ) {
+        (Some(slope), offset, _, _) => {
+            let offset = offset.unwrap_or(0.0);
+            Box::new(move |x| offset + slope * x as f64)
+        }
+        (None, _, Some(lo), Some(hi)) => Box::new(move |x| {
+            if high == low {
+                hi
+            } else {
+                lo + (hi - lo) * (x - low) as f64 / (high - low) as f64
+            }
+        }),
+        _ => {
+            return Err(invalid(
+                file,
+                format!("integer issue {id:?}: a linear evaluator needs slope (and offset) or utilityLowestValue and utilityHighestValue"),
+            ))
+        }
+    };
+    Ok((low..=high).map(|x| (x.to_string(), line(x))).collect())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes a domain file and one utility-space file per position (discrete issues; values as
+/// evaluations).
+pub fn write(name: &str, issues: &[Issue], positions: &[&PositionSpec]) -> (String, Vec<String>) {
+    let issue_xml = |with: Option<&PositionSpec>| {
+        let mut out = String::new();
+        for (k, issue) in issues.iter().enumerate() {
+            out.push_str(&format!(
+                "<issue index=\"{}\" name=\"{}\" vtype=\"discrete\" type=\"discrete\" etype=\"discrete\">\n",
+                k + 1,
+                escape(&issue.id)
+            ));
+            for (j, o) in issue.options.iter().enumerate() {
+                let evaluation = with.map_or(String::new(), |p| {
+                    let v = p
+                        .values
+                        .get(&issue.id)
+                        .and_then(|v| v.get(&o.id))
+                        .copied()
+                        .unwrap_or(0.0);
+                    format!(" evaluation=\"{v}\"")
+                });
+                out.push_str(&format!(
+                    "<item index=\"{}\" value=\"{}\" description=\"{}\"{evaluation}>\n</item>\n",
+                    j + 1,
+                    escape(&o.id),
+                    escape(&o.label)
+                ));
+            }
+            out.push_str("</issue>\n");
+        }
+        out
+    };
+    let objective = |inner: String| {
+        format!(
+            "<objective index=\"0\" description=\"\" name=\"{}\" type=\"objective\" etype=\"objective\">\n{inner}</objective>\n",
+            escape(name)
+        )
+    };
+    let domain = format!(
+        "<negotiation_template>\n<utility_space number_of_issues=\"{}\">\n{}</utility_space>\n</negotiation_template>\n",
+        issues.len(),
+        objective(issue_xml(None))
+    );
+    let profiles = positions
+        .iter()
+        .map(|p| {
+            let mut inner = issue_xml(Some(p));
+            for (k, issue) in issues.iter().enumerate() {
+                let w = p.weights.get(&issue.id).copied().unwrap_or(0.0);
+                inner.push_str(&format!("<weight index=\"{}\" value=\"{w}\">\n</weight>\n", k + 1));
+            }
+            format!(
+                "<utility_space>\n{}<discount_factor value=\"1.0\">\n</discount_factor>\n<reservation value=\"{}\">\n</reservation>\n</utility_space>\n",
+                objective(inner),
+                p.reservation
+            )
+        })
+        .collect();
+    (domain, profiles)
+}

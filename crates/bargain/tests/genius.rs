@@ -1,0 +1,362 @@
+//! GENIUS scenarios read with `tradepact_bargain::genius` and analysed by the engine, checked
+//! against an exact rational computation over the same files (GENIUS semantics: an option's
+//! value is its evaluation over the issue's largest; weights normalised to sum 1): the Pareto
+//! set, the Nash packages and the Kalai–Smorodinsky packages, ties included. The scenarios are
+//! in `tests/fixtures/genius` (written for these tests, in GENIUS's format). Also: writing a
+//! scenario and reading it back gives the same positions, and a real-valued issue is refused.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use num_rational::BigRational;
+use tradepact_bargain::genius;
+use tradepact_bargain::{analyze, OutcomeSpace, Package, Position};
+
+type Q = BigRational;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/genius")
+}
+
+/// A decimal as an exact rational ("0.45" → 9/20).
+fn dec(s: &str) -> Q {
+    let s = s.trim();
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits: num_bigint::BigInt = format!("{int}{frac}").parse().unwrap();
+    let q = Q::new(digits, num_bigint::BigInt::from(10).pow(frac.len() as u32));
+    if neg {
+        -q
+    } else {
+        q
+    }
+}
+
+/// A directory's domain (the `<negotiation_template>` file) and profiles (name, file, XML).
+fn load(dir: &str) -> (String, String, Vec<(String, String, String)>) {
+    let mut domain = None;
+    let mut profiles = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(fixtures().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if text.contains("<negotiation_template") {
+            domain = Some((name, text));
+        } else {
+            profiles.push((name.clone(), format!("{name}.xml"), text));
+        }
+    }
+    let (name, text) = domain.unwrap();
+    (name, text, profiles)
+}
+
+/// Each party's exact utility of every package (the engine's package order), and its
+/// reservation value, computed from the XML directly.
+fn oracle(domain: &str, profiles: &[(String, String, String)]) -> (Vec<Vec<Q>>, Vec<Q>) {
+    let doc = roxmltree::Document::parse(domain).unwrap();
+    // Options per issue, in order: items, or the integers of the bounds.
+    let issues: Vec<(String, Vec<String>)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("issue"))
+        .map(|n| {
+            let name = n.attribute("name").unwrap().to_owned();
+            let options = match n.attribute("lowerbound") {
+                Some(low) => {
+                    let (low, high): (i64, i64) = (
+                        low.parse().unwrap(),
+                        n.attribute("upperbound").unwrap().parse().unwrap(),
+                    );
+                    (low..=high).map(|x| x.to_string()).collect()
+                }
+                None => n
+                    .children()
+                    .filter(|c| c.has_tag_name("item"))
+                    .map(|c| c.attribute("value").unwrap().to_owned())
+                    .collect(),
+            };
+            (name, options)
+        })
+        .collect();
+    let mut per_party: Vec<Vec<Vec<Q>>> = Vec::new(); // party → issue → option → weighted value
+    let mut reservations = Vec::new();
+    for (_, _, xml) in profiles {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let weights: Vec<(String, Q)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("weight"))
+            .map(|w| {
+                (
+                    w.attribute("index").unwrap().to_owned(),
+                    dec(w.attribute("value").unwrap()),
+                )
+            })
+            .collect();
+        let total: Q = weights.iter().map(|(_, w)| w.clone()).sum();
+        let mut rows = Vec::new();
+        for (name, options) in &issues {
+            let node = doc
+                .descendants()
+                .find(|n| n.has_tag_name("issue") && n.attribute("name") == Some(name))
+                .unwrap();
+            let index = node.attribute("index").unwrap();
+            let w = weights.iter().find(|(i, _)| i == index).unwrap().1.clone() / total.clone();
+            let evaluations: Vec<Q> = match node.attribute("lowerbound") {
+                None => options
+                    .iter()
+                    .map(|o| {
+                        let item = node
+                            .children()
+                            .find(|c| c.has_tag_name("item") && c.attribute("value") == Some(o))
+                            .unwrap();
+                        dec(item.attribute("evaluation").unwrap())
+                    })
+                    .collect(),
+                Some(low) => {
+                    let low: i64 = low.parse().unwrap();
+                    let high: i64 = node.attribute("upperbound").unwrap().parse().unwrap();
+                    let evaluator = node.children().find(|c| c.has_tag_name("evaluator"));
+                    (low..=high)
+                        .map(|x| {
+                            let x = Q::from_integer(x.into());
+                            match evaluator.and_then(|e| e.attribute("slope")) {
+                                Some(slope) => {
+                                    let offset =
+                                        evaluator.unwrap().attribute("offset").unwrap_or("0");
+                                    dec(offset) + dec(slope) * x
+                                }
+                                None => {
+                                    let lo = dec(node.attribute("utilityLowestValue").unwrap());
+                                    let hi = dec(node.attribute("utilityHighestValue").unwrap());
+                                    let span = Q::from_integer((high - low).into());
+                                    lo.clone()
+                                        + (hi - lo) * (x - Q::from_integer(low.into())) / span
+                                }
+                            }
+                        })
+                        .collect()
+                }
+            };
+            let top = evaluations.iter().max().unwrap().clone();
+            rows.push(
+                evaluations
+                    .into_iter()
+                    .map(|e| w.clone() * e / top.clone())
+                    .collect(),
+            );
+        }
+        per_party.push(rows);
+        let r = doc
+            .descendants()
+            .find(|n| n.has_tag_name("reservation"))
+            .unwrap();
+        reservations.push(dec(r.attribute("value").unwrap()));
+    }
+    // Every package, lexicographic by option index as the engine enumerates them.
+    let sizes: Vec<usize> = issues.iter().map(|(_, o)| o.len()).collect();
+    let mut packages = Vec::new();
+    let total: usize = sizes.iter().product();
+    for mut n in 0..total {
+        let mut p = vec![0usize; sizes.len()];
+        for i in (0..sizes.len()).rev() {
+            p[i] = n % sizes[i];
+            n /= sizes[i];
+        }
+        packages.push(p);
+    }
+    let utilities = packages
+        .iter()
+        .map(|p| {
+            per_party
+                .iter()
+                .map(|rows| p.iter().enumerate().map(|(i, &o)| rows[i][o].clone()).sum())
+                .collect()
+        })
+        .collect();
+    (utilities, reservations)
+}
+
+fn package_of(index: usize, sizes: &[usize]) -> Package {
+    let mut n = index;
+    let mut p = vec![0u16; sizes.len()];
+    for i in (0..sizes.len()).rev() {
+        p[i] = (n % sizes[i]) as u16;
+        n /= sizes[i];
+    }
+    Package(p)
+}
+
+/// The exact Pareto set, Nash set and Kalai–Smorodinsky set (packages).
+#[allow(clippy::type_complexity)]
+fn exact(
+    utilities: &[Vec<Q>],
+    d: &[Q],
+    sizes: &[usize],
+) -> (BTreeSet<Package>, BTreeSet<Package>, BTreeSet<Package>) {
+    let zero = Q::from_integer(0.into());
+    let rational: Vec<usize> = (0..utilities.len())
+        .filter(|&i| utilities[i].iter().zip(d).all(|(u, d)| u >= d))
+        .collect();
+    let dominates = |y: &[Q], x: &[Q]| {
+        y.iter().zip(x).all(|(a, b)| a >= b) && y.iter().zip(x).any(|(a, b)| a > b)
+    };
+    let pareto: Vec<usize> = rational
+        .iter()
+        .copied()
+        .filter(|&x| {
+            !rational
+                .iter()
+                .any(|&y| dominates(&utilities[y], &utilities[x]))
+        })
+        .collect();
+    let best_by = |score: &dyn Fn(usize) -> Q| -> BTreeSet<Package> {
+        let best = pareto.iter().map(|&i| score(i)).max().unwrap();
+        pareto
+            .iter()
+            .filter(|&&i| score(i) == best)
+            .map(|&i| package_of(i, sizes))
+            .collect()
+    };
+    let nash = best_by(&|i| {
+        utilities[i]
+            .iter()
+            .zip(d)
+            .map(|(u, d)| (u - d).max(zero.clone()))
+            .product()
+    });
+    let ideal: Vec<Q> = (0..d.len())
+        .map(|p| utilities.iter().map(|u| u[p].clone()).max().unwrap())
+        .collect();
+    let gains = |i: usize| -> Vec<Q> {
+        utilities[i]
+            .iter()
+            .zip(d)
+            .zip(&ideal)
+            .map(|((u, d), top)| {
+                if top > d {
+                    (u - d) / (top - d)
+                } else {
+                    Q::from_integer(1.into())
+                }
+            })
+            .collect()
+    };
+    // Most equal normalised gains; among those, the highest.
+    let spread = |i: usize| {
+        let g = gains(i);
+        g.iter().max().unwrap() - g.iter().min().unwrap()
+    };
+    let least = pareto.iter().map(|&i| spread(i)).min().unwrap();
+    let equal: Vec<usize> = pareto
+        .iter()
+        .copied()
+        .filter(|&i| spread(i) == least)
+        .collect();
+    let low = |i: usize| gains(i).into_iter().min().unwrap();
+    let top = equal.iter().map(|&i| low(i)).max().unwrap();
+    let ks = equal
+        .iter()
+        .filter(|&&i| low(i) == top)
+        .map(|&i| package_of(i, sizes))
+        .collect();
+    let pareto = pareto.iter().map(|&i| package_of(i, sizes)).collect();
+    (pareto, nash, ks)
+}
+
+fn check(dir: &str, parties: usize, outcomes: usize) {
+    let (name, domain, profiles) = load(dir);
+    let scenario = genius::read(&format!("{name}.xml"), &domain, &profiles).unwrap();
+    assert_eq!(scenario.positions.len(), parties);
+    let space = OutcomeSpace::new(scenario.issues.clone()).unwrap();
+    assert_eq!(space.size_exact(), Some(outcomes as u64));
+    let positions: Vec<Position> = scenario
+        .positions
+        .iter()
+        .map(|(_, spec)| Position::new(&space, spec).unwrap())
+        .collect();
+    let refs: Vec<&Position> = positions.iter().collect();
+    let analysis = analyze(&space, &refs, 1_000, 1).unwrap();
+    let engine = |points: &[tradepact_bargain::FrontierPoint]| -> BTreeSet<Package> {
+        points
+            .iter()
+            .flat_map(|p| p.packages.iter().cloned())
+            .collect()
+    };
+    let (utilities, d) = oracle(&domain, &profiles);
+    let sizes: Vec<usize> = space.issues().iter().map(|i| i.options.len()).collect();
+    let (pareto, nash, ks) = exact(&utilities, &d, &sizes);
+    assert!(
+        pareto.len() > 2,
+        "{dir}: a frontier worth checking: {pareto:?}"
+    );
+    assert_eq!(
+        engine(&analysis.frontier.points),
+        pareto,
+        "{dir}: Pareto set"
+    );
+    assert_eq!(engine(&analysis.nash.points), nash, "{dir}: Nash");
+    assert_eq!(
+        engine(&analysis.kalai_smorodinsky.points),
+        ks,
+        "{dir}: Kalai-Smorodinsky"
+    );
+
+    // Written back in GENIUS's format and read again: the same values and weights.
+    let specs: Vec<_> = scenario.positions.iter().map(|(_, s)| s).collect();
+    let (domain2, written) = genius::write(&scenario.name, &scenario.issues, &specs);
+    let profiles2: Vec<(String, String, String)> = (scenario.positions.iter().zip(written))
+        .map(|((party, _), xml)| (party.clone(), format!("{party}.xml"), xml))
+        .collect();
+    let again = genius::read("domain.xml", &domain2, &profiles2).unwrap();
+    assert_eq!(again.issues, scenario.issues);
+    for ((_, a), (_, b)) in again.positions.iter().zip(&scenario.positions) {
+        assert_eq!(a.reservation, b.reservation);
+        assert_eq!(a.weights, b.weights);
+        for (issue, values) in &b.values {
+            for (option, v) in values {
+                assert!(
+                    (a.values[issue][option] - v).abs() < 1e-15,
+                    "{issue} {option}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn two_parties_on_discrete_issues_agree_with_exact_arithmetic() {
+    check("holiday", 2, 36);
+}
+
+#[test]
+fn an_integer_issue_with_both_linear_evaluators_agrees_with_exact_arithmetic() {
+    check("integer", 2, 60);
+}
+
+#[test]
+fn three_parties_agree_with_exact_arithmetic() {
+    check("trio", 3, 27);
+}
+
+#[test]
+fn a_real_valued_issue_is_refused_by_name_and_the_discount_factor_is_reported() {
+    let domain = r#"<negotiation_template><utility_space><objective name="X">
+        <issue index="1" name="Price" type="real" lowerbound="0" upperbound="1"></issue>
+        </objective></utility_space></negotiation_template>"#;
+    let e = genius::read("x.xml", domain, &[]).unwrap_err().to_string();
+    assert!(e.contains("\"Price\" is real"), "{e}");
+    let (_, domain, profiles) = load("holiday");
+    let s = genius::read("holiday.xml", &domain, &profiles).unwrap();
+    assert_eq!(s.discount_factors, vec![0.9, 1.0]);
+    assert_eq!(s.name, "Holiday");
+    assert_eq!(s.issues[2].options[1].id, "B&B");
+    let broken = genius::read(
+        "holiday.xml",
+        &domain,
+        &[("p".into(), "p.xml".into(), "<utility_space>".into())],
+    );
+    assert!(broken.unwrap_err().to_string().contains("not XML"));
+}
