@@ -34,6 +34,7 @@ pub mod analysis;
 pub mod cancel;
 pub mod frontier;
 pub mod genius;
+pub mod mediate;
 pub mod negotiation;
 pub mod position;
 pub mod rng;

@@ -5,6 +5,7 @@ mod comtrade;
 mod connect;
 mod genius;
 mod import;
+mod mediate;
 mod query;
 mod reference;
 mod report;
@@ -183,6 +184,9 @@ enum Command {
     /// How robust the bargaining solutions are to the assumed positions: sampling within
     /// ranges, and each parameter alone.
     Robustness(robustness::RobustnessArgs),
+    /// A mediated negotiation (single negotiation text): where the mediator's text ends,
+    /// beside the Nash package.
+    Mediate(mediate::MediateArgs),
     /// Estimate the trade impact of the agreed package, or of `--package issue=option,…`.
     Impact {
         /// Negotiation id.
@@ -346,6 +350,7 @@ async fn main() -> ExitCode {
             negotiation_service,
         } => scenario::analyze(&cli.client, &id, &negotiation_service, compare.as_deref()).await,
         Command::Robustness(args) => robustness::run(&cli.client, args).await,
+        Command::Mediate(args) => mediate::run(&cli.client, args).await,
         Command::Impact {
             id,
             package,

@@ -403,6 +403,41 @@ pub(crate) fn robust_in(
     .map_err(Failure::Invalid)
 }
 
+/// Rounds a mediation runs when the request says 0.
+pub(crate) const DEFAULT_MEDIATION_ROUNDS: u32 = 2000;
+
+/// A mediation's voters, checked.
+pub(crate) fn voters_in(voters: &[pb::Voter]) -> Outcome<Vec<tradepact_bargain::mediate::Voter>> {
+    use pb::voter::Kind;
+    use tradepact_bargain::mediate::Voter;
+    let mut v = Violations::default();
+    let out = (voters.iter().enumerate())
+        .filter_map(|(i, voter)| match voter.kind {
+            Some(Kind::HillClimber(true)) => Some(Voter::HillClimber),
+            Some(Kind::AnnealerTemperature(t)) if t.is_finite() && t > 0.0 => {
+                Some(Voter::Annealer {
+                    initial_temperature: t,
+                })
+            }
+            Some(Kind::AnnealerTemperature(t)) => {
+                v.add(
+                    format!("voters[{i}].annealer_temperature"),
+                    format!("must be a positive number, got {t}"),
+                );
+                None
+            }
+            _ => {
+                v.add(
+                    format!("voters[{i}]"),
+                    "must set hill_climber: true or annealer_temperature",
+                );
+                None
+            }
+        })
+        .collect();
+    v.into_result(|| out).map_err(Failure::Invalid)
+}
+
 #[cfg(test)]
 mod fuzz {
     //! Arbitrary negotiation inputs through validation and the domain: errors, never panics.

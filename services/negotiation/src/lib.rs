@@ -48,6 +48,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("BreakOff", SomeParty),
         ("AnalyzeNegotiation", READ),
         ("AnalyzeRobustness", READ),
+        ("SimulateMediation", READ),
         ("SimulateNegotiation", READ),
         ("ForkNegotiation", WRITE),
         ("WatchNegotiation", READ),

@@ -363,3 +363,23 @@ pub(crate) fn robustness_out(
         compare_at_least: a.compare_at_least.clone(),
     }
 }
+
+/// `SimulateMediation`'s answer.
+pub(crate) fn mediation_out(m: &crate::app::mediate::Mediated) -> pb::SimulateMediationResponse {
+    let o = &m.outcome;
+    pb::SimulateMediationResponse {
+        text: Some(convert::package_out(&m.space, &o.text)),
+        utilities: o.utilities.clone(),
+        agreed: o.agreed,
+        rounds: o.rounds,
+        adopted: o.adopted,
+        start: Some(convert::package_out(&m.space, &o.start)),
+        pareto_optimal: m.pareto_optimal,
+        distance_to_nash: m.distance_to_nash,
+        nash: m
+            .nash
+            .as_ref()
+            .map(|(p, _)| convert::package_out(&m.space, p)),
+        nash_utilities: m.nash.as_ref().map(|(_, u)| u.clone()).unwrap_or_default(),
+    }
+}

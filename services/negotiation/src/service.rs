@@ -269,6 +269,26 @@ impl NegotiationService for NegotiationSvc {
         Ok(Response::new(present::robustness_out(&answer.map_err(of)?)))
     }
 
+    async fn simulate_mediation(
+        &self,
+        request: Request<pb::SimulateMediationRequest>,
+    ) -> Result<Response<pb::SimulateMediationResponse>, Status> {
+        let caller = caller(&request);
+        let req = request.into_inner();
+        let voters = convert::voters_in(&req.voters).map_err(of)?;
+        let rounds = match req.rounds {
+            0 => convert::DEFAULT_MEDIATION_ROUNDS,
+            n => n,
+        };
+        let mediated = self
+            .app
+            .mediate(&req.id, &caller, voters, rounds, req.seed)
+            .await;
+        Ok(Response::new(present::mediation_out(
+            &mediated.map_err(of)?,
+        )))
+    }
+
     type SimulateNegotiationStream = OutStream<pb::SimulateNegotiationResponse>;
 
     async fn simulate_negotiation(

@@ -210,3 +210,84 @@ async fn robustness_by_hand_through_the_service() {
         too_many.message()
     );
 }
+
+/// SimulateMediation on the two-issue case: hill climbers adopt only changes no party loses by,
+/// so from (B,A) the text moves to (A,B), the Nash package, and from the extremes (A,A) and
+/// (B,B) nothing moves; bad voters are refused by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mediation_by_hand_through_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    let id = two_issues(&mut c).await;
+    let hill = pb::Voter {
+        kind: Some(pb::voter::Kind::HillClimber(true)),
+    };
+    let ab = vec![
+        ("i1".to_owned(), "A".to_owned()),
+        ("i2".to_owned(), "B".to_owned()),
+    ];
+    let mut starts = std::collections::BTreeSet::new();
+    for seed in 0..16 {
+        let r = c
+            .simulate_mediation(pb::SimulateMediationRequest {
+                id: id.clone(),
+                voters: vec![hill, hill],
+                rounds: 200,
+                seed,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(choices(&r.nash), ab);
+        assert_eq!(r.nash_utilities, vec![0.7, 0.8]);
+        let (start, text) = (choices(&r.start), choices(&r.text));
+        let expected = match (start[0].1.as_str(), start[1].1.as_str()) {
+            ("B", "A") | ("A", "B") => ab.clone(),
+            _ => start.clone(),
+        };
+        assert_eq!(text, expected, "seed {seed}: {r:?}");
+        assert!(r.agreed && r.pareto_optimal, "{r:?}");
+        if text == ab {
+            assert_eq!(r.distance_to_nash, Some(0.0));
+        }
+        starts.insert(start);
+    }
+    assert!(
+        starts.len() >= 3,
+        "the seeds start from different texts: {starts:?}"
+    );
+
+    let err = c
+        .simulate_mediation(pb::SimulateMediationRequest {
+            id: id.clone(),
+            voters: vec![
+                hill,
+                pb::Voter {
+                    kind: Some(pb::voter::Kind::AnnealerTemperature(-1.0)),
+                },
+            ],
+            rounds: 10,
+            seed: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("voters[1].annealer_temperature"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .simulate_mediation(pb::SimulateMediationRequest {
+            id,
+            voters: vec![hill],
+            rounds: 10,
+            seed: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("voters"), "{}", err.message());
+}

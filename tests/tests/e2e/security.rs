@@ -758,6 +758,19 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     });
+    rpc!(ALL, "SimulateMediation", n, simulate_mediation, |_k| {
+        pb::SimulateMediationRequest {
+            id: id(),
+            voters: vec![
+                pb::Voter {
+                    kind: Some(pb::voter::Kind::HillClimber(true)),
+                };
+                2
+            ],
+            rounds: 10,
+            ..Default::default()
+        }
+    });
     rpc!(ALL, "SimulateNegotiation", n, simulate_negotiation, |_k| {
         pb::SimulateNegotiationRequest {
             id: id(),
@@ -786,7 +799,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 31, "every RPC of both services");
+    assert_eq!(calls.len(), 32, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

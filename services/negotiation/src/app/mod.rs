@@ -18,6 +18,7 @@ pub mod caller;
 pub mod heavy;
 pub mod impact;
 pub mod log;
+pub mod mediate;
 pub mod registry;
 pub mod robust;
 pub mod simulate;
