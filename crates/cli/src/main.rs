@@ -27,6 +27,8 @@ pub(crate) const SAMPLE_CSV: &str = include_str!("../../../datasets/korus_trade.
 pub(crate) const SAMPLE_RELEASES: &str = include_str!("../../../datasets/korus_releases.csv");
 /// The KORUS tariff rates (`tradepact up` loads them with the sample).
 pub(crate) const SAMPLE_TARIFFS: &str = include_str!("../../../datasets/korus_tariffs.csv");
+/// US imports from Korea on the light-truck tariff lines (`tradepact up` loads them too).
+pub(crate) const SAMPLE_LINES: &str = include_str!("../../../datasets/korus_lines.csv");
 
 #[derive(Parser)]
 #[command(

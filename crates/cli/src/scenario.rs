@@ -385,8 +385,17 @@ pub async fn impact(
                 match l.lines.as_slice() {
                     [one] if *one == l.line => String::new(),
                     lines => format!("; stands for {}", lines.join(", ")),
+                } + if l.baseline_usd == 0.0 {
+                    "; no trade before the change: SMART creates none from nothing"
+                } else {
+                    ""
                 }
             );
+        }
+        if !e.lines.is_empty() {
+            for note in &e.assumptions {
+                println!("  note: {note}");
+            }
         }
     }
     for s in &r.skipped_effects {

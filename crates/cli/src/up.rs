@@ -110,8 +110,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             None,
         )
         .await?;
+        let lines = import::stream(
+            &c,
+            &mut client,
+            crate::SAMPLE_LINES.as_bytes(),
+            "KORUS tariff lines (datasets/korus_lines.csv)",
+            crate::SAMPLE_LINES.len() as u64,
+            false,
+            None,
+        )
+        .await?;
         tracing::info!(
-            points = s.inserted,
+            points = s.inserted + lines.inserted,
             releases,
             tariff_rates = tariffs.inserted + tariffs.updated,
             "the store was empty: loaded the KORUS sample dataset, its releases and tariff rates"

@@ -129,4 +129,27 @@ fn korus_scenario_loads_analyses_and_estimates_its_impact() {
         impact.contains("skipped: no baseline for the trade effect of steel=B"),
         "{impact}"
     );
+
+    // Korea's light-truck option on its tariff lines: the 25 % read from the sample's tariffs,
+    // the trade (none: no Korean pickups were exported) from its one tariff-line figure.
+    let korea = outcome.replace("light_truck_tariff=A", "light_truck_tariff=C");
+    let impact = cli(&[
+        "impact",
+        id,
+        "--package",
+        &korea,
+        "--year",
+        "2017",
+        "--negotiation-service",
+        &url,
+    ]);
+    for line in ["HS:870421", "HS:870431"] {
+        let row = impact
+            .lines()
+            .find(|l| l.trim_start().starts_with(line))
+            .unwrap_or_else(|| panic!("no row for {line}: {impact}"));
+        assert!(row.contains("25%") && row.contains("0%"), "{row}");
+        assert!(row.contains("preferential (KOR)"), "{row}");
+        assert!(row.contains("creates none from nothing"), "{row}");
+    }
 }
