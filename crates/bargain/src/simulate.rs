@@ -34,7 +34,9 @@ pub enum Strategy {
     TitForTat,
     /// Zeuthen: the party whose own offer has the smaller Nash product (equivalently the
     /// smaller risk of conflict) concedes, just enough to make the other's risk the smaller.
-    /// Bilateral only.
+    /// With more than two parties, Harsanyi's generalisation: a party whose last offer has the
+    /// smallest Nash product of the offers on the table (each party's last) concedes, just
+    /// enough that its offer's product exceeds the smallest of the others'.
     Zeuthen,
 }
 
@@ -107,8 +109,8 @@ pub struct Simulation<'a> {
 }
 
 impl<'a> Simulation<'a> {
-    /// Sets up a simulation; fails on a strategy that does not fit (Zeuthen with more than two
-    /// parties, a non-positive exponent) or a zero deadline.
+    /// Sets up a simulation; fails on a strategy that does not fit (a non-positive exponent) or
+    /// a zero deadline.
     pub fn new(
         space: &'a OutcomeSpace,
         positions: Vec<&'a Position>,
@@ -132,12 +134,6 @@ impl<'a> Simulation<'a> {
                     return Err(Error::invalid(
                         format!("strategies[{i}].exponent"),
                         format!("must be a positive number, got {exponent}"),
-                    ))
-                }
-                Strategy::Zeuthen if positions.len() != 2 => {
-                    return Err(Error::invalid(
-                        format!("strategies[{i}]"),
-                        "Zeuthen's strategy is defined for two parties",
                     ))
                 }
                 _ => {}
@@ -273,26 +269,45 @@ impl<'a> Simulation<'a> {
                     let best = self.best[party];
                     return self.pick(party, best);
                 };
-                let Some((_, theirs, _)) = self.standing.clone() else {
+                if self.standing.is_none() {
                     return self.pick(party, own[party]);
-                };
-                if self.nash_product(&own) > self.nash_product(&theirs) {
-                    // The other side's risk is smaller: it is theirs to concede.
+                }
+                // The smallest Nash product of the others' offers on the table (bilaterally:
+                // the other's offer, which is the standing one).
+                let lowest = (0..self.positions.len())
+                    .filter(|&q| q != party)
+                    .filter_map(|q| self.last_offers[q].last())
+                    .map(|u| self.nash_product(u))
+                    .fold(f64::INFINITY, f64::min);
+                if !lowest.is_finite() || self.nash_product(&own) > lowest {
+                    // Another's risk is smaller: it is theirs to concede.
                     return self.pick(party, own[party]);
                 }
                 // Concede just enough: the best point for us whose Nash product beats theirs.
-                let beat = self.nash_product(&theirs);
-                let candidate = self
-                    .frontier
-                    .points
-                    .iter()
-                    .filter(|p| self.nash_product(&p.utilities) > beat)
-                    .map(|p| p.utilities[party])
-                    .max();
-                match candidate {
-                    Some(u) if u > theirs[party] => self.pick(party, u),
-                    _ => None,
+                // Conceding to a point worth no more than the standing offer is accepting it (the
+                // acceptance rule); the point is still the party's proposal on the table.
+                let eligible: Vec<&FrontierPoint> = (self.frontier.points.iter())
+                    .filter(|p| self.nash_product(&p.utilities) > lowest)
+                    .collect();
+                let u = eligible.iter().map(|p| p.utilities[party]).max()?;
+                if self.positions.len() == 2 {
+                    // Bilaterally the frontier's best point for the other at that level is the
+                    // eligible one (and the generator's draws stay as they were).
+                    return self.pick(party, u);
                 }
+                // With more parties, among the eligible points at that level, the best for the
+                // others (ties broken by the generator).
+                let others =
+                    |p: &FrontierPoint| p.utilities.iter().sum::<i64>() - p.utilities[party];
+                let level: Vec<&FrontierPoint> = eligible
+                    .into_iter()
+                    .filter(|p| p.utilities[party] == u)
+                    .collect();
+                let best = level.iter().map(|p| others(p)).max()?;
+                let tied: Vec<&FrontierPoint> =
+                    level.into_iter().filter(|p| others(p) == best).collect();
+                let i = self.rng.below(tied.len() as u64) as usize;
+                Some(tied[i].clone())
             }
         }
     }
@@ -326,6 +341,11 @@ impl Iterator for Simulation<'_> {
         if let Some((package, utilities, mut acceptors)) = self.standing.take() {
             let would_offer = proposal.as_ref().map_or(i64::MIN, |p| p.utilities[party]);
             if utilities[party] >= would_offer {
+                if let (Strategy::Zeuthen, Some(p)) = (self.strategies[party], &proposal) {
+                    // A Zeuthen party that conceded and accepts keeps its concession on the
+                    // table (with more than two parties, the others' risks are judged by it).
+                    self.last_offers[party].push(p.utilities.clone());
+                }
                 acceptors.push(party);
                 let agreed = acceptors.len() == n;
                 let step = Step {

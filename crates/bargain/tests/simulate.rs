@@ -1,5 +1,5 @@
-//! Simulated negotiations: Zeuthen reaches Nash, Boulware beats Conceder, nobody offers
-//! below its reservation value, a seed reproduces a run.
+//! Simulated negotiations: Zeuthen reaches Nash (two parties, and three worked by hand),
+//! Boulware beats Conceder, nobody offers below its reservation value, a seed reproduces a run.
 
 mod common;
 
@@ -154,7 +154,8 @@ fn strategies_that_do_not_fit_are_refused() {
     let a = position(&s, &[1.0], &[vec![1.0, 0.0]], 0.0);
     let b = position(&s, &[1.0], &[vec![0.0, 1.0]], 0.0);
     let c = position(&s, &[1.0], &[vec![0.5, 0.5]], 0.0);
-    assert!(Simulation::new(&s, vec![&a, &b, &c], vec![Strategy::Zeuthen; 3], 5, 1).is_err());
+    // Zeuthen takes any number of parties now (Harsanyi's generalisation).
+    assert!(Simulation::new(&s, vec![&a, &b, &c], vec![Strategy::Zeuthen; 3], 5, 1).is_ok());
     assert!(Simulation::new(
         &s,
         vec![&a, &b],
@@ -165,4 +166,46 @@ fn strategies_that_do_not_fit_are_refused() {
     .is_err());
     assert!(Simulation::new(&s, vec![&a, &b], vec![Strategy::LINEAR], 5, 1).is_err());
     assert!(Simulation::new(&s, vec![&a, &b], vec![Strategy::LINEAR; 2], 0, 1).is_err());
+}
+
+/// Three Zeuthen players on one issue of options X, Y, Z, worked by hand. Utilities: A (1, .6,
+/// 0), B (0, .7, 1), C (.5, 1, .4); no reservation values; Nash products X 0, Y .42, Z 0 —
+/// every option is on the frontier, Y is the Nash point.
+/// Round 1: A offers X, B offers Z, C offers Y (each its best; none accepts what is worth less).
+/// Round 2: A's offer X has the smallest product (0, tied with B's Z): A concedes; the only
+/// point whose product beats 0 is Y, worth .6 to A — no more than the standing Y — so A accepts
+/// it. B likewise (Z's product 0 is the smallest of the others' X 0 and its own): Y is worth .7
+/// to it, as standing: B accepts, and Y is agreed on turn 5.
+#[test]
+fn three_zeuthen_players_agree_on_the_nash_point_by_hand() {
+    let s = space(&[3]);
+    let a = position(&s, &[1.0], &[vec![1.0, 0.6, 0.0]], 0.0);
+    let b = position(&s, &[1.0], &[vec![0.0, 0.7, 1.0]], 0.0);
+    let c = position(&s, &[1.0], &[vec![0.5, 1.0, 0.4]], 0.0);
+    let (steps, outcome) = Simulation::new(&s, vec![&a, &b, &c], vec![Strategy::Zeuthen; 3], 10, 1)
+        .unwrap()
+        .run();
+    let actions: Vec<(usize, Action)> = steps
+        .iter()
+        .map(|st| (st.party, st.action.clone()))
+        .collect();
+    let offer = |o: u16| Action::Offer(tradepact_bargain::Package(vec![o]));
+    assert_eq!(
+        actions,
+        vec![
+            (0, offer(0)),
+            (1, offer(2)),
+            (2, offer(1)),
+            (0, Action::Accept),
+            (1, Action::Accept),
+        ]
+    );
+    assert_eq!(outcome.agreement, Some(tradepact_bargain::Package(vec![1])));
+    assert_eq!(outcome.utilities, vec![0.6, 0.7, 1.0]);
+    assert_eq!(outcome.turns, 5);
+    let nash = analyze(&s, &[&a, &b, &c], 4, 1).unwrap().nash;
+    assert_eq!(
+        nash.points[0].packages[0],
+        tradepact_bargain::Package(vec![1])
+    );
 }

@@ -86,6 +86,32 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
             "{fixture}"
         );
         assert_eq!(second.zopa_size, first.zopa_size, "{fixture}");
+        if parties == 3 {
+            // Three Zeuthen players (Harsanyi's generalisation) agree on the Nash package.
+            let zeuthen = pb::Strategy {
+                kind: Some(pb::strategy::Kind::Zeuthen(true)),
+            };
+            let mut run = c
+                .simulate_negotiation(pb::SimulateNegotiationRequest {
+                    id: id.clone(),
+                    strategies: vec![zeuthen; 3],
+                    seed: 1,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut outcome = None;
+            while let Some(message) = run.message().await.unwrap() {
+                if let Some(pb::simulate_negotiation_response::Event::Outcome(o)) = message.event {
+                    outcome = Some(o);
+                }
+            }
+            let outcome = outcome.expect("an outcome");
+            assert!(outcome.agreed, "{outcome:?}");
+            let nash = first.nash.as_ref().unwrap().points[0].packages[0].clone();
+            assert_eq!(outcome.agreement, Some(nash), "{outcome:?}");
+        }
     }
 
     // A directory without a domain file is refused clearly.
