@@ -1,7 +1,8 @@
 //! Criterion benches: frontier + Nash point for 10^4 … 10^12 outcomes (2 parties, 10 options
 //! per issue, random linear-additive utilities), and a 100-round Boulware-versus-Conceder
 //! simulation on 10^6 outcomes, and a robustness analysis on 10^6 outcomes (100 samples with
-//! every weight ±25 %, plus the one-at-a-time sensitivity of the 12 weights).
+//! every weight ±25 %, plus the one-at-a-time sensitivity of the 12 weights), and 100-round
+//! three-party simulations on 10^6 outcomes.
 //! `cargo bench -p tradepact-bargain`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -96,5 +97,54 @@ fn robustness(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frontier_and_nash, simulation, robustness);
+/// A third party on the same space: random weights and values (seed 3).
+fn third(space: &OutcomeSpace) -> Position {
+    let mut rng = tradepact_bargain::rng::SplitMix64::new(3);
+    let spec = PositionSpec {
+        weights: (space.issues().iter())
+            .map(|i| (i.id.clone(), rng.unit() + 0.05))
+            .collect(),
+        values: (space.issues().iter())
+            .map(|i| {
+                let values = (i.options.iter())
+                    .map(|o| (o.id.clone(), rng.unit()))
+                    .collect();
+                (i.id.clone(), values)
+            })
+            .collect(),
+        reservation: 0.0,
+    };
+    Position::new(space, &spec).unwrap()
+}
+
+fn three_party_simulation(c: &mut Criterion) {
+    let (space, a, b) = scenario(6, 1);
+    let c3 = third(&space);
+    let mut group = c.benchmark_group("simulation_three_parties_1e6_100_rounds");
+    group.sample_size(10);
+    for (name, strategies) in [
+        (
+            "boulware_linear_conceder",
+            vec![Strategy::BOULWARE, Strategy::LINEAR, Strategy::CONCEDER],
+        ),
+        ("zeuthen", vec![Strategy::Zeuthen; 3]),
+    ] {
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                Simulation::new(&space, vec![&a, &b, &c3], strategies.clone(), 100, 1)
+                    .unwrap()
+                    .run()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    frontier_and_nash,
+    simulation,
+    robustness,
+    three_party_simulation
+);
 criterion_main!(benches);
