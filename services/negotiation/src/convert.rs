@@ -438,6 +438,41 @@ pub(crate) fn voters_in(voters: &[pb::Voter]) -> Outcome<Vec<tradepact_bargain::
     v.into_result(|| out).map_err(Failure::Invalid)
 }
 
+/// The parties of an imported scenario (its profiles' file names without the extension),
+/// after checking the format and the files are there.
+pub(crate) fn scenario_parties(r: &pb::ImportScenarioRequest) -> Outcome<Vec<String>> {
+    if r.format != pb::ScenarioFormat::Genius as i32 {
+        return Err(Failure::invalid("format", "must be SCENARIO_FORMAT_GENIUS"));
+    }
+    if r.domain.as_ref().is_none_or(|d| d.content.is_empty()) {
+        return Err(Failure::invalid("domain", "the domain file is required"));
+    }
+    if r.profiles.len() < 2 {
+        return Err(Failure::invalid(
+            "profiles",
+            format!(
+                "a negotiation needs two or more parties' files, got {}",
+                r.profiles.len()
+            ),
+        ));
+    }
+    let mut v = Violations::default();
+    let parties: Vec<String> = (r.profiles.iter().enumerate())
+        .map(|(i, f)| {
+            let stem = f.name.rsplit('/').next().unwrap_or_default();
+            let party = stem.strip_suffix(".xml").unwrap_or(stem).to_owned();
+            if party.is_empty() {
+                v.add(
+                    format!("profiles[{i}].name"),
+                    "must name the party (e.g. alice.xml)",
+                );
+            }
+            party
+        })
+        .collect();
+    v.into_result(|| parties).map_err(Failure::Invalid)
+}
+
 #[cfg(test)]
 mod fuzz {
     //! Arbitrary negotiation inputs through validation and the domain: errors, never panics.

@@ -40,6 +40,8 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
     const WRITE: tradepact_rpc::auth::Requirement = Scopes(&["negotiation:write"]);
     &[
         ("CreateNegotiation", WRITE),
+        // And the position scope of every party it sets (checked in the handler).
+        ("ImportScenario", WRITE),
         ("GetNegotiation", READ),
         ("ListNegotiations", READ),
         ("SetPosition", SomeParty),

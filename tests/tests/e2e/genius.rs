@@ -125,3 +125,72 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no domain file"));
 }
+
+/// ImportScenario: the same GENIUS files through the RPC give the negotiation the CLI import
+/// gives; a discount factor comes back as a note; bad files are INVALID_ARGUMENT naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_rpc_reads_the_files_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    let source = workspace().join("tests/fixtures/genius/holiday");
+    let file = |name: &str| pb::ScenarioFile {
+        name: name.into(),
+        content: std::fs::read_to_string(source.join(name)).unwrap(),
+    };
+    let request = pb::ImportScenarioRequest {
+        format: pb::ScenarioFormat::Genius.into(),
+        domain: Some(file("holiday.xml")),
+        profiles: vec![file("alice.xml"), file("bob.xml")],
+        deadline_rounds: 7,
+        ..Default::default()
+    };
+    let r = c
+        .import_scenario(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let n = r.negotiation.unwrap();
+    assert_eq!(n.parties, vec!["alice".to_owned(), "bob".to_owned()]);
+    assert_eq!(
+        (n.title.as_str(), n.deadline_rounds, n.issues.len()),
+        ("Holiday", 7, 3)
+    );
+    assert_eq!(r.notes.len(), 1);
+    assert!(
+        r.notes[0].contains("alice's discount factor 0.9"),
+        "{:?}",
+        r.notes
+    );
+    let positions = c
+        .get_negotiation(pb::GetNegotiationRequest {
+            id: n.id.clone(),
+            include_positions: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .positions;
+    let alice = positions[0].position.as_ref().unwrap();
+    // Coast's evaluation 8 over the largest, 8; Mountains 3 / 8.
+    assert_eq!(alice.values["Destination"].values["Coast"], 1.0);
+    assert_eq!(alice.values["Destination"].values["Mountains"], 0.375);
+    assert_eq!(alice.reservation_value, 0.3);
+
+    let mut broken = request.clone();
+    broken.profiles[1].content = "<utility_space>".into();
+    let e = c.import_scenario(broken).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("bob.xml") && e.message().contains("not XML"),
+        "{}",
+        e.message()
+    );
+    let mut alone = request;
+    alone.profiles.truncate(1);
+    let e = c.import_scenario(alone).await.unwrap_err();
+    assert!(e.message().contains("profiles"), "{}", e.message());
+}

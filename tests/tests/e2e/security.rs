@@ -506,6 +506,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
         &["negotiation:read"],
         &["negotiation:write"],
         &[US],
+        &["negotiation:write", US],
         &["negotiation:read", "negotiation:all-parties"],
         &["negotiation:read", "data:read"],
     ];
@@ -706,6 +707,26 @@ async fn every_rpc_checks_its_scope_both_ways() {
     rpc!(WRITE, "CreateNegotiation", n, create_negotiation, |_k| {
         pb::CreateNegotiationRequest::default()
     });
+    // Acting for every party it sets a position for (here US, twice: refused as a scenario
+    // once the scopes are through).
+    rpc!(
+        &["negotiation:write", US],
+        "ImportScenario",
+        n,
+        import_scenario,
+        |_k| {
+            let file = |name: &str| pb::ScenarioFile {
+                name: name.into(),
+                content: "<utility_space/>".into(),
+            };
+            pb::ImportScenarioRequest {
+                format: pb::ScenarioFormat::Genius.into(),
+                domain: Some(file("domain.xml")),
+                profiles: vec![file("US.xml"), file("US.xml")],
+                ..Default::default()
+            }
+        }
+    );
     rpc!(READ, "GetNegotiation", n, get_negotiation, |_k| {
         pb::GetNegotiationRequest {
             id: id(),
@@ -799,7 +820,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 32, "every RPC of both services");
+    assert_eq!(calls.len(), 33, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());
