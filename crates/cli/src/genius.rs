@@ -113,17 +113,7 @@ pub async fn import(c: &ClientArgs, dir: &Path, url: &str, rounds: u32) -> anyho
                 .collect(),
             reservation_value: spec.reservation,
         };
-        client
-            .set_position(c.request(
-                pb::SetPositionRequest {
-                    negotiation_id: created.id.clone(),
-                    party: party.clone(),
-                    position: Some(position),
-                },
-                Some(DEFAULT_DEADLINE),
-            ))
-            .await
-            .map_err(|s| anyhow::anyhow!("{party}: {}", s.message()))?;
+        crate::scenario::set_position(c, &mut client, &created.id, party, position).await?;
     }
     println!("{}", created.id);
     let discounted: Vec<String> = (scenario.positions.iter().zip(&scenario.discount_factors))

@@ -169,17 +169,7 @@ pub async fn load(c: &ClientArgs, id: &str, url: &str) -> anyhow::Result<()> {
                 .collect(),
             reservation_value: p.reservation_value,
         };
-        client
-            .set_position(c.request(
-                pb::SetPositionRequest {
-                    negotiation_id: created.id.clone(),
-                    party: party.clone(),
-                    position: Some(position),
-                },
-                Some(DEFAULT_DEADLINE),
-            ))
-            .await
-            .map_err(|s| anyhow::anyhow!("position of {party}: {}", s.message()))?;
+        set_position(c, &mut client, &created.id, party, position).await?;
     }
     println!("{}", created.id);
     eprintln!(
@@ -189,6 +179,26 @@ pub async fn load(c: &ClientArgs, id: &str, url: &str) -> anyhow::Result<()> {
         scenario.parties.join(" and "),
         created.id
     );
+    Ok(())
+}
+
+/// Sets `party`'s position in negotiation `id`.
+pub(crate) async fn set_position(
+    c: &ClientArgs,
+    client: &mut tradepact_client::negotiation::NegotiationClient,
+    id: &str,
+    party: &str,
+    position: pb::Position,
+) -> anyhow::Result<()> {
+    let request = pb::SetPositionRequest {
+        negotiation_id: id.to_owned(),
+        party: party.to_owned(),
+        position: Some(position),
+    };
+    client
+        .set_position(c.request(request, Some(DEFAULT_DEADLINE)))
+        .await
+        .map_err(|s| anyhow::anyhow!("position of {party}: {}", s.message()))?;
     Ok(())
 }
 

@@ -88,42 +88,31 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if empty && !args.no_sample {
         let mut client = tradepact_client::data::connect(&data_url).await?;
         let c = ClientArgs::default();
-        let s = import::stream(
-            &c,
-            &mut client,
-            crate::SAMPLE_CSV.as_bytes(),
-            "KORUS sample (datasets/korus_trade.csv)",
-            crate::SAMPLE_CSV.len() as u64,
-            false,
-            None,
-        )
-        .await?;
+        // Tidy files (trade, then the tariff-line trade) and tariff ranges, each in one stream.
+        let mut points = [0u64; 3];
+        let files = [
+            (crate::SAMPLE_CSV, "KORUS sample (datasets/korus_trade.csv)"),
+            (
+                crate::SAMPLE_LINES,
+                "KORUS tariff lines (datasets/korus_lines.csv)",
+            ),
+            (
+                crate::SAMPLE_TARIFFS,
+                "KORUS tariffs (datasets/korus_tariffs.csv)",
+            ),
+        ];
+        for (count, (text, name)) in points.iter_mut().zip(files) {
+            let bytes = text.as_bytes();
+            let len = bytes.len() as u64;
+            let s = import::stream(&c, &mut client, bytes, name, len, false, None).await?;
+            *count = s.inserted + s.updated;
+        }
         let name = "KORUS releases (datasets/korus_releases.csv)";
         let releases = import_releases(&c, &mut client, crate::SAMPLE_RELEASES, name).await?;
-        let tariffs = import::stream(
-            &c,
-            &mut client,
-            crate::SAMPLE_TARIFFS.as_bytes(),
-            "KORUS tariffs (datasets/korus_tariffs.csv)",
-            crate::SAMPLE_TARIFFS.len() as u64,
-            false,
-            None,
-        )
-        .await?;
-        let lines = import::stream(
-            &c,
-            &mut client,
-            crate::SAMPLE_LINES.as_bytes(),
-            "KORUS tariff lines (datasets/korus_lines.csv)",
-            crate::SAMPLE_LINES.len() as u64,
-            false,
-            None,
-        )
-        .await?;
         tracing::info!(
-            points = s.inserted + lines.inserted,
+            points = points[0] + points[1],
             releases,
-            tariff_rates = tariffs.inserted + tariffs.updated,
+            tariff_rates = points[2],
             "the store was empty: loaded the KORUS sample dataset, its releases and tariff rates"
         );
     }
