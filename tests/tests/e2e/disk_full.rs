@@ -103,7 +103,13 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
             ..Default::default()
         })
         .await
-        .unwrap_or_else(|s| panic!("a read after the disk filled failed: {s:?}"))
+        // The server's log with it, so that a failure here says which I/O error it was.
+        .unwrap_or_else(|s| {
+            panic!(
+                "a read after the disk filled failed: {s:?}; the server's log:\n{}",
+                server.log()
+            )
+        })
         .into_inner();
     assert_eq!(read.values[0].value_usd, f64::from(i));
     drop(client);
