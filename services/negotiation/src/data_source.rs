@@ -139,7 +139,8 @@ impl DataSource {
     }
 
     /// The tariff rate (percent) `importer` applies to `exporter`'s goods (`"WLD"`: MFN) on
-    /// `line` in force in `year`: the latest stored rate at or before it.
+    /// `line` in force in `year`: the latest stored rate at or before it, of the line, else of
+    /// its heading (`HS:8704`), else of its chapter (`HS:87`), with the level it was found at.
     async fn rate(
         &self,
         importer: &str,
@@ -147,15 +148,25 @@ impl DataSource {
         line: &str,
         year: &str,
         traceparent: &str,
-    ) -> Outcome<Option<f64>> {
-        let key = data_pb::SeriesKey {
-            measure: data_pb::Measure::TariffRatePercent.into(),
-            ..series_key(importer, exporter, data_pb::Flow::Import, line)
-        };
-        let values = self
-            .read(key, String::new(), year.to_owned(), traceparent)
-            .await?;
-        Ok(values.and_then(|v| v.last().map(|v| v.value_usd)))
+    ) -> Outcome<Option<(f64, String)>> {
+        let digits = line.trim_start_matches("HS:");
+        for product in [
+            line.to_owned(),
+            format!("HS:{}", &digits[..4]),
+            format!("HS:{}", &digits[..2]),
+        ] {
+            let key = data_pb::SeriesKey {
+                measure: data_pb::Measure::TariffRatePercent.into(),
+                ..series_key(importer, exporter, data_pb::Flow::Import, &product)
+            };
+            let values = self
+                .read(key, String::new(), year.to_owned(), traceparent)
+                .await?;
+            if let Some(rate) = values.and_then(|v| v.last().map(|v| v.value_usd)) {
+                return Ok(Some((rate, product)));
+            }
+        }
+        Ok(None)
     }
 
     /// The importing country's imports of `product` from the exporting one, and from the
@@ -299,16 +310,20 @@ impl DataSource {
                     self.rate(importer, "WLD", line, &year, traceparent)
                 );
                 let (preferential, mfn) = (preferential?, mfn?);
-                let base = preferential.or(mfn).ok_or_else(|| {
-                    Failure::FailedPrecondition(format!(
-                        "no tariff for the trade effect of {issue_id}={option_id}: the data service has no tariff rate of {importer} on {line} from {exporter} nor an MFN rate (partner WLD) in force in {year}"
-                    ))
-                })?;
-                let source = match preferential {
-                    Some(_) => format!("preferential ({exporter})"),
-                    None => "MFN".to_owned(),
+                let at = |found: &str| match found == line {
+                    true => String::new(),
+                    false => format!(", the rate of {found}"),
                 };
-                let row_base = mfn.unwrap_or(base);
+                let (base, source) = match (&preferential, &mfn) {
+                    (Some((rate, found)), _) => (*rate, format!("preferential ({exporter}{})", at(found))),
+                    (None, Some((rate, found))) => (*rate, format!("MFN{}", at(found))),
+                    (None, None) => {
+                        return Err(Failure::FailedPrecondition(format!(
+                            "no tariff for the trade effect of {issue_id}={option_id}: the data service has no tariff rate of {importer} on {line} (nor its heading or chapter) from {exporter} nor an MFN rate (partner WLD) in force in {year}"
+                        )))
+                    }
+                };
+                let row_base = mfn.map_or(base, |(rate, _)| rate);
                 tariffs.push((base, source, row_base));
             }
             let n = tariffs.len() as f64;

@@ -271,6 +271,11 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
         (rate("WLD", "HS:870421"), 25.0),
         (rate("KOR", "HS:870421"), 25.0),
         (rate("WLD", "HS:870431"), 25.0),
+        // Steel: rates and trade at chapter level only (Section 232's 25 %, Korea's exemption).
+        (imports("KOR", "HS:72"), 3000.0),
+        (imports("WLD", "HS:72"), 30_000.0),
+        (rate("WLD", "HS:72"), 25.0),
+        (rate("KOR", "HS:72"), 0.0),
     ] {
         let period = if k.measure == 0 { "2016" } else { "2012" };
         d.write_points(write_request(k, &[(period, v)]))
@@ -413,6 +418,64 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
     assert_eq!(r.welfare_change_usd, e.welfare_change_usd);
     assert_eq!(r.overall_balance_change_usd, e.overall_balance_change_usd);
     assert!(close(r.overall_balance_change_usd, -4200.0));
+
+    // A line whose rates are stored for its chapter only reads them there (and says so):
+    // Section 232's 25 % applied to Korea on HS 720851, from its 0 % exemption, on the
+    // chapter's trade: creation 3000 · (−1) · 0.25 / 1 = −750.
+    let mut steel = trucks.clone();
+    steel.lines = vec!["HS:720851".into()];
+    steel.new_tariff_percent = Some(25.0);
+    let steel_id = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "steel".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "steel".into(),
+                label: "steel".into(),
+                options: vec![pb::IssueOption {
+                    id: "tariff".into(),
+                    label: "tariff".into(),
+                    trade_effects: vec![steel],
+                }],
+            }],
+            deadline_rounds: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+        .id;
+    let r = c
+        .estimate_impact(pb::EstimateImpactRequest {
+            id: steel_id,
+            package: Some(pb::Package {
+                choices: vec![pb::Choice {
+                    issue_id: "steel".into(),
+                    option_id: "tariff".into(),
+                }],
+            }),
+            baseline: Some(pb::Baseline {
+                period: Some(pb::baseline::Period::Year("2016".into())),
+            }),
+            skip_missing_baselines: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let line = &r.effects[0].lines[0];
+    assert_eq!(
+        line.base_tariff_source,
+        "preferential (KOR, the rate of HS:72)"
+    );
+    assert_eq!(line.rest_of_world_base_tariff_percent, 25.0);
+    assert_eq!(
+        (line.base_tariff_percent, line.new_tariff_percent),
+        (0.0, 25.0)
+    );
+    assert_eq!(line.product_used, "HS:72");
+    assert!(close(line.trade_creation_usd, -750.0), "{line:?}");
 
     // No tariff stored for a line: FAILED_PRECONDITION naming it.
     let mut missing = trucks;
