@@ -8,6 +8,7 @@ that is not in the negotiation gets INVALID_ARGUMENT with its field. Exits non-z
 mismatch.
 """
 
+import pathlib
 import sys
 
 import grpc
@@ -62,6 +63,22 @@ def main(addr: str) -> None:
         assert len(steps) >= 1 and list(steps.columns[:3]) == ["turn", "round", "party"], steps
         assert outcome["agreed"] and outcome["utilities"] == [0.7, 0.8], outcome
 
+        # Robustness: Korea's raw weight w on steel alone from 0 to 1 (autos stays 0.2). Korea gets
+        # w / (0.2 + w) of (keep, quota), the only package both value at 0.5 or more: below
+        # w = 0.2 there is no rational outcome at all, so the package holds over [0.2, 1] only.
+        robust = talks.robustness(id, uncertain=[{"party": "KOR", "kind": "weight", "issue_id": "steel",
+                                                  "low": 0.0, "high": 1.0}], samples=50, seed=3,
+                                  compare={"autos": "keep", "steel": "quota"})
+        assert robust["samples"] == 50, robust
+        s = robust["sensitivity"][0]
+        assert s["stated"] == 0.8 and s["stays_to"] == 1.0 and not s["robust"], s
+        assert abs(s["stays_from"] - 0.2) < 1e-3 and "nash_below" not in s, s
+        # Samples without a rational outcome have no Nash package: they match on nothing.
+        assert len(robust["compare_at_least"]) == 3, robust
+        assert abs(robust["compare_at_least"][0] - (1 - robust["zopa_empty_share"])) < 1e-12, robust
+        mediated = talks.mediate(id, ["hill", "hill"], rounds=200, seed=5)
+        assert mediated["rounds"] == 200 and len(mediated["utilities"]) == 2, mediated
+
         impact = talks.impact(id)
         assert "no option of this package carries a trade effect" in impact["assumptions"], impact
 
@@ -73,6 +90,13 @@ def main(addr: str) -> None:
                 assert [f for f, _ in e.violations] == ["party"], e.violations
         else:
             raise AssertionError("an offer by a party not in the negotiation was accepted")
+        # A GENIUS scenario from the repository's test fixtures.
+        holiday = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "genius" / "holiday"
+        imported = talks.import_genius(holiday, rounds=20)
+        assert imported["negotiation"]["parties"] == ["alice", "bob"], imported
+        assert any("discount factor 0.9" in n for n in imported["notes"]), imported
+        analysis = talks.analyze(imported["negotiation"]["id"])
+        assert analysis["outcome_count"] == 36, analysis
     print("python negotiation client: ok")
 
 

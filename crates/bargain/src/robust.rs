@@ -83,16 +83,18 @@ pub struct Sensitivity {
     pub stays_from: f64,
     /// See `stays_from`.
     pub stays_to: f64,
-    /// The Nash package just below `stays_from` (when it changes inside the range).
+    /// The Nash package just below `stays_from` (when it changes inside the range to another
+    /// package; `None` too when there is no rational outcome there).
     pub below: Option<Package>,
-    /// The Nash package just above `stays_to` (when it changes inside the range).
+    /// The Nash package just above `stays_to` (as `below`).
     pub above: Option<Package>,
 }
 
 impl Sensitivity {
-    /// Whether the whole range keeps the Nash package.
+    /// Whether the whole range keeps the Nash package (a change to no rational outcome at all,
+    /// where `below` or `above` is `None`, counts as a change).
     pub fn robust(&self) -> bool {
-        self.below.is_none() && self.above.is_none()
+        self.stays_from <= self.uncertain.low && self.stays_to >= self.uncertain.high
     }
 }
 

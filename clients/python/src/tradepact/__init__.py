@@ -564,6 +564,69 @@ class NegotiationClient(_Client):
         )
         return _plain(self._call(self.stub.EstimateImpact, request))
 
+    def robustness(
+        self,
+        id: str,
+        *,
+        weight_spread: float = 0.0,
+        reservation_spread: float = 0.0,
+        uncertain: Sequence[Mapping[str, Any]] = (),
+        samples: int = 1000,
+        seed: int = 0,
+        compare: Optional[Mapping[str, str]] = None,
+    ) -> Dict[str, Any]:
+        """How robust the solutions are to the positions (AnalyzeRobustness): every weight
+        ±``weight_spread`` of itself, every reservation ±``reservation_spread``, and
+        ``uncertain`` parameters as dicts (party, kind WEIGHT/VALUE/RESERVATION, issue_id,
+        option_id, low, high); ``compare`` a package (issue → option) to match samples with."""
+        request = negotiation_pb.AnalyzeRobustnessRequest(
+            id=id,
+            weight_spread=weight_spread,
+            reservation_spread=reservation_spread,
+            uncertain=[
+                json_format.ParseDict(
+                    {**u, "kind": f"PARAMETER_KIND_{str(u['kind']).upper()}"},
+                    negotiation_pb.UncertainParameter(),
+                )
+                for u in uncertain
+            ],
+            samples=samples,
+            seed=seed,
+            compare=_package(compare) if compare else None,
+        )
+        return _plain(self._call(self.stub.AnalyzeRobustness, request))
+
+    def mediate(self, id: str, voters: Sequence[str], *, rounds: int = 2000, seed: int = 0) -> Dict[str, Any]:
+        """A mediated negotiation (SimulateMediation): one voter per party, ``"hill"`` or
+        ``"anneal:T"``; where the mediator's text ends, beside the Nash package."""
+        request = negotiation_pb.SimulateMediationRequest(
+            id=id, voters=[_voter(v) for v in voters], rounds=rounds, seed=seed
+        )
+        return _plain(self._call(self.stub.SimulateMediation, request))
+
+    def import_genius(self, folder: PathLike, *, rounds: int = 100) -> Dict[str, Any]:
+        """Creates a negotiation from a GENIUS scenario folder (ImportScenario): its domain file
+        and one utility-space file per party, named after the party; returns the negotiation
+        and the import's notes."""
+        files = sorted(pathlib.Path(folder).glob("*.xml"))
+        domain = next(f for f in files if "<negotiation_template" in f.read_text())
+        file = lambda f: negotiation_pb.ScenarioFile(name=f.name, content=f.read_text())  # noqa: E731
+        request = negotiation_pb.ImportScenarioRequest(
+            format=negotiation_pb.SCENARIO_FORMAT_GENIUS,
+            domain=file(domain),
+            profiles=[file(f) for f in files if f != domain],
+            deadline_rounds=rounds,
+        )
+        return _plain(self._call(self.stub.ImportScenario, request))
+
+
+def _voter(voter: str) -> Message:
+    if voter == "hill":
+        return negotiation_pb.Voter(hill_climber=True)
+    if voter.startswith("anneal:"):
+        return negotiation_pb.Voter(annealer_temperature=float(voter.split(":", 1)[1]))
+    raise ValueError(f"unknown voter {voter!r}: hill or anneal:T")
+
 
 def _package(package: Mapping[str, str]) -> Message:
     return negotiation_pb.Package(
