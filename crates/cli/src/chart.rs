@@ -250,19 +250,8 @@ pub(crate) enum Outcomes {
 /// density of all of them or of a uniform sample of [`DENSITY_OUTCOMES`], over the chart's
 /// axes (up to each party's `ideal`, plus 5 %).
 fn every_outcome(n: &npb::Negotiation, ideal: &[f64]) -> Outcomes {
-    use tradepact_bargain::{space, Position, PositionSpec};
-    let issues = (n.issues.iter())
-        .map(|i| space::Issue {
-            id: i.id.clone(),
-            label: i.label.clone(),
-            options: (i.options.iter())
-                .map(|o| space::OptionDef {
-                    id: o.id.clone(),
-                    label: o.label.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    use tradepact_bargain::{space, Position};
+    let issues = crate::scenario::issues_of(n);
     let Ok(outcome_space) = space::OutcomeSpace::new(issues) else {
         return Outcomes::Hidden;
     };
@@ -271,14 +260,7 @@ fn every_outcome(n: &npb::Negotiation, ideal: &[f64]) -> Outcomes {
             .find(|p| p.party == party)?
             .position
             .as_ref()?;
-        let spec = PositionSpec {
-            weights: p.weights.clone().into_iter().collect(),
-            values: (p.values.iter())
-                .map(|(issue, v)| (issue.clone(), v.values.clone().into_iter().collect()))
-                .collect(),
-            reservation: p.reservation_value,
-        };
-        Position::new(&outcome_space, &spec).ok()
+        Position::new(&outcome_space, &crate::scenario::spec_of(p)).ok()
     };
     let (Some(a), Some(b)) = (position(&n.parties[0]), position(&n.parties[1])) else {
         return Outcomes::Hidden;

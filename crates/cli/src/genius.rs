@@ -141,30 +141,12 @@ pub async fn import(c: &ClientArgs, dir: &Path, url: &str, rounds: u32) -> anyho
 pub async fn export(c: &ClientArgs, id: &str, dir: &Path, url: &str) -> anyhow::Result<()> {
     let mut client = c.negotiation(url).await?;
     let n = crate::chart::fetch_negotiation(c, &mut client, id, true).await?;
-    let issues: Vec<tradepact_bargain::Issue> = (n.issues.iter())
-        .map(|i| tradepact_bargain::Issue {
-            id: i.id.clone(),
-            label: i.label.clone(),
-            options: (i.options.iter())
-                .map(|o| tradepact_bargain::OptionDef {
-                    id: o.id.clone(),
-                    label: o.label.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let issues = crate::scenario::issues_of(&n);
     let seen: Vec<(String, tradepact_bargain::PositionSpec)> = (n.positions.iter())
         .filter_map(|p| {
-            let pos = p.position.as_ref()?;
             Some((
                 p.party.clone(),
-                tradepact_bargain::PositionSpec {
-                    weights: pos.weights.clone().into_iter().collect(),
-                    values: (pos.values.iter())
-                        .map(|(k, v)| (k.clone(), v.values.clone().into_iter().collect()))
-                        .collect(),
-                    reservation: pos.reservation_value,
-                },
+                crate::scenario::spec_of(p.position.as_ref()?),
             ))
         })
         .collect();

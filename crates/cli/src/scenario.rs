@@ -182,6 +182,33 @@ pub async fn load(c: &ClientArgs, id: &str, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A negotiation's issues as the bargaining model has them.
+pub(crate) fn issues_of(n: &pb::Negotiation) -> Vec<tradepact_bargain::Issue> {
+    (n.issues.iter())
+        .map(|i| tradepact_bargain::Issue {
+            id: i.id.clone(),
+            label: i.label.clone(),
+            options: (i.options.iter())
+                .map(|o| tradepact_bargain::OptionDef {
+                    id: o.id.clone(),
+                    label: o.label.clone(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A position as the bargaining model states it.
+pub(crate) fn spec_of(p: &pb::Position) -> tradepact_bargain::PositionSpec {
+    tradepact_bargain::PositionSpec {
+        weights: p.weights.clone().into_iter().collect(),
+        values: (p.values.iter())
+            .map(|(issue, v)| (issue.clone(), v.values.clone().into_iter().collect()))
+            .collect(),
+        reservation: p.reservation_value,
+    }
+}
+
 /// Sets `party`'s position in negotiation `id`.
 pub(crate) async fn set_position(
     c: &ClientArgs,

@@ -99,15 +99,20 @@ def _plain(message: Message) -> Dict[str, Any]:
 
 
 class _Client:
+    """A connection to one service: ``token`` (bearer), ``ca`` (a PEM file, for https://
+    targets), ``cert`` and ``key`` (mutual TLS), ``timeout`` (seconds, every call)."""
+
+    _stub: Any = None
+
     def __init__(
         self,
         target: str,
         *,
-        token: Optional[str],
-        ca: Optional[PathLike],
-        cert: Optional[PathLike],
-        key: Optional[PathLike],
-        timeout: float,
+        token: Optional[str] = None,
+        ca: Optional[PathLike] = None,
+        cert: Optional[PathLike] = None,
+        key: Optional[PathLike] = None,
+        timeout: float = 30.0,
     ):
         if (cert is None) != (key is None):
             raise ValueError("give both cert= and key= for mutual TLS, or neither")
@@ -115,6 +120,7 @@ class _Client:
         self._channel = _channel(target, ca, cert, key, options)
         self._metadata = [("authorization", f"Bearer {token}")] if token else []
         self.timeout = timeout
+        self.stub = type(self)._stub(self._channel)
 
     def close(self) -> None:
         """Closes the connection."""
@@ -162,18 +168,7 @@ def _period(frequency: int, ordinal: int) -> str:
 class DataClient(_Client):
     """The trade data service (``tradepact.data.v1.TradeDataService``)."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: Optional[str] = None,
-        ca: Optional[PathLike] = None,
-        cert: Optional[PathLike] = None,
-        key: Optional[PathLike] = None,
-        timeout: float = 30.0,
-    ):
-        super().__init__(target, token=token, ca=ca, cert=cert, key=key, timeout=timeout)
-        self.stub = data_rpc.TradeDataServiceStub(self._channel)
+    _stub = data_rpc.TradeDataServiceStub
 
     def write(
         self,
@@ -455,18 +450,7 @@ class DataClient(_Client):
 class NegotiationClient(_Client):
     """The negotiation service (``tradepact.negotiation.v1.NegotiationService``)."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: Optional[str] = None,
-        ca: Optional[PathLike] = None,
-        cert: Optional[PathLike] = None,
-        key: Optional[PathLike] = None,
-        timeout: float = 30.0,
-    ):
-        super().__init__(target, token=token, ca=ca, cert=cert, key=key, timeout=timeout)
-        self.stub = negotiation_rpc.NegotiationServiceStub(self._channel)
+    _stub = negotiation_rpc.NegotiationServiceStub
 
     def negotiations(self) -> List[Dict[str, Any]]:
         """Every negotiation (all pages), as dicts."""
