@@ -425,45 +425,8 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
     let mut steel = trucks.clone();
     steel.lines = vec!["HS:720851".into()];
     steel.new_tariff_percent = Some(25.0);
-    let steel_id = c
-        .create_negotiation(pb::CreateNegotiationRequest {
-            title: "steel".into(),
-            agreement: "test".into(),
-            parties: vec!["US".into(), "KOR".into()],
-            issues: vec![pb::Issue {
-                id: "steel".into(),
-                label: "steel".into(),
-                options: vec![pb::IssueOption {
-                    id: "tariff".into(),
-                    label: "tariff".into(),
-                    trade_effects: vec![steel],
-                }],
-            }],
-            deadline_rounds: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .id;
-    let r = c
-        .estimate_impact(pb::EstimateImpactRequest {
-            id: steel_id,
-            package: Some(pb::Package {
-                choices: vec![pb::Choice {
-                    issue_id: "steel".into(),
-                    option_id: "tariff".into(),
-                }],
-            }),
-            baseline: Some(pb::Baseline {
-                period: Some(pb::baseline::Period::Year("2016".into())),
-            }),
-            skip_missing_baselines: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let steel_id = one_effect(&mut c, steel).await.unwrap();
+    let r = estimate_one(&mut c, &steel_id, Some("2016")).await.unwrap();
     let line = &r.effects[0].lines[0];
     assert_eq!(
         line.base_tariff_source,
@@ -480,42 +443,8 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
     // No tariff stored for a line: FAILED_PRECONDITION naming it.
     let mut missing = trucks;
     missing.lines = vec!["HS:870110".into()];
-    let created = c
-        .create_negotiation(pb::CreateNegotiationRequest {
-            title: "tractors".into(),
-            agreement: "test".into(),
-            parties: vec!["US".into(), "KOR".into()],
-            issues: vec![pb::Issue {
-                id: "t".into(),
-                label: "t".into(),
-                options: vec![pb::IssueOption {
-                    id: "cut".into(),
-                    label: "cut".into(),
-                    trade_effects: vec![missing],
-                }],
-            }],
-            deadline_rounds: 3,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .negotiation
-        .unwrap()
-        .id;
-    let err = c
-        .estimate_impact(pb::EstimateImpactRequest {
-            id: created,
-            package: Some(pb::Package {
-                choices: vec![pb::Choice {
-                    issue_id: "t".into(),
-                    option_id: "cut".into(),
-                }],
-            }),
-            baseline: None,
-            skip_missing_baselines: false,
-        })
-        .await
-        .unwrap_err();
+    let created = one_effect(&mut c, missing).await.unwrap();
+    let err = estimate_one(&mut c, &created, None).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     // (Its chapter has trade, so the missing piece is the tariff.)
     assert!(
@@ -525,31 +454,19 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
     );
 
     // A line that is not an HS6 subheading is refused with its field.
-    let bad = c
-        .create_negotiation(pb::CreateNegotiationRequest {
-            title: "bad".into(),
-            agreement: "test".into(),
-            parties: vec!["US".into(), "KOR".into()],
-            issues: vec![pb::Issue {
-                id: "t".into(),
-                label: "t".into(),
-                options: vec![pb::IssueOption {
-                    id: "cut".into(),
-                    label: "cut".into(),
-                    trade_effects: vec![pb::TradeEffect {
-                        reporter: "USA".into(),
-                        partner: "KOR".into(),
-                        flow: data_pb::Flow::Import.into(),
-                        product: "HS:87".into(),
-                        lines: vec!["HS:8704".into()],
-                        ..Default::default()
-                    }],
-                }],
-            }],
-            deadline_rounds: 3,
-        })
-        .await
-        .unwrap_err();
+    let bad = one_effect(
+        &mut c,
+        pb::TradeEffect {
+            reporter: "USA".into(),
+            partner: "KOR".into(),
+            flow: data_pb::Flow::Import.into(),
+            product: "HS:87".into(),
+            lines: vec!["HS:8704".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(
         bad.message()
@@ -557,4 +474,53 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
         "{}",
         bad.message()
     );
+}
+
+/// A negotiation of one issue "t" whose one option "o" carries `effect`: its id.
+async fn one_effect(
+    c: &mut tradepact_client::negotiation::NegotiationClient,
+    effect: pb::TradeEffect,
+) -> Result<String, tonic::Status> {
+    let created = c
+        .create_negotiation(pb::CreateNegotiationRequest {
+            title: "one effect".into(),
+            agreement: "test".into(),
+            parties: vec!["US".into(), "KOR".into()],
+            issues: vec![pb::Issue {
+                id: "t".into(),
+                label: "t".into(),
+                options: vec![pb::IssueOption {
+                    id: "o".into(),
+                    label: "o".into(),
+                    trade_effects: vec![effect],
+                }],
+            }],
+            deadline_rounds: 3,
+        })
+        .await?;
+    Ok(created.into_inner().negotiation.unwrap().id)
+}
+
+/// The impact of `one_effect`'s option, on `year`'s baselines (`None`: the latest).
+async fn estimate_one(
+    c: &mut tradepact_client::negotiation::NegotiationClient,
+    id: &str,
+    year: Option<&str>,
+) -> Result<pb::EstimateImpactResponse, tonic::Status> {
+    let r = c
+        .estimate_impact(pb::EstimateImpactRequest {
+            id: id.to_owned(),
+            package: Some(pb::Package {
+                choices: vec![pb::Choice {
+                    issue_id: "t".into(),
+                    option_id: "o".into(),
+                }],
+            }),
+            baseline: year.map(|y| pb::Baseline {
+                period: Some(pb::baseline::Period::Year(y.into())),
+            }),
+            skip_missing_baselines: false,
+        })
+        .await?;
+    Ok(r.into_inner())
 }
