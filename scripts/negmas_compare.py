@@ -161,13 +161,21 @@ def main(folders):
     for folder in folders:
         issues, parties = load(folder)
         packages, everything, pareto, nash, ks = exact(issues, parties)
-        loaded = with_negmas(folder, issues)
+        try:
+            loaded = with_negmas(folder, issues)
+        except Exception as e:  # NegMAS refuses some real files; say so in the table
+            loaded = str(e).splitlines()[-1][:120]
         built = with_negmas_algorithms(issues, parties)
         rows.append((Path(folder).name, len(parties), len(packages), len(everything), len(pareto), nash, ks, loaded, built))
     print("NegMAS 0.16 loading the files itself (load_genius_domain_from_folder, discount ignored):\n")
     print("| scenario | outcomes | exact Pareto (all / rational) | NegMAS Pareto | Nash as exact | KS as exact | NegMAS's reservation values |")
     print("|---|---:|---:|---:|---|---|---|")
-    for name, n, size, everything, pareto, nash, ks, (front, n_nash, n_ks, reserved), _ in rows:
+    for name, n, size, everything, pareto, nash, ks, loaded, _ in rows:
+        if isinstance(loaded, str):
+            print(f"| {name} ({n} parties) | {size} | {everything} / {pareto} | refused: {loaded} | | | |")
+            continue
+        front, n_nash, n_ks, reserved = loaded
+        reserved = [round(r, 6) for r in reserved]
         print(f"| {name} ({n} parties) | {size} | {everything} / {pareto} | {len(front)} | {same(nash, n_nash)} | {same(ks, n_ks)} | {reserved} |")
     print("\nNegMAS 0.16's algorithms (pareto_frontier, nash_points, kalai_points) on utility functions built with GENIUS's semantics:\n")
     print("| scenario | exact Pareto (all outcomes) | NegMAS Pareto | Nash as exact | KS as exact |")

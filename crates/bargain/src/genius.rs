@@ -15,7 +15,9 @@
 //! - weights are taken as given (`<weight index=… value=…>`, by issue index) and normalised to
 //!   sum 1 by the model, as GENIUS does; the `reservation` value is kept; the
 //!   `discount_factor` has no counterpart in tradepact's model (no time discounting) and is
-//!   returned for the caller to report.
+//!   returned for the caller to report; one that is not a number (ANAC 2011's
+//!   `IS_BT_Acquisition_IS_20.xml` says `value="s"`) is ignored with a note rather than
+//!   refusing a scenario over a field the model does not use.
 //!
 //! Issue and option ids are GENIUS's names and values. Writing produces the same two kinds of
 //! file, every option an item with its value scaled to an integer-free evaluation (the value
@@ -39,8 +41,23 @@ pub struct Scenario {
     pub issues: Vec<Issue>,
     /// Each party's name and position, in the order given.
     pub positions: Vec<(String, PositionSpec)>,
-    /// Each party's discount factor (1 when absent), not used by the model.
+    /// Each party's discount factor (1 when absent or unreadable), not used by the model.
     pub discount_factors: Vec<f64>,
+    /// What was read but not carried over, one sentence each (an unreadable discount factor).
+    pub notes: Vec<String>,
+}
+
+impl Scenario {
+    /// What the import could not carry over, one sentence each: the notes of reading, and each
+    /// party's discount factor other than 1 (tradepact has no time discounting).
+    pub fn not_carried_over(&self) -> Vec<String> {
+        let discounted = (self.positions.iter().zip(&self.discount_factors))
+            .filter(|(_, d)| **d != 1.0)
+            .map(|((party, _), d)| {
+                format!("{party}'s discount factor {d} is not modelled (tradepact has no time discounting)")
+            });
+        self.notes.iter().cloned().chain(discounted).collect()
+    }
 }
 
 fn invalid(file: &str, what: impl Into<String>) -> Error {
@@ -165,6 +182,7 @@ pub fn read(
         .to_owned();
     let mut positions = Vec::new();
     let mut discount_factors = Vec::new();
+    let mut notes = Vec::new();
     for (party, file, xml) in profiles {
         let doc = parse(file, xml)?;
         let by_name: HashMap<&str, roxmltree::Node<'_, '_>> = issue_nodes(&doc)
@@ -231,7 +249,18 @@ pub fn read(
                 ),
             ));
         }
-        discount_factors.push(child_value("discount_factor")?.unwrap_or(1.0));
+        // Absent: 1. Not a number: 1, with a note (see the module doc).
+        let discount = doc
+            .descendants()
+            .find(|n| n.has_tag_name("discount_factor") && attr(*n, "value").is_some());
+        discount_factors.push(match discount.map(|n| number(file, n, "value")) {
+            None => 1.0,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                notes.push(format!("{e}: the discount factor is ignored"));
+                1.0
+            }
+        });
         positions.push((party.clone(), spec));
     }
     Ok(Scenario {
@@ -239,6 +268,7 @@ pub fn read(
         issues: issues.into_iter().map(|d| d.issue).collect(),
         positions,
         discount_factors,
+        notes,
     })
 }
 

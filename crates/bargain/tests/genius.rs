@@ -360,3 +360,40 @@ fn a_real_valued_issue_is_refused_by_name_and_the_discount_factor_is_reported() 
     );
     assert!(broken.unwrap_err().to_string().contains("not XML"));
 }
+
+// Five domains of the ANAC competitions, as GENIUS 10.4 ships them (tests/fixtures/genius/anac).
+
+#[test]
+fn anac_2010_england_zimbabwe_agrees_with_exact_arithmetic() {
+    check("anac/england_zimbabwe", 2, 576);
+}
+
+#[test]
+fn anac_2011_is_bt_acquisition_agrees_with_exact_arithmetic() {
+    check("anac/is_bt_acquisition", 2, 384);
+    // Its IS profile's discount factor reads value="s": ignored, with a note, not refused.
+    let (name, domain, profiles) = load("anac/is_bt_acquisition");
+    let s = genius::read(&format!("{name}.xml"), &domain, &profiles).unwrap();
+    assert_eq!(s.discount_factors, vec![1.0, 1.0]);
+    assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+    assert!(
+        s.notes[0].contains("IS_BT_Acquisition_IS_20.xml") && s.notes[0].contains("\"s\""),
+        "{}",
+        s.notes[0]
+    );
+}
+
+#[test]
+fn anac_2011_camera_agrees_with_exact_arithmetic() {
+    check("anac/camera", 2, 3600);
+}
+
+#[test]
+fn anac_2011_amsterdam_agrees_with_exact_arithmetic() {
+    check("anac/amsterdam", 2, 3024);
+}
+
+#[test]
+fn anac_2015_new_sporthal_three_parties_agree_with_exact_arithmetic() {
+    check("anac/new_sporthal", 3, 243);
+}

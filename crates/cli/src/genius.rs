@@ -116,23 +116,15 @@ pub async fn import(c: &ClientArgs, dir: &Path, url: &str, rounds: u32) -> anyho
         crate::scenario::set_position(c, &mut client, &created.id, party, position).await?;
     }
     println!("{}", created.id);
-    let discounted: Vec<String> = (scenario.positions.iter().zip(&scenario.discount_factors))
-        .filter(|(_, d)| **d != 1.0)
-        .map(|((p, _), d)| format!("{p} {d}"))
-        .collect();
     eprintln!(
-        "created {} ({} issues, {} parties){}",
+        "created {} ({} issues, {} parties)",
         created.id,
         scenario.issues.len(),
         scenario.positions.len(),
-        match discounted.is_empty() {
-            true => String::new(),
-            false => format!(
-                "; discount factors not modelled (tradepact has no time discounting): {}",
-                discounted.join(", ")
-            ),
-        }
     );
+    for note in scenario.not_carried_over() {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }
 

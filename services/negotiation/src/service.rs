@@ -145,6 +145,7 @@ impl NegotiationService for NegotiationSvc {
             true => scenario.name.clone(),
             false => req.title,
         };
+        let notes = scenario.not_carried_over();
         let parties: Vec<String> = scenario.positions.iter().map(|(p, _)| p.clone()).collect();
         let effects = (scenario.issues.iter())
             .map(|i| vec![Vec::new(); i.options.len()])
@@ -170,16 +171,6 @@ impl NegotiationService for NegotiationSvc {
             let command = Command::SetPosition { party, position };
             last = self.app.command(&id, command).await.map_err(of)?;
         }
-        let notes = (last
-            .negotiation
-            .parties
-            .iter()
-            .zip(&scenario.discount_factors))
-        .filter(|(_, d)| **d != 1.0)
-        .map(|(p, d)| {
-            format!("{p}'s discount factor {d} is not modelled (tradepact has no time discounting)")
-        })
-        .collect();
         let visibility = caller.visibility(&last.negotiation.parties);
         tracing::info!(id = %id, "negotiation imported");
         Ok(Response::new(pb::ImportScenarioResponse {
