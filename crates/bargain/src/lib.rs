@@ -40,6 +40,7 @@ pub mod position;
 pub mod rng;
 pub mod robust;
 pub mod sample;
+pub mod seat;
 pub mod simulate;
 pub mod space;
 pub mod visibility;

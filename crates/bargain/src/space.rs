@@ -204,6 +204,17 @@ impl OutcomeSpace {
             .collect()
     }
 
+    /// The package numbered `number` in the lexicographic order of [`OutcomeSpace::packages`].
+    pub fn package_at(&self, mut number: u64) -> Package {
+        let mut choices = vec![0u16; self.issues.len()];
+        for (c, issue) in choices.iter_mut().zip(&self.issues).rev() {
+            let n = issue.options.len() as u64;
+            *c = (number % n) as u16;
+            number /= n;
+        }
+        Package(choices)
+    }
+
     /// Every package, in lexicographic order (only for small spaces).
     pub fn packages(&self) -> impl Iterator<Item = Package> + '_ {
         let sizes: Vec<u16> = self.issues.iter().map(|i| i.options.len() as u16).collect();

@@ -473,6 +473,70 @@ pub(crate) fn scenario_parties(r: &pb::ImportScenarioRequest) -> Outcome<Vec<Str
     v.into_result(|| parties).map_err(Failure::Invalid)
 }
 
+/// `TakeSeat`'s join message as the application takes it.
+pub(crate) fn seat_in(j: &pb::JoinSeat) -> Outcome<crate::app::seat::SeatRequest> {
+    use crate::app::seat::{OnTimeout, SeatRequest, DEFAULT_TURN, MAX_TURN};
+    for (party, e) in &j.exponents {
+        if !(e.is_finite() && *e > 0.0) {
+            return Err(Failure::invalid(
+                format!("join.exponents.{}", tradepact_rpc::status::truncated(party)),
+                format!("must be a positive number, got {e}"),
+            ));
+        }
+    }
+    let turn = match u64::from(j.turn_seconds) {
+        0 => DEFAULT_TURN,
+        s if s > MAX_TURN.as_secs() => {
+            return Err(Failure::invalid(
+                "join.turn_seconds",
+                format!("at most {}, got {s}", MAX_TURN.as_secs()),
+            ))
+        }
+        s => std::time::Duration::from_secs(s),
+    };
+    let on_timeout = match pb::SeatTimeout::try_from(j.on_timeout) {
+        Ok(pb::SeatTimeout::Unspecified | pb::SeatTimeout::Reject) => OnTimeout::Reject,
+        Ok(pb::SeatTimeout::BreakOff) => OnTimeout::BreakOff,
+        Err(_) => {
+            return Err(Failure::invalid(
+                "join.on_timeout",
+                format!("unknown value {}", j.on_timeout),
+            ))
+        }
+    };
+    Ok(SeatRequest {
+        party: j.party.clone(),
+        exponents: j.exponents.clone().into_iter().collect(),
+        deadline_rounds: j.deadline_rounds,
+        turn,
+        on_timeout,
+        seed: j.seed,
+    })
+}
+
+/// A seat's move as the game takes it, with the turn it answers; a move that does not read
+/// (a package outside the space, no move at all) is the reason it is refused.
+pub(crate) fn seat_move_in(space: &OutcomeSpace, m: pb::SeatMove) -> crate::app::seat::SeatInput {
+    (m.turn, seat_move(space, m.r#move))
+}
+
+fn seat_move(
+    space: &OutcomeSpace,
+    m: Option<pb::seat_move::Move>,
+) -> Result<tradepact_bargain::seat::Move, String> {
+    use pb::seat_move::Move as M;
+    use tradepact_bargain::seat::Move;
+    match m {
+        Some(M::Offer(p)) => Ok(Move::Offer(
+            package_in(space, Some(&p)).map_err(|f| f.to_string())?,
+        )),
+        Some(M::Accept(true)) => Ok(Move::Accept),
+        Some(M::Reject(true)) => Ok(Move::Reject),
+        Some(M::BreakOff(reason)) => Ok(Move::BreakOff(tradepact_rpc::status::truncated(&reason))),
+        _ => Err("a move is an offer, accept: true, reject: true or a break_off reason".into()),
+    }
+}
+
 #[cfg(test)]
 mod fuzz {
     //! Arbitrary negotiation inputs through validation and the domain: errors, never panics.

@@ -52,6 +52,8 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("AnalyzeRobustness", READ),
         ("SimulateMediation", READ),
         ("SimulateNegotiation", READ),
+        // And the position scope of the seat's party (checked in the handler).
+        ("TakeSeat", Scopes(&["negotiation:read"])),
         ("ForkNegotiation", WRITE),
         ("WatchNegotiation", READ),
         // Its answer carries values read from the data service.

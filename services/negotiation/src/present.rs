@@ -383,3 +383,75 @@ pub(crate) fn mediation_out(m: &crate::app::mediate::Mediated) -> pb::SimulateMe
         nash_utilities: m.nash.as_ref().map(|(_, u)| u.clone()).unwrap_or_default(),
     }
 }
+
+/// What `TakeSeat` tells the seat: packages, and only the seat's own utilities.
+pub(crate) fn seat_event_out(
+    seat: &crate::app::seat::Seat,
+    event: crate::app::seat::SeatEvent,
+    turn_seconds: u32,
+) -> pb::TakeSeatResponse {
+    use crate::app::seat::SeatEvent;
+    use pb::take_seat_response::Message;
+    use tradepact_bargain::seat::Move;
+    let (space, parties) = (&seat.space, &seat.parties);
+    let own = |p: &tradepact_bargain::Package| seat.own.as_ref().map(|pos| pos.utility(p));
+    let message = match event {
+        SeatEvent::Taken { deadline_rounds } => Message::Taken(pb::SeatTaken {
+            parties: parties.clone(),
+            party: parties[seat.seat].clone(),
+            deadline_rounds,
+            turn_seconds,
+        }),
+        SeatEvent::Played(t, timed_out) => {
+            let mut out = pb::SeatTurn {
+                turn: t.turn,
+                round: t.round,
+                party: parties[t.party].clone(),
+                timed_out,
+                agreed: t.agreed,
+                ..Default::default()
+            };
+            match t.action {
+                Move::Offer(p) => {
+                    out.seat_utility = own(&p);
+                    out.offer = Some(convert::package_out(space, &p));
+                }
+                Move::Accept => out.accepted = true,
+                Move::Reject => out.rejected = true,
+                Move::BreakOff(reason) => out.broke_off = reason,
+            }
+            Message::Turn(out)
+        }
+        SeatEvent::YourTurn {
+            turn,
+            round,
+            standing,
+            deadline,
+            refused,
+        } => Message::YourTurn(pb::YourTurn {
+            turn,
+            round,
+            seat_utility: standing.as_ref().and_then(|(p, _)| own(p)),
+            standing_offer: standing
+                .as_ref()
+                .map(|(p, _)| convert::package_out(space, p)),
+            accepted_by: (standing.iter())
+                .flat_map(|(_, a)| a.iter().map(|&i| parties[i].clone()))
+                .collect(),
+            deadline_unix_millis: deadline
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            refused: refused.unwrap_or_default(),
+        }),
+        SeatEvent::Ended(e) => Message::Ended(pb::SeatEnding {
+            agreed: e.agreement.is_some(),
+            seat_utility: e.agreement.as_ref().and_then(own),
+            agreement: e.agreement.as_ref().map(|p| convert::package_out(space, p)),
+            turns: e.turns,
+            reason: e.reason,
+        }),
+    };
+    pb::TakeSeatResponse {
+        message: Some(message),
+    }
+}

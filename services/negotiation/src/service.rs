@@ -29,6 +29,8 @@ use crate::present::{self, negotiation_out, NegotiationFeed};
 pub const LIST_PAGE: (usize, usize) = (50, 500);
 /// Most bytes of one `ListNegotiations` page (at least one negotiation is listed).
 pub const LIST_PAGE_BYTES: usize = 1 << 20;
+/// How long `TakeSeat` waits for its join message.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default and largest page of the frontier in `AnalyzeNegotiation`.
 pub const FRONTIER_PAGE: (usize, usize) = (100, 10_000);
 
@@ -383,6 +385,65 @@ impl NegotiationService for NegotiationSvc {
                 .map_err(of)
         });
         Ok(Response::new(Box::pin(reports)))
+    }
+
+    type TakeSeatStream = OutStream<pb::TakeSeatResponse>;
+
+    async fn take_seat(
+        &self,
+        request: Request<tonic::Streaming<pb::TakeSeatRequest>>,
+    ) -> Result<Response<Self::TakeSeatStream>, Status> {
+        use pb::take_seat_request::Message;
+        let principal = tradepact_rpc::auth::principal(&request).cloned();
+        let mut input = request.into_inner();
+        let first = tokio::time::timeout(JOIN_WAIT, input.message()).await;
+        let join = match first {
+            Ok(Ok(Some(pb::TakeSeatRequest {
+                message: Some(Message::Join(join)),
+            }))) => join,
+            Ok(Err(status)) => return Err(status),
+            Err(_) => return Err(invalid("join", "the first message must come within 10 s")),
+            Ok(Ok(_)) => return Err(invalid("join", "the first message must be a join")),
+        };
+        // Acting for the seat's party needs its position scope (an all-parties token may see,
+        // not act).
+        let scope = tradepact_rpc::auth::position_scope(&join.party);
+        if !principal.as_ref().is_some_and(|p| p.has(&scope)) {
+            return Err(Status::permission_denied(format!(
+                "taking {:?}'s seat needs the scope {scope:?}",
+                tradepact_rpc::status::truncated(&join.party)
+            )));
+        }
+        let req = convert::seat_in(&join).map_err(of)?;
+        let turn_seconds = req.turn.as_secs() as u32;
+        // Moves are read in a task of their own and read against the negotiation's space.
+        let (moves_tx, moves) = tokio::sync::mpsc::channel(4);
+        let seat = self.app.take_seat(&join.id, req, moves).await.map_err(of)?;
+        let space = seat.space.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = match input.message().await {
+                    Ok(Some(pb::TakeSeatRequest {
+                        message: Some(Message::Move(m)),
+                    })) => Ok(convert::seat_move_in(&space, m)),
+                    Ok(Some(_)) => Err(Failure::invalid("move", "after the join, only moves")),
+                    Ok(None) => return,
+                    Err(status) => Err(Failure::Cancelled(status.message().to_owned())),
+                };
+                let failed = next.is_err();
+                if moves_tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut seat = seat;
+        let events = std::mem::replace(&mut seat.events, tokio::sync::mpsc::channel(1).1);
+        let seat = Arc::new(seat);
+        let out = ReceiverStream::new(events).map(move |e| {
+            e.map(|e| present::seat_event_out(&seat, e, turn_seconds))
+                .map_err(of)
+        });
+        Ok(Response::new(Box::pin(out)))
     }
 
     async fn fork_negotiation(

@@ -24,6 +24,7 @@ mod python_client;
 mod readme;
 mod reflection_and_health;
 mod robustness;
+mod seat;
 mod security;
 mod slow_clients;
 mod store_format;

@@ -12,7 +12,7 @@ use tradepact_tests::Process;
 
 use crate::security::{create_with_positions, tradepact_rpc_hash};
 
-const TOKENS: &[(&str, &str)] = &[
+pub(crate) const TOKENS: &[(&str, &str)] = &[
     ("admin", "*"),
     ("us", "negotiation:read,negotiation:position:US"),
     ("kor", "negotiation:read,negotiation:position:KOR"),
@@ -21,7 +21,7 @@ const TOKENS: &[(&str, &str)] = &[
     ("analyst", "negotiation:read,negotiation:all-parties"),
 ];
 
-fn start(dir: &std::path::Path) -> Process {
+pub(crate) fn start(dir: &std::path::Path) -> Process {
     let lines: String = TOKENS
         .iter()
         .map(|(t, scopes)| format!("{} {t} {scopes}\n", tradepact_rpc_hash(t)))
@@ -66,7 +66,7 @@ fn offer(id: &str, party: &str, autos: &str, steel: &str) -> pb::SubmitOfferRequ
 }
 
 /// Every number of `utilities` written as the services would print it, to look for in text.
-fn texts(utilities: impl IntoIterator<Item = f64>) -> Vec<String> {
+pub(crate) fn texts(utilities: impl IntoIterator<Item = f64>) -> Vec<String> {
     utilities
         .into_iter()
         .filter(|u| *u != 0.0 && *u != 1.0)

@@ -509,6 +509,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
         &["negotiation:write", US],
         &["negotiation:read", "negotiation:all-parties"],
         &["negotiation:read", "data:read"],
+        &["negotiation:read", US],
     ];
     // Token "all-but:S" has every scope but S; token "only:S1+S2" has just S1 and S2.
     let mut lines = String::new();
@@ -798,6 +799,15 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     });
+    rpc!(&["negotiation:read", US], "TakeSeat", n, take_seat, |_k| {
+        tokio_stream::iter(vec![pb::TakeSeatRequest {
+            message: Some(pb::take_seat_request::Message::Join(pb::JoinSeat {
+                id: id(),
+                party: "US".into(),
+                ..Default::default()
+            })),
+        }])
+    });
     rpc!(WRITE, "ForkNegotiation", n, fork_negotiation, |_k| {
         pb::ForkNegotiationRequest {
             id: id(),
@@ -820,7 +830,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 33, "every RPC of both services");
+    assert_eq!(calls.len(), 34, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

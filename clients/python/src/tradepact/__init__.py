@@ -536,6 +536,79 @@ class NegotiationClient(_Client):
         columns = ["turn", "round", "party", "offer", "accepted", "utilities", "concession", "agreed"]
         return pd.DataFrame(steps, columns=columns), outcome
 
+    def take_seat(
+        self,
+        id: str,
+        party: str,
+        agent: Any,
+        *,
+        others: Optional[Mapping[str, Union[str, float]]] = None,
+        rounds: int = 0,
+        turn_seconds: int = 60,
+        on_timeout: str = "reject",
+        seed: int = 0,
+    ) -> Dict[str, Any]:
+        """Plays ``party``'s seat live against the service's time-based strategies (``others``:
+        each other party's ``"boulware"``, ``"linear"``, ``"conceder"`` or exponent; Boulware by
+        default), which know only their own positions. ``agent(turn)`` is called on each of the
+        seat's turns with a dict (``turn``, ``round``, ``standing_offer`` as issue → option or
+        None, ``accepted_by``, ``seat_utility`` when the seat has a position,
+        ``deadline_unix_millis``, ``refused`` when its previous move was) and returns its move:
+        ``{"offer": {issue: option}}``, ``{"accept": True}``, ``{"reject": True}`` or
+        ``{"break_off": "why"}``. A turn not answered within ``turn_seconds`` is a rejection
+        (``on_timeout="reject"``) or a break-off (``"break_off"``). Returns
+        ``{"turns": [...every turn played...], "ending": {...}}``."""
+        import queue
+
+        timeouts = {"reject": negotiation_pb.SEAT_TIMEOUT_REJECT, "break_off": negotiation_pb.SEAT_TIMEOUT_BREAK_OFF}
+        if on_timeout not in timeouts:
+            raise ValueError(f"on_timeout is 'reject' or 'break_off', not {on_timeout!r}")
+        exponents = {p: (_STRATEGIES[s] if isinstance(s, str) else float(s)) for p, s in (others or {}).items()}
+        join = negotiation_pb.JoinSeat(
+            id=id, party=party, exponents=exponents, deadline_rounds=rounds,
+            turn_seconds=turn_seconds, on_timeout=timeouts[on_timeout], seed=seed,
+        )
+        moves: "queue.Queue[Optional[Message]]" = queue.Queue()
+        moves.put(negotiation_pb.TakeSeatRequest(join=join))
+
+        def requests() -> Iterator[Message]:
+            while (move := moves.get()) is not None:
+                yield move
+
+        turns: List[Dict[str, Any]] = []
+        ending: Dict[str, Any] = {}
+        try:
+            for message in self.stub.TakeSeat(requests(), metadata=self._metadata):
+                kind = message.WhichOneof("message")
+                if kind == "turn":
+                    turns.append(_plain(message.turn))
+                elif kind == "your_turn":
+                    asked = _plain(message.your_turn)
+                    asked["deadline_unix_millis"] = message.your_turn.deadline_unix_millis
+                    standing = message.your_turn.standing_offer
+                    asked["standing_offer"] = (
+                        {c.issue_id: c.option_id for c in standing.choices}
+                        if message.your_turn.HasField("standing_offer") else None
+                    )
+                    move = agent(asked)
+                    request = negotiation_pb.SeatMove(turn=message.your_turn.turn)
+                    if "offer" in move:
+                        request.offer.CopyFrom(_package(move["offer"]))
+                    elif move.get("accept"):
+                        request.accept = True
+                    elif move.get("reject"):
+                        request.reject = True
+                    else:
+                        request.break_off = str(move.get("break_off", "the agent stopped"))
+                    moves.put(negotiation_pb.TakeSeatRequest(move=request))
+                elif kind == "ended":
+                    ending = _plain(message.ended)
+        except grpc.RpcError as e:
+            raise _error(e) from None
+        finally:
+            moves.put(None)
+        return {"turns": turns, "ending": ending}
+
     def impact(
         self, id: str, package: Optional[Mapping[str, str]] = None, *, skip_missing_baselines: bool = False
     ) -> Dict[str, Any]:

@@ -21,6 +21,7 @@ pub mod log;
 pub mod mediate;
 pub mod registry;
 pub mod robust;
+pub mod seat;
 pub mod simulate;
 pub mod watch;
 
@@ -133,6 +134,8 @@ pub struct Negotiations {
     pub(crate) heavy: Heavy,
     /// Where impact estimates read their baselines.
     pub(crate) data: crate::data_source::DataSource,
+    /// The seats that may be taken at once (`TakeSeat`).
+    pub(crate) seats: Arc<tokio::sync::Semaphore>,
 }
 
 /// Ends the `WatchNegotiation` streams and stops the heavy computations at shutdown.
@@ -170,6 +173,7 @@ impl Negotiations {
             data,
             cache,
             heavy: heavy.0,
+            seats: Arc::new(tokio::sync::Semaphore::new(seat::MAX_SEATS)),
         };
         Ok((app, Closer(published, Arc::new(heavy.1))))
     }
