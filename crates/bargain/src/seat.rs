@@ -80,6 +80,8 @@ struct OwnStrategy {
 /// [`SeatGame::play_strategy`] and [`SeatGame::play_seat`].
 pub struct SeatGame {
     space: OutcomeSpace,
+    /// The parties' names, for the ending's reason.
+    names: Vec<String>,
     seat: usize,
     /// One per party; `None` for the seat.
     strategies: Vec<Option<OwnStrategy>>,
@@ -93,11 +95,12 @@ pub struct SeatGame {
 }
 
 impl SeatGame {
-    /// Sets up a game: `positions[i]` and `exponents[i]` for every party but `seat` (theirs are
-    /// ignored). Fails on a space past [`MAX_SEAT_OUTCOMES`], a missing position, a
+    /// Sets up a game between `names`: `positions[i]` and `exponents[i]` for every party but
+    /// `seat` (theirs are ignored). Fails on a space past [`MAX_SEAT_OUTCOMES`], a missing position, a
     /// non-positive exponent or a zero deadline.
     pub fn new(
         space: OutcomeSpace,
+        names: Vec<String>,
         seat: usize,
         positions: &[Option<&Position>],
         exponents: &[Option<f64>],
@@ -105,7 +108,7 @@ impl SeatGame {
         seed: u64,
     ) -> Result<SeatGame> {
         let n = positions.len();
-        if n < 2 || exponents.len() != n || seat >= n {
+        if n < 2 || exponents.len() != n || names.len() != n || seat >= n {
             return Err(Error::invalid(
                 "strategies",
                 format!(
@@ -160,6 +163,7 @@ impl SeatGame {
         }
         Ok(SeatGame {
             space,
+            names,
             seat,
             strategies,
             deadline_rounds,
@@ -292,7 +296,7 @@ impl SeatGame {
                 self.ending = Some(Ending {
                     agreement: None,
                     turns: self.turn,
-                    reason: format!("party {party} broke off: {reason}"),
+                    reason: format!("{} broke off: {reason}", self.names[party]),
                 })
             }
         }
@@ -361,6 +365,10 @@ mod tests {
         OutcomeSpace::new(vec![issue("a"), issue("b")]).unwrap()
     }
 
+    fn names() -> Vec<String> {
+        vec!["us".into(), "them".into()]
+    }
+
     fn position(space: &OutcomeSpace, rising: bool, reservation: f64) -> Position {
         let values = |_: &str| {
             (0..4)
@@ -388,6 +396,7 @@ mod tests {
         let us = position(&space, true, 0.2);
         let mut game = SeatGame::new(
             space.clone(),
+            names(),
             1,
             &[Some(&us), None],
             &[Some(1.0), None],
@@ -421,6 +430,7 @@ mod tests {
         let us = position(&space, true, 0.5);
         let mut game = SeatGame::new(
             space.clone(),
+            names(),
             1,
             &[Some(&us), None],
             &[Some(5.0), None],
@@ -462,6 +472,7 @@ mod tests {
         let us = position(&space, true, 0.0);
         let mut game = SeatGame::new(
             space.clone(),
+            names(),
             0,
             &[None, Some(&us)],
             &[None, Some(1.0)],
@@ -473,9 +484,17 @@ mod tests {
         assert!(game.play_seat(Move::Accept).is_err());
         assert!(game.play_seat(Move::Offer(Package(vec![9, 0]))).is_err());
         game.play_seat(Move::BreakOff("no mandate".into())).unwrap();
-        assert!(game.ending().unwrap().reason.contains("no mandate"));
+        assert_eq!(game.ending().unwrap().reason, "us broke off: no mandate");
         assert!(game.play_seat(Move::Accept).is_err());
-        let too_large = SeatGame::new(space.clone(), 0, &[None, None], &[None, Some(1.0)], 2, 1);
-        assert!(too_large.is_err(), "a strategy needs its position");
+        let unplayable = SeatGame::new(
+            space.clone(),
+            names(),
+            0,
+            &[None, None],
+            &[None, Some(1.0)],
+            2,
+            1,
+        );
+        assert!(unplayable.is_err(), "a strategy needs its position");
     }
 }

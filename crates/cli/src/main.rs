@@ -11,6 +11,7 @@ mod reference;
 mod report;
 mod robustness;
 mod scenario;
+mod seat;
 mod tariffs;
 mod up;
 mod vintage;
@@ -189,6 +190,10 @@ enum Command {
     /// A mediated negotiation (single negotiation text): where the mediator's text ends,
     /// beside the Nash package.
     Mediate(mediate::MediateArgs),
+    /// Take a party's seat live against the service's strategies: each turn is printed, and
+    /// on the seat's turns a line of input is its move (offer ISSUE=OPTION,… | accept |
+    /// reject | break-off REASON).
+    Seat(seat::SeatArgs),
     /// Estimate the trade impact of the agreed package, or of `--package issue=option,…`.
     Impact {
         /// Negotiation id.
@@ -353,6 +358,7 @@ async fn main() -> ExitCode {
         } => scenario::analyze(&cli.client, &id, &negotiation_service, compare.as_deref()).await,
         Command::Robustness(args) => robustness::run(&cli.client, args).await,
         Command::Mediate(args) => mediate::run(&cli.client, args).await,
+        Command::Seat(args) => seat::run(&cli.client, args).await,
         Command::Impact {
             id,
             package,

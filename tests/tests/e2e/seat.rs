@@ -283,3 +283,66 @@ async fn only_its_party_takes_a_seat_and_a_silent_seat_is_rejected_or_broken_off
     };
     assert!(end.reason.contains("the seat left"), "{end:?}");
 }
+
+/// `tradepact seat` from a terminal: a refused line is said and asked again, a move is played,
+/// the end is printed.
+#[test]
+fn the_cli_takes_a_seat_from_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let mut n = tradepact_client::negotiation::connect(&server.url())
+            .await
+            .unwrap();
+        create_with_positions(&mut n, "admin").await
+    });
+    let mut child = std::process::Command::new(tradepact_tests::binary("tradepact"))
+        .args([
+            "seat",
+            &id,
+            "KOR",
+            "--against",
+            "US=conceder",
+            "--rounds",
+            "5",
+        ])
+        .args(["--negotiation-service", &server.url()])
+        .env("TRADEPACT_TOKEN", "kor")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"offer autos=z,steel=a\noffer autos=c,steel=c\naccept\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("seat of KOR taken; parties US, KOR; 5 rounds"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("refused: invalid request: package: issue \"autos\" has no option \"z\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("KOR offers autos=c,steel=c (worth 0.961 to KOR)"),
+        "{stdout}"
+    );
+    // The Conceder US gives way at once: (b, c), which Korea accepts.
+    assert!(
+        stdout.contains("agreed on autos=b,steel=c after 4 turns, worth 0.824 to you"),
+        "{stdout}"
+    );
+}

@@ -152,12 +152,12 @@ impl Negotiations {
         let (space, parties) = (n.space.clone(), n.parties.clone());
         let own = n.positions[seat].clone();
         drop(entry);
-        let (game_space, seed) = (space.clone(), req.seed);
+        let (game_space, names, seed) = (space.clone(), parties.clone(), req.seed);
         let game = self
             .heavy
             .run("a seat's strategies", move || {
                 let refs: Vec<Option<&Position>> = positions.iter().map(Option::as_ref).collect();
-                SeatGame::new(game_space, seat, &refs, &exponents, deadline, seed)
+                SeatGame::new(game_space, names, seat, &refs, &exponents, deadline, seed)
             })
             .await?;
         let (tx, events) = mpsc::channel(16);
