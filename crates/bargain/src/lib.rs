@@ -26,7 +26,9 @@
 //! # Negotiation and simulation
 //! [`negotiation`] is the event-sourced state machine of a negotiation (offers, responses,
 //! agreement, deadline); [`simulate`] runs automated alternating offers between concession
-//! strategies (time-based Boulware/linear/Conceder, tit-for-tat, Zeuthen), reproducibly for a seed.
+//! strategies (time-based Boulware/linear/Conceder, tit-for-tat, Zeuthen), reproducibly for a seed;
+//! [`seat`] plays one party from outside against time-based strategies that know only their
+//! own positions.
 //! [`visibility`] says what a caller who may see only some parties' positions may see of an
 //! offer's evaluation.
 
