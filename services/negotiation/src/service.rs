@@ -418,7 +418,7 @@ impl NegotiationService for NegotiationSvc {
         let turn_seconds = req.turn.as_secs() as u32;
         // Moves are read in a task of their own and read against the negotiation's space.
         let (moves_tx, moves) = tokio::sync::mpsc::channel(4);
-        let seat = self.app.take_seat(&join.id, req, moves).await.map_err(of)?;
+        let (seat, events) = self.app.take_seat(&join.id, req, moves).await.map_err(of)?;
         let space = seat.space.clone();
         tokio::spawn(async move {
             loop {
@@ -436,8 +436,6 @@ impl NegotiationService for NegotiationSvc {
                 }
             }
         });
-        let mut seat = seat;
-        let events = std::mem::replace(&mut seat.events, tokio::sync::mpsc::channel(1).1);
         let seat = Arc::new(seat);
         let out = ReceiverStream::new(events).map(move |e| {
             e.map(|e| present::seat_event_out(&seat, e, turn_seconds))

@@ -79,8 +79,8 @@ pub enum SeatEvent {
     Ended(Ending),
 }
 
-/// A seat being played: the space and parties (to describe moves), the seat's own position
-/// (if it has one), and what it is told.
+/// A seat being played: the space and parties (to describe moves) and the seat's own position
+/// (if it has one).
 pub struct Seat {
     /// The outcome space.
     pub space: OutcomeSpace,
@@ -90,9 +90,10 @@ pub struct Seat {
     pub seat: usize,
     /// The seat's own position, to report its utilities.
     pub own: Option<Position>,
-    /// What the seat is told; a failure ends it.
-    pub events: mpsc::Receiver<Outcome<SeatEvent>>,
 }
+
+/// What the seat is told, in order; a failure ends it.
+pub type SeatEvents = mpsc::Receiver<Outcome<SeatEvent>>;
 
 /// A move of the seat: the turn it answers and the move, or why it does not read.
 pub type SeatInput = (u32, Result<Move, String>);
@@ -105,7 +106,7 @@ impl Negotiations {
         id: &str,
         req: SeatRequest,
         moves: mpsc::Receiver<Outcome<SeatInput>>,
-    ) -> Outcome<Seat> {
+    ) -> Outcome<(Seat, SeatEvents)> {
         let permit = self.seats.clone().try_acquire_owned().map_err(|_| {
             Failure::ResourceExhausted(format!(
                 "{MAX_SEATS} seats are taken already; try again later"
@@ -172,13 +173,13 @@ impl Negotiations {
             _permit: permit,
         };
         tokio::spawn(table.play());
-        Ok(Seat {
+        let seat = Seat {
             space,
             parties,
             seat,
             own,
-            events,
-        })
+        };
+        Ok((seat, events))
     }
 }
 
@@ -217,11 +218,10 @@ impl Table {
                 break;
             };
             debug_assert_eq!(party, self.seat);
-            let turn = self.seat_turn(round).await?;
-            let standing = self.game().standing().is_some();
-            let (mv, timed_out) = match turn {
-                Answer::Move(mv) => (mv, false),
+            let (turn, timed_out) = match self.seat_turn(round).await? {
+                Answer::Played(turn) => (Ok(turn), false),
                 Answer::TimedOut => {
+                    let standing = self.game().standing().is_some();
                     let mv = match (self.on_timeout, standing) {
                         (OnTimeout::Reject, true) => Move::Reject,
                         // Nothing stands: a pass is an offer of nothing, which the protocol
@@ -233,16 +233,15 @@ impl Table {
                             Move::BreakOff("the seat's time for its turn ran out".into())
                         }
                     };
-                    (mv, true)
+                    (self.game().play_seat(mv), true)
                 }
-                Answer::Left => (
-                    Move::BreakOff("the seat left the negotiation".into()),
-                    false,
-                ),
+                Answer::Left => {
+                    let left = Move::BreakOff("the seat left the negotiation".into());
+                    (self.game().play_seat(left), false)
+                }
             };
-            let played = self.game().play_seat(mv).map(|t| (t, timed_out));
-            match played {
-                Ok((t, timed_out)) => self.send(Ok(SeatEvent::Played(t, timed_out))).await?,
+            match turn {
+                Ok(t) => self.send(Ok(SeatEvent::Played(t, timed_out))).await?,
                 Err(e) => return self.send(Err(failure(e))).await,
             }
         }
@@ -278,8 +277,8 @@ impl Table {
         Ok(())
     }
 
-    /// Tells the seat it is its turn and waits for its move (a refused move is said, and the
-    /// same turn asked again, within the same time).
+    /// Tells the seat it is its turn and plays its move (a refused move is said, and the same
+    /// turn asked again, within the same time).
     async fn seat_turn(&mut self, round: u32) -> Result<Answer, Gone> {
         let started = tokio::time::Instant::now();
         let deadline = SystemTime::now() + self.turn;
@@ -318,23 +317,12 @@ impl Table {
                     ));
                 }
                 Some(Ok((_, Err(why)))) => refused = Some(why),
-                Some(Ok((_, Ok(mv)))) => match self.check(&mv) {
-                    Ok(()) => return Ok(Answer::Move(mv)),
-                    Err(why) => refused = Some(why),
+                // The game refuses a move it cannot take, and plays nothing.
+                Some(Ok((_, Ok(mv)))) => match self.game().play_seat(mv) {
+                    Ok(turn) => return Ok(Answer::Played(turn)),
+                    Err(e) => refused = Some(e.to_string()),
                 },
             }
-        }
-    }
-
-    /// Whether the game would take `mv` now (so that a refused move costs the seat nothing).
-    fn check(&self, mv: &Move) -> Result<(), String> {
-        let game = self.game();
-        match mv {
-            Move::Offer(p) => game.space().check(p).map_err(|e| e.to_string()),
-            Move::Accept | Move::Reject if game.standing().is_none() => {
-                Err("there is no standing offer: make one, or break off".to_owned())
-            }
-            _ => Ok(()),
         }
     }
 
@@ -345,7 +333,7 @@ impl Table {
 
 /// What the seat did with its turn.
 enum Answer {
-    Move(Move),
+    Played(Turn),
     TimedOut,
     Left,
 }
