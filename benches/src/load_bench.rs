@@ -463,6 +463,7 @@ async fn create_random(
                 })
                 .collect(),
             deadline_rounds: 100,
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -49,7 +49,7 @@ pub mod visibility;
 
 pub use analysis::{analyze, solve, Analysis, Solution, Zopa};
 pub use frontier::{pareto_frontier, FrontierPoint, ParetoFrontier};
-pub use negotiation::{Command, Event, Negotiation, Status};
+pub use negotiation::{Command, Event, Negotiation, Status, TurnRule};
 pub use position::{Position, PositionSpec};
 pub use simulate::{Simulation, Step, Strategy};
 pub use space::{Issue, OptionDef, OutcomeSpace, Package};

@@ -5,14 +5,23 @@
 //! [`Negotiation::replay`]). Events are serde-serialisable, so a service can append them to
 //! a log and rebuild the state by replaying it.
 //!
-//! Rules:
-//! - offers go round in party order: offer `k` is made by party `k mod n` in round `k / n + 1`;
-//!   no offer after the deadline round;
+//! Rules, whichever [`TurnRule`] the negotiation was created with:
 //! - an offer stays open until every other party accepts it (then the negotiation is
 //!   `Agreed`), one rejects it, or the next offer supersedes it;
 //! - a party cannot respond to its own offer, nor twice to one offer;
-//! - when the last offer allowed by the deadline is rejected, the deadline is reached and the
-//!   negotiation is `BrokenOff`; any party may also break off while it is open.
+//! - any party may break off while the negotiation is open.
+//!
+//! Under [`TurnRule::OffersInOrder`] (the default, and the rule of every log written before
+//! there was a choice), offers go round in party order: offer `k` is made by party `k mod n`
+//! in round `k / n + 1`; responses come in any order; when the last offer the deadline allows
+//! is rejected, the deadline is reached and the negotiation is `BrokenOff`.
+//!
+//! Under [`TurnRule::Stacked`] (stacked alternating offers, the protocol of the simulations and
+//! of GENIUS), turns go round in party order, turn `t` being party `t mod n`'s in round
+//! `t / n + 1`: on its turn a party accepts the open offer, rejects it, or makes its own (which
+//! supersedes it); nobody acts out of turn (except to break off). An offer is agreed when the
+//! other parties have accepted it on their turns, one after the other. When the deadline
+//! round's last turn passes without agreement, the deadline is reached.
 
 use std::sync::Arc;
 
@@ -41,6 +50,18 @@ pub enum Status {
     Agreed,
     /// A party broke off, or the deadline passed.
     BrokenOff,
+}
+
+/// Who may act when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnRule {
+    /// Offers go round in party order; responses come in any order.
+    #[default]
+    OffersInOrder,
+    /// Stacked alternating offers: turns go round in party order; on its turn a party
+    /// accepts, rejects or counter-offers.
+    Stacked,
 }
 
 /// How an offer looked when it was made, for parties whose positions were all known.
@@ -72,6 +93,9 @@ pub enum Event {
         issues: Vec<Issue>,
         /// Rounds allowed.
         deadline_rounds: u32,
+        /// Who may act when (logs written before there was a choice: offers in order).
+        #[serde(default)]
+        turn_rule: TurnRule,
     },
     /// A party's position was set (or replaced).
     PositionSet {
@@ -186,6 +210,10 @@ pub struct Negotiation {
     pub space: OutcomeSpace,
     /// Rounds allowed.
     pub deadline_rounds: u32,
+    /// Who may act when.
+    pub turn_rule: TurnRule,
+    /// Turns taken (offers and responses; counted under [`TurnRule::Stacked`] only).
+    pub turns: u32,
     /// Where it stands.
     pub status: Status,
     /// Validated positions, by party index.
@@ -210,6 +238,7 @@ impl Negotiation {
         parties: Vec<String>,
         issues: Vec<Issue>,
         deadline_rounds: u32,
+        turn_rule: TurnRule,
     ) -> Result<Event> {
         if parties.len() < 2 || parties.len() > MAX_PARTIES {
             return Err(Error::invalid(
@@ -256,6 +285,7 @@ impl Negotiation {
             parties,
             issues,
             deadline_rounds,
+            turn_rule,
         })
     }
 
@@ -269,6 +299,7 @@ impl Negotiation {
                 parties,
                 issues,
                 deadline_rounds,
+                turn_rule,
             }) => Negotiation {
                 title: title.clone(),
                 agreement: agreement.clone(),
@@ -276,6 +307,8 @@ impl Negotiation {
                 parties: parties.clone(),
                 space: OutcomeSpace::new(issues.clone())?,
                 deadline_rounds: *deadline_rounds,
+                turn_rule: *turn_rule,
+                turns: 0,
                 status: Status::Open,
                 offers: Vec::new(),
                 agreed: None,
@@ -312,14 +345,42 @@ impl Negotiation {
         }
     }
 
-    /// The party whose turn it is to offer.
+    /// The party whose turn it is: to offer (offers in order), or to accept, reject or
+    /// counter-offer (stacked).
     pub fn next_proposer(&self) -> usize {
-        self.offers.len() % self.parties.len()
+        self.moves() % self.parties.len()
     }
 
-    /// Round of the next offer.
+    /// Round of the next offer (offers in order) or turn (stacked).
     pub fn next_round(&self) -> u32 {
-        (self.offers.len() / self.parties.len()) as u32 + 1
+        (self.moves() / self.parties.len()) as u32 + 1
+    }
+
+    /// What the turn order counts: offers (offers in order) or turns (stacked).
+    fn moves(&self) -> usize {
+        match self.turn_rule {
+            TurnRule::OffersInOrder => self.offers.len(),
+            TurnRule::Stacked => self.turns as usize,
+        }
+    }
+
+    /// Under the stacked rule, refuses a response by a party whose turn it is not.
+    fn require_turn(&self, p: usize) -> Result<()> {
+        let turn = self.next_proposer();
+        if self.turn_rule == TurnRule::Stacked && p != turn {
+            return Err(Error::illegal(format!(
+                "it is {}'s turn, not {}'s",
+                self.parties[turn], self.parties[p]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the move being decided takes the deadline's last turn (stacked): if it does
+    /// not agree, the deadline is reached with it.
+    fn last_turn(&self) -> bool {
+        self.turn_rule == TurnRule::Stacked
+            && self.turns as usize + 1 >= self.deadline_rounds as usize * self.parties.len()
     }
 
     /// The open offer (the latest, if nobody rejected it and it is not agreed).
@@ -422,11 +483,15 @@ impl Negotiation {
                     )));
                 }
                 let evaluation = self.evaluate(p, package);
-                Ok(vec![Event::OfferMade {
+                let mut events = vec![Event::OfferMade {
                     party: party.clone(),
                     package: package.clone(),
                     evaluation,
-                }])
+                }];
+                if self.last_turn() {
+                    events.push(Event::DeadlineReached);
+                }
+                Ok(events)
             }
             Command::Respond {
                 party,
@@ -447,6 +512,7 @@ impl Negotiation {
                 if open.proposer == p {
                     return Err(Error::illegal("a party cannot respond to its own offer"));
                 }
+                self.require_turn(p)?;
                 if open.accepted_by.contains(&p) {
                     return Err(Error::illegal(format!(
                         "{party} has already accepted offer {offer}"
@@ -459,6 +525,8 @@ impl Negotiation {
                     }];
                     if open.accepted_by.len() + 2 == self.parties.len() {
                         events.push(Event::Agreed { offer: *offer });
+                    } else if self.last_turn() {
+                        events.push(Event::DeadlineReached);
                     }
                     Ok(events)
                 } else {
@@ -467,7 +535,11 @@ impl Negotiation {
                         offer: *offer,
                     }];
                     let offers_allowed = self.deadline_rounds as usize * self.parties.len();
-                    if self.offers.len() >= offers_allowed {
+                    let last = match self.turn_rule {
+                        TurnRule::OffersInOrder => self.offers.len() >= offers_allowed,
+                        TurnRule::Stacked => self.last_turn(),
+                    };
+                    if last {
                         events.push(Event::DeadlineReached);
                     }
                     Ok(events)
@@ -529,16 +601,23 @@ impl Negotiation {
                     accepted_by: Vec::new(),
                     rejected_by: None,
                 });
+                self.take_turn();
             }
             Event::OfferAccepted { party, offer } => {
                 let p = self.party(party)?;
+                self.require_turn(p)
+                    .map_err(|_| Error::illegal("response out of turn in the log"))?;
                 let o = self.offer_mut(*offer)?;
                 o.accepted_by.push(p);
+                self.take_turn();
             }
             Event::OfferRejected { party, offer } => {
                 let p = self.party(party)?;
+                self.require_turn(p)
+                    .map_err(|_| Error::illegal("response out of turn in the log"))?;
                 let o = self.offer_mut(*offer)?;
                 o.rejected_by = Some(p);
+                self.take_turn();
             }
             Event::Agreed { offer } => {
                 self.require_open()?;
@@ -553,6 +632,11 @@ impl Negotiation {
             }
             Event::DeadlineReached => {
                 self.require_open()?;
+                if self.turn_rule == TurnRule::Stacked
+                    && (self.turns as usize) < self.deadline_rounds as usize * self.parties.len()
+                {
+                    return Err(Error::illegal("deadline reached early in the log"));
+                }
                 self.status = Status::BrokenOff;
                 self.ended_because = Some(format!(
                     "the deadline of {} rounds passed without agreement",
@@ -562,6 +646,12 @@ impl Negotiation {
         }
         self.version += 1;
         Ok(())
+    }
+
+    fn take_turn(&mut self) {
+        if self.turn_rule == TurnRule::Stacked {
+            self.turns += 1;
+        }
     }
 
     fn offer_mut(&mut self, id: u32) -> Result<&mut Offer> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use tradepact_bargain::{
-    Command, Error, Event, Issue, Negotiation, OptionDef, PositionSpec, Status,
+    Command, Error, Event, Issue, Negotiation, OptionDef, PositionSpec, Status, TurnRule,
 };
 
 fn issues() -> Vec<Issue> {
@@ -51,12 +51,17 @@ struct Log {
 
 impl Log {
     fn new(deadline: u32) -> Log {
+        Log::with(&["US", "KOR"], deadline, TurnRule::OffersInOrder)
+    }
+
+    fn with(parties: &[&str], deadline: u32, rule: TurnRule) -> Log {
         let created = Negotiation::create(
             "KORUS",
             "KORUS FTA",
-            vec!["US".into(), "KOR".into()],
+            parties.iter().map(|p| p.to_string()).collect(),
             issues(),
             deadline,
+            rule,
         )
         .unwrap();
         let n = Negotiation::replay([&created]).unwrap();
@@ -179,19 +184,40 @@ fn rejecting_the_last_offer_the_deadline_allows_breaks_off() {
 #[test]
 fn bad_inputs_are_invalid_not_panics() {
     assert!(matches!(
-        Negotiation::create("t", "a", vec!["US".into()], issues(), 3),
+        Negotiation::create("t", "a", vec!["US".into()], issues(), 3, TurnRule::Stacked),
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        Negotiation::create("t", "a", vec!["US".into(), "US".into()], issues(), 3),
+        Negotiation::create(
+            "t",
+            "a",
+            vec!["US".into(), "US".into()],
+            issues(),
+            3,
+            TurnRule::Stacked
+        ),
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        Negotiation::create("t", "a", vec!["US".into(), "KOR".into()], issues(), 0),
+        Negotiation::create(
+            "t",
+            "a",
+            vec!["US".into(), "KOR".into()],
+            issues(),
+            0,
+            TurnRule::Stacked
+        ),
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        Negotiation::create("t", "a", vec!["US".into(), "KOR".into()], vec![], 3),
+        Negotiation::create(
+            "t",
+            "a",
+            vec!["US".into(), "KOR".into()],
+            vec![],
+            3,
+            TurnRule::Stacked
+        ),
         Err(Error::Invalid { .. })
     ));
     // Names are bounded: a summary of every negotiation stays in memory.
@@ -207,6 +233,7 @@ fn bad_inputs_are_invalid_not_panics() {
             vec![party.into(), "KOR".into()],
             issues(),
             3,
+            TurnRule::default(),
         );
         assert!(matches!(created, Err(Error::Invalid { .. })), "{created:?}");
     }
@@ -215,7 +242,8 @@ fn bad_inputs_are_invalid_not_panics() {
         &long[..256],
         vec![long[..64].into(), "KOR".into()],
         issues(),
-        3
+        3,
+        TurnRule::default(),
     )
     .is_ok());
 
@@ -245,4 +273,80 @@ fn bad_inputs_are_invalid_not_panics() {
     // Nothing above changed the state.
     assert_eq!(log.n.version, 1);
     assert_eq!(log.n.offers.len(), 0);
+}
+
+#[test]
+fn stacked_turns_let_a_party_accept_and_the_next_counter_offer() {
+    let mut log = Log::with(&["US", "KOR", "JPN"], 2, TurnRule::Stacked);
+    log.offer("US", "keep", "high").unwrap();
+    // JPN may not answer before KOR: the turns go round.
+    assert!(illegal(log.respond("JPN", 0, true)).contains("KOR's turn"));
+    log.respond("KOR", 0, true).unwrap();
+    // JPN counter-offers where the offers-in-order rule would want KOR's offer.
+    assert!(illegal(log.offer("KOR", "cut", "low")).contains("JPN's turn"));
+    log.offer("JPN", "cut", "low").unwrap();
+    assert!(illegal(log.respond("KOR", 1, true)).contains("US's turn"));
+    log.respond("US", 1, true).unwrap();
+    assert_eq!(log.n.status, Status::Open);
+    let events = log.respond("KOR", 1, true).unwrap();
+    assert_eq!(events.last(), Some(&Event::Agreed { offer: 1 }));
+    assert_eq!((log.n.agreed, log.n.turns), (Some(1), 5));
+    assert_eq!(log.n.offers[1].round, 1);
+    assert_eq!(log.n.offers[1].accepted_by, vec![0, 1]);
+    // The offers-in-order rule refuses the same history.
+    let mut old = Log::with(&["US", "KOR", "JPN"], 2, TurnRule::OffersInOrder);
+    old.offer("US", "keep", "high").unwrap();
+    old.respond("KOR", 0, true).unwrap();
+    assert!(illegal(old.offer("JPN", "cut", "low")).contains("KOR's turn"));
+
+    let replayed = Negotiation::replay(&log.events).unwrap();
+    assert_eq!(
+        (
+            replayed.status,
+            replayed.agreed,
+            replayed.turns,
+            replayed.version
+        ),
+        (log.n.status, log.n.agreed, log.n.turns, log.n.version)
+    );
+}
+
+#[test]
+fn stacked_rejection_passes_the_turn_and_the_last_turn_reaches_the_deadline() {
+    let mut log = Log::with(&["US", "KOR", "JPN"], 1, TurnRule::Stacked);
+    log.offer("US", "keep", "high").unwrap();
+    log.respond("KOR", 0, false).unwrap();
+    // Nothing is open: JPN must offer.
+    assert!(illegal(log.respond("JPN", 0, true)).contains("no open offer"));
+    assert_eq!(log.n.next_proposer(), 2);
+    let events = log.offer("JPN", "cut", "low").unwrap();
+    // JPN's offer took round 1's last turn: nobody can answer it.
+    assert_eq!(events.last(), Some(&Event::DeadlineReached));
+    assert_eq!(log.n.status, Status::BrokenOff);
+    assert!(log.n.ended_because.as_deref().unwrap().contains("deadline"));
+    assert!(Negotiation::replay(&log.events).is_ok());
+
+    // A log whose deadline comes early, or whose response is out of turn, does not replay.
+    let mut early = log.events[..2].to_vec();
+    early.push(Event::DeadlineReached);
+    assert!(Negotiation::replay(&early).is_err());
+    let mut out_of_turn = log.events[..2].to_vec();
+    out_of_turn.push(Event::OfferAccepted {
+        party: "JPN".into(),
+        offer: 0,
+    });
+    assert!(Negotiation::replay(&out_of_turn).is_err());
+}
+
+#[test]
+fn logs_written_before_the_turn_rule_replay_with_offers_in_order() {
+    let old = serde_json::json!({
+        "type": "created", "title": "t", "agreement": "a", "parties": ["US", "KOR"],
+        "issues": issues(), "deadline_rounds": 3
+    });
+    let created: Event = serde_json::from_value(old).unwrap();
+    let n = Negotiation::replay([&created]).unwrap();
+    assert_eq!(n.turn_rule, TurnRule::OffersInOrder);
+    let again: Event = serde_json::from_str(&serde_json::to_string(&created).unwrap()).unwrap();
+    assert_eq!(again, created);
 }

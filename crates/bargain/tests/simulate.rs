@@ -209,3 +209,67 @@ fn three_zeuthen_players_agree_on_the_nash_point_by_hand() {
         tradepact_bargain::Package(vec![1])
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any simulation, of any number of parties, is a legal history of a negotiation under the
+    /// stacked rule, and ends where it does: agreed on the same package, or at the deadline.
+    #[test]
+    fn every_simulation_replays_as_a_stacked_negotiation(
+        parties in 2usize..=4,
+        seed in 0u64..1_000,
+        kinds in proptest::collection::vec(0usize..4, 4),
+        deadline in 1u32..12,
+        reservation in 0.0f64..0.8,
+    ) {
+        use tradepact_bargain::{Command, Negotiation, Status, TurnRule};
+        let s = space(&[3, 2, 4]);
+        let mut rng = SplitMix64::new(seed);
+        let positions: Vec<Position> = (0..parties)
+            .map(|_| {
+                let w: Vec<f64> = (0..3).map(|_| rng.unit() + 0.05).collect();
+                let v: Vec<Vec<f64>> = [3, 2, 4]
+                    .iter()
+                    .map(|&n| (0..n).map(|_| rng.unit()).collect())
+                    .collect();
+                position(&s, &w, &v, reservation)
+            })
+            .collect();
+        let strategies: Vec<Strategy> = kinds[..parties]
+            .iter()
+            .map(|k| [Strategy::BOULWARE, Strategy::CONCEDER, Strategy::TitForTat, Strategy::Zeuthen][*k])
+            .collect();
+        let names: Vec<String> = (0..parties).map(|i| format!("P{i}")).collect();
+        let created = Negotiation::create(
+            "t", "a", names.clone(), s.issues().to_vec(), deadline, TurnRule::Stacked,
+        ).unwrap();
+        let mut n = Negotiation::replay([&created]).unwrap();
+        let mut sim = Simulation::new(&s, positions.iter().collect(), strategies, deadline, seed).unwrap();
+        for step in sim.by_ref() {
+            let party = names[step.party].clone();
+            let command = match step.action {
+                Action::Offer(package) => Command::Offer { party, package },
+                Action::Accept => Command::Respond {
+                    party,
+                    offer: n.offers.len() as u32 - 1,
+                    accept: true,
+                },
+            };
+            n.execute(&command).unwrap();
+        }
+        let outcome = sim.outcome().unwrap();
+        match &outcome.agreement {
+            Some(package) => {
+                proptest::prop_assert_eq!(n.status, Status::Agreed);
+                proptest::prop_assert_eq!(&n.offers[n.agreed.unwrap() as usize].package, package);
+            }
+            None if outcome.reason.contains("deadline") => {
+                proptest::prop_assert_eq!(n.status, Status::BrokenOff);
+                proptest::prop_assert_eq!(n.turns, deadline * parties as u32);
+            }
+            None => proptest::prop_assert_eq!(n.status, Status::Open),
+        }
+        proptest::prop_assert_eq!(n.turns, outcome.turns.min(deadline * parties as u32));
+    }
+}

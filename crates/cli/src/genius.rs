@@ -94,6 +94,7 @@ pub async fn import(c: &ClientArgs, dir: &Path, url: &str, rounds: u32) -> anyho
             })
             .collect(),
         deadline_rounds: rounds,
+        ..Default::default()
     };
     let created = client
         .create_negotiation(c.request(request, Some(DEFAULT_DEADLINE)))

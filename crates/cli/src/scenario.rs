@@ -141,6 +141,7 @@ fn create_request(s: &Scenario) -> anyhow::Result<pb::CreateNegotiationRequest> 
         parties: s.parties.clone(),
         issues,
         deadline_rounds: s.deadline_rounds,
+        ..Default::default()
     })
 }
 

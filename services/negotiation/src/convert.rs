@@ -6,7 +6,7 @@ use tradepact_bargain::frontier::FrontierPoint;
 use tradepact_bargain::negotiation::Offer;
 use tradepact_bargain::{
     Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
-    Status as NegStatus, Strategy, Visibility,
+    Status as NegStatus, Strategy, TurnRule, Visibility,
 };
 use tradepact_model::{Country, Failure, Outcome, Product, Violations};
 use tradepact_proto::data_v1 as data_pb;
@@ -271,6 +271,25 @@ pub(crate) fn status_out(s: NegStatus) -> pb::NegotiationStatus {
         NegStatus::Open => pb::NegotiationStatus::Open,
         NegStatus::Agreed => pb::NegotiationStatus::Agreed,
         NegStatus::BrokenOff => pb::NegotiationStatus::BrokenOff,
+    }
+}
+
+/// A turn rule as asked for (unspecified: offers in order).
+pub(crate) fn turn_rule_in(rule: i32) -> Result<TurnRule, Failure> {
+    match pb::TurnRule::try_from(rule) {
+        Ok(pb::TurnRule::Unspecified | pb::TurnRule::OffersInOrder) => Ok(TurnRule::OffersInOrder),
+        Ok(pb::TurnRule::Stacked) => Ok(TurnRule::Stacked),
+        Err(_) => Err(Failure::invalid(
+            "turn_rule",
+            format!("unknown value {rule}"),
+        )),
+    }
+}
+
+pub(crate) fn turn_rule_out(rule: TurnRule) -> pb::TurnRule {
+    match rule {
+        TurnRule::OffersInOrder => pb::TurnRule::OffersInOrder,
+        TurnRule::Stacked => pb::TurnRule::Stacked,
     }
 }
 
@@ -625,7 +644,7 @@ mod fuzz {
             choices in proptest::collection::vec((id(), id()), 0..4),
         ) {
             let Ok((domain, _effects)) = issues_in(&issues) else { return Ok(()) };
-            let Ok(created) = Negotiation::create("t", "a", parties.clone(), domain, deadline) else { return Ok(()) };
+            let Ok(created) = Negotiation::create("t", "a", parties.clone(), domain, deadline, TurnRule::default()) else { return Ok(()) };
             let mut n = Negotiation::replay([&created]).unwrap();
             let mut value_map: HashMap<String, pb::OptionValues> = HashMap::new();
             for (issue, option, v) in values {

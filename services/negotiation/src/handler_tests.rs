@@ -103,6 +103,7 @@ async fn negotiation(svc: &NegotiationSvc, title: &str) -> String {
                 issue("beef", &["a", "b", "c"]),
             ],
             deadline_rounds: 5,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -351,6 +352,7 @@ fn an_append_that_does_not_follow_the_last_event_is_a_conflict_answered_aborted(
             ],
         }],
         3,
+        tradepact_bargain::TurnRule::default(),
     )
     .unwrap();
     log.create(&meta, std::slice::from_ref(&created)).unwrap();

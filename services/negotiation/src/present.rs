@@ -100,6 +100,7 @@ pub(crate) fn negotiation_out(
                 position: spec.as_ref().map(convert::position_out),
             })
             .collect(),
+        turn_rule: convert::turn_rule_out(n.turn_rule).into(),
     }
 }
 

@@ -104,9 +104,16 @@ impl NegotiationService for NegotiationSvc {
         let req = request.into_inner();
         let (issues, effects) = convert::issues_in(&req.issues).map_err(of)?;
         let (title, agreement, rounds) = (&req.title, &req.agreement, req.deadline_rounds);
-        let created =
-            tradepact_bargain::Negotiation::create(title, agreement, req.parties, issues, rounds)
-                .map_err(|e| of(crate::app::failure(e)))?;
+        let rule = convert::turn_rule_in(req.turn_rule).map_err(of)?;
+        let created = tradepact_bargain::Negotiation::create(
+            title,
+            agreement,
+            req.parties,
+            issues,
+            rounds,
+            rule,
+        )
+        .map_err(|e| of(crate::app::failure(e)))?;
         let meta = Meta::new(effects);
         let entry = self.app.create(created, meta).await.map_err(of)?;
         let visibility = caller.visibility(&entry.negotiation.parties);
@@ -123,6 +130,7 @@ impl NegotiationService for NegotiationSvc {
     ) -> Result<Response<pb::ImportScenarioResponse>, Status> {
         // Setting the positions acts for every party: each one's scope, before anything is read.
         let parties = convert::scenario_parties(request.get_ref()).map_err(of)?;
+        let rule = convert::turn_rule_in(request.get_ref().turn_rule).map_err(of)?;
         for party in &parties {
             tradepact_rpc::auth::require_party(&request, party)?;
         }
@@ -158,6 +166,7 @@ impl NegotiationService for NegotiationSvc {
             parties,
             scenario.issues,
             rounds,
+            rule,
         )
         .map_err(|e| of(crate::app::failure(e)))?;
         let entry = self

@@ -300,6 +300,7 @@ async fn acknowledged_negotiation_events_survive_twenty_sigkills() {
                             ],
                         }],
                         deadline_rounds: 50,
+                        ..Default::default()
                     })
                     .await;
                 let Ok(created) = created else { return calls };

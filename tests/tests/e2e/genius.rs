@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use tradepact_client::negotiation::NegotiationClient;
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_tests::{binary, negotiation_client, start_data, start_negotiation, workspace};
 
@@ -97,30 +98,43 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
         );
         assert_eq!(second.zopa_size, first.zopa_size, "{fixture}");
         if parties == 3 {
-            // Three Zeuthen players (Harsanyi's generalisation) agree on the Nash package.
+            // Three Zeuthen players (Harsanyi's generalisation) agree on the Nash package; the
+            // run, recorded, is a three-party negotiation under the stacked rule that ended
+            // the same way, turn for turn.
             let zeuthen = pb::Strategy {
                 kind: Some(pb::strategy::Kind::Zeuthen(true)),
             };
-            let mut run = c
-                .simulate_negotiation(pb::SimulateNegotiationRequest {
-                    id: id.clone(),
-                    strategies: vec![zeuthen; 3],
-                    seed: 1,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let mut outcome = None;
-            while let Some(message) = run.message().await.unwrap() {
-                if let Some(pb::simulate_negotiation_response::Event::Outcome(o)) = message.event {
-                    outcome = Some(o);
-                }
-            }
-            let outcome = outcome.expect("an outcome");
+            let (steps, outcome) = simulate(&mut c, &id, vec![zeuthen; 3], 0).await;
             assert!(outcome.agreed, "{outcome:?}");
             let nash = first.nash.as_ref().unwrap().points[0].packages[0].clone();
             assert_eq!(outcome.agreement, Some(nash), "{outcome:?}");
+            let branch = get(&mut c, &outcome.branch_id).await;
+            assert_eq!(branch.forked_from, id);
+            assert_eq!(branch.turn_rule, pb::TurnRule::Stacked as i32);
+            assert_eq!(branch.status, pb::NegotiationStatus::Agreed as i32);
+            assert_eq!(recorded(&steps), offers(&branch));
+            assert!(
+                steps.iter().any(|s| s.accepted && !s.agreed),
+                "a party accepted and a later one did not: the stacked rule's case"
+            );
+            // Tit-for-tat parties (nobody concedes first) reach the deadline: the branch is
+            // broken off by it after the sixth turn, the last offer unanswered.
+            let tit_for_tat = pb::Strategy {
+                kind: Some(pb::strategy::Kind::TitForTat(true)),
+            };
+            let (steps, outcome) = simulate(&mut c, &id, vec![tit_for_tat; 3], 2).await;
+            assert!(
+                !outcome.agreed && outcome.reason.contains("deadline"),
+                "{outcome:?}"
+            );
+            let branch = get(&mut c, &outcome.branch_id).await;
+            assert_eq!(branch.status, pb::NegotiationStatus::BrokenOff as i32);
+            assert!(
+                branch.ended_because.contains("deadline of 2 rounds"),
+                "{branch:?}"
+            );
+            assert_eq!((steps.len(), branch.deadline_rounds), (6, 2));
+            assert_eq!(recorded(&steps), offers(&branch));
         }
     }
 
@@ -134,6 +148,72 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no domain file"));
+}
+
+/// Runs a simulation recorded as a branch: its steps and outcome.
+async fn simulate(
+    c: &mut NegotiationClient,
+    id: &str,
+    strategies: Vec<pb::Strategy>,
+    deadline_rounds: u32,
+) -> (Vec<pb::SimulationStep>, pb::SimulationOutcome) {
+    let mut run = c
+        .simulate_negotiation(pb::SimulateNegotiationRequest {
+            id: id.to_owned(),
+            strategies,
+            deadline_rounds,
+            seed: 1,
+            record_as_branch: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut steps, mut outcome) = (Vec::new(), None);
+    while let Some(message) = run.message().await.unwrap() {
+        match message.event.unwrap() {
+            pb::simulate_negotiation_response::Event::Step(s) => steps.push(s),
+            pb::simulate_negotiation_response::Event::Outcome(o) => outcome = Some(o),
+        }
+    }
+    (steps, outcome.expect("an outcome"))
+}
+
+async fn get(c: &mut NegotiationClient, id: &str) -> pb::Negotiation {
+    let req = pb::GetNegotiationRequest {
+        id: id.to_owned(),
+        include_positions: false,
+    };
+    c.get_negotiation(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap()
+}
+
+/// Each offer of a run with the parties that accepted it, in order.
+fn recorded(steps: &[pb::SimulationStep]) -> Vec<(String, pb::Package, Vec<String>)> {
+    let mut offers: Vec<(String, pb::Package, Vec<String>)> = Vec::new();
+    for s in steps {
+        match (&s.offer, offers.last_mut()) {
+            (Some(p), _) => offers.push((s.party.clone(), p.clone(), Vec::new())),
+            (None, Some(last)) if s.accepted => last.2.push(s.party.clone()),
+            _ => panic!("a step that neither offers nor accepts: {s:?}"),
+        }
+    }
+    offers
+}
+
+fn offers(n: &pb::Negotiation) -> Vec<(String, pb::Package, Vec<String>)> {
+    (n.offers.iter())
+        .map(|o| {
+            (
+                o.proposer.clone(),
+                o.package.clone().unwrap(),
+                o.accepted_by.clone(),
+            )
+        })
+        .collect()
 }
 
 /// ImportScenario: the same GENIUS files through the RPC give the negotiation the CLI import

@@ -41,6 +41,7 @@ async fn heavy_negotiation(n: &mut tradepact_client::negotiation::NegotiationCli
             parties: parties.iter().map(|p| (*p).to_owned()).collect(),
             issues,
             deadline_rounds: 100,
+            ..Default::default()
         })
         .await
         .unwrap()

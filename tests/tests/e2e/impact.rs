@@ -51,6 +51,7 @@ pub(crate) async fn create_autos(
             ],
         }],
         deadline_rounds: 3,
+        ..Default::default()
     })
     .await
     .unwrap()
@@ -316,6 +317,7 @@ async fn an_effect_on_tariff_lines_reads_rates_and_trade_and_gives_every_smart_o
                 ],
             }],
             deadline_rounds: 3,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -496,6 +498,7 @@ async fn one_effect(
                 }],
             }],
             deadline_rounds: 3,
+            ..Default::default()
         })
         .await?;
     Ok(created.into_inner().negotiation.unwrap().id)

@@ -26,6 +26,7 @@ fn request(issues: usize, options: usize, label: usize) -> pb::CreateNegotiation
             })
             .collect(),
         deadline_rounds: 10,
+        ..Default::default()
     }
 }
 

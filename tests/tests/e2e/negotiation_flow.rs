@@ -68,6 +68,7 @@ fn two_issues() -> pb::CreateNegotiationRequest {
             },
         ],
         deadline_rounds: 5,
+        ..Default::default()
     }
 }
 
@@ -345,6 +346,7 @@ async fn analysis_simulation_fork_and_watch_on_a_scenario_worked_by_hand() {
                 options: ["A", "B", "C", "D"].map(option).to_vec(),
             }],
             deadline_rounds: 10,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -668,4 +670,66 @@ async fn a_reused_analysis_follows_position_changes() {
     assert_eq!(after.zopa_size, 1.0);
     let nash = &after.nash.unwrap().points[0].packages[0];
     assert_eq!(nash, &package(&[("tariff", "keep"), ("quota", "low")]));
+}
+
+/// A live three-party negotiation under the stacked rule: the turn goes round responses too,
+/// a party out of turn is refused, an unknown rule is invalid, and the rule survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stacked_negotiation_takes_turns_with_its_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    let mut req = two_issues();
+    req.parties = vec!["US".into(), "KOR".into(), "JPN".into()];
+    req.turn_rule = 7;
+    let e = c.create_negotiation(req.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("turn_rule"), "{e:?}");
+    req.turn_rule = pb::TurnRule::Stacked as i32;
+    let id = (c.create_negotiation(req).await.unwrap().into_inner())
+        .negotiation
+        .unwrap()
+        .id;
+    let offer = |party: &str, tariff: &str| pb::SubmitOfferRequest {
+        negotiation_id: id.clone(),
+        party: party.into(),
+        package: Some(package(&[("tariff", tariff), ("quota", "high")])),
+    };
+    let respond = |party: &str, offer_id: u32| pb::RespondToOfferRequest {
+        negotiation_id: id.clone(),
+        party: party.into(),
+        offer_id,
+        accept: true,
+    };
+    c.submit_offer(offer("US", "keep")).await.unwrap();
+    let e = c.respond_to_offer(respond("JPN", 0)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("KOR's turn"), "{e:?}");
+    c.respond_to_offer(respond("KOR", 0)).await.unwrap();
+    // JPN's counter-offer is its turn (offers in order would want KOR's).
+    c.submit_offer(offer("JPN", "cut")).await.unwrap();
+    let get = pb::GetNegotiationRequest {
+        id: id.clone(),
+        include_positions: false,
+    };
+    let n = (c.get_negotiation(get.clone()).await.unwrap().into_inner())
+        .negotiation
+        .unwrap();
+    assert_eq!(
+        (n.turn_rule, n.next_proposer.as_str(), n.offers.len()),
+        (pb::TurnRule::Stacked as i32, "US", 2)
+    );
+
+    server.kill9();
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let mut c = negotiation_client(&server).await;
+    c.respond_to_offer(respond("US", 1)).await.unwrap();
+    let agreed = c.respond_to_offer(respond("KOR", 1)).await.unwrap();
+    assert_eq!(agreed.into_inner().agreed_offer, Some(1));
+    let n = (c.get_negotiation(get).await.unwrap().into_inner())
+        .negotiation
+        .unwrap();
+    assert_eq!(n.turn_rule, pb::TurnRule::Stacked as i32);
+    assert_eq!(n.offers[1].accepted_by, vec!["US", "KOR"]);
 }

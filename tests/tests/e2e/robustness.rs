@@ -28,6 +28,7 @@ async fn two_issues(c: &mut tradepact_client::negotiation::NegotiationClient) ->
             parties: vec!["US".into(), "KOR".into()],
             issues: vec![issue("i1"), issue("i2")],
             deadline_rounds: 4,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -312,6 +312,7 @@ async fn tls_mutual_tls_and_scopes_on_both_services() {
                     ],
                 }],
                 deadline_rounds: 3,
+                ..Default::default()
             },
             DEFAULT_DEADLINE,
             token,
@@ -892,6 +893,7 @@ pub(crate) async fn create_with_positions(
                 parties: vec!["US".into(), "KOR".into()],
                 issues: vec![issue("autos"), issue("steel")],
                 deadline_rounds: 10,
+                ..Default::default()
             },
             DEFAULT_DEADLINE,
             Some(token),

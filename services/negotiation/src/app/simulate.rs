@@ -1,13 +1,17 @@
 //! `SimulateNegotiation`'s work: strategies playing out the negotiation from its positions,
 //! turn by turn, as one heavy call; optionally recorded as a branch (a new negotiation
-//! forked at round 0 whose events are the simulation's offers and answers).
+//! forked at round 0 whose events are the simulation's offers and answers). A branch is
+//! created under the stacked turn rule the simulation plays by, with the simulation's
+//! deadline, for any number of parties; a run that ends at its deadline leaves it broken off,
+//! an agreement agreed, and a run without a ZOPA (no turn played) open.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tradepact_bargain::negotiation::MAX_ROUNDS;
 use tradepact_bargain::simulate::{Action, Outcome as SimOutcome};
 use tradepact_bargain::{
-    Command, Event, Negotiation, OutcomeSpace, Position, Simulation, Step, Strategy,
+    Command, Event, Negotiation, OutcomeSpace, Position, Simulation, Step, Strategy, TurnRule,
 };
 use tradepact_model::{Failure, Outcome};
 
@@ -73,15 +77,25 @@ impl Negotiations {
             0 => n.deadline_rounds,
             d => d,
         };
-        if req.record_as_branch && (n.parties.len() != 2 || deadline > n.deadline_rounds) {
-            return Err(Failure::FailedPrecondition(
-                "a simulation is recorded as a branch for bilateral negotiations, within the negotiation's deadline".to_owned(),
+        if req.record_as_branch && deadline > MAX_ROUNDS {
+            return Err(Failure::invalid(
+                "deadline_rounds",
+                format!("a branch allows at most {MAX_ROUNDS} rounds, got {deadline}"),
             ));
         }
         let (space, parties) = (n.space.clone(), n.parties.clone());
-        let branch = req
-            .record_as_branch
-            .then(|| (events_until_round(&entry, 0), entry.meta.clone()));
+        let branch = req.record_as_branch.then(|| {
+            let mut events = events_until_round(&entry, 0);
+            if let Some(Event::Created {
+                deadline_rounds,
+                turn_rule,
+                ..
+            }) = events.first_mut()
+            {
+                (*deadline_rounds, *turn_rule) = (deadline, TurnRule::Stacked);
+            }
+            (events, entry.meta.clone())
+        });
         drop(entry);
         let (steps_tx, mut steps_rx) = mpsc::channel(64);
         let (run_space, heavy, seed) = (space.clone(), self.heavy.clone(), req.seed);
