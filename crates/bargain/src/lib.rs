@@ -37,6 +37,7 @@ pub mod cancel;
 pub mod frontier;
 pub mod genius;
 pub mod mediate;
+pub mod negmas;
 pub mod negotiation;
 pub mod position;
 pub mod rng;

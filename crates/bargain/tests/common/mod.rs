@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod exact;
+
 use std::collections::{BTreeMap, HashMap};
 
 use tradepact_bargain::frontier::{tolerance, utilities_of};
