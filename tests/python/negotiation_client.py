@@ -10,6 +10,7 @@ mismatch.
 
 import pathlib
 import sys
+import tempfile
 
 import grpc
 
@@ -97,6 +98,14 @@ def main(addr: str) -> None:
         assert any("discount factor 0.9" in n for n in imported["notes"]), imported
         analysis = talks.analyze(imported["negotiation"]["id"])
         assert analysis["outcome_count"] == 36, analysis
+        # The same negotiation as NegMAS files, and back: the same Nash package.
+        with tempfile.TemporaryDirectory() as folder:
+            left_out = talks.export_scenario(imported["negotiation"]["id"], folder, format="negmas")
+            assert left_out == [], left_out
+            assert sorted(p.name for p in pathlib.Path(folder).iterdir()) == ["alice.yml", "bob.yml", "domain.yml"]
+            again = talks.import_negmas(folder)
+            assert again["negotiation"]["parties"] == ["alice", "bob"], again
+            assert talks.analyze(again["negotiation"]["id"])["nash"] == analysis["nash"]
     print("python negotiation client: ok")
 
 

@@ -43,6 +43,7 @@ pub mod position;
 pub mod rng;
 pub mod robust;
 pub mod sample;
+pub mod scenario;
 pub mod seat;
 pub mod simulate;
 pub mod space;

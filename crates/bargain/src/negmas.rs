@@ -21,14 +21,13 @@
 //! tradepact's model holds values in [0, 1] and weights summing to 1. A utility that already
 //! has that shape (non-negative weights, every value in [0, 1], no bias) is taken as given (the
 //! reserved value divided by the weights' sum, as the weights are). Any other is rescaled to
-//! [0, 1] by a positive affine map, `u' = (u − b) / (H − b)` with `H` its highest utility and
-//! `b` its lowest, or its reserved value when that is lower (then each issue's values are
-//! shifted up by an equal share of the difference, so that the reserved value maps to 0
-//! exactly), and its reserved value with it: the rational outcomes, the Pareto set and the
-//! Nash and Kalai–Smorodinsky packages do not change under such a map; the egalitarian and
-//! welfare-maximising packages are those of the rescaled utilities. Each rescaling is said in
-//! a note, as is a reserved value above the highest utility (read as the highest) and no
-//! reserved value (`-.inf` or none in NegMAS: read as the lowest utility).
+//! [0, 1] by a positive affine map, `u' = (u − L) / (H − L)` with `L` its lowest and `H` its
+//! highest utility, and its reserved value with it: the rational outcomes, the Pareto set and
+//! the Nash and Kalai–Smorodinsky packages do not change under such a map; the egalitarian and
+//! welfare-maximising packages are those of the rescaled utilities. A reserved value below the
+//! lowest utility, or none (`-.inf`), is read as the lowest utility, as NegMAS's own
+//! `nash_points` reads it (so the disagreement point is NegMAS's); one above the highest as
+//! the highest. Each of these is said in a note.
 //!
 //! Writing produces a `DiscreteCartesianOutcomeSpace` of categorical issues (option ids) and
 //! a `LinearAdditiveUtilityFunction` of `TableFun`s per party, weights normalised to sum 1:
@@ -446,8 +445,7 @@ fn position(
     let mut spec = PositionSpec::default();
     if let Some(weights) = &u.weights_as_given {
         let total: f64 = weights.iter().sum();
-        let reservation = u.reserved.map(|r| r / total);
-        if total > 0.0 && reservation.is_none_or(|r| (0.0..=1.0).contains(&r)) {
+        if total > 0.0 {
             for ((d, w), terms) in issues.iter().zip(weights).zip(&u.terms) {
                 let values = (d.values.iter().zip(terms))
                     .map(|(s, t)| (s.id.clone(), if *w > 0.0 { t / w } else { 0.0 }))
@@ -455,18 +453,15 @@ fn position(
                 spec.weights.insert(d.issue.id.clone(), *w);
                 spec.values.insert(d.issue.id.clone(), values);
             }
-            spec.reservation = reservation.unwrap_or_else(|| {
-                notes.push(format!(
-                    "{party} has no reserved value: read as its lowest utility"
-                ));
-                0.0
-            });
+            // As given, a utility is measured from 0 (its lowest is 0 or more).
+            let lowest = (u.terms.iter())
+                .map(|t| t.iter().copied().fold(f64::INFINITY, f64::min))
+                .sum();
+            spec.reservation = reservation(party, u.reserved, lowest, 0.0, total, notes);
             return Ok(spec);
         }
     }
-    // u' = (u − base) / (high − base): base the lowest utility, or the reserved value when it
-    // is lower (the disagreement point kept exactly: each issue's values shifted up by an
-    // equal share of the difference).
+    // u' = (u − low) / (high − low).
     let lows: Vec<f64> = (u.terms.iter())
         .map(|t| t.iter().copied().fold(f64::INFINITY, f64::min))
         .collect();
@@ -474,53 +469,69 @@ fn position(
         .map(|(t, low)| t.iter().copied().fold(f64::NEG_INFINITY, f64::max) - low)
         .collect();
     let low = u.bias + lows.iter().sum::<f64>();
-    let high = low + spreads.iter().sum::<f64>();
-    if !(high > low && high.is_finite()) {
+    let span: f64 = spreads.iter().sum();
+    if !(span > 0.0 && span.is_finite()) {
         return Err(invalid(
             file,
             "the utility is the same for every outcome: it says nothing to negotiate on",
         ));
     }
-    let base = match u.reserved {
-        Some(r) if r < low => r,
-        _ => low,
-    };
-    let shift = (low - base) / issues.len() as f64;
     for (((d, terms), min), spread) in issues.iter().zip(&u.terms).zip(&lows).zip(&spreads) {
-        let weight = spread + shift;
         let values: HashMap<String, f64> = (d.values.iter().zip(terms))
             .map(|(s, t)| {
-                let v = if weight > 0.0 {
-                    (t - min + shift) / weight
+                let v = if *spread > 0.0 {
+                    (t - min) / spread
                 } else {
                     0.0
                 };
                 (s.id.clone(), v.clamp(0.0, 1.0))
             })
             .collect();
-        spec.weights.insert(d.issue.id.clone(), weight);
+        spec.weights.insert(d.issue.id.clone(), *spread);
         spec.values.insert(d.issue.id.clone(), values);
     }
     notes.push(format!(
-        "{party}'s utilities are rescaled to [0, 1]: u' = (u − {base}) / {} (Pareto set, Nash and Kalai–Smorodinsky packages unchanged)",
-        high - base
+        "{party}'s utilities are rescaled to [0, 1]: u' = (u − {low}) / {span} (Pareto set, Nash and Kalai–Smorodinsky packages unchanged)"
     ));
-    spec.reservation = match u.reserved {
+    spec.reservation = reservation(party, u.reserved, low, low, span, notes);
+    Ok(spec)
+}
+
+/// A reserved value on the model's scale, `(r − zero) / span`, with `lowest` the lowest
+/// utility. Below the lowest utility, or none, it is read as the lowest: NegMAS's own solutions
+/// (`nash_points`) measure from the lowest utility when the reserved value is below it or
+/// missing. Above the highest utility it is read as the highest.
+fn reservation(
+    party: &str,
+    r: Option<f64>,
+    lowest: f64,
+    zero: f64,
+    span: f64,
+    notes: &mut Vec<String>,
+) -> f64 {
+    let r = match r {
         None => {
             notes.push(format!(
                 "{party} has no reserved value: read as its lowest utility"
             ));
-            0.0
+            lowest
         }
-        Some(r) if r > high => {
+        Some(r) if r < lowest => {
             notes.push(format!(
-                "{party}'s reserved value {r} is above its highest utility {high}: read as the highest"
+                "{party}'s reserved value {r} is below its lowest utility {lowest}: read as the lowest (as NegMAS's solutions read it)"
             ));
-            1.0
+            lowest
         }
-        Some(r) => ((r - base) / (high - base)).clamp(0.0, 1.0),
+        Some(r) => r,
     };
-    Ok(spec)
+    let scaled = (r - zero) / span;
+    if scaled > 1.0 {
+        notes.push(format!(
+            "{party}'s reserved value {r} is above its highest utility {}: read as the highest",
+            zero + span
+        ));
+    }
+    scaled.clamp(0.0, 1.0)
 }
 
 /// Reads an outcome space and the utility functions of its parties (name, file name, text).
@@ -557,6 +568,73 @@ pub fn read(
         positions,
         notes,
     })
+}
+
+/// Block YAML that YAML 1.1 readers (NegMAS reads with PyYAML) read as written: every text
+/// double-quoted (a JSON string, which YAML's double quotes read alike), so that an option
+/// `No` or `1` stays text, which `serde_norway`'s YAML 1.2 output leaves bare (PyYAML reads
+/// bare `No` as false); numbers in decimal notation (Rust's `Display`, never an exponent,
+/// which PyYAML would read as text without a dot); keys bare when they are plain words.
+fn yaml(v: &Value) -> String {
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => serde_json::to_string(s).expect("text serialises"),
+            Value::Number(n) => match n.as_f64() {
+                Some(x) if n.is_f64() => x.to_string(),
+                _ => n.to_string(),
+            },
+            Value::Bool(b) => b.to_string(),
+            _ => "null".to_owned(),
+        }
+    }
+    fn key(k: &Value) -> String {
+        match k.as_str() {
+            Some(k) if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+                k.to_owned()
+            }
+            _ => scalar(k),
+        }
+    }
+    fn block(v: &Value, pad: usize, out: &mut String) {
+        let indent = " ".repeat(pad);
+        match v {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    out.push_str(&format!("{indent}{}:", key(k)));
+                    match v {
+                        Value::Mapping(inner) if !inner.is_empty() => {
+                            out.push('\n');
+                            block(v, pad + 2, out);
+                        }
+                        Value::Sequence(items) if !items.is_empty() => {
+                            out.push('\n');
+                            block(v, pad, out);
+                        }
+                        Value::Mapping(_) => out.push_str(" {}\n"),
+                        Value::Sequence(_) => out.push_str(" []\n"),
+                        v => out.push_str(&format!(" {}\n", scalar(v))),
+                    }
+                }
+            }
+            Value::Sequence(items) => {
+                for item in items {
+                    match item {
+                        Value::Mapping(m) if !m.is_empty() => {
+                            // The first entry after the dash, the others under it.
+                            let mut inner = String::new();
+                            block(item, pad + 2, &mut inner);
+                            out.push_str(&format!("{indent}- {}", &inner[pad + 2..]));
+                        }
+                        v => out.push_str(&format!("{indent}- {}\n", scalar(v))),
+                    }
+                }
+            }
+            v => out.push_str(&format!("{indent}{}\n", scalar(v))),
+        }
+    }
+    let mut out = String::new();
+    block(v, 0, &mut out);
+    out
 }
 
 fn mapping<const N: usize>(entries: [(&str, Value); N]) -> Value {
@@ -626,10 +704,10 @@ pub fn write(name: &str, issues: &[Issue], positions: &[&PositionSpec]) -> (Stri
                     Value::Sequence(issues.iter().map(|i| weight(i).into()).collect()),
                 ),
             ]);
-            serde_norway::to_string(&u).expect("a mapping of text and numbers serialises")
+            yaml(&u)
         })
         .collect();
-    let domain = serde_norway::to_string(&domain).expect("a mapping of text serialises");
+    let domain = yaml(&domain);
     (domain, utilities)
 }
 
@@ -662,14 +740,16 @@ mod tests {
         assert_eq!(p.values["Colour"]["Red"], 1.0);
         assert_eq!(p.reservation, 0.0);
         assert!(s.notes[0].contains("(u − 5) / 6"), "{:?}", s.notes);
-        // A reserved value below the lowest utility stays the disagreement point: u = 2 maps
-        // to 0, each issue's values shifted up by (5 − 2) / 2.
+        // A reserved value below the lowest utility is read as the lowest, as NegMAS's
+        // nash_points reads it.
         let low = u.replace("reserved_value: 5", "reserved_value: 2");
         let s = read_one(DOMAIN, &low).unwrap();
-        let p = &s.positions[0].1;
-        assert_eq!((p.weights["Price"], p.weights["Colour"]), (5.5, 3.5));
-        assert_eq!(p.values["Price"]["1"], 1.5 / 5.5);
-        assert_eq!(p.reservation, 0.0);
+        assert_eq!(s.positions[0].1.reservation, 0.0);
+        assert!(
+            s.notes[1].contains("below its lowest utility 5"),
+            "{:?}",
+            s.notes
+        );
     }
 
     #[test]
@@ -694,6 +774,42 @@ mod tests {
         assert_eq!(kind(&domain), FileKind::Domain);
         assert_eq!(kind(&profiles[0].2), FileKind::Utility);
         assert_eq!(kind("a: [1"), FileKind::Other);
+    }
+
+    #[test]
+    fn written_text_reads_the_same_in_yaml_1_1() {
+        let issue = Issue {
+            id: "Forum".into(),
+            label: "Forum".into(),
+            options: ["No", "1", "yes"]
+                .map(|o| OptionDef {
+                    id: o.into(),
+                    label: o.into(),
+                })
+                .to_vec(),
+        };
+        let spec = PositionSpec {
+            weights: HashMap::from([("Forum".into(), 1.0)]),
+            values: HashMap::from([(
+                "Forum".into(),
+                HashMap::from([("No".into(), 1e-7), ("1".into(), 1.0), ("yes".into(), 0.5)]),
+            )]),
+            reservation: 0.25,
+        };
+        let (domain, utilities) = write("t", std::slice::from_ref(&issue), &[&spec]);
+        // PyYAML would read a bare No as false, 1 as a number, 1e-07 as text.
+        assert!(
+            domain.contains("  - \"No\"\n  - \"1\"\n  - \"yes\"\n"),
+            "{domain}"
+        );
+        assert!(
+            utilities[0].contains("\"No\": 0.0000001\n"),
+            "{}",
+            utilities[0]
+        );
+        let again = read_one(&domain, &utilities[0]).unwrap();
+        assert_eq!(again.issues, vec![issue]);
+        assert_eq!(again.positions[0].1, spec);
     }
 
     #[test]

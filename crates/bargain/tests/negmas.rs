@@ -1,6 +1,7 @@
 //! NegMAS scenarios read with `tradepact_bargain::negmas` and analysed by the engine, checked
 //! against an exact rational computation over the same files with NegMAS's semantics (a
-//! utility is `Σ wᵢ · fᵢ(xᵢ)` on the files' raw numbers; the reserved value on that scale): the
+//! utility is `Σ wᵢ · fᵢ(xᵢ)` on the files' raw numbers; the reserved value on that scale, and
+//! the lowest utility in its stead when it is below, as NegMAS's `nash_points` takes it): the
 //! Pareto set, the Nash and the Kalai–Smorodinsky packages, ties included. The files in
 //! `tests/fixtures/negmas` are NegMAS 0.16's own (`Scenario.dumpas(…, type="yml")` of the
 //! GENIUS fixtures): raw evaluations, affine and identity value functions, a discounted
@@ -114,7 +115,7 @@ fn oracle(domain: &str, profiles: &Profiles) -> (Vec<Vec<Q>>, Vec<Q>) {
     }
     let sizes: Vec<usize> = issues.iter().map(Vec::len).collect();
     let total: usize = sizes.iter().product();
-    let utilities = (0..total)
+    let utilities: Vec<Vec<Q>> = (0..total)
         .map(|index| {
             let p = common::exact::package_of(index, &sizes).0;
             (rows.iter())
@@ -126,7 +127,14 @@ fn oracle(domain: &str, profiles: &Profiles) -> (Vec<Vec<Q>>, Vec<Q>) {
                 .collect()
         })
         .collect();
-    (utilities, reserved)
+    // NegMAS's nash_points measures from the lowest utility when the reserved value is below.
+    let d = (reserved.into_iter().enumerate())
+        .map(|(k, r)| {
+            let lowest = utilities.iter().map(|u| u[k].clone()).min().unwrap();
+            r.max(lowest)
+        })
+        .collect();
+    (utilities, d)
 }
 
 fn check(dir: &str, parties: usize, outcomes: usize) -> Vec<String> {

@@ -3,7 +3,7 @@
 mod chart;
 mod comtrade;
 mod connect;
-mod genius;
+mod files;
 mod import;
 mod mediate;
 mod query;
@@ -228,14 +228,17 @@ enum ScenarioAction {
         )]
         negotiation_service: String,
     },
-    /// Create a negotiation from a GENIUS scenario directory (a domain file and one
-    /// utility-space file per party, named after it); prints the new id.
+    /// Create a negotiation from a GENIUS or NegMAS scenario directory (a domain file and one
+    /// file per party, named after it); prints the new id.
     Import {
         /// The directory.
         dir: PathBuf,
         /// Rounds the negotiation allows.
         #[arg(long, default_value_t = 100)]
         rounds: u32,
+        /// Who may act when.
+        #[arg(long, value_enum, default_value = "offers-in-order")]
+        turn_rule: files::Turns,
         /// The negotiation service.
         #[arg(
             long,
@@ -244,13 +247,16 @@ enum ScenarioAction {
         )]
         negotiation_service: String,
     },
-    /// Write a negotiation as a GENIUS scenario (domain.xml and PARTY.xml for each position the
-    /// token may see).
+    /// Write a negotiation as a scenario (GENIUS: domain.xml and PARTY.xml; NegMAS: domain.yml
+    /// and PARTY.yml; a party file for each position the token may see).
     Export {
         /// Negotiation id.
         id: String,
         /// The directory to write.
         dir: PathBuf,
+        /// The format.
+        #[arg(long, value_enum, default_value = "genius")]
+        format: files::Format,
         /// The negotiation service.
         #[arg(
             long,
@@ -340,17 +346,19 @@ async fn main() -> ExitCode {
                 ScenarioAction::Import {
                     dir,
                     rounds,
+                    turn_rule,
                     negotiation_service,
                 },
-        } => genius::import(&cli.client, &dir, &negotiation_service, rounds).await,
+        } => files::import(&cli.client, &dir, &negotiation_service, rounds, turn_rule).await,
         Command::Scenario {
             action:
                 ScenarioAction::Export {
                     id,
                     dir,
+                    format,
                     negotiation_service,
                 },
-        } => genius::export(&cli.client, &id, &dir, &negotiation_service).await,
+        } => files::export(&cli.client, &id, &dir, &negotiation_service, format).await,
         Command::Analyze {
             id,
             compare,

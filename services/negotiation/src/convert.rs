@@ -4,6 +4,7 @@
 use tradepact_bargain::analysis::Solution;
 use tradepact_bargain::frontier::FrontierPoint;
 use tradepact_bargain::negotiation::Offer;
+use tradepact_bargain::scenario::ScenarioFormat;
 use tradepact_bargain::{
     Issue, Negotiation, OptionDef, OutcomeSpace, Package, PositionSpec, SeenEvaluation,
     Status as NegStatus, Strategy, TurnRule, Visibility,
@@ -460,9 +461,7 @@ pub(crate) fn voters_in(voters: &[pb::Voter]) -> Outcome<Vec<tradepact_bargain::
 /// The parties of an imported scenario (its profiles' file names without the extension),
 /// after checking the format and the files are there.
 pub(crate) fn scenario_parties(r: &pb::ImportScenarioRequest) -> Outcome<Vec<String>> {
-    if r.format != pb::ScenarioFormat::Genius as i32 {
-        return Err(Failure::invalid("format", "must be SCENARIO_FORMAT_GENIUS"));
-    }
+    let extensions = scenario_format(r.format)?.extensions();
     if r.domain.as_ref().is_none_or(|d| d.content.is_empty()) {
         return Err(Failure::invalid("domain", "the domain file is required"));
     }
@@ -479,17 +478,51 @@ pub(crate) fn scenario_parties(r: &pb::ImportScenarioRequest) -> Outcome<Vec<Str
     let parties: Vec<String> = (r.profiles.iter().enumerate())
         .map(|(i, f)| {
             let stem = f.name.rsplit('/').next().unwrap_or_default();
-            let party = stem.strip_suffix(".xml").unwrap_or(stem).to_owned();
+            let party = (extensions.iter())
+                .find_map(|e| stem.strip_suffix(e))
+                .unwrap_or(stem)
+                .to_owned();
             if party.is_empty() {
                 v.add(
                     format!("profiles[{i}].name"),
-                    "must name the party (e.g. alice.xml)",
+                    format!("must name the party (e.g. alice{})", extensions[0]),
                 );
             }
             party
         })
         .collect();
     v.into_result(|| parties).map_err(Failure::Invalid)
+}
+
+/// An import as the application takes it: the files, with each profile's party (from
+/// [`scenario_parties`]).
+pub(crate) fn scenario_import_in(
+    parties: Vec<String>,
+    r: pb::ImportScenarioRequest,
+) -> Outcome<crate::app::scenario::ScenarioImport> {
+    let domain = r.domain.unwrap_or_default();
+    Ok(crate::app::scenario::ScenarioImport {
+        format: scenario_format(r.format)?,
+        domain: (domain.name, domain.content),
+        profiles: (parties.into_iter().zip(r.profiles))
+            .map(|(party, f)| (party, f.name, f.content))
+            .collect(),
+        deadline_rounds: r.deadline_rounds,
+        title: r.title,
+        turn_rule: turn_rule_in(r.turn_rule)?,
+    })
+}
+
+/// A scenario file format as asked for.
+pub(crate) fn scenario_format(format: i32) -> Outcome<ScenarioFormat> {
+    match pb::ScenarioFormat::try_from(format) {
+        Ok(pb::ScenarioFormat::Genius) => Ok(ScenarioFormat::Genius),
+        Ok(pb::ScenarioFormat::Negmas) => Ok(ScenarioFormat::Negmas),
+        _ => Err(Failure::invalid(
+            "format",
+            "must be SCENARIO_FORMAT_GENIUS or SCENARIO_FORMAT_NEGMAS",
+        )),
+    }
 }
 
 /// `TakeSeat`'s join message as the application takes it.

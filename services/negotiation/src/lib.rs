@@ -42,6 +42,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
         ("CreateNegotiation", WRITE),
         // And the position scope of every party it sets (checked in the handler).
         ("ImportScenario", WRITE),
+        ("ExportScenario", READ),
         ("GetNegotiation", READ),
         ("ListNegotiations", READ),
         ("SetPosition", SomeParty),

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use tradepact_bargain::position::SCALE;
 use tradepact_bargain::simulate::Action;
-use tradepact_bargain::{Event, OutcomeSpace, PositionSpec, Visibility};
+use tradepact_bargain::{Event, OutcomeSpace, Visibility};
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_rpc::watch::{Feed, Step};
 
@@ -21,19 +21,6 @@ pub(crate) fn summary_of(entry: &Entry) -> pb::Negotiation {
     n.offers.clear();
     n.issues.clear();
     n
-}
-
-/// The latest position spec of each party, from the events.
-pub(crate) fn position_specs(entry: &Entry) -> Vec<Option<PositionSpec>> {
-    let mut specs = vec![None; entry.negotiation.parties.len()];
-    for e in &entry.events {
-        if let Event::PositionSet { party, position } = e {
-            if let Some(i) = entry.negotiation.parties.iter().position(|p| p == party) {
-                specs[i] = Some(position.clone());
-            }
-        }
-    }
-    specs
 }
 
 /// A negotiation as a caller with `visibility` may see it; positions only when asked for.
@@ -92,7 +79,7 @@ pub(crate) fn negotiation_out(
         positions: n
             .parties
             .iter()
-            .zip(position_specs(entry))
+            .zip(entry.position_specs())
             .enumerate()
             .filter(|(i, _)| include_positions && visibility.sees(*i))
             .map(|(_, (party, spec))| pb::PartyPosition {
@@ -101,6 +88,18 @@ pub(crate) fn negotiation_out(
             })
             .collect(),
         turn_rule: convert::turn_rule_out(n.turn_rule).into(),
+    }
+}
+
+/// An export's files.
+pub(crate) fn scenario_export_out(
+    e: crate::app::scenario::ScenarioExport,
+) -> pb::ExportScenarioResponse {
+    let file = |(name, content)| pb::ScenarioFile { name, content };
+    pb::ExportScenarioResponse {
+        domain: Some(file(e.domain)),
+        profiles: e.profiles.into_iter().map(file).collect(),
+        left_out: e.left_out,
     }
 }
 

@@ -22,7 +22,6 @@ use crate::app::simulate::SimulationRequest;
 use crate::app::Negotiations;
 use crate::convert;
 use crate::data_source::BaselinePeriod;
-use crate::log::public_id;
 use crate::present::{self, negotiation_out, NegotiationFeed};
 
 /// Default and largest `ListNegotiations` page.
@@ -130,64 +129,30 @@ impl NegotiationService for NegotiationSvc {
     ) -> Result<Response<pb::ImportScenarioResponse>, Status> {
         // Setting the positions acts for every party: each one's scope, before anything is read.
         let parties = convert::scenario_parties(request.get_ref()).map_err(of)?;
-        let rule = convert::turn_rule_in(request.get_ref().turn_rule).map_err(of)?;
         for party in &parties {
             tradepact_rpc::auth::require_party(&request, party)?;
         }
         let caller = caller(&request);
-        let req = request.into_inner();
-        let domain = req.domain.unwrap_or_default();
-        let profiles: Vec<(String, String, String)> = (parties.into_iter().zip(req.profiles))
-            .map(|(party, f)| (party, f.name, f.content))
-            .collect();
-        // Parsing up to the message limit is CPU work: off the async workers.
-        let scenario = tokio::task::spawn_blocking(move || {
-            tradepact_bargain::genius::read(&domain.name, &domain.content, &profiles)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the import stopped: {e}")))?
-        .map_err(|e| of(crate::app::failure(e)))?;
-        let rounds = match req.deadline_rounds {
-            0 => 100,
-            n => n,
-        };
-        let title = match req.title.is_empty() {
-            true => scenario.name.clone(),
-            false => req.title,
-        };
-        let notes = scenario.not_carried_over();
-        let parties: Vec<String> = scenario.positions.iter().map(|(p, _)| p.clone()).collect();
-        let effects = (scenario.issues.iter())
-            .map(|i| vec![Vec::new(); i.options.len()])
-            .collect();
-        let created = tradepact_bargain::Negotiation::create(
-            &title,
-            "imported GENIUS scenario",
-            parties,
-            scenario.issues,
-            rounds,
-            rule,
-        )
-        .map_err(|e| of(crate::app::failure(e)))?;
-        let entry = self
-            .app
-            .create(created, Meta::new(effects))
-            .await
-            .map_err(of)?;
-        let id = public_id(entry.meta.id);
-        let mut last = entry;
-        for (party, position) in scenario.positions {
-            // The entry is held while it is used: let it go before the next command takes it.
-            drop(last);
-            let command = Command::SetPosition { party, position };
-            last = self.app.command(&id, command).await.map_err(of)?;
-        }
+        let import = convert::scenario_import_in(parties, request.into_inner()).map_err(of)?;
+        let (last, notes) = self.app.import_scenario(import).await.map_err(of)?;
         let visibility = caller.visibility(&last.negotiation.parties);
-        tracing::info!(id = %id, "negotiation imported");
+        let negotiation = negotiation_out(&last, &visibility, false);
+        tracing::info!(id = %negotiation.id, "negotiation imported");
         Ok(Response::new(pb::ImportScenarioResponse {
-            negotiation: Some(negotiation_out(&last, &visibility, false)),
+            negotiation: Some(negotiation),
             notes,
         }))
+    }
+
+    async fn export_scenario(
+        &self,
+        request: Request<pb::ExportScenarioRequest>,
+    ) -> Result<Response<pb::ExportScenarioResponse>, Status> {
+        let caller = caller(&request);
+        let req = request.into_inner();
+        let format = convert::scenario_format(req.format).map_err(of)?;
+        let export = (self.app.export_scenario(&req.id, &caller, format).await).map_err(of)?;
+        Ok(Response::new(present::scenario_export_out(export)))
     }
 
     async fn get_negotiation(

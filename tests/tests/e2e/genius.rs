@@ -3,6 +3,7 @@
 //! writes it back in GENIUS's format, and the re-imported copy analyses the same (the exact
 //! comparison with rational arithmetic is `crates/bargain/tests/genius.rs`).
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use tradepact_client::negotiation::NegotiationClient;
@@ -148,6 +149,125 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no domain file"));
+}
+
+/// NegMAS scenarios (as NegMAS itself writes them) through the command-line tool: the
+/// service's Nash packages are NegMAS's own on the same files; written back in NegMAS's format,
+/// NegMAS finds the same Nash packages in tradepact's files, and they import again alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negmas_scenario_imports_exports_and_imports_again_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = start_data(&dir.path().join("data"));
+    let server = start_negotiation(&dir.path().join("neg"), &data.url());
+    let url = server.url();
+    let mut c = negotiation_client(&server).await;
+    for (fixture, parties) in [
+        ("holiday", 2),
+        ("integer", 2),
+        ("trio", 3),
+        ("england_zimbabwe", 2),
+        ("new_sporthal", 3),
+    ] {
+        let source = workspace().join("tests/fixtures/negmas").join(fixture);
+        let (id, stderr) = cli(&url, &["scenario", "import", source.to_str().unwrap()]);
+        assert!(
+            stderr.contains("note:") && stderr.contains("rescaled"),
+            "{stderr}"
+        );
+        if fixture == "holiday" {
+            assert!(
+                stderr.contains("alice's discount (ExpDiscountedUFun, 0.9)"),
+                "{stderr}"
+            );
+        }
+        let first = analyze(&mut c, &id).await;
+        let n = get(&mut c, &id).await;
+        assert_eq!(n.parties.len(), parties);
+        let nash = named(&n, first.nash.as_ref().unwrap());
+        assert_eq!(
+            nash,
+            negmas_nash(&source),
+            "{fixture}: NegMAS on its own files"
+        );
+
+        let out = dir.path().join(format!("{fixture}-negmas"));
+        let (_, stderr) = cli(
+            &url,
+            &[
+                "scenario",
+                "export",
+                &id,
+                out.to_str().unwrap(),
+                "--format",
+                "negmas",
+            ],
+        );
+        assert!(
+            stderr.contains(&format!("{parties} party files")),
+            "{stderr}"
+        );
+        assert_eq!(
+            nash,
+            negmas_nash(&out),
+            "{fixture}: NegMAS on tradepact's files"
+        );
+        let (again, _) = cli(&url, &["scenario", "import", out.to_str().unwrap()]);
+        let second = analyze(&mut c, &again).await;
+        assert_eq!(second.frontier_size, first.frontier_size, "{fixture}");
+        assert_eq!(second.nash, first.nash, "{fixture}");
+        assert_eq!(
+            second.kalai_smorodinsky, first.kalai_smorodinsky,
+            "{fixture}"
+        );
+        for (a, b) in second.frontier.iter().zip(&first.frontier) {
+            assert_eq!(a.packages, b.packages, "{fixture}");
+            for (x, y) in a.utilities.iter().zip(&b.utilities) {
+                assert!((x - y).abs() < 1e-9, "{fixture}: {x} {y}");
+            }
+        }
+    }
+}
+
+async fn analyze(c: &mut NegotiationClient, id: &str) -> pb::AnalyzeNegotiationResponse {
+    let req = pb::AnalyzeNegotiationRequest {
+        id: id.to_owned(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    c.analyze_negotiation(req).await.unwrap().into_inner()
+}
+
+/// A solution's packages as issue → option maps, sorted.
+fn named(n: &pb::Negotiation, s: &pb::Solution) -> Vec<BTreeMap<String, String>> {
+    let mut out: Vec<BTreeMap<String, String>> = (s.points.iter())
+        .flat_map(|p| &p.packages)
+        .map(|p| {
+            (p.choices.iter())
+                .map(|c| (c.issue_id.clone(), c.option_id.clone()))
+                .collect()
+        })
+        .collect();
+    assert!(out.iter().all(|p| p.len() == n.issues.len()));
+    out.sort();
+    out
+}
+
+/// NegMAS's Nash packages of a folder (tests/python/negmas_nash.py).
+fn negmas_nash(dir: &std::path::Path) -> Vec<BTreeMap<String, String>> {
+    let out = Command::new("python3")
+        .arg(workspace().join("tests/python/negmas_nash.py"))
+        .arg(dir)
+        .output()
+        .expect("python3 on PATH");
+    assert!(
+        out.status.success(),
+        "NegMAS (pip install -r tests/python/requirements.txt): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut packages: Vec<BTreeMap<String, String>> =
+        serde_json::from_slice(&out.stdout).expect("a JSON list");
+    packages.sort();
+    packages
 }
 
 /// Runs a simulation recorded as a branch: its steps and outcome.

@@ -404,3 +404,70 @@ async fn a_party_acts_only_for_itself_and_sees_only_its_own_utilities() {
         Some(Code::PermissionDenied)
     );
 }
+
+/// `ExportScenario` writes only the positions the token may see: a party its own, an
+/// all-parties analyst every one, a reader none; and nothing of a hidden position is in the
+/// files, in either format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_writes_only_the_positions_the_caller_may_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let neg = start(dir.path());
+    let mut n = tradepact_client::negotiation::connect(&neg.url())
+        .await
+        .unwrap();
+    let id = create_with_positions(&mut n, "admin").await;
+    let us_numbers = texts([0.7131, 0.2869, 0.9173, 0.4411]);
+    for format in [pb::ScenarioFormat::Genius, pb::ScenarioFormat::Negmas] {
+        for (token, written, left_out) in [
+            ("kor", vec!["KOR"], vec!["US"]),
+            ("reader", vec![], vec!["US", "KOR"]),
+            ("analyst", vec!["US", "KOR"], vec![]),
+        ] {
+            let request = pb::ExportScenarioRequest {
+                id: id.clone(),
+                format: format.into(),
+            };
+            let export = n
+                .export_scenario(authorized(request, DEFAULT_DEADLINE, Some(token)))
+                .await
+                .unwrap()
+                .into_inner();
+            let names: Vec<String> = (export.profiles.iter())
+                .map(|f| f.name.rsplit_once('.').unwrap().0.to_owned())
+                .collect();
+            assert_eq!(
+                (names, export.left_out.clone()),
+                (
+                    written.iter().map(|s| s.to_string()).collect(),
+                    left_out.iter().map(|s| s.to_string()).collect(),
+                ),
+                "{token} {format:?}"
+            );
+            let text: String = (export.domain.iter().chain(&export.profiles))
+                .map(|f| f.content.as_str())
+                .collect();
+            if token != "analyst" {
+                for number in &us_numbers {
+                    assert!(
+                        !text.contains(number.as_str()),
+                        "{token} {format:?}: {number}"
+                    );
+                }
+            } else {
+                assert!(text.contains("0.9173"), "{text}");
+            }
+        }
+    }
+    let e = n
+        .export_scenario(authorized(
+            pb::ExportScenarioRequest {
+                id: id.clone(),
+                format: 9,
+            },
+            DEFAULT_DEADLINE,
+            Some("admin"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+}

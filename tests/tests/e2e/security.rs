@@ -729,6 +729,12 @@ async fn every_rpc_checks_its_scope_both_ways() {
             }
         }
     );
+    rpc!(READ, "ExportScenario", n, export_scenario, |_k| {
+        pb::ExportScenarioRequest {
+            id: id(),
+            format: pb::ScenarioFormat::Negmas.into(),
+        }
+    });
     rpc!(READ, "GetNegotiation", n, get_negotiation, |_k| {
         pb::GetNegotiationRequest {
             id: id(),
@@ -831,7 +837,7 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 34, "every RPC of both services");
+    assert_eq!(calls.len(), 35, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());

@@ -667,14 +667,43 @@ class NegotiationClient(_Client):
         and the import's notes."""
         files = sorted(pathlib.Path(folder).glob("*.xml"))
         domain = next(f for f in files if "<negotiation_template" in f.read_text())
+        return self._import(negotiation_pb.SCENARIO_FORMAT_GENIUS, domain, [f for f in files if f != domain], rounds)
+
+    def import_negmas(self, folder: PathLike, *, rounds: int = 100) -> Dict[str, Any]:
+        """Creates a negotiation from a NegMAS scenario folder (ImportScenario): its outcome-space
+        file and one utility-function file per party (YAML), named after the party; returns the
+        negotiation and the import's notes (each rescaling to tradepact's [0, 1] among them)."""
+        files = sorted(f for f in pathlib.Path(folder).iterdir() if f.suffix in (".yml", ".yaml") and not f.name.startswith("."))
+        kind = lambda f: next((line.split(":", 1)[1].strip().strip("'\"") for line in f.read_text().splitlines() if line.startswith("type:")), "")  # noqa: E731
+        domain = next(f for f in files if "OutcomeSpace" in kind(f))
+        profiles = [f for f in files if f != domain and "fun" in kind(f).lower()]
+        return self._import(negotiation_pb.SCENARIO_FORMAT_NEGMAS, domain, profiles, rounds)
+
+    def _import(self, format: int, domain: pathlib.Path, profiles: Sequence[pathlib.Path], rounds: int) -> Dict[str, Any]:
         file = lambda f: negotiation_pb.ScenarioFile(name=f.name, content=f.read_text())  # noqa: E731
         request = negotiation_pb.ImportScenarioRequest(
-            format=negotiation_pb.SCENARIO_FORMAT_GENIUS,
-            domain=file(domain),
-            profiles=[file(f) for f in files if f != domain],
-            deadline_rounds=rounds,
+            format=format, domain=file(domain), profiles=[file(f) for f in profiles], deadline_rounds=rounds
         )
         return _plain(self._call(self.stub.ImportScenario, request))
+
+    def export_scenario(self, id: str, folder: PathLike, *, format: str = "genius") -> List[str]:
+        """Writes negotiation ``id`` into ``folder`` as scenario files (ExportScenario),
+        ``format`` ``"genius"`` or ``"negmas"``: the domain file and one file per position the
+        token may see. Returns the parties left out (positions hidden or not set)."""
+        formats = {"genius": negotiation_pb.SCENARIO_FORMAT_GENIUS, "negmas": negotiation_pb.SCENARIO_FORMAT_NEGMAS}
+        if format not in formats:
+            raise ValueError(f"unknown format {format!r}: genius or negmas")
+        request = negotiation_pb.ExportScenarioRequest(id=id, format=formats[format])
+        answer = self._call(self.stub.ExportScenario, request)
+        folder = pathlib.Path(folder)
+        files = [answer.domain, *answer.profiles]
+        for f in files:
+            if pathlib.PurePath(f.name).name != f.name or f.name.startswith("."):
+                raise ValueError(f"cannot write {f.name!r}: a party's name must make a plain file name")
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (folder / f.name).write_text(f.content)
+        return list(answer.left_out)
 
 
 def _voter(voter: str) -> Message:

@@ -21,6 +21,7 @@ pub mod log;
 pub mod mediate;
 pub mod registry;
 pub mod robust;
+pub mod scenario;
 pub mod seat;
 pub mod simulate;
 pub mod watch;
@@ -28,7 +29,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, Mutex, OwnedMutexGuard};
-use tradepact_bargain::{Command, Event, Negotiation, OutcomeSpace, Package};
+use tradepact_bargain::{Command, Event, Negotiation, OutcomeSpace, Package, PositionSpec};
 use tradepact_model::{Failure, Outcome};
 use tradepact_proto::negotiation_v1 as pb;
 
@@ -69,6 +70,19 @@ impl Entry {
             bytes,
             charge: None,
         })
+    }
+
+    /// Each party's position as it was last set (`None` for a party without one).
+    pub fn position_specs(&self) -> Vec<Option<PositionSpec>> {
+        let mut specs = vec![None; self.negotiation.parties.len()];
+        for e in &self.events {
+            if let Event::PositionSet { party, position } = e {
+                if let Some(i) = self.negotiation.parties.iter().position(|p| p == party) {
+                    specs[i] = Some(position.clone());
+                }
+            }
+        }
+        specs
     }
 }
 

@@ -81,8 +81,7 @@ impl Negotiations {
         let (space, parties, specs) = {
             let entry = entry.lock().await;
             caller.require_every_party(&entry.negotiation.parties, "a robustness analysis")?;
-            let specs: Option<Vec<_>> =
-                crate::present::position_specs(&entry).into_iter().collect();
+            let specs: Option<Vec<_>> = entry.position_specs().into_iter().collect();
             let specs = specs.ok_or_else(|| {
                 Failure::FailedPrecondition(
                     "every party needs a position before a robustness analysis".to_owned(),
