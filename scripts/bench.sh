@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs h2load (nghttp2-client) and PostgreSQL 15 from
-# Debian when missing, and DuckDB from PyPI, builds the release binaries, runs data-bench
-# --postgres, matrix-bench (beside DuckDB), load-bench
-# --h2load and bargain-bench, and writes the results (machine, commit, each figure's median
-# and spread) to docs/bench-results.md, or to the file given. About 5 minutes on 2 cores.
+# Debian when missing, and DuckDB and NegMAS from PyPI, builds the release binaries, runs
+# data-bench --postgres, matrix-bench (beside DuckDB), load-bench --h2load and bargain-bench
+# (beside NegMAS, timed on the same spaces), and writes the results (machine, commit, each
+# figure's median and spread) to docs/bench-results.md, or to the file given. About 6 minutes
+# on 2 cores (NegMAS's 10^6 runs take about half a minute).
 # docs/benchmarks.md explains the workloads and the baselines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ fi
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
 python3 -c "import duckdb" 2>/dev/null || pip install --quiet duckdb
+python3 -c "import negmas" 2>/dev/null || pip install --quiet negmas==0.16.0
 cargo build --release --locked -p tradepact -p tradepact-data -p tradepact-negotiation -p tradepact-bench
 
 commit="$(git rev-parse --short HEAD)"
