@@ -745,7 +745,7 @@ pub struct SimulationChartArgs {
 
 /// A strategy from its name (`boulware`: exponent 0.2, `linear` 1, `conceder` 5, a number,
 /// `tit-for-tat`, `zeuthen`).
-fn strategy(name: &str) -> anyhow::Result<npb::Strategy> {
+pub(crate) fn strategy(name: &str) -> anyhow::Result<npb::Strategy> {
     use npb::strategy::Kind;
     let kind = match name.trim() {
         "boulware" => Kind::TimeBasedExponent(0.2),
@@ -882,7 +882,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
 pub(crate) const HEAVY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A failed call as the error the CLI prints (the service's message).
-fn failed(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn failed(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}", status.message())
 }
 

@@ -12,6 +12,7 @@ mod report;
 mod robustness;
 mod scenario;
 mod seat;
+mod simulate;
 mod tariffs;
 mod up;
 mod vintage;
@@ -190,6 +191,9 @@ enum Command {
     /// A mediated negotiation (single negotiation text): where the mediator's text ends,
     /// beside the Nash package.
     Mediate(mediate::MediateArgs),
+    /// A simulation between strategies, turn by turn; --record keeps it as a branch (a new
+    /// negotiation under the stacked turn rule).
+    Simulate(simulate::SimulateArgs),
     /// Take a party's seat live against the service's strategies: each turn is printed, and
     /// on the seat's turns a line of input is its move (offer ISSUE=OPTION,… | accept |
     /// reject | break-off REASON).
@@ -366,6 +370,7 @@ async fn main() -> ExitCode {
         } => scenario::analyze(&cli.client, &id, &negotiation_service, compare.as_deref()).await,
         Command::Robustness(args) => robustness::run(&cli.client, args).await,
         Command::Mediate(args) => mediate::run(&cli.client, args).await,
+        Command::Simulate(args) => simulate::run(&cli.client, args).await,
         Command::Seat(args) => seat::run(&cli.client, args).await,
         Command::Impact {
             id,
