@@ -137,11 +137,20 @@ async fn a_genius_scenario_imports_exports_and_imports_again_alike() {
             assert_eq!((steps.len(), branch.deadline_rounds), (6, 2));
             assert_eq!(recorded(&steps), offers(&branch));
             // The same from the command line: a line a turn, the outcome, the branch.
-            let (out, _) = cli(&url, &["simulate", &id, "--strategies", "zeuthen", "--record"]);
+            let (out, _) = cli(
+                &url,
+                &["simulate", &id, "--strategies", "zeuthen", "--record"],
+            );
             let last = out.lines().last().unwrap();
             let branch_id = last.strip_prefix("recorded as ").expect(&out);
-            assert_eq!(get(&mut c, branch_id).await.turn_rule, pb::TurnRule::Stacked as i32);
-            assert!(out.contains("  agreed\n") && out.contains("agreed: Rent="), "{out}");
+            assert_eq!(
+                get(&mut c, branch_id).await.turn_rule,
+                pb::TurnRule::Stacked as i32
+            );
+            assert!(
+                out.contains("  agreed\n") && out.contains("agreed: Rent="),
+                "{out}"
+            );
         }
     }
 
