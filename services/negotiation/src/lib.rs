@@ -120,6 +120,72 @@ pub struct Config {
     pub heavy: NegotiationLimits,
     #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// Cluster mode: the event log in a NATS JetStream cluster instead of the sled directory.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URLs, comma-separated (nats://HOST:PORT, tls://…): the event log is the
+    /// JetStream stream TRADEPACT_NEGOTIATIONS and --data-dir is not used.
+    #[arg(long = "nats", env = "TRADEPACT_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Replicas of the stream (acknowledged once a quorum of them has it).
+    #[arg(long, env = "TRADEPACT_NATS_REPLICAS", default_value_t = 3)]
+    pub nats_replicas: usize,
+    /// PEM CA certificate of the NATS servers' TLS certificates (TLS is then required).
+    #[arg(long, env = "TRADEPACT_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// PEM client certificate, for NATS servers that verify clients.
+    #[arg(long, env = "TRADEPACT_NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<PathBuf>,
+    /// PEM key of --nats-cert.
+    #[arg(long, env = "TRADEPACT_NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
+    /// NATS credentials file (JWT and nkey seed).
+    #[arg(long, env = "TRADEPACT_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// The cluster's configuration, when cluster mode is asked for.
+    pub fn config(&self) -> Option<app::jetstream::NatsConfig> {
+        Some(app::jetstream::NatsConfig {
+            url: self.nats_url.clone()?,
+            replicas: self.nats_replicas,
+            ca: self.nats_ca.clone(),
+            identity: self.nats_cert.clone().zip(self.nats_key.clone()),
+            credentials: self.nats_creds.clone(),
+        })
+    }
+}
+
+/// Where the negotiations are recorded: the sled event log, or a JetStream stream (with the
+/// messages to follow).
+pub struct Log {
+    store: Arc<dyn EventStore>,
+    followed: Option<tokio::sync::mpsc::Receiver<app::jetstream::Followed>>,
+}
+
+impl Log {
+    /// The sled event log in `dir`.
+    pub fn sled(dir: &Path) -> anyhow::Result<Log> {
+        Ok(Log {
+            store: open_log(dir)?,
+            followed: None,
+        })
+    }
+
+    /// The JetStream event log of a cluster, followed from now on.
+    pub async fn jetstream(config: &app::jetstream::NatsConfig) -> anyhow::Result<Log> {
+        let log = Arc::new(app::jetstream::JetStreamLog::open(config).await?);
+        let followed = Some(log.follow().await?);
+        Ok(Log {
+            store: log,
+            followed,
+        })
+    }
 }
 
 /// Bounds on heavy computations (frontiers, ZOPA counts, simulations: see [`heavy`]) and on
@@ -230,7 +296,7 @@ pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
 /// watches and heavy computations at shutdown (what [`serve`] serves, and what in-process
 /// tests call).
 pub fn service(
-    log: Arc<log::EventLog>,
+    log: Log,
     data_service: DataServiceConfig,
     heavy: NegotiationLimits,
     cache: app::cache::AnalysisCache,
@@ -244,7 +310,7 @@ pub fn service(
         token: data_service.token,
     };
     let (app, closer) = app::Negotiations::load(
-        log,
+        log.store,
         data,
         heavy.runner(),
         heavy.memory_mib.saturating_mul(1 << 20),
@@ -252,13 +318,16 @@ pub fn service(
         present::summary_of,
     )?;
     let app = Arc::new(app);
+    if let Some(followed) = log.followed {
+        tokio::spawn(app.clone().follow(followed));
+    }
     Ok((NegotiationSvc::new(app.clone()), app, closer))
 }
 
 /// Serves the negotiations of `log` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    log: Arc<log::EventLog>,
+    log: Log,
     data_service: DataServiceConfig,
     limits: Limits,
     heavy: NegotiationLimits,
@@ -266,7 +335,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cache = app::cache::AnalysisCache::default();
-    let (service, _, watchers) = service(log.clone(), data_service, heavy, cache)?;
+    let store = log.store.clone();
+    // Replaying the log may read a cluster: off the async workers.
+    let (service, _, watchers) =
+        tokio::task::block_in_place(|| service(log, data_service, heavy, cache))?;
     let server = NegotiationServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -275,7 +347,7 @@ pub async fn serve(
         watchers.close();
     };
     let served = tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await;
-    let flushed = tokio::task::spawn_blocking(move || log.flush()).await?;
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     served
 }
@@ -285,8 +357,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = tradepact_rpc::Security::load(&config.security)?;
     tradepact_rpc::metrics::start(&config.metrics).await?;
     let data_service = config.data_service_config()?;
-    let log = open_log(&config.data_dir)?;
-    tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
+    let log = match config.nats.config() {
+        Some(nats) => {
+            let log = Log::jetstream(&nats).await?;
+            tracing::info!(nats = %nats.url, replicas = nats.replicas, data_service = %config.data_service, "event log open in JetStream");
+            log
+        }
+        None => {
+            let log = Log::sled(&config.data_dir)?;
+            tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
+            log
+        }
+    };
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
     serve(
         listener,

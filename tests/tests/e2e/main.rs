@@ -3,6 +3,7 @@
 //! links tonic, sled and rustls once instead of fifteen times.
 
 mod brief;
+mod cluster;
 mod comtrade_import;
 mod crash_recovery;
 mod disk_full;

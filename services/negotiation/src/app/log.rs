@@ -132,6 +132,10 @@ pub enum LogError {
     Corrupt(String),
     /// An append did not follow the last recorded event.
     Conflict(String),
+    /// The log cannot be reached (a cluster without a quorum, a call that timed out).
+    Unavailable(String),
+    /// The log holds no negotiation with this id.
+    Missing(u64),
 }
 
 impl std::fmt::Display for LogError {
@@ -140,9 +144,13 @@ impl std::fmt::Display for LogError {
             LogError::Storage(e) => write!(f, "storage: {e}"),
             LogError::Corrupt(e) => write!(f, "corrupt event log: {e}"),
             LogError::Conflict(e) => f.write_str(e),
+            LogError::Unavailable(e) => write!(f, "event log unavailable: {e}"),
+            LogError::Missing(id) => write!(f, "no negotiation {}", public_id(*id)),
         }
     }
 }
+
+impl std::error::Error for LogError {}
 
 impl From<sled::Error> for LogError {
     fn from(e: sled::Error) -> Self {
@@ -230,10 +238,7 @@ impl EventStore for EventLog {
 
     /// One negotiation's metadata and events, and the bytes they take in the log.
     fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
-        let meta = self
-            .tree
-            .get(meta_key(id))?
-            .ok_or_else(|| LogError::Corrupt(format!("no metadata for {}", public_id(id))))?;
+        let meta = self.tree.get(meta_key(id))?.ok_or(LogError::Missing(id))?;
         let mut bytes = meta.len();
         let meta: Meta =
             serde_json::from_slice(&meta).map_err(|e| LogError::Corrupt(e.to_string()))?;

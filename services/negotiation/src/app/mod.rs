@@ -17,6 +17,7 @@ pub mod cache;
 pub mod caller;
 pub mod heavy;
 pub mod impact;
+pub mod jetstream;
 pub mod log;
 pub mod mediate;
 pub mod registry;
@@ -122,6 +123,12 @@ pub fn log_failure(e: LogError) -> Failure {
         LogError::Storage(sled::Error::Io(io)) => {
             tracing::error!(error = %io, "event log I/O error");
             Failure::Unavailable("the event log is unavailable (I/O error logged on the server); nothing was recorded".to_owned())
+        }
+        LogError::Unavailable(why) => {
+            tracing::warn!(%why, "event log unavailable");
+            Failure::Unavailable(format!(
+                "{why}; it may not have been recorded: read the negotiation again before retrying"
+            ))
         }
         other => Failure::internal("event log", &other),
     }
@@ -277,11 +284,60 @@ impl Negotiations {
     /// Records a new negotiation from its first events.
     pub(crate) async fn record(&self, events: Vec<Event>, mut meta: Meta) -> Outcome<Held> {
         let bytes = log::stored_size(Some(&meta), &events);
-        meta.id = self.log.next_id().map_err(log_failure)?;
-        let entry = Entry::new(meta.clone(), events.clone(), bytes)?;
-        let log = self.log.clone();
-        blocking(move || log.create(&meta, &events)).await?;
+        // An id another replica took meanwhile is refused by the log: the next one, a few
+        // times.
+        let mut attempts = 0;
+        loop {
+            meta.id = self.log.next_id().map_err(log_failure)?;
+            let log = self.log.clone();
+            let (m, e) = (meta.clone(), events.clone());
+            match blocking(move || log.create(&m, &e)).await {
+                Err(Failure::Aborted(_)) if attempts < 16 => attempts += 1,
+                done => break done?,
+            }
+        }
+        let entry = Entry::new(meta, events, bytes)?;
         Ok(self.registry.insert(entry).await.lock_owned().await)
+    }
+
+    /// Takes what another replica (or this one) recorded, as the cluster's log delivers it:
+    /// applies it to the negotiation (read from the log if this replica holds it not, or
+    /// holds an older state than the message follows), updates its summary and tells
+    /// watchers (who skip what they have seen).
+    pub async fn follow(
+        self: Arc<Self>,
+        mut followed: tokio::sync::mpsc::Receiver<jetstream::Followed>,
+    ) {
+        while let Some(f) = followed.recv().await {
+            if let Err(e) = self.take(f).await {
+                tracing::warn!(error = %e, "following the event log");
+            }
+        }
+    }
+
+    async fn take(&self, f: jetstream::Followed) -> Outcome<()> {
+        let entry = self.registry.get_or_read(f.id).await?;
+        let mut entry = entry.lock().await;
+        let (have, end) = (entry.events.len() as u64, f.first + f.events.len() as u64);
+        if have == f.first {
+            entry.bytes += log::stored_size(None, &f.events);
+            let applied = self.apply_recorded(&mut entry, f.first, &f.events);
+            self.cache.settle(&mut entry);
+            applied?;
+        } else if have < f.first {
+            self.registry.reread(&mut entry).await?;
+        }
+        self.registry.changed(&entry).await;
+        if have < end {
+            for (i, e) in f.events.into_iter().enumerate() {
+                let _ = self.published.send(Published::Event {
+                    id: f.id,
+                    number: f.first + i as u64,
+                    event: Arc::new(e),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Runs `command` on negotiation `id`.
@@ -358,7 +414,15 @@ impl Negotiations {
         }
         let first = entry.events.len() as u64;
         let (log, id) = (self.log.clone(), entry.meta.id);
-        blocking(move || log.append(id, first, encoded)).await?;
+        if let Err(failure) = blocking(move || log.append(id, first, encoded)).await {
+            if matches!(failure, Failure::Aborted(_)) {
+                // Another replica recorded first: hold what it recorded, for the retry.
+                self.registry.reread(entry).await?;
+                self.registry.changed(entry).await;
+            }
+            self.cache.settle(entry);
+            return Err(failure);
+        }
         entry.bytes += bytes;
         let applied = self.apply_recorded(entry, first, &events);
         self.cache.settle(entry);

@@ -74,7 +74,11 @@ impl Registry {
     pub async fn get(&self, id: u64, public: &str) -> Outcome<Arc<Mutex<Entry>>> {
         {
             let slots = self.slots.read().await;
-            let slot = slots.get(&id).ok_or_else(|| not_found(public))?;
+            let Some(slot) = slots.get(&id) else {
+                drop(slots);
+                // Created by another replica, perhaps, and not followed here yet.
+                return self.read_through(id, public).await;
+            };
             if let Some(entry) = &slot.loaded {
                 slot.used
                     .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -98,6 +102,43 @@ impl Registry {
         self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
         self.evict(&mut slots, id);
         Ok(entry)
+    }
+
+    /// The negotiation `id`, loaded (read from the log if this registry does not know it yet:
+    /// created by another replica).
+    pub async fn get_or_read(&self, id: u64) -> Outcome<Arc<Mutex<Entry>>> {
+        self.get(id, &public_id(id)).await
+    }
+
+    /// Reads a negotiation this registry does not know from the log, and keeps it.
+    async fn read_through(&self, id: u64, public: &str) -> Outcome<Arc<Mutex<Entry>>> {
+        let log = self.log.clone();
+        let read = tokio::task::spawn_blocking(move || log.load_one(id))
+            .await
+            .map_err(|e| Failure::internal("event log task", &e))?;
+        let (meta, events, bytes) = match read {
+            Ok(found) => found,
+            Err(super::log::LogError::Missing(_)) => return Err(not_found(public)),
+            Err(e) => return Err(super::log_failure(e)),
+        };
+        let entry = Entry::new(meta, events, bytes)
+            .map_err(|e| Failure::internal(format!("replaying {public}"), &e))?;
+        if let Some(slot) = self.slots.read().await.get(&id) {
+            if let Some(entry) = &slot.loaded {
+                return Ok(entry.clone()); // read meanwhile by another call
+            }
+        }
+        Ok(self.insert(entry).await)
+    }
+
+    /// Replaces `entry` with the negotiation as the log holds it now.
+    pub async fn reread(&self, entry: &mut Entry) -> Outcome<()> {
+        let (log, id) = (self.log.clone(), entry.meta.id);
+        let fresh = tokio::task::spawn_blocking(move || read(log.as_ref(), id))
+            .await
+            .map_err(|e| Failure::internal("event log task", &e))??;
+        *entry = fresh; // the old analysis's charge is given back as it drops
+        Ok(())
     }
 
     /// Adds a new negotiation, loaded.

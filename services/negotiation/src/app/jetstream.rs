@@ -1,0 +1,473 @@
+//! The event log in a NATS JetStream stream: cluster mode's [`EventStore`].
+//!
+//! One stream (`TRADEPACT_NEGOTIATIONS`, file storage, replicated on a quorum of the cluster),
+//! one subject per negotiation (`tradepact.neg.<id>`), one message per creation or append, so
+//! that what one call records is one atomic message:
+//! `{"meta": …, "first": 0, "events": […]}` for a creation, `{"first": n, "events": […]}` for
+//! an append of events `n..`.
+//!
+//! Concurrency between replicas is JetStream's subject-level optimistic concurrency: every
+//! publish carries `Nats-Expected-Last-Subject-Sequence`, the stream sequence of the last
+//! message this replica has seen on the subject (0 for a creation). A replica that has not seen
+//! another's append is refused ([`LogError::Conflict`], answered `ABORTED`): exactly one of two
+//! concurrent appends to one negotiation is recorded. Ids come from the same check: a creation
+//! takes the next id this replica knows to be free, and a creation refused because another
+//! replica took that id takes the next one.
+//!
+//! What acknowledged means: JetStream acknowledges a publish once a quorum of the stream's
+//! replicas has stored it; the servers are to run with `sync_interval: always` (each stored
+//! message fsynced before it counts), as the cluster script configures them, so that an
+//! acknowledged event survives the loss of power of every node (the single-node promise is
+//! the same: fsync before the answer).
+//!
+//! Replicas follow the stream: [`JetStreamLog::follow`] delivers every message recorded after
+//! the log opened (by any replica, this one included), for the application to apply to the
+//! negotiations it holds and to tell its watchers.
+//!
+//! The [`EventStore`] methods are synchronous (the application calls them on the blocking
+//! pool); they run the client's futures on the runtime the log was opened in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tradepact_bargain::Event;
+
+use super::log::{public_id, stored_size, EventStore, LogError, Meta};
+
+/// The stream's name.
+pub const STREAM: &str = "TRADEPACT_NEGOTIATIONS";
+/// The subjects' prefix: negotiation `id` is `tradepact.neg.<id>`.
+const PREFIX: &str = "tradepact.neg.";
+/// Most bytes one message may take (one creation or append; the service bounds a negotiation's
+/// creation to 1 MiB and its whole log to 16 MiB).
+pub const MAX_MESSAGE_BYTES: i32 = 8 << 20;
+/// Message ends remembered per negotiation (see [`JetStreamLog::saw`]).
+const KEPT_ENDS: usize = 16;
+/// How long one call to JetStream may take, retries included.
+const CALL: Duration = Duration::from_secs(10);
+/// Pause between retries while the cluster recovers (a leader election takes seconds).
+const RETRY: Duration = Duration::from_millis(200);
+
+/// How to reach the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:port` or `tls://…`), comma-separated.
+    pub url: String,
+    /// Replicas of the stream (3 on a cluster of three or more).
+    pub replicas: usize,
+    /// CA certificate (PEM) to verify the servers' TLS certificates with.
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM), for servers that require them.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A NATS credentials file (JWT and nkey seed).
+    pub credentials: Option<std::path::PathBuf>,
+}
+
+/// One message of the stream.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    meta: Option<Meta>,
+    first: u64,
+    events: Vec<Event>,
+}
+
+/// A message recorded on the stream, as followers receive it.
+pub struct Followed {
+    /// The negotiation.
+    pub id: u64,
+    /// Its metadata, for a creation.
+    pub meta: Option<Meta>,
+    /// The number of its first event.
+    pub first: u64,
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// The event log in JetStream.
+pub struct JetStreamLog {
+    handle: tokio::runtime::Handle,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    /// Per negotiation, the stream sequences of the last messages seen on its subject, by the
+    /// number of events the negotiation has after each: an append after event `n` expects
+    /// the message that ended at `n` to be the subject's last.
+    ends: Mutex<HashMap<u64, BTreeMap<u64, u64>>>,
+    /// The highest id known.
+    last_id: AtomicU64,
+    /// The stream's last sequence when the log opened: following starts after it.
+    opened_at: u64,
+    /// A random number of this log instance, and a counter: message ids.
+    instance: u64,
+    nonce: AtomicU64,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Runs `f` until it succeeds, for up to 30 seconds (a cluster starting or electing leaders).
+async fn until_ready<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "{what}: JetStream not ready; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => anyhow::bail!("{what}: {e}"),
+        }
+    }
+}
+
+fn subject(id: u64) -> String {
+    format!("{PREFIX}{id}")
+}
+
+fn id_of(subject: &str) -> Option<u64> {
+    subject.strip_prefix(PREFIX)?.parse().ok()
+}
+
+impl JetStreamLog {
+    /// Connects to the cluster and opens (or creates) the stream. Creating it is retried for
+    /// a while: a new cluster elects its JetStream leader a few seconds after it starts.
+    pub async fn open(config: &NatsConfig) -> anyhow::Result<JetStreamLog> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name("tradepact-negotiation")
+            .connection_timeout(CALL)
+            // Short, so that a request lost to a node that died is retried within a call.
+            .request_timeout(Some(Duration::from_secs(2)));
+        if let Some(ca) = &config.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &config.identity {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if let Some(creds) = &config.credentials {
+            options = options.credentials_file(creds).await?;
+        }
+        let urls: Vec<async_nats::ServerAddr> = (config.url.split(','))
+            .map(|u| u.trim().parse())
+            .collect::<Result<_, _>>()?;
+        let client = options.connect(urls).await?;
+        let js = jetstream::new(client);
+        let stream_config = stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![format!("{PREFIX}*")],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas.max(1),
+            max_message_size: MAX_MESSAGE_BYTES,
+            allow_direct: true,
+            ..Default::default()
+        };
+        // The stream, and its last sequence: taken before the listing, so that a message
+        // recorded in between is followed, not lost. Retried while the cluster elects its
+        // leaders (a new or restarted node answers a few seconds after it accepts clients).
+        let (stream, opened_at) = until_ready("the JetStream stream", || async {
+            let mut stream = js.get_or_create_stream(stream_config.clone()).await?;
+            let last = stream.info().await?.state.last_sequence;
+            Ok((stream, last))
+        })
+        .await?;
+        let log = JetStreamLog {
+            handle: tokio::runtime::Handle::current(),
+            js,
+            stream,
+            ends: Mutex::new(HashMap::new()),
+            last_id: AtomicU64::new(0),
+            opened_at,
+            instance: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            nonce: AtomicU64::new(0),
+        };
+        let ids = until_ready("the negotiations' list", || async {
+            Ok(log.subjects().await?)
+        })
+        .await?;
+        let highest = ids.keys().copied().max().unwrap_or(0);
+        log.last_id.store(highest, Ordering::Release);
+        Ok(log)
+    }
+
+    /// Every negotiation's id and message count.
+    async fn subjects(&self) -> Result<HashMap<u64, usize>, LogError> {
+        let stream = self.stream.clone();
+        let mut subjects = (stream.info_with_subjects(format!("{PREFIX}*")).await)
+            .map_err(|e| unavailable("listing negotiations", e))?;
+        let mut out = HashMap::new();
+        while let Some(item) = subjects.next().await {
+            let (subject, count) = item.map_err(|e| unavailable("listing negotiations", e))?;
+            if let Some(id) = id_of(&subject) {
+                out.insert(id, count);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that message `seq` of negotiation `id` left it with `end` events.
+    fn saw(&self, id: u64, end: u64, seq: u64) {
+        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        let known = ends.entry(id).or_default();
+        known.insert(end, seq);
+        // An append follows one of the last states a replica can hold: a few are enough.
+        while known.len() > KEPT_ENDS {
+            known.pop_first();
+        }
+        self.last_id.fetch_max(id, Ordering::AcqRel);
+    }
+
+    /// The sequence of the message after which negotiation `id` had `end` events (0 for none:
+    /// a creation), if this replica saw it.
+    fn sequence_at(&self, id: u64, end: u64) -> Option<u64> {
+        if end == 0 {
+            return Some(0);
+        }
+        let ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
+        ends.get(&id)?.get(&end).copied()
+    }
+
+    /// Publishes one message expecting the subject's last to be `expected`; retried while the
+    /// cluster elects a leader or the connection moves to another node (within [`CALL`]),
+    /// under one message id, so that JetStream stores a retried message once.
+    async fn publish(
+        &self,
+        id: u64,
+        expected: u64,
+        end: u64,
+        payload: Vec<u8>,
+    ) -> Result<u64, LogError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            expected.to_string().as_str(),
+        );
+        // Unique to this publish (not only to the event numbers: another replica's message
+        // for the same events must not pass for this one's duplicate).
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let msg_id = format!("{id}-{end}-{:x}-{nonce}", self.instance);
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let payload = bytes::Bytes::from(payload);
+        let deadline = tokio::time::Instant::now() + CALL;
+        loop {
+            let ack = async {
+                self.js
+                    .publish_with_headers(subject(id), headers.clone(), payload.clone())
+                    .await?
+                    .await
+            };
+            let error = match tokio::time::timeout_at(deadline, ack).await {
+                Ok(Ok(ack)) => {
+                    self.saw(id, end, ack.sequence);
+                    return Ok(ack.sequence);
+                }
+                // NATS 2.11+ answers a stale subject sequence with error code 10164, which this
+                // client does not map to its WrongLastSequence kind (it maps 10071): the text
+                // does.
+                Ok(Err(e))
+                    if e.kind() == PublishErrorKind::WrongLastSequence
+                        || e.to_string().contains("wrong last sequence") =>
+                {
+                    return Err(LogError::Conflict(format!(
+                        "{} was changed by another replica; read it again and retry",
+                        public_id(id)
+                    )))
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer in time".to_owned(),
+            };
+            if tokio::time::Instant::now() + RETRY >= deadline {
+                return Err(unavailable("recording in JetStream", error));
+            }
+            tracing::debug!(%error, "JetStream publish; retrying");
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Reads a negotiation, retried like [`Self::publish`] while the cluster recovers.
+    async fn read_retrying(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
+        let deadline = tokio::time::Instant::now() + CALL;
+        loop {
+            match self.read(id).await {
+                Err(LogError::Unavailable(e)) if tokio::time::Instant::now() + RETRY < deadline => {
+                    tracing::debug!(error = %e, "JetStream read; retrying");
+                    tokio::time::sleep(RETRY).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Reads a negotiation's messages one by one through the stream's leader (so that a
+    /// replica that lags behind it cannot hide the newest; a consumer would need the cluster's
+    /// meta leader too).
+    async fn read(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
+        let (mut meta, mut events) = (None, Vec::new());
+        let mut next = 1;
+        loop {
+            let request = (self.stream.raw_message_builder())
+                .next_by_subject(subject(id))
+                .sequence(next);
+            let message = match tokio::time::timeout(CALL, request.send()).await {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => break,
+                Ok(Err(e)) => return Err(unavailable("reading a negotiation", e)),
+                Err(_) => return Err(unavailable("reading a negotiation", "no answer in time")),
+            };
+            next = message.sequence + 1;
+            let record: Record = serde_json::from_slice(&message.payload)
+                .map_err(|e| LogError::Corrupt(e.to_string()))?;
+            if record.first != events.len() as u64 || (record.meta.is_some() != events.is_empty()) {
+                return Err(LogError::Corrupt(format!(
+                    "{}: a message starts at event {} after {} events",
+                    public_id(id),
+                    record.first,
+                    events.len()
+                )));
+            }
+            self.saw(
+                id,
+                record.first + record.events.len() as u64,
+                message.sequence,
+            );
+            if let Some(m) = record.meta {
+                meta = Some(m);
+            }
+            events.extend(record.events);
+        }
+        let Some(meta) = meta else {
+            return Err(LogError::Missing(id));
+        };
+        let bytes = stored_size(Some(&meta), &events);
+        Ok((meta, events, bytes))
+    }
+
+    /// Every message recorded since the log opened, by any replica, in order (a bounded
+    /// channel: a follower that falls behind slows the delivery, not the writers).
+    pub async fn follow(self: &std::sync::Arc<Self>) -> anyhow::Result<mpsc::Receiver<Followed>> {
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: format!("{PREFIX}*"),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: self.opened_at + 1,
+            },
+            ..Default::default()
+        };
+        let mut messages = until_ready("following the stream", || async {
+            let consumer = self.stream.create_consumer(config.clone()).await?;
+            Ok(consumer.messages().await?)
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(256);
+        let log = self.clone();
+        tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "following the JetStream log");
+                        continue;
+                    }
+                };
+                let Some(id) = id_of(&message.subject) else {
+                    continue;
+                };
+                let record: Record = match serde_json::from_slice(&message.payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, id = %public_id(id), "a message that does not decode");
+                        continue;
+                    }
+                };
+                if let Ok(info) = message.info() {
+                    let end = record.first + record.events.len() as u64;
+                    log.saw(id, end, info.stream_sequence);
+                }
+                let followed = Followed {
+                    id,
+                    meta: record.meta,
+                    first: record.first,
+                    events: record.events,
+                };
+                if tx.send(followed).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Runs `f` to completion from the blocking pool or a worker thread.
+    fn wait<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::task::block_in_place(|| self.handle.block_on(f))
+    }
+}
+
+impl EventStore for JetStreamLog {
+    fn ids(&self) -> Result<Vec<u64>, LogError> {
+        let mut ids: Vec<u64> = self.wait(self.subjects())?.into_keys().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
+        self.wait(self.read_retrying(id))
+    }
+
+    fn next_id(&self) -> Result<u64, LogError> {
+        Ok(self.last_id.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
+        let record = Record {
+            meta: Some(meta.clone()),
+            first: 0,
+            events: events.to_vec(),
+        };
+        let payload = serde_json::to_vec(&record).expect("events and metadata serialise");
+        let end = events.len() as u64;
+        self.wait(self.publish(meta.id, 0, end, payload))
+            .map(|_| ())
+    }
+
+    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
+        // The events as encoded (what they cost), inside one record.
+        let mut payload = format!("{{\"first\":{first},\"events\":[").into_bytes();
+        for (i, e) in encoded.iter().enumerate() {
+            if i > 0 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(e);
+        }
+        payload.extend_from_slice(b"]}");
+        // The message that left the negotiation as the caller holds it must be the last:
+        // unknown here (this replica never saw that state), the caller's copy is stale.
+        let Some(expected) = self.sequence_at(id, first) else {
+            return Err(LogError::Conflict(format!(
+                "{} has changed since this replica read it",
+                public_id(id)
+            )));
+        };
+        let end = first + encoded.len() as u64;
+        self.wait(self.publish(id, expected, end, payload))
+            .map(|_| ())
+    }
+
+    fn flush(&self) -> Result<(), LogError> {
+        // Acknowledged publishes are stored by a quorum already.
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Cluster mode: negotiation replicas over a three-node NATS JetStream cluster on loopback,
+//! the event log a JetStream stream. A negotiation created on one replica is read on the
+//! other; ids stay dense across replicas; concurrent offers on one negotiation through both
+//! replicas are recorded exactly once each (one wins each race, the other is told to read
+//! again), and both replicas hold, and tell watchers, the same history; the log survives the
+//! loss of a NATS node and of a replica.
+
+use std::time::Duration;
+
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tradepact_client::negotiation::NegotiationClient;
+use tradepact_proto::negotiation_v1 as pb;
+use tradepact_tests::{negotiation_client, start_data, start_negotiation_replica, NatsCluster};
+
+fn create() -> pb::CreateNegotiationRequest {
+    let issue = |id: &str, options: [&str; 2]| pb::Issue {
+        id: id.into(),
+        label: id.into(),
+        options: options
+            .map(|o| pb::IssueOption {
+                id: o.into(),
+                label: o.into(),
+                trade_effects: vec![],
+            })
+            .to_vec(),
+    };
+    pb::CreateNegotiationRequest {
+        title: "replicated".into(),
+        agreement: "test FTA".into(),
+        parties: vec!["US".into(), "KOR".into()],
+        issues: vec![
+            issue("tariff", ["keep", "cut"]),
+            issue("quota", ["high", "low"]),
+        ],
+        deadline_rounds: 5,
+        ..Default::default()
+    }
+}
+
+fn offer(id: &str, party: &str, tariff: &str, quota: &str) -> pb::SubmitOfferRequest {
+    let choice = |issue: &str, option: &str| pb::Choice {
+        issue_id: issue.into(),
+        option_id: option.into(),
+    };
+    pb::SubmitOfferRequest {
+        negotiation_id: id.into(),
+        party: party.into(),
+        package: Some(pb::Package {
+            choices: vec![choice("tariff", tariff), choice("quota", quota)],
+        }),
+    }
+}
+
+/// The first `n` events of negotiation `id` as a replica tells a watcher: (number, JSON).
+async fn history(c: &mut NegotiationClient, id: &str, n: usize) -> Vec<(u64, String)> {
+    let request = pb::WatchNegotiationRequest {
+        id: id.into(),
+        from_event: 0,
+        include_positions: false,
+    };
+    let mut watch = c.watch_negotiation(request).await.unwrap().into_inner();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let e = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .expect("the replica tells every event")
+            .expect("the stream stays open")
+            .unwrap();
+        events.push((e.event_number, e.json));
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_negotiations_and_record_each_concurrent_offer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let data = start_data(&dir.path().join("data"));
+    let a = start_negotiation_replica(&nats.urls(), &data.url());
+    let b = start_negotiation_replica(&nats.urls(), &data.url());
+    let (mut ca, mut cb) = (negotiation_client(&a).await, negotiation_client(&b).await);
+
+    // Created on A, read on B at once; the next id, taken on B, follows A's.
+    let n = ca.create_negotiation(create()).await.unwrap().into_inner();
+    let id = n.negotiation.unwrap().id;
+    let on_b = cb
+        .get_negotiation(pb::GetNegotiationRequest {
+            id: id.clone(),
+            include_positions: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .negotiation
+        .unwrap();
+    assert_eq!((on_b.title.as_str(), on_b.parties.len()), ("replicated", 2));
+    let second = cb.create_negotiation(create()).await.unwrap().into_inner();
+    let number = |id: &str| id.trim_start_matches("neg-").parse::<u64>().unwrap();
+    assert_eq!(number(&second.negotiation.unwrap().id), number(&id) + 1);
+
+    // Each round, the party whose turn it is offers through both replicas at once: one offer
+    // is recorded, the other replica's caller is told the negotiation changed.
+    let mut recorded = Vec::new();
+    for round in 0..8 {
+        let party = ["US", "KOR"][round % 2];
+        let (ra, rb) = tokio::join!(
+            ca.submit_offer(offer(&id, party, "keep", "high")),
+            cb.submit_offer(offer(&id, party, "cut", "low"))
+        );
+        let (won, lost) = match (ra, rb) {
+            (Ok(o), Err(e)) => ((o.into_inner().offer.unwrap(), "[0,0]"), e),
+            (Err(e), Ok(o)) => ((o.into_inner().offer.unwrap(), "[1,1]"), e),
+            other => panic!("round {round}: one offer and one refusal, got {other:?}"),
+        };
+        assert!(
+            matches!(lost.code(), Code::Aborted | Code::FailedPrecondition),
+            "round {round}: {lost:?}"
+        );
+        assert_eq!(won.0.id as usize, round, "round {round}");
+        recorded.push(won);
+    }
+
+    // Both replicas hold and tell the same history: the creation and the eight offers, each
+    // acknowledged one at its place.
+    let (on_a, on_b) = (
+        history(&mut ca, &id, 9).await,
+        history(&mut cb, &id, 9).await,
+    );
+    assert_eq!(on_a, on_b);
+    assert_eq!(
+        on_a.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (0..9).collect::<Vec<u64>>()
+    );
+    // (Packages are stored as option indices: keep/high [0,0], cut/low [1,1].)
+    for ((offer, package), (_, json)) in recorded.iter().zip(&on_a[1..]) {
+        let party = ["US", "KOR"][offer.id as usize % 2];
+        assert_eq!(offer.proposer, party);
+        let made =
+            format!("{{\"type\":\"offer_made\",\"party\":\"{party}\",\"package\":{package},");
+        assert!(json.starts_with(&made), "{json}");
+    }
+
+    // One NATS node killed: both replicas still record and read (a quorum of two is left);
+    // restarted, it catches up.
+    nats.nodes[0].kill9();
+    let third = cb.create_negotiation(create()).await.unwrap().into_inner();
+    let third = third.negotiation.unwrap().id;
+    let got = ca
+        .get_negotiation(pb::GetNegotiationRequest {
+            id: third.clone(),
+            include_positions: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.into_inner().negotiation.unwrap().id, third);
+    nats.nodes[0].restart();
+
+    // A replica killed and started again reads every negotiation back from the stream.
+    a.kill9();
+    let a = start_negotiation_replica(&nats.urls(), &data.url());
+    let mut ca = negotiation_client(&a).await;
+    assert_eq!(history(&mut ca, &id, 9).await, on_b);
+    let listed = ca
+        .list_negotiations(pb::ListNegotiationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.negotiations.len(), 3);
+}
