@@ -386,6 +386,12 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `n` nodes with their stores under `dir` and waits until each accepts clients.
     pub fn start(dir: &Path, n: usize) -> NatsCluster {
+        Self::start_with(dir, n, "")
+    }
+
+    /// Like [`NatsCluster::start`], with `extra` added to every node's configuration (a `tls`
+    /// block, say); one node runs alone (no cluster block).
+    pub fn start_with(dir: &Path, n: usize, extra: &str) -> NatsCluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = (ports.iter())
             .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
@@ -395,12 +401,17 @@ impl NatsCluster {
                 let store = dir.join(format!("n{i}"));
                 std::fs::create_dir_all(&store).expect("a node's directory");
                 let config = dir.join(format!("n{i}.conf"));
+                let cluster = match n {
+                    1 => String::new(),
+                    _ => format!(
+                        "cluster {{ name: tradepact, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                        routes.join(", ")
+                    ),
+                };
                 let text = format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
-                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                     cluster {{ name: tradepact, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n{cluster}{extra}\n",
                     store.display(),
-                    routes.join(", ")
                 );
                 std::fs::write(&config, text).expect("a node's configuration");
                 let mut node = NatsNode {

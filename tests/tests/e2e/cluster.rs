@@ -168,3 +168,65 @@ async fn two_replicas_share_negotiations_and_record_each_concurrent_offer_once()
         .into_inner();
     assert_eq!(listed.negotiations.len(), 3);
 }
+
+/// The connection to NATS over TLS with a client certificate (`--nats-ca`, `--nats-cert`,
+/// `--nats-key`): the replica records and reads; without its certificate the server refuses
+/// it and the replica stops with the reason instead of serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_speaks_tls_to_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::security::Pki::new(dir.path());
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem")
+    );
+    let nats = NatsCluster::start_with(&dir.path().join("nats"), 1, &tls);
+    let url = nats.urls().replace("nats://", "tls://");
+    let data = start_data(&dir.path().join("data"));
+    let with = |cert: bool| {
+        let mut args = vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".into(),
+            "--nats".into(),
+            url.clone(),
+            "--nats-replicas".into(),
+            "1".into(),
+            "--nats-ca".into(),
+            pki.path("ca.pem"),
+            "--data-service".into(),
+            data.url(),
+        ];
+        if cert {
+            args.extend(["--nats-cert".into(), pki.path("client.pem")]);
+            args.extend(["--nats-key".into(), pki.path("client.key")]);
+        }
+        args
+    };
+    let args = with(true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let replica = tradepact_tests::Process::start("tradepact-negotiation", &args);
+    let mut c = negotiation_client(&replica).await;
+    let id = (c.create_negotiation(create()).await.unwrap().into_inner())
+        .negotiation
+        .unwrap()
+        .id;
+    let read = c
+        .get_negotiation(pb::GetNegotiationRequest {
+            id: id.clone(),
+            include_positions: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(read.into_inner().negotiation.unwrap().id, id);
+
+    let out = std::process::Command::new(tradepact_tests::binary("tradepact-negotiation"))
+        .args(with(false))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    assert!(stderr.contains("CertificateRequired"), "{stderr}");
+}
