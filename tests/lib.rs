@@ -520,3 +520,19 @@ pub fn start_negotiation_replica(nats: &str, data_url: &str) -> Process {
         ],
     )
 }
+
+/// Starts `tradepact-data` on an ephemeral port over `data_dir` as a view of the JetStream
+/// cluster at `nats` (cluster mode).
+pub fn start_data_replica(nats: &str, data_dir: &Path) -> Process {
+    Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+            "--nats",
+            nats,
+        ],
+    )
+}

@@ -23,6 +23,7 @@ pub mod conn;
 pub mod deadline;
 pub mod frames;
 pub mod metrics;
+pub mod nats;
 pub mod outbox;
 pub mod paging;
 pub mod server;

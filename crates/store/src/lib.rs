@@ -84,6 +84,10 @@ pub enum Error {
     /// The store was written in another format (see [`FORMAT`]).
     #[error("{0}")]
     Format(String),
+    /// The log the store is a view of cannot be reached or did not answer in time (cluster
+    /// mode); the message says whether the write may still be applied.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {

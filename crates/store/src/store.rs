@@ -572,7 +572,35 @@ impl Store {
         release: Option<&Release>,
         applied: impl FnOnce(u64),
     ) -> Result<WriteSummary> {
+        self.write_inner(batch, release, None, applied)
+    }
+
+    /// [`Store::write_then`] as write number `at` of a log this store is a view of (cluster
+    /// mode: the stream sequence of the message), recorded as the store's sequence in the same
+    /// atomic batch, so that the store knows, after any crash, the last message it applied. A
+    /// write at or below the store's sequence was applied already: nothing is written and the
+    /// summary is empty. A write without points still records its sequence.
+    pub fn write_at(
+        &self,
+        batch: &[SeriesPoints],
+        release: Option<&Release>,
+        at: u64,
+        applied: impl FnOnce(u64),
+    ) -> Result<WriteSummary> {
+        self.write_inner(batch, release, Some(at), applied)
+    }
+
+    fn write_inner(
+        &self,
+        batch: &[SeriesPoints],
+        release: Option<&Release>,
+        at: Option<u64>,
+        applied: impl FnOnce(u64),
+    ) -> Result<WriteSummary> {
         let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_some_and(|at| at <= *last) {
+            return Ok(WriteSummary::default());
+        }
         let mut ops = sled::Batch::default();
         let (release_id, new_release) = match release {
             Some(r) => self.release_id(r, &mut ops)?,
@@ -655,9 +683,18 @@ impl Store {
             }
         }
         if written.is_empty() {
+            if let Some(at) = at {
+                // Nothing to store, but the log's message is applied.
+                ops.insert(SEQUENCE, at.to_be_bytes().to_vec());
+                drop(ranks);
+                self.tree.apply_batch(ops)?;
+                *last = at;
+                summary.sequence = at;
+                applied(at);
+            }
             return Ok(summary);
         }
-        let seq = *last + 1;
+        let seq = at.unwrap_or(*last + 1);
         let mut record = Vec::with_capacity(4 + written.len() * 32);
         record.extend_from_slice(&release_id.to_be_bytes());
         for w in written.values() {
@@ -1193,7 +1230,27 @@ impl Store {
     /// Removes a series and its points, atomically; returns how many points it held.
     /// Not durable until [`Store::flush`] returns.
     pub fn delete(&self, key: &SeriesKey) -> Result<u64> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.delete_inner(key, None)
+    }
+
+    /// [`Store::delete`] as write number `at` of a log this store is a view of (see
+    /// [`Store::write_at`]): recorded as the store's sequence in the same batch; at or below
+    /// the store's sequence, applied already (0 points); a series that is not there deletes
+    /// nothing and still records the sequence.
+    pub fn delete_at(&self, key: &SeriesKey, at: u64) -> Result<u64> {
+        self.delete_inner(key, Some(at))
+    }
+
+    fn delete_inner(&self, key: &SeriesKey, at: Option<u64>) -> Result<u64> {
+        let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_some_and(|at| at <= *last) {
+            return Ok(0);
+        }
+        if let (Some(at), None) = (at, self.entry(key)?) {
+            self.tree.insert(SEQUENCE, at.to_be_bytes().to_vec())?;
+            *last = at;
+            return Ok(0);
+        }
         let encoded = key.encode();
         let raw = self
             .tree
@@ -1205,7 +1262,13 @@ impl Store {
         for item in self.tree.scan_prefix(chunk_prefix(&encoded)) {
             ops.remove(item?.0);
         }
+        if let Some(at) = at {
+            ops.insert(SEQUENCE, at.to_be_bytes().to_vec());
+        }
         self.tree.apply_batch(ops)?;
+        if let Some(at) = at {
+            *last = at;
+        }
         Ok(u64::from(meta.count))
     }
 }

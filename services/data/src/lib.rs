@@ -4,6 +4,7 @@
 //! logic lives here.
 
 pub mod app;
+pub mod at_least;
 pub mod convert;
 mod feed;
 mod query;
@@ -74,6 +75,8 @@ pub struct Config {
     pub limits: tradepact_rpc::LimitArgs,
     #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
+    #[command(flatten)]
+    pub nats: tradepact_rpc::nats::NatsArgs,
 }
 
 /// How the store uses memory and disk.
@@ -154,6 +157,56 @@ pub async fn serve(
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (app, watchers) = app::Trade::new(store.clone());
+    serve_trade(
+        listener,
+        store,
+        (app, watchers, None),
+        limits,
+        security,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `store` as a view of the cluster's data stream (cluster mode; see
+/// [`app::cluster`]) on `listener` until `shutdown` completes.
+pub async fn serve_clustered(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    nats: &tradepact_rpc::nats::NatsConfig,
+    limits: Limits,
+    security: tradepact_rpc::Security,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let log = app::cluster::ClusterLog::open(nats, store.clone(), limits.max_message_bytes).await?;
+    let applied = log.applied();
+    let (app, watchers) = app::Trade::clustered(store.clone(), log);
+    serve_trade(
+        listener,
+        store,
+        (app, watchers, Some(applied)),
+        limits,
+        security,
+        shutdown,
+    )
+    .await
+}
+
+type Served = (
+    app::Trade,
+    app::watch::Closer,
+    Option<tokio::sync::watch::Receiver<u64>>,
+);
+
+async fn serve_trade(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    (app, watchers, applied): Served,
+    limits: Limits,
+    security: tradepact_rpc::Security,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if tradepact_rpc::metrics::enabled() {
         // Known before the first call (a cheap look at the files), then every 10 s.
         if let Ok(bytes) = store.size_on_disk() {
@@ -161,7 +214,6 @@ pub async fn serve(
         }
         tokio::spawn(store_size(Arc::downgrade(&store)));
     }
-    let (app, watchers) = app::Trade::new(store.clone());
     let service = DataService::new(app);
     let server = TradeDataServiceServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
@@ -170,7 +222,13 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await;
+    let served = match applied {
+        Some(applied) => {
+            let server = at_least::AtLeast::new(server, applied);
+            tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await
+        }
+        None => tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await,
+    };
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     tracing::info!("store flushed");
@@ -199,14 +257,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store_with(&config.data_dir, &config.store)?;
     tracing::info!(data_dir = %config.data_dir.display(), "store open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
-    serve(
-        listener,
-        store,
+    let (limits, shutdown) = (
         Limits::from(&config.limits),
-        security,
         tradepact_rpc::server::shutdown_signal(),
-    )
-    .await
+    );
+    match config.nats.config() {
+        Some(nats) => {
+            tracing::info!(nats = %nats.url, replicas = nats.replicas, "cluster mode: the store is a view of the data stream");
+            serve_clustered(listener, store, &nats, limits, security, shutdown).await
+        }
+        None => serve(listener, store, limits, security, shutdown).await,
+    }
 }
 
 #[cfg(test)]

@@ -121,44 +121,7 @@ pub struct Config {
     #[command(flatten)]
     pub security: tradepact_rpc::SecurityArgs,
     #[command(flatten)]
-    pub nats: NatsArgs,
-}
-
-/// Cluster mode: the event log in a NATS JetStream cluster instead of the sled directory.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct NatsArgs {
-    /// NATS server URLs, comma-separated (nats://HOST:PORT, tls://…): the event log is the
-    /// JetStream stream TRADEPACT_NEGOTIATIONS and --data-dir is not used.
-    #[arg(long = "nats", env = "TRADEPACT_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// Replicas of the stream (acknowledged once a quorum of them has it).
-    #[arg(long, env = "TRADEPACT_NATS_REPLICAS", default_value_t = 3)]
-    pub nats_replicas: usize,
-    /// PEM CA certificate of the NATS servers' TLS certificates (TLS is then required).
-    #[arg(long, env = "TRADEPACT_NATS_CA")]
-    pub nats_ca: Option<PathBuf>,
-    /// PEM client certificate, for NATS servers that verify clients.
-    #[arg(long, env = "TRADEPACT_NATS_CERT", requires = "nats_key")]
-    pub nats_cert: Option<PathBuf>,
-    /// PEM key of --nats-cert.
-    #[arg(long, env = "TRADEPACT_NATS_KEY", requires = "nats_cert")]
-    pub nats_key: Option<PathBuf>,
-    /// NATS credentials file (JWT and nkey seed).
-    #[arg(long, env = "TRADEPACT_NATS_CREDS")]
-    pub nats_creds: Option<PathBuf>,
-}
-
-impl NatsArgs {
-    /// The cluster's configuration, when cluster mode is asked for.
-    pub fn config(&self) -> Option<app::jetstream::NatsConfig> {
-        Some(app::jetstream::NatsConfig {
-            url: self.nats_url.clone()?,
-            replicas: self.nats_replicas,
-            ca: self.nats_ca.clone(),
-            identity: self.nats_cert.clone().zip(self.nats_key.clone()),
-            credentials: self.nats_creds.clone(),
-        })
-    }
+    pub nats: tradepact_rpc::nats::NatsArgs,
 }
 
 /// Where the negotiations are recorded: the sled event log, or a JetStream stream (with the
@@ -178,7 +141,7 @@ impl Log {
     }
 
     /// The JetStream event log of a cluster, followed from now on.
-    pub async fn jetstream(config: &app::jetstream::NatsConfig) -> anyhow::Result<Log> {
+    pub async fn jetstream(config: &tradepact_rpc::nats::NatsConfig) -> anyhow::Result<Log> {
         let log = Arc::new(app::jetstream::JetStreamLog::open(config).await?);
         let followed = Some(log.follow().await?);
         Ok(Log {

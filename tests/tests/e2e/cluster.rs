@@ -1,6 +1,6 @@
-//! Cluster mode: negotiation replicas over a three-node NATS JetStream cluster on loopback,
-//! the event log a JetStream stream. A negotiation created on one replica is read on the
-//! other; ids stay dense across replicas; concurrent offers on one negotiation through both
+//! Cluster mode over a three-node NATS JetStream cluster on loopback: data nodes whose stores
+//! are views of one data stream, and negotiation replicas whose event log is a stream. A
+//! negotiation created on one replica is read on the other; ids stay dense across replicas; concurrent offers on one negotiation through both
 //! replicas are recorded exactly once each (one wins each race, the other is told to read
 //! again), and both replicas hold, and tell watchers, the same history; the log survives the
 //! loss of a NATS node and of a replica.
@@ -9,9 +9,14 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tradepact_client::data::DataClient;
 use tradepact_client::negotiation::NegotiationClient;
+use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
-use tradepact_tests::{negotiation_client, start_data, start_negotiation_replica, NatsCluster};
+use tradepact_tests::{
+    data_client, negotiation_client, start_data, start_data_replica, start_negotiation_replica,
+    write_request, NatsCluster,
+};
 
 fn create() -> pb::CreateNegotiationRequest {
     let issue = |id: &str, options: [&str; 2]| pb::Issue {
@@ -229,4 +234,130 @@ async fn the_event_log_speaks_tls_to_nats() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("listening on"), "{stderr}");
     assert!(stderr.contains("CertificateRequired"), "{stderr}");
+}
+
+fn data_key(product: &str) -> data_pb::SeriesKey {
+    tradepact_tests::key(
+        "KOR",
+        "USA",
+        data_pb::Flow::Export,
+        data_pb::TradeKind::Goods,
+        product,
+        data_pb::Frequency::Monthly,
+    )
+}
+
+/// A read asking for at least write `sequence`.
+fn at_least<T>(message: T, sequence: u64) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = sequence.to_string().parse().unwrap();
+    request
+        .metadata_mut()
+        .insert("tradepact-min-sequence", value);
+    request
+}
+
+/// Every point a node holds, in key and period order, after it has applied `sequence`.
+async fn everything(c: &mut DataClient, sequence: u64) -> Vec<(String, String, f64)> {
+    let list = data_pb::ListSeriesRequest {
+        page_size: 1000,
+        ..Default::default()
+    };
+    let listed = c.list_series(at_least(list, sequence)).await.unwrap();
+    let mut out = Vec::new();
+    for info in listed.into_inner().series {
+        let key = info.key.unwrap();
+        let get = data_pb::GetSeriesRequest {
+            key: Some(key.clone()),
+            ..Default::default()
+        };
+        let series = c.get_series(at_least(get, sequence)).await.unwrap();
+        for v in series.into_inner().values {
+            out.push((key.product.clone(), v.period, v.value_usd));
+        }
+    }
+    out
+}
+
+/// Two data nodes as views of one data stream: a write through one is read on the other at
+/// its sequence; a node killed during an ingest through the other catches up to the same
+/// points; a read at a sequence not applied in time says how far the node is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_data_nodes_apply_the_stream_alike_and_read_their_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let a = start_data_replica(&nats.urls(), &dir.path().join("a"));
+    let b = start_data_replica(&nats.urls(), &dir.path().join("b"));
+    let (mut ca, mut cb) = (data_client(&a).await, data_client(&b).await);
+
+    // Read-your-writes across nodes.
+    let written = ca
+        .write_points(write_request(
+            data_key("HS:87"),
+            &[("2017-01", 1.0), ("2017-02", 2.0)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.inserted, 2);
+    let get = data_pb::GetSeriesRequest {
+        key: Some(data_key("HS:87")),
+        ..Default::default()
+    };
+    let on_b = cb
+        .get_series(at_least(get.clone(), written.sequence))
+        .await
+        .unwrap();
+    let values: Vec<f64> = on_b
+        .into_inner()
+        .values
+        .iter()
+        .map(|v| v.value_usd)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0]);
+    // A write through B, then through A again: sequences of one stream.
+    let through_b = cb
+        .write_points(write_request(data_key("HS:87"), &[("2017-03", 3.0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(through_b.sequence > written.sequence);
+    // A sequence nobody wrote: UNAVAILABLE within the request's deadline, saying how far.
+    let mut far = at_least(get.clone(), through_b.sequence + 1000);
+    far.set_timeout(Duration::from_millis(300));
+    let e = cb.get_series(far).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.message().contains("has applied the writes up to"),
+        "{e:?}"
+    );
+
+    // B killed during an ingest through A, started again on its store: it catches up.
+    let ingest = tokio::spawn(async move {
+        let mut last = 0;
+        for i in 0..40u32 {
+            let values: Vec<(String, f64)> = (1..=12)
+                .map(|m| (format!("{}-{m:02}", 1990 + i), f64::from(i * 100 + m)))
+                .collect();
+            let values: Vec<(&str, f64)> = values.iter().map(|(p, v)| (p.as_str(), *v)).collect();
+            let product = format!("HS:{:04}", 8700 + i % 5);
+            let w = ca
+                .write_points(write_request(data_key(&product), &values))
+                .await
+                .unwrap()
+                .into_inner();
+            last = w.sequence;
+        }
+        (ca, last)
+    });
+    b.kill9();
+    let (mut ca, last) = ingest.await.unwrap();
+    let b = start_data_replica(&nats.urls(), &dir.path().join("b"));
+    let mut cb = data_client(&b).await;
+    let (on_a, on_b) = (
+        everything(&mut ca, last).await,
+        everything(&mut cb, last).await,
+    );
+    assert_eq!(on_a.len(), 3 + 40 * 12);
+    assert_eq!(on_a, on_b);
 }

@@ -259,6 +259,48 @@ proptest! {
 }
 
 #[test]
+fn writes_at_a_log_sequence_apply_once_and_remember_the_last_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(Flow::Export, Kind::Goods, Frequency::Monthly);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut told = Vec::new();
+        let s = store
+            .write_at(&[points(&k, &[(24000, 1.0)])], None, 5, |q| told.push(q))
+            .unwrap();
+        assert_eq!((s.inserted, s.sequence, store.sequence()), (1, 5, 5));
+        // The same message again (a crash between applying and acknowledging): nothing.
+        let again = store
+            .write_at(&[points(&k, &[(24000, 9.0)])], None, 5, |q| told.push(q))
+            .unwrap();
+        assert_eq!((again.inserted, again.updated, again.sequence), (0, 0, 0));
+        assert_eq!(values(&store, &k, 0, u32::MAX), vec![(24000, 1.0)]);
+        // A message without points still counts as applied.
+        assert_eq!(
+            store
+                .write_at(&[], None, 6, |q| told.push(q))
+                .unwrap()
+                .sequence,
+            6
+        );
+        assert_eq!(told, vec![5, 6]);
+        // Deletes too: of a series there, and of one that is not.
+        let other = key(Flow::Import, Kind::Goods, Frequency::Monthly);
+        assert_eq!(store.delete_at(&other, 7).unwrap(), 0);
+        assert_eq!(store.delete_at(&k, 8).unwrap(), 1);
+        assert_eq!(store.delete_at(&k, 8).unwrap(), 0);
+        store.flush().unwrap();
+    }
+    let store = reopen(dir.path());
+    assert_eq!(store.sequence(), 8);
+    assert!(store.is_empty().unwrap());
+    let s = store
+        .write_at(&[points(&k, &[(24000, 2.0)])], None, 9, |_| {})
+        .unwrap();
+    assert_eq!(s.sequence, 9);
+}
+
+#[test]
 fn writes_get_sequences_that_survive_reopen_and_changes_list_what_they_touched() {
     let dir = tempfile::tempdir().unwrap();
     let k = key(Flow::Export, Kind::Goods, Frequency::Monthly);

@@ -17,6 +17,7 @@ pub fn failure(e: Error) -> Failure {
         Error::Storage(e) => Failure::internal("storage error", &e),
         Error::Corrupt(e) => Failure::DataLoss(format!("corrupt store: {e}")),
         Error::Format(e) => Failure::internal("store format", &e),
+        Error::Unavailable(why) => Failure::Unavailable(why),
     }
 }
 

@@ -7,6 +7,7 @@
 //! sled store today, a replicated log later); reads go to the store. [`ingest`] is the
 //! batch-merging writer of a bulk load, [`watch`] the fan-out of durable writes to watchers.
 
+pub mod cluster;
 pub mod failure;
 pub mod ingest;
 pub mod query;
@@ -96,6 +97,8 @@ pub struct Trade {
     log: Arc<dyn WriteLog>,
     watch: Arc<Watchers>,
     query_slots: query::QuerySlots,
+    /// Cluster mode: what is written goes through the stream (user groups are not yet).
+    clustered: bool,
 }
 
 impl Trade {
@@ -112,9 +115,20 @@ impl Trade {
                 log,
                 watch,
                 query_slots,
+                clustered: false,
             },
             closer,
         )
+    }
+
+    /// The application in cluster mode: writes through `log` (a JetStream stream), which
+    /// this node applies to `store` in stream order (a task started here tells watchers).
+    pub fn clustered(store: Arc<Store>, log: Arc<cluster::ClusterLog>) -> (Trade, watch::Closer) {
+        let (mut trade, closer) = Trade::new(store);
+        tokio::spawn(log.clone().apply_stream(trade.watch.clone()));
+        trade.log = log;
+        trade.clustered = true;
+        (trade, closer)
     }
 
     /// Runs a bounded read on the calling task: sled reads of a page or a few series take

@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tradepact_bargain::Event;
 
+use tradepact_rpc::nats::{until_ready, NatsConfig};
+
 use super::log::{public_id, stored_size, EventStore, LogError, Meta};
 
 /// The stream's name.
@@ -53,21 +55,6 @@ const KEPT_ENDS: usize = 16;
 const CALL: Duration = Duration::from_secs(10);
 /// Pause between retries while the cluster recovers (a leader election takes seconds).
 const RETRY: Duration = Duration::from_millis(200);
-
-/// How to reach the cluster.
-#[derive(Clone, Debug, Default)]
-pub struct NatsConfig {
-    /// Server URLs (`nats://host:port` or `tls://…`), comma-separated.
-    pub url: String,
-    /// Replicas of the stream (3 on a cluster of three or more).
-    pub replicas: usize,
-    /// CA certificate (PEM) to verify the servers' TLS certificates with.
-    pub ca: Option<std::path::PathBuf>,
-    /// Client certificate and key (PEM), for servers that require them.
-    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    /// A NATS credentials file (JWT and nkey seed).
-    pub credentials: Option<std::path::PathBuf>,
-}
 
 /// One message of the stream.
 #[derive(Serialize, Deserialize)]
@@ -112,25 +99,6 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(format!("{what}: {e}"))
 }
 
-/// Runs `f` until it succeeds, for up to 30 seconds (a cluster starting or electing leaders).
-async fn until_ready<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::info!(error = %e, "{what}: JetStream not ready; retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => anyhow::bail!("{what}: {e}"),
-        }
-    }
-}
-
 fn subject(id: u64) -> String {
     format!("{PREFIX}{id}")
 }
@@ -143,24 +111,7 @@ impl JetStreamLog {
     /// Connects to the cluster and opens (or creates) the stream. Creating it is retried for
     /// a while: a new cluster elects its JetStream leader a few seconds after it starts.
     pub async fn open(config: &NatsConfig) -> anyhow::Result<JetStreamLog> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name("tradepact-negotiation")
-            .connection_timeout(CALL)
-            // Short, so that a request lost to a node that died is retried within a call.
-            .request_timeout(Some(Duration::from_secs(2)));
-        if let Some(ca) = &config.ca {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let Some((cert, key)) = &config.identity {
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
-        if let Some(creds) = &config.credentials {
-            options = options.credentials_file(creds).await?;
-        }
-        let urls: Vec<async_nats::ServerAddr> = (config.url.split(','))
-            .map(|u| u.trim().parse())
-            .collect::<Result<_, _>>()?;
-        let client = options.connect(urls).await?;
+        let client = tradepact_rpc::nats::connect(config, "tradepact-negotiation").await?;
         let js = jetstream::new(client);
         let stream_config = stream::Config {
             name: STREAM.to_owned(),

@@ -1,0 +1,113 @@
+//! Cluster mode's connection to NATS JetStream, shared by both services: the flags
+//! (`--nats`, TLS, credentials), the connection, and the retry that waits out a cluster
+//! electing its leaders.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a request to NATS may take before it is retried (a node that died loses it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a service waits for the cluster at start (a new or restarted node answers a few
+/// seconds after it accepts clients, once it has leaders).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Cluster mode's flags: the NATS servers and how to reach them.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URLs, comma-separated (nats://HOST:PORT, tls://…): cluster mode, the log of
+    /// record a JetStream stream.
+    #[arg(long = "nats", env = "TRADEPACT_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Replicas of the stream (a write is acknowledged once a quorum of them has it).
+    #[arg(long, env = "TRADEPACT_NATS_REPLICAS", default_value_t = 3)]
+    pub nats_replicas: usize,
+    /// PEM CA certificate of the NATS servers' TLS certificates (TLS is then required).
+    #[arg(long, env = "TRADEPACT_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// PEM client certificate, for NATS servers that verify clients.
+    #[arg(long, env = "TRADEPACT_NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<PathBuf>,
+    /// PEM key of --nats-cert.
+    #[arg(long, env = "TRADEPACT_NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
+    /// NATS credentials file (JWT and nkey seed).
+    #[arg(long, env = "TRADEPACT_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+}
+
+/// How to reach the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct NatsConfig {
+    /// Server URLs, comma-separated.
+    pub url: String,
+    /// Replicas of the stream.
+    pub replicas: usize,
+    /// CA certificate (PEM) to verify the servers with.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key (PEM).
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// A NATS credentials file.
+    pub credentials: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// The cluster's configuration, when cluster mode is asked for.
+    pub fn config(&self) -> Option<NatsConfig> {
+        Some(NatsConfig {
+            url: self.nats_url.clone()?,
+            replicas: self.nats_replicas,
+            ca: self.nats_ca.clone(),
+            identity: self.nats_cert.clone().zip(self.nats_key.clone()),
+            credentials: self.nats_creds.clone(),
+        })
+    }
+}
+
+/// Connects to the cluster as `name` (reconnecting to another server when one goes).
+pub async fn connect(config: &NatsConfig, name: &str) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(10))
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    if let Some(ca) = &config.ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &config.identity {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if let Some(creds) = &config.credentials {
+        options = options.credentials_file(creds).await?;
+    }
+    let urls: Vec<async_nats::ServerAddr> = (config.url.split(','))
+        .map(|u| u.trim().parse())
+        .collect::<Result<_, _>>()?;
+    Ok(options.connect(urls).await?)
+}
+
+/// Runs `f` until it succeeds, for up to [`READY_TIMEOUT`] (a cluster starting or electing
+/// leaders).
+pub async fn until_ready<T, F, Fut>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "{what}: JetStream not ready; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => anyhow::bail!("{what}: {e}"),
+        }
+    }
+}
+
+/// A number for message ids unique to this process (with a counter of its own).
+pub fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}

@@ -1,0 +1,495 @@
+//! Cluster mode's [`WriteLog`]: the log of record is a NATS JetStream stream
+//! (`TRADEPACT_DATA`, one subject, file storage, replicated on a quorum), and this node's sled
+//! store is a view of it.
+//!
+//! A write is published to the stream as one message (one request stays one atomic message:
+//! the stream's largest message is the service's largest request, and a write that encodes
+//! larger is refused before it is published, saying so) and answered once JetStream has
+//! acknowledged it **and** this node has applied it, so the counts it answers are true and a
+//! read on this node after it sees it. Every node applies the stream in order: one message
+//! at a time, with its stream sequence recorded as the store's sequence in the same atomic
+//! batch ([`Store::write_at`]), so that after a crash the node resumes after the last message
+//! it applied, never applying one twice nor skipping one. Write sequences (answered by
+//! writes, resumed from by `WatchSeries`) are stream sequences; watchers are told of a write
+//! once it is applied here (it is durable in the stream by then).
+//!
+//! A read may ask to see at least a sequence (header `tradepact-min-sequence`, see
+//! [`crate::at_least`]): read-your-writes across nodes.
+//!
+//! Messages, binary (the store's own key encoding for series keys): `W` then the release
+//! (`0`, or `1` and label, date and source), a table of the batch's sources, and each series
+//! with its points (period ordinal, value, source index); `D` then a series key (a delete).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tradepact_model::Release;
+use tradepact_rpc::nats::{until_ready, NatsConfig};
+use tradepact_store::{Error, Point, SeriesKey, SeriesPoints, Store, WriteSummary};
+
+use super::watch::Watchers;
+use super::{Batch, WriteLog};
+
+/// The stream's name.
+pub const STREAM: &str = "TRADEPACT_DATA";
+/// Its one subject.
+const SUBJECT: &str = "tradepact.data";
+/// How long a write may wait for JetStream and for this node to apply it.
+const CALL: Duration = Duration::from_secs(30);
+/// Pause between publish retries while the cluster recovers.
+const RETRY: Duration = Duration::from_millis(200);
+/// Results of applied messages kept for the writers waiting on them.
+const KEPT_RESULTS: usize = 4096;
+
+/// What applying a message gave.
+#[derive(Clone, Debug)]
+enum Applied {
+    Write(WriteSummary),
+    Delete(u64),
+    Failed(String),
+}
+
+/// The data log in JetStream; see the module doc.
+pub struct ClusterLog {
+    handle: tokio::runtime::Handle,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    store: Arc<Store>,
+    /// The last stream sequence this node has applied.
+    applied: watch::Sender<u64>,
+    results: Mutex<HashMap<u64, Applied>>,
+    /// The largest message the servers take.
+    max_payload: usize,
+    instance: u64,
+    nonce: AtomicU64,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("{what}: {e}"))
+}
+
+impl ClusterLog {
+    /// Connects, opens (or creates) the stream with messages up to `max_message_bytes`.
+    pub async fn open(
+        config: &NatsConfig,
+        store: Arc<Store>,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<Arc<ClusterLog>> {
+        let client = tradepact_rpc::nats::connect(config, "tradepact-data").await?;
+        let max_payload = client.server_info().max_payload;
+        let js = jetstream::new(client);
+        let stream_config = stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![SUBJECT.to_owned()],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas.max(1),
+            max_message_size: i32::try_from(max_message_bytes.max(max_payload)).unwrap_or(i32::MAX),
+            ..Default::default()
+        };
+        let stream = until_ready("the JetStream stream", || async {
+            Ok(js.get_or_create_stream(stream_config.clone()).await?)
+        })
+        .await?;
+        let (applied, _) = watch::channel(store.sequence());
+        Ok(Arc::new(ClusterLog {
+            handle: tokio::runtime::Handle::current(),
+            js,
+            stream,
+            store,
+            applied,
+            results: Mutex::new(HashMap::new()),
+            max_payload,
+            instance: tradepact_rpc::nats::instance_id(),
+            nonce: AtomicU64::new(0),
+        }))
+    }
+
+    /// The last sequence applied here, as it changes.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Applies the stream from the message after the store's sequence on, for ever (telling
+    /// `watchers` of each write).
+    pub async fn apply_stream(self: Arc<Self>, watchers: Arc<Watchers>) {
+        loop {
+            let from = self.store.sequence() + 1;
+            let config = consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            };
+            let messages = until_ready("following the data stream", || async {
+                let consumer = self.stream.create_consumer(config.clone()).await?;
+                Ok(consumer.messages().await?)
+            })
+            .await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot follow the data stream; retrying");
+                    continue;
+                }
+            };
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "following the data stream");
+                        continue;
+                    }
+                };
+                let Ok(info) = message.info() else { continue };
+                let seq = info.stream_sequence;
+                let this = self.clone();
+                let watchers = watchers.clone();
+                let payload = message.payload.clone();
+                let applied =
+                    tokio::task::spawn_blocking(move || this.apply(seq, &payload, &watchers)).await;
+                if let Err(e) = applied {
+                    tracing::error!(error = %e, seq, "applying a message stopped");
+                }
+            }
+        }
+    }
+
+    /// Applies message `seq` to the store (once: a message at or below the store's sequence
+    /// was applied before a crash or by another path).
+    fn apply(&self, seq: u64, payload: &[u8], watchers: &Watchers) {
+        let applied = match decode(payload) {
+            Ok(Message::Write(batch)) => {
+                let batch = Arc::new(batch);
+                let written =
+                    self.store
+                        .write_at(&batch.series, batch.release.as_ref(), seq, |s| {
+                            watchers.applied(s, &batch)
+                        });
+                watchers.durable(seq);
+                match written {
+                    Ok(summary) => Applied::Write(summary),
+                    Err(e) => Applied::Failed(e.to_string()),
+                }
+            }
+            Ok(Message::Delete(key)) => match self.store.delete_at(&key, seq) {
+                Ok(n) => Applied::Delete(n),
+                Err(e) => Applied::Failed(e.to_string()),
+            },
+            Err(e) => {
+                tracing::error!(seq, error = %e, "a data message that does not decode: skipped");
+                let _ = self.store.write_at(&[], None, seq, |_| {});
+                Applied::Failed(e)
+            }
+        };
+        if let Applied::Failed(e) = &applied {
+            // The store refused what the stream holds (a full disk): stop here rather than
+            // skip it; the node reports itself behind until it is restarted.
+            tracing::error!(seq, error = %e, "applying a data message failed");
+        }
+        {
+            let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+            results.insert(seq, applied);
+            if results.len() > KEPT_RESULTS {
+                let oldest = seq.saturating_sub(KEPT_RESULTS as u64);
+                results.retain(|s, _| *s > oldest);
+            }
+        }
+        self.applied.send_replace(self.store.sequence());
+    }
+
+    /// Publishes `payload`, retried while the cluster recovers under one message id (stored
+    /// once); its stream sequence.
+    async fn publish(&self, payload: Vec<u8>) -> Result<u64, Error> {
+        if payload.len() > self.max_payload {
+            return Err(Error::Invalid(vec![tradepact_model::Violation {
+                field: "series".to_owned(),
+                description: format!(
+                    "this write takes {} bytes, more than the cluster's largest message ({} bytes): split it into several writes",
+                    payload.len(),
+                    self.max_payload
+                ),
+            }]));
+        }
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let mut headers = async_nats::HeaderMap::new();
+        let msg_id = format!("{:x}-{nonce}", self.instance);
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let payload = bytes::Bytes::from(payload);
+        let deadline = tokio::time::Instant::now() + CALL;
+        loop {
+            let ack = async {
+                self.js
+                    .publish_with_headers(SUBJECT, headers.clone(), payload.clone())
+                    .await?
+                    .await
+            };
+            let error = match tokio::time::timeout_at(deadline, ack).await {
+                Ok(Ok(ack)) => return Ok(ack.sequence),
+                Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(unavailable("writing to JetStream", e))
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer in time".to_owned(),
+            };
+            if tokio::time::Instant::now() + RETRY >= deadline {
+                return Err(unavailable("writing to JetStream", error));
+            }
+            tracing::debug!(%error, "JetStream publish; retrying");
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Publishes `payload` and waits until this node has applied it: what applying gave.
+    async fn record(&self, payload: Vec<u8>) -> Result<Applied, Error> {
+        let seq = self.publish(payload).await?;
+        let mut applied = self.applied();
+        let reached = tokio::time::timeout(CALL, applied.wait_for(|a| *a >= seq)).await;
+        if !matches!(reached, Ok(Ok(_))) {
+            return Err(unavailable(
+                "applying a write",
+                format!("write {seq} is in the stream but this node has not applied it in time; it will"),
+            ));
+        }
+        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(results
+            .get(&seq)
+            .cloned()
+            .unwrap_or(Applied::Write(WriteSummary {
+                sequence: seq,
+                ..Default::default()
+            })))
+    }
+
+    fn wait<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::task::block_in_place(|| self.handle.block_on(f))
+    }
+}
+
+impl WriteLog for ClusterLog {
+    fn append(
+        &self,
+        batch: &Batch,
+        _applied: &mut dyn FnMut(u64),
+    ) -> tradepact_store::Result<WriteSummary> {
+        // Watchers are told by the node's applier, of every node's writes.
+        match self.wait(self.record(encode_write(batch)))? {
+            Applied::Write(summary) => Ok(summary),
+            Applied::Delete(_) => Err(Error::Corrupt("a write applied as a delete".into())),
+            Applied::Failed(e) => Err(unavailable("applying a write", e)),
+        }
+    }
+
+    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
+        if self.store.info(key).is_err() {
+            return Err(Error::NotFound(format!("no series {key}")));
+        }
+        match self.wait(self.record(encode_delete(key)))? {
+            Applied::Delete(n) => Ok(n),
+            Applied::Write(_) => Err(Error::Corrupt("a delete applied as a write".into())),
+            Applied::Failed(e) => Err(unavailable("applying a delete", e)),
+        }
+    }
+
+    fn flush(&self) -> tradepact_store::Result<u64> {
+        // What is applied is in the stream (stored by a quorum, fsynced): durable.
+        Ok(*self.applied.borrow())
+    }
+}
+
+/// A message of the stream.
+enum Message {
+    Write(Batch),
+    Delete(SeriesKey),
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode_write(batch: &Batch) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + batch.points() * 18);
+    out.push(b'W');
+    match &batch.release {
+        None => out.push(0),
+        Some(r) => {
+            out.push(1);
+            put_bytes(&mut out, r.label.as_bytes());
+            put_bytes(&mut out, r.date.to_string().as_bytes());
+            put_bytes(&mut out, r.source.as_bytes());
+        }
+    }
+    let mut sources: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    for p in batch.series.iter().flat_map(|s| &s.points) {
+        index.entry(&p.source).or_insert_with(|| {
+            sources.push(&p.source);
+            sources.len() as u32 - 1
+        });
+    }
+    out.extend_from_slice(&(sources.len() as u32).to_be_bytes());
+    for s in &sources {
+        put_bytes(&mut out, s.as_bytes());
+    }
+    out.extend_from_slice(&(batch.series.len() as u32).to_be_bytes());
+    for series in &batch.series {
+        put_bytes(&mut out, &series.key.encode());
+        out.extend_from_slice(&(series.points.len() as u32).to_be_bytes());
+        for p in &series.points {
+            out.extend_from_slice(&p.ordinal.to_be_bytes());
+            out.extend_from_slice(&p.value.to_bits().to_be_bytes());
+            out.extend_from_slice(&index[&*p.source].to_be_bytes());
+        }
+    }
+    out
+}
+
+fn encode_delete(key: &SeriesKey) -> Vec<u8> {
+    let mut out = vec![b'D'];
+    put_bytes(&mut out, &key.encode());
+    out
+}
+
+/// Reads a message back (each part checked: a message that does not decode is an error).
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("a data message ends early".to_owned());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| "u32")?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| "u64")?;
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<&'a str, String> {
+        std::str::from_utf8(self.bytes()?).map_err(|e| e.to_string())
+    }
+
+    fn key(&mut self) -> Result<SeriesKey, String> {
+        SeriesKey::decode(self.bytes()?).ok_or_else(|| "a series key that does not decode".into())
+    }
+}
+
+fn decode(payload: &[u8]) -> Result<Message, String> {
+    let mut r = Reader(payload);
+    match r.u8()? {
+        b'D' => Ok(Message::Delete(r.key()?)),
+        b'W' => {
+            let release = match r.u8()? {
+                0 => None,
+                _ => {
+                    let label = r.text()?.to_owned();
+                    let date = tradepact_model::release::parse_date(r.text()?)?;
+                    let source = r.text()?.to_owned();
+                    Some(Release {
+                        label,
+                        date,
+                        source,
+                    })
+                }
+            };
+            let sources: Vec<Arc<str>> = (0..r.u32()?)
+                .map(|_| r.text().map(Arc::from))
+                .collect::<Result<_, _>>()?;
+            let mut series = Vec::new();
+            for _ in 0..r.u32()? {
+                let key = r.key()?;
+                let points = (0..r.u32()?)
+                    .map(|_| {
+                        let ordinal = r.u32()?;
+                        let value = f64::from_bits(r.u64()?);
+                        let source = sources
+                            .get(r.u32()? as usize)
+                            .ok_or("a point's source outside the table")?
+                            .clone();
+                        Ok(Point {
+                            ordinal,
+                            value,
+                            source,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?;
+                series.push(SeriesPoints { key, points });
+            }
+            Ok(Message::Write(Batch { series, release }))
+        }
+        other => Err(format!("a data message of unknown kind {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tradepact_store::model::{Country, Flow, Frequency, Kind, Product};
+
+    #[test]
+    fn messages_read_back_as_written() {
+        let key = SeriesKey {
+            reporter: Country::parse("USA").unwrap(),
+            partner: Country::parse("KOR").unwrap(),
+            flow: Flow::Export,
+            kind: Kind::Goods,
+            product: Product::total(),
+            frequency: Frequency::Annual,
+            measure: Default::default(),
+        };
+        let point = |ordinal, value: f64, source: &str| Point {
+            ordinal,
+            value,
+            source: source.into(),
+        };
+        let batch = Batch {
+            series: vec![SeriesPoints {
+                key: key.clone(),
+                points: vec![
+                    point(2016, 1.5e9, "a"),
+                    point(2017, -0.0, "b"),
+                    point(2018, 2.0, "a"),
+                ],
+            }],
+            release: Some(Release {
+                label: "census-2019".into(),
+                date: tradepact_model::release::parse_date("2019-02-06").unwrap(),
+                source: "FT-900".into(),
+            }),
+        };
+        match decode(&encode_write(&batch)).unwrap() {
+            Message::Write(back) => assert_eq!(back, batch),
+            Message::Delete(_) => panic!("a write"),
+        }
+        match decode(&encode_delete(&key)).unwrap() {
+            Message::Delete(back) => assert_eq!(back, key),
+            Message::Write(_) => panic!("a delete"),
+        }
+        let whole = encode_write(&batch);
+        for cut in 0..whole.len() {
+            assert!(decode(&whole[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}
