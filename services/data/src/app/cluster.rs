@@ -91,10 +91,19 @@ impl ClusterLog {
             max_message_size: i32::try_from(max_message_bytes.max(max_payload)).unwrap_or(i32::MAX),
             ..Default::default()
         };
-        let stream = until_ready("the JetStream stream", || async {
-            Ok(js.get_or_create_stream(stream_config.clone()).await?)
+        let (stream, last) = until_ready("the JetStream stream", || async {
+            let mut stream = js.get_or_create_stream(stream_config.clone()).await?;
+            let last = stream.info().await?.state.last_sequence;
+            Ok((stream, last))
         })
         .await?;
+        // A store that has applied more than the stream holds was not made by this stream (a
+        // single node's store, say): applying the stream to it would skip writes.
+        anyhow::ensure!(
+            store.sequence() <= last,
+            "the store has writes up to sequence {} but the stream {STREAM} ends at {last}: start a cluster node on an empty data directory or on one this cluster made",
+            store.sequence()
+        );
         let (applied, _) = watch::channel(store.sequence());
         Ok(Arc::new(ClusterLog {
             handle: tokio::runtime::Handle::current(),
@@ -152,16 +161,19 @@ impl ClusterLog {
                 let payload = message.payload.clone();
                 let applied =
                     tokio::task::spawn_blocking(move || this.apply(seq, &payload, &watchers)).await;
-                if let Err(e) = applied {
-                    tracing::error!(error = %e, seq, "applying a message stopped");
+                if !matches!(applied, Ok(true)) {
+                    // Not applied (a full disk): never skipped; tried again from it after a
+                    // pause, the node reporting itself behind meanwhile.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
                 }
             }
         }
     }
 
     /// Applies message `seq` to the store (once: a message at or below the store's sequence
-    /// was applied before a crash or by another path).
-    fn apply(&self, seq: u64, payload: &[u8], watchers: &Watchers) {
+    /// was applied before a crash or by another path); whether it is applied.
+    fn apply(&self, seq: u64, payload: &[u8], watchers: &Watchers) -> bool {
         let applied = match decode(payload) {
             Ok(Message::Write(batch)) => {
                 let batch = Arc::new(batch);
@@ -186,10 +198,10 @@ impl ClusterLog {
                 Applied::Failed(e)
             }
         };
+        let done = !matches!(applied, Applied::Failed(_)) || self.store.sequence() >= seq;
         if let Applied::Failed(e) = &applied {
-            // The store refused what the stream holds (a full disk): stop here rather than
-            // skip it; the node reports itself behind until it is restarted.
-            tracing::error!(seq, error = %e, "applying a data message failed");
+            // The store refused what the stream holds (a full disk): not skipped.
+            tracing::error!(seq, error = %e, "applying a data message failed; will retry");
         }
         {
             let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
@@ -199,7 +211,9 @@ impl ClusterLog {
                 results.retain(|s, _| *s > oldest);
             }
         }
+        // Wakes the writers waiting, failed or not.
         self.applied.send_replace(self.store.sequence());
+        done
     }
 
     /// Publishes `payload`, retried while the cluster recovers under one message id (stored
@@ -247,22 +261,26 @@ impl ClusterLog {
     /// Publishes `payload` and waits until this node has applied it: what applying gave.
     async fn record(&self, payload: Vec<u8>) -> Result<Applied, Error> {
         let seq = self.publish(payload).await?;
+        let result = || {
+            let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+            results.get(&seq).cloned()
+        };
         let mut applied = self.applied();
-        let reached = tokio::time::timeout(CALL, applied.wait_for(|a| *a >= seq)).await;
-        if !matches!(reached, Ok(Ok(_))) {
+        let failed = || matches!(result(), Some(Applied::Failed(_)));
+        let reached = matches!(
+            tokio::time::timeout(CALL, applied.wait_for(|a| *a >= seq || failed())).await,
+            Ok(Ok(_))
+        );
+        if !reached {
             return Err(unavailable(
                 "applying a write",
                 format!("write {seq} is in the stream but this node has not applied it in time; it will"),
             ));
         }
-        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(results
-            .get(&seq)
-            .cloned()
-            .unwrap_or(Applied::Write(WriteSummary {
-                sequence: seq,
-                ..Default::default()
-            })))
+        Ok(result().unwrap_or(Applied::Write(WriteSummary {
+            sequence: seq,
+            ..Default::default()
+        })))
     }
 
     fn wait<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -280,18 +298,24 @@ impl WriteLog for ClusterLog {
         match self.wait(self.record(encode_write(batch)))? {
             Applied::Write(summary) => Ok(summary),
             Applied::Delete(_) => Err(Error::Corrupt("a write applied as a delete".into())),
-            Applied::Failed(e) => Err(unavailable("applying a write", e)),
+            Applied::Failed(e) => Err(unavailable(
+                "applying a write",
+                format!("it is recorded in the stream, but this node could not apply it ({e}); it will retry"),
+            )),
         }
     }
 
     fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
-        if self.store.info(key).is_err() {
-            return Err(Error::NotFound(format!("no series {key}")));
-        }
+        // Recorded even when this node does not hold the series yet; a series with no points
+        // when the stream reaches the delete did not exist.
         match self.wait(self.record(encode_delete(key)))? {
+            Applied::Delete(0) => Err(Error::NotFound(format!("no series {key}"))),
             Applied::Delete(n) => Ok(n),
             Applied::Write(_) => Err(Error::Corrupt("a delete applied as a write".into())),
-            Applied::Failed(e) => Err(unavailable("applying a delete", e)),
+            Applied::Failed(e) => Err(unavailable(
+                "applying a delete",
+                format!("it is recorded in the stream, but this node could not apply it ({e}); it will retry"),
+            )),
         }
     }
 
