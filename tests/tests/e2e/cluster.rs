@@ -360,4 +360,35 @@ async fn two_data_nodes_apply_the_stream_alike_and_read_their_writes() {
     );
     assert_eq!(on_a.len(), 3 + 40 * 12);
     assert_eq!(on_a, on_b);
+
+    // A watch on B resumed from a sequence A answered: the write at it, by stream sequence,
+    // then a live write through A.
+    let watch = data_pb::WatchSeriesRequest {
+        filter: Some(data_pb::SeriesFilter::default()),
+        from_sequence: last,
+        ..Default::default()
+    };
+    let mut watch = cb.watch_series(watch).await.unwrap().into_inner();
+    let replayed = next_watched(&mut watch).await;
+    assert_eq!(replayed.sequence, last);
+    let live = ca
+        .write_points(write_request(data_key("HS:99"), &[("2020-01", 9.0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = next_watched(&mut watch).await;
+    assert_eq!(
+        (seen.sequence, seen.key.unwrap().product),
+        (live.sequence, "HS:99".to_owned())
+    );
+}
+
+async fn next_watched(
+    watch: &mut tonic::Streaming<data_pb::WatchSeriesResponse>,
+) -> data_pb::WatchSeriesResponse {
+    tokio::time::timeout(Duration::from_secs(20), watch.message())
+        .await
+        .expect("the watch sends")
+        .unwrap()
+        .expect("the watch stays open")
 }
