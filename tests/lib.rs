@@ -430,6 +430,26 @@ impl NatsCluster {
         NatsCluster { nodes }
     }
 
+    /// The index of the node that leads JetStream stream `stream` now (its server name is
+    /// `n<index>`).
+    pub async fn stream_leader(&self, stream: &str) -> usize {
+        let urls: Vec<async_nats::ServerAddr> = (self.nodes.iter())
+            .filter(|n| n.child.is_some())
+            .map(|n| n.url.parse().expect("a NATS URL"))
+            .collect();
+        let client = async_nats::connect(urls).await.expect("a NATS connection");
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.expect("the stream");
+        let info = stream.info().await.expect("the stream's info");
+        let leader = (info.cluster.as_ref())
+            .and_then(|c| c.leader.clone())
+            .expect("a leader");
+        leader
+            .trim_start_matches('n')
+            .parse()
+            .expect("a node name n<index>")
+    }
+
     /// Every node's client URL, comma-separated (for `--nats`).
     pub fn urls(&self) -> String {
         let urls: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();

@@ -68,7 +68,10 @@ pub async fn connect(config: &NatsConfig, name: &str) -> anyhow::Result<async_na
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(10))
-        .request_timeout(Some(REQUEST_TIMEOUT));
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        // A server that stops answering (stopped, partitioned) is noticed within seconds,
+        // and the client moves to another (the default, a minute, outlasts every call).
+        .ping_interval(Duration::from_secs(1));
     if let Some(ca) = &config.ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }

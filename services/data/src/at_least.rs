@@ -2,7 +2,8 @@
 //! `tradepact-min-sequence: N` (the sequence a write answered, on any node) is served once
 //! this node has applied the stream up to `N`, waiting up to three quarters of the request's
 //! deadline (at most [`MAX_WAIT`]); past it the call answers `UNAVAILABLE`, saying how far
-//! this node is.
+//! this node is. Every answer carries `tradepact-applied-sequence`, the last write this node
+//! has applied (how far behind a read without the header may be).
 //!
 //! Hand-written as a tower service around the generated server, because the wait is async and
 //! applies to every RPC alike (an interceptor cannot wait).
@@ -16,8 +17,10 @@ use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::NamedService;
 
-/// The header.
+/// The header a read asks for a sequence with.
 pub const HEADER: &str = "tradepact-min-sequence";
+/// The header every answer tells the node's applied sequence in.
+pub const APPLIED_HEADER: &str = "tradepact-applied-sequence";
 /// Longest a request waits for this node to catch up.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
@@ -106,7 +109,13 @@ where
                     return Ok(status.into_http());
                 }
             }
-            inner.call(req).await
+            let mut response = inner.call(req).await?;
+            // How far this node is, on every answer: a read without the header may be behind.
+            let now = *applied.borrow();
+            if let Ok(value) = now.to_string().parse() {
+                response.headers_mut().insert(APPLIED_HEADER, value);
+            }
+            Ok(response)
         })
     }
 }

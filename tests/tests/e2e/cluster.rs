@@ -392,3 +392,134 @@ async fn next_watched(
         .unwrap()
         .expect("the watch stays open")
 }
+
+/// The stream's leader killed during an ingest through one data node: every acknowledged
+/// write is on both nodes afterwards, each point once (the same points, the same counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_the_stream_leader_killed_during_an_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let a = start_data_replica(&nats.urls(), &dir.path().join("a"));
+    let b = start_data_replica(&nats.urls(), &dir.path().join("b"));
+    let (mut ca, mut cb) = (data_client(&a).await, data_client(&b).await);
+    let first = ca
+        .write_points(write_request(data_key("HS:01"), &[("2000-01", 1.0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let leader = nats.stream_leader("TRADEPACT_DATA").await;
+    let ingest = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for i in 0..60u32 {
+            let product = format!("HS:{:02}", 10 + i % 7);
+            let period = format!("{}-{:02}", 2000 + i / 12, i % 12 + 1);
+            let request = write_request(data_key(&product), &[(period.as_str(), f64::from(i))]);
+            // A write the cluster could not take in time is not acknowledged: not counted.
+            if let Ok(w) = ca.write_points(request).await {
+                acknowledged.push((product, period, f64::from(i), w.into_inner().sequence));
+            }
+        }
+        (ca, acknowledged)
+    });
+    // Killed as the ingest runs (whatever point it has reached).
+    tokio::task::yield_now().await;
+    nats.nodes[leader].kill9();
+    let (mut ca, acknowledged) = ingest.await.unwrap();
+    assert!(
+        acknowledged.len() >= 50,
+        "{} of 60 acknowledged",
+        acknowledged.len()
+    );
+    nats.nodes[leader].restart();
+    let last = acknowledged
+        .iter()
+        .map(|w| w.3)
+        .max()
+        .unwrap()
+        .max(first.sequence);
+    let (on_a, on_b) = (
+        everything(&mut ca, last).await,
+        everything(&mut cb, last).await,
+    );
+    assert_eq!(on_a, on_b);
+    for (product, period, value, _) in &acknowledged {
+        let found = on_a
+            .iter()
+            .filter(|(p, q, _)| p == product && q == period)
+            .collect::<Vec<_>>();
+        assert_eq!(found.len(), 1, "{product} {period}");
+        assert_eq!(found[0].2, *value, "{product} {period}");
+    }
+}
+
+/// One NATS node stopped (SIGSTOP; not the stream's leader, whose loss the kill test covers):
+/// writes go on. Two stopped: a write fails with
+/// UNAVAILABLE within its deadline, while reads of what the node holds answer, telling how
+/// far it has applied. Both continued: writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_a_quorum_and_reads_answer_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let a = start_data_replica(&nats.urls(), &dir.path().join("a"));
+    let mut ca = data_client(&a).await;
+    let write = |period: &str| {
+        let mut r = tonic::Request::new(write_request(data_key("HS:87"), &[(period, 1.0)]));
+        r.set_timeout(Duration::from_secs(25));
+        r
+    };
+    let before = ca
+        .write_points(write("2017-01"))
+        .await
+        .unwrap()
+        .into_inner();
+    // The stream leader stays: the leader lost is the kill test's; here, the quorum.
+    let leader = nats.stream_leader("TRADEPACT_DATA").await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+
+    nats.nodes[others[0]].signal("STOP");
+    let one_stopped = ca
+        .write_points(write("2017-02"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(one_stopped.sequence > before.sequence);
+
+    nats.nodes[others[1]].signal("STOP");
+    let started = std::time::Instant::now();
+    let e = ca.write_points(write("2017-03")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let get = data_pb::GetSeriesRequest {
+        key: Some(data_key("HS:87")),
+        ..Default::default()
+    };
+    let read = ca.get_series(get).await.unwrap();
+    let applied: u64 = read
+        .metadata()
+        .get("tradepact-applied-sequence")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(applied >= one_stopped.sequence, "{applied}");
+    let values: Vec<String> = read
+        .into_inner()
+        .values
+        .into_iter()
+        .map(|v| v.period)
+        .collect();
+    assert!(
+        values.starts_with(&["2017-01".to_owned(), "2017-02".to_owned()]),
+        "{values:?}"
+    );
+
+    nats.nodes[others[0]].signal("CONT");
+    nats.nodes[others[1]].signal("CONT");
+    let after = ca
+        .write_points(write("2017-04"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.sequence > one_stopped.sequence);
+}

@@ -39,10 +39,13 @@ use super::{Batch, WriteLog};
 pub const STREAM: &str = "TRADEPACT_DATA";
 /// Its one subject.
 const SUBJECT: &str = "tradepact.data";
-/// How long a write may wait for JetStream and for this node to apply it.
-const CALL: Duration = Duration::from_secs(30);
+/// How long a write may wait for JetStream (retries while the cluster elects leaders
+/// included) and then for this node to apply it.
+const CALL: Duration = Duration::from_secs(20);
 /// Pause between publish retries while the cluster recovers.
 const RETRY: Duration = Duration::from_millis(200);
+/// A quiet follower checks after this long whether the stream went on without it.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// Results of applied messages kept for the writers waiting on them.
 const KEPT_RESULTS: usize = 4096;
 
@@ -82,7 +85,9 @@ impl ClusterLog {
     ) -> anyhow::Result<Arc<ClusterLog>> {
         let client = tradepact_rpc::nats::connect(config, "tradepact-data").await?;
         let max_payload = client.server_info().max_payload;
-        let js = jetstream::new(client);
+        let mut js = jetstream::new(client);
+        // An acknowledgement lost with a node is asked for again soon (retried within CALL).
+        js.set_timeout(tradepact_rpc::nats::REQUEST_TIMEOUT);
         let stream_config = stream::Config {
             name: STREAM.to_owned(),
             subjects: vec![SUBJECT.to_owned()],
@@ -146,12 +151,27 @@ impl ClusterLog {
                     continue;
                 }
             };
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(m) => m,
-                    Err(e) => {
+            loop {
+                let message = match tokio::time::timeout(IDLE_CHECK, messages.next()).await {
+                    Ok(Some(Ok(m))) => m,
+                    Ok(Some(Err(e))) => {
                         tracing::warn!(error = %e, "following the data stream");
                         continue;
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Quiet: is the stream ahead of this node (a consumer lost with a node
+                        // that stopped)? Then follow it again from the store's sequence.
+                        let mut stream = self.stream.clone();
+                        match stream.info().await {
+                            Ok(info) if info.state.last_sequence > self.store.sequence() => {
+                                tracing::info!(
+                                    "the data stream is ahead of this node: following it again"
+                                );
+                                break;
+                            }
+                            _ => continue,
+                        }
                     }
                 };
                 let Ok(info) = message.info() else { continue };
@@ -251,7 +271,10 @@ impl ClusterLog {
                 Err(_) => "no answer in time".to_owned(),
             };
             if tokio::time::Instant::now() + RETRY >= deadline {
-                return Err(unavailable("writing to JetStream", error));
+                return Err(unavailable(
+                    "writing to JetStream (the write may or may not be recorded: read before retrying)",
+                    error,
+                ));
             }
             tracing::debug!(%error, "JetStream publish; retrying");
             tokio::time::sleep(RETRY).await;

@@ -51,8 +51,9 @@ const PREFIX: &str = "tradepact.neg.";
 pub const MAX_MESSAGE_BYTES: i32 = 8 << 20;
 /// Message ends remembered per negotiation (see [`JetStreamLog::saw`]).
 const KEPT_ENDS: usize = 16;
-/// How long one call to JetStream may take, retries included.
-const CALL: Duration = Duration::from_secs(10);
+/// How long one call to JetStream may take, retries included (a stopped leader is replaced
+/// in seconds).
+const CALL: Duration = Duration::from_secs(20);
 /// Pause between retries while the cluster recovers (a leader election takes seconds).
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -112,7 +113,9 @@ impl JetStreamLog {
     /// a while: a new cluster elects its JetStream leader a few seconds after it starts.
     pub async fn open(config: &NatsConfig) -> anyhow::Result<JetStreamLog> {
         let client = tradepact_rpc::nats::connect(config, "tradepact-negotiation").await?;
-        let js = jetstream::new(client);
+        let mut js = jetstream::new(client);
+        // An acknowledgement lost with a node is asked for again soon (retried within CALL).
+        js.set_timeout(tradepact_rpc::nats::REQUEST_TIMEOUT);
         let stream_config = stream::Config {
             name: STREAM.to_owned(),
             subjects: vec![format!("{PREFIX}*")],
