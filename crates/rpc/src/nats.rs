@@ -114,3 +114,75 @@ pub fn instance_id() -> u64 {
         .build_hasher()
         .finish()
 }
+
+/// Opens (or creates) a stream, retried while the cluster elects its leaders; the stream and
+/// its last sequence now.
+pub async fn open_stream(
+    js: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::stream::Config,
+) -> anyhow::Result<(async_nats::jetstream::stream::Stream, u64)> {
+    until_ready("the JetStream stream", || async {
+        let mut stream = js.get_or_create_stream(config.clone()).await?;
+        let last = stream.info().await?.state.last_sequence;
+        Ok((stream, last))
+    })
+    .await
+}
+
+/// How a publish ended.
+#[derive(Debug)]
+pub enum Published {
+    /// Stored, at this stream sequence.
+    At(u64),
+    /// Refused: the subject's last sequence was not the one expected.
+    WrongLastSequence,
+    /// Refused at once, for good (a message larger than the servers take).
+    Refused(String),
+    /// No acknowledgement within the budget: the message may or may not be stored.
+    Unknown(String),
+}
+
+/// Pause between publish retries while the cluster recovers.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// Publishes `payload` to `subject` with `headers` (which should carry a `Nats-Msg-Id` unique
+/// to this message, so that a retried publish is stored once), retried for up to `budget`
+/// while the cluster elects leaders or the client moves to another server.
+pub async fn publish(
+    js: &async_nats::jetstream::Context,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+    budget: Duration,
+) -> Published {
+    use async_nats::jetstream::context::PublishErrorKind;
+    let deadline = tokio::time::Instant::now() + budget;
+    loop {
+        let ack = async {
+            js.publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await?
+                .await
+        };
+        let error = match tokio::time::timeout_at(deadline, ack).await {
+            Ok(Ok(ack)) => return Published::At(ack.sequence),
+            // NATS 2.11+ answers a stale subject sequence with error code 10164, which this
+            // client does not map to its WrongLastSequence kind (it maps 10071): the text does.
+            Ok(Err(e))
+                if e.kind() == PublishErrorKind::WrongLastSequence
+                    || e.to_string().contains("wrong last sequence") =>
+            {
+                return Published::WrongLastSequence
+            }
+            Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                return Published::Refused(e.to_string())
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        if tokio::time::Instant::now() + RETRY >= deadline {
+            return Published::Unknown(error);
+        }
+        tracing::debug!(%error, "JetStream publish; retrying");
+        tokio::time::sleep(RETRY).await;
+    }
+}

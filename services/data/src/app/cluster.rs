@@ -25,11 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tradepact_model::Release;
-use tradepact_rpc::nats::{until_ready, NatsConfig};
+use tradepact_rpc::nats::{until_ready, NatsConfig, Published};
 use tradepact_store::{Error, Point, SeriesKey, SeriesPoints, Store, WriteSummary};
 
 use super::watch::Watchers;
@@ -42,8 +42,6 @@ const SUBJECT: &str = "tradepact.data";
 /// How long a write may wait for JetStream (retries while the cluster elects leaders
 /// included) and then for this node to apply it.
 const CALL: Duration = Duration::from_secs(20);
-/// Pause between publish retries while the cluster recovers.
-const RETRY: Duration = Duration::from_millis(200);
 /// A quiet follower checks after this long whether the stream went on without it.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// Results of applied messages kept for the writers waiting on them.
@@ -96,12 +94,7 @@ impl ClusterLog {
             max_message_size: i32::try_from(max_message_bytes.max(max_payload)).unwrap_or(i32::MAX),
             ..Default::default()
         };
-        let (stream, last) = until_ready("the JetStream stream", || async {
-            let mut stream = js.get_or_create_stream(stream_config.clone()).await?;
-            let last = stream.info().await?.state.last_sequence;
-            Ok((stream, last))
-        })
-        .await?;
+        let (stream, last) = tradepact_rpc::nats::open_stream(&js, stream_config).await?;
         // A store that has applied more than the stream holds was not made by this stream (a
         // single node's store, say): applying the stream to it would skip writes.
         anyhow::ensure!(
@@ -253,31 +246,21 @@ impl ClusterLog {
         let mut headers = async_nats::HeaderMap::new();
         let msg_id = format!("{:x}-{nonce}", self.instance);
         headers.insert("Nats-Msg-Id", msg_id.as_str());
-        let payload = bytes::Bytes::from(payload);
-        let deadline = tokio::time::Instant::now() + CALL;
-        loop {
-            let ack = async {
-                self.js
-                    .publish_with_headers(SUBJECT, headers.clone(), payload.clone())
-                    .await?
-                    .await
-            };
-            let error = match tokio::time::timeout_at(deadline, ack).await {
-                Ok(Ok(ack)) => return Ok(ack.sequence),
-                Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    return Err(unavailable("writing to JetStream", e))
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "no answer in time".to_owned(),
-            };
-            if tokio::time::Instant::now() + RETRY >= deadline {
-                return Err(unavailable(
-                    "writing to JetStream (the write may or may not be recorded: read before retrying)",
-                    error,
-                ));
-            }
-            tracing::debug!(%error, "JetStream publish; retrying");
-            tokio::time::sleep(RETRY).await;
+        let published = tradepact_rpc::nats::publish(
+            &self.js,
+            SUBJECT.to_owned(),
+            headers,
+            payload.into(),
+            CALL,
+        );
+        match published.await {
+            Published::At(seq) => Ok(seq),
+            Published::Refused(e) => Err(unavailable("writing to JetStream", e)),
+            Published::WrongLastSequence => Err(unavailable("writing to JetStream", "refused")),
+            Published::Unknown(e) => Err(unavailable(
+                "writing to JetStream (the write may or may not be recorded: read before retrying)",
+                e,
+            )),
         }
     }
 

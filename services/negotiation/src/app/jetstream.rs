@@ -32,13 +32,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tradepact_bargain::Event;
 
-use tradepact_rpc::nats::{until_ready, NatsConfig};
+use tradepact_rpc::nats::{until_ready, NatsConfig, Published};
 
 use super::log::{public_id, stored_size, EventStore, LogError, Meta};
 
@@ -54,7 +54,7 @@ const KEPT_ENDS: usize = 16;
 /// How long one call to JetStream may take, retries included (a stopped leader is replaced
 /// in seconds).
 const CALL: Duration = Duration::from_secs(20);
-/// Pause between retries while the cluster recovers (a leader election takes seconds).
+/// Pause between read retries while the cluster recovers (a leader election takes seconds).
 const RETRY: Duration = Duration::from_millis(200);
 
 /// One message of the stream.
@@ -126,14 +126,8 @@ impl JetStreamLog {
             ..Default::default()
         };
         // The stream, and its last sequence: taken before the listing, so that a message
-        // recorded in between is followed, not lost. Retried while the cluster elects its
-        // leaders (a new or restarted node answers a few seconds after it accepts clients).
-        let (stream, opened_at) = until_ready("the JetStream stream", || async {
-            let mut stream = js.get_or_create_stream(stream_config.clone()).await?;
-            let last = stream.info().await?.state.last_sequence;
-            Ok((stream, last))
-        })
-        .await?;
+        // recorded in between is followed, not lost.
+        let (stream, opened_at) = tradepact_rpc::nats::open_stream(&js, stream_config).await?;
         let log = JetStreamLog {
             handle: tokio::runtime::Handle::current(),
             js,
@@ -215,40 +209,20 @@ impl JetStreamLog {
         let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
         let msg_id = format!("{id}-{end}-{:x}-{nonce}", self.instance);
         headers.insert("Nats-Msg-Id", msg_id.as_str());
-        let payload = bytes::Bytes::from(payload);
-        let deadline = tokio::time::Instant::now() + CALL;
-        loop {
-            let ack = async {
-                self.js
-                    .publish_with_headers(subject(id), headers.clone(), payload.clone())
-                    .await?
-                    .await
-            };
-            let error = match tokio::time::timeout_at(deadline, ack).await {
-                Ok(Ok(ack)) => {
-                    self.saw(id, end, ack.sequence);
-                    return Ok(ack.sequence);
-                }
-                // NATS 2.11+ answers a stale subject sequence with error code 10164, which this
-                // client does not map to its WrongLastSequence kind (it maps 10071): the text
-                // does.
-                Ok(Err(e))
-                    if e.kind() == PublishErrorKind::WrongLastSequence
-                        || e.to_string().contains("wrong last sequence") =>
-                {
-                    return Err(LogError::Conflict(format!(
-                        "{} was changed by another replica; read it again and retry",
-                        public_id(id)
-                    )))
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "no answer in time".to_owned(),
-            };
-            if tokio::time::Instant::now() + RETRY >= deadline {
-                return Err(unavailable("recording in JetStream", error));
+        let published =
+            tradepact_rpc::nats::publish(&self.js, subject(id), headers, payload.into(), CALL);
+        match published.await {
+            Published::At(seq) => {
+                self.saw(id, end, seq);
+                Ok(seq)
             }
-            tracing::debug!(%error, "JetStream publish; retrying");
-            tokio::time::sleep(RETRY).await;
+            Published::WrongLastSequence => Err(LogError::Conflict(format!(
+                "{} was changed by another replica; read it again and retry",
+                public_id(id)
+            ))),
+            Published::Refused(e) | Published::Unknown(e) => {
+                Err(unavailable("recording in JetStream", e))
+            }
         }
     }
 

