@@ -719,28 +719,11 @@ where
 /// Flags of `tradepact chart simulation`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimulationChartArgs {
-    /// Negotiation id (e.g. neg-000001).
-    pub id: String,
-    /// One strategy per party, in the negotiation's party order, comma-separated: boulware,
-    /// linear, conceder, a time-based exponent (0.2), tit-for-tat or zeuthen.
-    #[arg(long, default_value = "boulware,conceder")]
-    pub strategies: String,
-    /// Rounds before the deadline (0: the negotiation's own).
-    #[arg(long, default_value_t = 0)]
-    pub rounds: u32,
-    /// Seed of the simulation.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub run: crate::simulate::Run,
     /// The file to write: .svg or .png.
     #[arg(long)]
     pub out: PathBuf,
-    /// The negotiation service.
-    #[arg(
-        long,
-        env = "TRADEPACT_NEGOTIATION_SERVICE_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub negotiation_service: String,
 }
 
 /// A strategy from its name (`boulware`: exponent 0.2, `linear` 1, `conceder` 5, a number,
@@ -765,18 +748,9 @@ pub(crate) fn strategy(name: &str) -> anyhow::Result<npb::Strategy> {
 /// Runs the simulation (not recorded) and draws each party's concession curve.
 pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Result<()> {
     format_of(&args.out)?;
-    let strategies = (args.strategies.split(','))
-        .map(strategy)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut client = c.negotiation(&args.negotiation_service).await?;
-    let negotiation = fetch_negotiation(c, &mut client, &args.id, false).await?;
-    let request = npb::SimulateNegotiationRequest {
-        id: args.id.clone(),
-        strategies,
-        deadline_rounds: args.rounds,
-        seed: args.seed,
-        record_as_branch: false,
-    };
+    let mut client = c.negotiation(&args.run.negotiation_service).await?;
+    let negotiation = fetch_negotiation(c, &mut client, &args.run.id, false).await?;
+    let request = args.run.request(negotiation.parties.len(), false)?;
     let mut stream = (client.simulate_negotiation(c.request(request, Some(HEAVY_DEADLINE))))
         .await
         .map_err(failed)?
@@ -808,7 +782,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
     let title = format!(
         "{}: {} ({})",
         negotiation.title,
-        args.strategies.replace(',', " vs "),
+        args.run.strategies.replace(',', " vs "),
         match outcome.agreed {
             true => format!("agreed after {} turns", outcome.turns),
             false => format!("no agreement: {}", outcome.reason),
@@ -868,7 +842,7 @@ pub async fn simulation(c: &ClientArgs, args: SimulationChartArgs) -> anyhow::Re
             .collect();
         let note = format!(
             "Seed {}; the agreement's utilities (rings): {}.",
-            args.seed,
+            args.run.seed,
             utilities.join(", ")
         );
         caption(&below, &[note]).map_err(|e| error(&e))?;

@@ -7,9 +7,10 @@ use tradepact_proto::negotiation_v1 as pb;
 use crate::chart::{failed, strategy, HEAVY_DEADLINE};
 use crate::connect::ClientArgs;
 
-/// Flags of `tradepact simulate`.
+/// What a simulation runs: the flags `tradepact simulate` and `tradepact chart simulation`
+/// share.
 #[derive(Clone, Debug, clap::Args)]
-pub struct SimulateArgs {
+pub struct Run {
     /// Negotiation id (e.g. neg-000001).
     pub id: String,
     /// One strategy per party, in the negotiation's party order, comma-separated: boulware,
@@ -23,9 +24,6 @@ pub struct SimulateArgs {
     /// Seed of the strategies' tie-breaking.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Record the run as a branch of the negotiation (needs negotiation:write).
-    #[arg(long)]
-    pub record: bool,
     /// The negotiation service.
     #[arg(
         long,
@@ -33,6 +31,39 @@ pub struct SimulateArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     pub negotiation_service: String,
+}
+
+impl Run {
+    /// The request for a negotiation of `parties` parties.
+    pub fn request(
+        &self,
+        parties: usize,
+        record: bool,
+    ) -> anyhow::Result<pb::SimulateNegotiationRequest> {
+        let mut strategies = (self.strategies.split(','))
+            .map(strategy)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if strategies.len() == 1 {
+            strategies = vec![strategies[0]; parties];
+        }
+        Ok(pb::SimulateNegotiationRequest {
+            id: self.id.clone(),
+            strategies,
+            deadline_rounds: self.rounds,
+            seed: self.seed,
+            record_as_branch: record,
+        })
+    }
+}
+
+/// Flags of `tradepact simulate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub run: Run,
+    /// Record the run as a branch of the negotiation (needs negotiation:write).
+    #[arg(long)]
+    pub record: bool,
 }
 
 fn package(p: &pb::Package) -> String {
@@ -44,21 +75,9 @@ fn package(p: &pb::Package) -> String {
 
 /// Runs the simulation: a line per turn on standard output, then the outcome.
 pub async fn run(c: &ClientArgs, args: SimulateArgs) -> anyhow::Result<()> {
-    let mut client = c.negotiation(&args.negotiation_service).await?;
-    let n = crate::chart::fetch_negotiation(c, &mut client, &args.id, false).await?;
-    let mut strategies = (args.strategies.split(','))
-        .map(strategy)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if strategies.len() == 1 {
-        strategies = vec![strategies[0]; n.parties.len()];
-    }
-    let request = pb::SimulateNegotiationRequest {
-        id: args.id.clone(),
-        strategies,
-        deadline_rounds: args.rounds,
-        seed: args.seed,
-        record_as_branch: args.record,
-    };
+    let mut client = c.negotiation(&args.run.negotiation_service).await?;
+    let n = crate::chart::fetch_negotiation(c, &mut client, &args.run.id, false).await?;
+    let request = args.run.request(n.parties.len(), args.record)?;
     let mut stream = (client.simulate_negotiation(c.request(request, Some(HEAVY_DEADLINE))))
         .await
         .map_err(failed)?
