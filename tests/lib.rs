@@ -373,6 +373,8 @@ pub struct NatsNode {
     /// Its client URL (`nats://127.0.0.1:PORT`).
     pub url: String,
     port: u16,
+    /// Its monitoring port (`/jsz`).
+    monitor: u16,
 }
 
 /// A NATS JetStream cluster on loopback (`nats-server` from PATH: the test command installs
@@ -392,12 +394,14 @@ impl NatsCluster {
     /// Like [`NatsCluster::start`], with `extra` added to every node's configuration (a `tls`
     /// block, say); one node runs alone (no cluster block).
     pub fn start_with(dir: &Path, n: usize, extra: &str) -> NatsCluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
         let routes: Vec<String> = (ports.iter())
-            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .map(|(_, route, _)| format!("nats-route://127.0.0.1:{route}"))
             .collect();
         let nodes = (ports.iter().enumerate())
-            .map(|(i, (client, route))| {
+            .map(|(i, (client, route, monitor))| {
                 let store = dir.join(format!("n{i}"));
                 std::fs::create_dir_all(&store).expect("a node's directory");
                 let config = dir.join(format!("n{i}.conf"));
@@ -409,7 +413,8 @@ impl NatsCluster {
                     ),
                 };
                 let text = format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
+                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{monitor}\n\
+                     max_payload: 8MB\n\
                      jetstream {{ store_dir: \"{}\", sync_interval: always }}\n{cluster}{extra}\n",
                     store.display(),
                 );
@@ -419,6 +424,7 @@ impl NatsCluster {
                     config,
                     url: format!("nats://127.0.0.1:{client}"),
                     port: *client,
+                    monitor: *monitor,
                 };
                 node.start();
                 node
@@ -444,6 +450,31 @@ impl NatsCluster {
         let leader = (info.cluster.as_ref())
             .and_then(|c| c.leader.clone())
             .expect("a leader");
+        leader
+            .trim_start_matches('n')
+            .parse()
+            .expect("a node name n<index>")
+    }
+
+    /// The index of the JetStream meta leader (the cluster's own Raft leader), as a running
+    /// node's monitoring endpoint (`/jsz`) says.
+    pub fn meta_leader(&self) -> usize {
+        use std::io::{Read, Write};
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a running node");
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", node.monitor)).expect("/jsz");
+        tcp.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("a request");
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).expect("an answer");
+        let body = text.split_once("\r\n\r\n").expect("a body").1;
+        let jsz: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let leader = jsz["meta_cluster"]["leader"]
+            .as_str()
+            .expect("a meta leader");
         leader
             .trim_start_matches('n')
             .parse()

@@ -393,8 +393,9 @@ async fn next_watched(
         .expect("the watch stays open")
 }
 
-/// The stream's leader killed during an ingest through one data node: every acknowledged
-/// write is on both nodes afterwards, each point once (the same points, the same counts).
+/// The stream's leader killed during an ingest through one data node, then the JetStream meta
+/// leader during another: every acknowledged write is on both nodes afterwards, each point
+/// once (the same points, the same counts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_the_stream_leader_killed_during_an_ingest() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,6 +451,31 @@ async fn acknowledged_writes_survive_the_stream_leader_killed_during_an_ingest()
         assert_eq!(found.len(), 1, "{product} {period}");
         assert_eq!(found[0].2, *value, "{product} {period}");
     }
+
+    // The meta leader (the cluster's own Raft leader) killed during another ingest: the same.
+    let meta = nats.meta_leader();
+    let ingest = tokio::spawn(async move {
+        let mut last = 0;
+        for i in 0..30u32 {
+            let request = write_request(
+                data_key("HS:77"),
+                &[(&format!("1980-{:02}", i % 12 + 1), f64::from(i))],
+            );
+            if let Ok(w) = ca.write_points(request).await {
+                last = w.into_inner().sequence;
+            }
+        }
+        (ca, last)
+    });
+    tokio::task::yield_now().await;
+    nats.nodes[meta].kill9();
+    let (mut ca, last) = ingest.await.unwrap();
+    assert!(last > 0, "no write acknowledged with the meta leader gone");
+    nats.nodes[meta].restart();
+    assert_eq!(
+        everything(&mut ca, last).await,
+        everything(&mut cb, last).await
+    );
 }
 
 /// One NATS node stopped (SIGSTOP; not the stream's leader, whose loss the kill test covers):
