@@ -23,6 +23,7 @@ use clap::Parser;
 use tradepact_bench::Server;
 use tradepact_client::data::DataClient;
 use tradepact_proto::data_v1 as pb;
+use tradepact_proto::negotiation_v1 as npb;
 
 #[derive(Parser)]
 #[command(about = "tradepact cluster-mode benchmark (beside a single node, same run)")]
@@ -36,6 +37,9 @@ struct Args {
     /// Seconds of reads per measurement.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Negotiations created through a negotiation replica (0: that part is skipped).
+    #[arg(long, default_value_t = 100_000)]
+    negotiations: usize,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -229,6 +233,56 @@ async fn lag(a: &str, b: &str, writes: usize) -> anyhow::Result<(Duration, Durat
     Ok((percentile(&lags, 0.5), percentile(&lags, 0.99)))
 }
 
+/// A small negotiation (two parties, two issues of two options).
+fn negotiation() -> npb::CreateNegotiationRequest {
+    let issue = |id: &str| npb::Issue {
+        id: id.into(),
+        label: id.into(),
+        options: ["a", "b"]
+            .map(|o| npb::IssueOption {
+                id: o.into(),
+                label: o.into(),
+                trade_effects: vec![],
+            })
+            .to_vec(),
+    };
+    npb::CreateNegotiationRequest {
+        title: "bench".into(),
+        agreement: "bench".into(),
+        parties: vec!["US".into(), "KOR".into()],
+        issues: vec![issue("tariff"), issue("quota")],
+        deadline_rounds: 10,
+        ..Default::default()
+    }
+}
+
+/// Creates `n` negotiations through `url`, 16 at a time; creations per second.
+async fn create_negotiations(url: &str, n: usize) -> anyhow::Result<f64> {
+    let next = Arc::new(Mutex::new(0usize));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut client = tradepact_client::negotiation::connect(url).await?;
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                {
+                    let mut next = next.lock().unwrap();
+                    if *next >= n {
+                        return Ok::<_, tonic::Status>(());
+                    }
+                    *next += 1;
+                }
+                client.create_negotiation(negotiation()).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
 /// GetSeries per second with `callers` callers spread over `urls`, of the first series of
 /// the writes `offset..offset + writes` (every node has them).
 async fn reads(
@@ -321,6 +375,42 @@ async fn main() -> anyhow::Result<()> {
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
+    if args.negotiations > 0 {
+        let replica = |nats: &str| {
+            let path = std::env::current_exe()?.with_file_name("tradepact-negotiation");
+            Server::start(&path, &["--listen", "127.0.0.1:0", "--nats", nats])
+        };
+        let first = replica(&nats.urls)?;
+        let follower = replica(&nats.urls)?;
+        let idle = first.memory_mb().1;
+        let rate = create_negotiations(&first.url, args.negotiations).await?;
+        let (created_on, followed_by) = (first.memory_mb().1, follower.memory_mb().1);
+        let start = Instant::now();
+        let fresh = replica(&nats.urls)?;
+        let started = start.elapsed();
+        let listed = {
+            let mut c = tradepact_client::negotiation::connect(&fresh.url).await?;
+            let request = npb::ListNegotiationsRequest {
+                page_size: 1,
+                ..Default::default()
+            };
+            c.list_negotiations(request)
+                .await?
+                .into_inner()
+                .negotiations
+                .len()
+        };
+        anyhow::ensure!(
+            listed == 1,
+            "a replica started on the stream lists its negotiations"
+        );
+        println!(
+            "\n{} negotiations created through one negotiation replica (16 callers): {rate:.0} creations/s. Resident memory: the replica that created them {created_on:.0} MB (idle before: {idle:.0} MB), a replica that followed them {followed_by:.0} MB, a replica started afterwards {:.0} MB after reading them all back from the stream in {:.1} s.",
+            args.negotiations,
+            fresh.memory_mb().1,
+            started.as_secs_f64()
+        );
+    }
     drop((a, b, single, nats));
     Ok(())
 }

@@ -344,7 +344,74 @@ impl JetStreamLog {
     }
 }
 
+impl JetStreamLog {
+    /// Every negotiation recorded up to the sequence the log opened at, read in one pass over
+    /// the stream (one request a negotiation would take minutes at 10^5).
+    async fn read_all(&self) -> Result<BTreeMap<u64, (Option<Meta>, Vec<Event>)>, LogError> {
+        let mut all: BTreeMap<u64, (Option<Meta>, Vec<Event>)> = BTreeMap::new();
+        if self.opened_at == 0 {
+            return Ok(all);
+        }
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: format!("{PREFIX}*"),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        let mut messages = until_ready("reading the stream", || async {
+            let consumer = self.stream.create_consumer(config.clone()).await?;
+            Ok(consumer.messages().await?)
+        })
+        .await
+        .map_err(|e| unavailable("reading the stream", e))?;
+        loop {
+            let message = match tokio::time::timeout(CALL, messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => return Err(unavailable("reading the stream", e)),
+                Ok(None) | Err(_) => return Err(unavailable("reading the stream", "it stopped")),
+            };
+            let info = message
+                .info()
+                .map_err(|e| unavailable("reading the stream", e))?;
+            let seq = info.stream_sequence;
+            if let Some(id) = id_of(&message.subject) {
+                let record: Record = serde_json::from_slice(&message.payload)
+                    .map_err(|e| LogError::Corrupt(e.to_string()))?;
+                let (meta, events) = all.entry(id).or_default();
+                if record.first != events.len() as u64 {
+                    return Err(LogError::Corrupt(format!(
+                        "{}: a message starts at event {} after {} events",
+                        public_id(id),
+                        record.first,
+                        events.len()
+                    )));
+                }
+                self.saw(id, record.first + record.events.len() as u64, seq);
+                if record.meta.is_some() {
+                    *meta = record.meta;
+                }
+                events.extend(record.events);
+            }
+            if seq >= self.opened_at {
+                return Ok(all);
+            }
+        }
+    }
+}
+
 impl EventStore for JetStreamLog {
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(u64, Meta, Vec<Event>, usize) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        for (id, (meta, events)) in self.wait(self.read_all())? {
+            let meta =
+                meta.ok_or_else(|| LogError::Corrupt(format!("no creation of {}", public_id(id))))?;
+            let bytes = stored_size(Some(&meta), &events);
+            f(id, meta, events, bytes)?;
+        }
+        Ok(())
+    }
+
     fn ids(&self) -> Result<Vec<u64>, LogError> {
         let mut ids: Vec<u64> = self.wait(self.subjects())?.into_keys().collect();
         ids.sort_unstable();

@@ -45,9 +45,10 @@ impl Registry {
         summary: fn(&Entry) -> pb::Negotiation,
     ) -> anyhow::Result<Registry> {
         let mut slots = BTreeMap::new();
-        for id in log.ids().map_err(|e| anyhow::anyhow!("{e}"))? {
-            let entry = read(log.as_ref(), id)
-                .map_err(|e| anyhow::anyhow!("replaying {}: {e}", public_id(id)))?;
+        let mut replayed = |id, meta, events, bytes| {
+            let entry = Entry::new(meta, events, bytes).map_err(|e| {
+                super::log::LogError::Corrupt(format!("replaying {}: {e}", public_id(id)))
+            })?;
             slots.insert(
                 id,
                 Slot {
@@ -57,7 +58,10 @@ impl Registry {
                     used: AtomicU64::new(0),
                 },
             );
-        }
+            Ok(())
+        };
+        log.for_each(&mut replayed)
+            .map_err(|e| anyhow::anyhow!("replaying the event log: {e}"))?;
         tracing::info!(negotiations = slots.len(), "event log replayed");
         metrics::gauge!(NEGOTIATIONS).set(slots.len() as f64);
         Ok(Registry {
