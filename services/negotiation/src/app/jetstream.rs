@@ -54,6 +54,8 @@ const KEPT_ENDS: usize = 16;
 /// How long one call to JetStream may take, retries included (a stopped leader is replaced
 /// in seconds).
 const CALL: Duration = Duration::from_secs(20);
+/// A quiet follower checks after this long whether the stream went on without it.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// Pause between read retries while the cluster recovers (a leader election takes seconds).
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -287,55 +289,87 @@ impl JetStreamLog {
     /// Every message recorded since the log opened, by any replica, in order (a bounded
     /// channel: a follower that falls behind slows the delivery, not the writers).
     pub async fn follow(self: &std::sync::Arc<Self>) -> anyhow::Result<mpsc::Receiver<Followed>> {
+        // Started here, so that a cluster that cannot be followed stops the service at start.
+        let first = self.messages_from(self.opened_at + 1).await?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(self.clone().follow_from(first, tx));
+        Ok(rx)
+    }
+
+    /// An ordered consumer of every negotiation's messages from stream sequence `start`.
+    async fn messages_from(&self, start: u64) -> anyhow::Result<consumer::pull::Ordered> {
         let config = consumer::pull::OrderedConfig {
             filter_subject: format!("{PREFIX}*"),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: self.opened_at + 1,
+                start_sequence: start,
             },
             ..Default::default()
         };
-        let mut messages = until_ready("following the stream", || async {
+        until_ready("following the stream", || async {
             let consumer = self.stream.create_consumer(config.clone()).await?;
             Ok(consumer.messages().await?)
         })
-        .await?;
-        let (tx, rx) = mpsc::channel(256);
-        let log = self.clone();
-        tokio::spawn(async move {
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "following the JetStream log");
-                        continue;
-                    }
-                };
-                let Some(id) = id_of(&message.subject) else {
+        .await
+    }
+
+    /// Sends what `messages` delivers to `tx`; when they end, or stay quiet while the stream
+    /// went on (a consumer lost with a node), follows again from after the last one sent.
+    async fn follow_from(
+        self: std::sync::Arc<Self>,
+        mut messages: consumer::pull::Ordered,
+        tx: mpsc::Sender<Followed>,
+    ) {
+        let mut last = self.opened_at;
+        loop {
+            let message = match tokio::time::timeout(IDLE_CHECK, messages.next()).await {
+                Ok(Some(Ok(m))) => Some(m),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "following the JetStream log");
                     continue;
-                };
-                let record: Record = match serde_json::from_slice(&message.payload) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, id = %public_id(id), "a message that does not decode");
-                        continue;
+                }
+                // The consumer ended: follow again.
+                Ok(None) => None,
+                // Quiet: has the stream gone on without this replica?
+                Err(_) => {
+                    let mut stream = self.stream.clone();
+                    match stream.info().await {
+                        Ok(info) if info.state.last_sequence > last => None,
+                        _ => continue,
                     }
-                };
-                if let Ok(info) = message.info() {
-                    let end = record.first + record.events.len() as u64;
-                    log.saw(id, end, info.stream_sequence);
                 }
-                let followed = Followed {
-                    id,
-                    meta: record.meta,
-                    first: record.first,
-                    events: record.events,
-                };
-                if tx.send(followed).await.is_err() {
-                    return;
+            };
+            let Some(message) = message else {
+                tracing::info!("following the JetStream log again from {}", last + 1);
+                match self.messages_from(last + 1).await {
+                    Ok(m) => messages = m,
+                    Err(e) => tracing::error!(error = %e, "cannot follow the JetStream log"),
                 }
+                continue;
+            };
+            let Ok(info) = message.info() else { continue };
+            let seq = info.stream_sequence;
+            last = last.max(seq);
+            let Some(id) = id_of(&message.subject) else {
+                continue;
+            };
+            let record: Record = match serde_json::from_slice(&message.payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, id = %public_id(id), "a message that does not decode");
+                    continue;
+                }
+            };
+            self.saw(id, record.first + record.events.len() as u64, seq);
+            let followed = Followed {
+                id,
+                meta: record.meta,
+                first: record.first,
+                events: record.events,
+            };
+            if tx.send(followed).await.is_err() {
+                return;
             }
-        });
-        Ok(rx)
+        }
     }
 
     /// Runs `f` to completion from the blocking pool or a worker thread.
