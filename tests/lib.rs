@@ -460,25 +460,33 @@ impl NatsCluster {
     /// node's monitoring endpoint (`/jsz`) says.
     pub fn meta_leader(&self) -> usize {
         use std::io::{Read, Write};
-        let node = self
-            .nodes
-            .iter()
-            .find(|n| n.child.is_some())
-            .expect("a running node");
-        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", node.monitor)).expect("/jsz");
-        tcp.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("a request");
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).expect("an answer");
-        let body = text.split_once("\r\n\r\n").expect("a body").1;
-        let jsz: serde_json::Value = serde_json::from_str(body).expect("JSON");
-        let leader = jsz["meta_cluster"]["leader"]
-            .as_str()
-            .expect("a meta leader");
-        leader
-            .trim_start_matches('n')
-            .parse()
-            .expect("a node name n<index>")
+        // Right after a node came back the cluster may still be electing one: asked again
+        // (bounded).
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", node.monitor)) else {
+                    continue;
+                };
+                let mut text = String::new();
+                let asked = tcp.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+                if asked.is_err() || tcp.read_to_string(&mut text).is_err() {
+                    continue;
+                }
+                let Some((_, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let jsz: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                if let Some(leader) = jsz["meta_cluster"]["leader"].as_str() {
+                    return leader
+                        .trim_start_matches('n')
+                        .parse()
+                        .expect("a node name n<index>");
+                }
+            }
+            assert!(Instant::now() < deadline, "no JetStream meta leader");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Every node's client URL, comma-separated (for `--nats`).

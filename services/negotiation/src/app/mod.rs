@@ -328,12 +328,14 @@ impl Negotiations {
             self.registry.reread(&mut entry).await?;
         }
         self.registry.changed(&entry).await;
+        // Every event this replica had not held, from the message or read again (a gap
+        // included): watchers see each once, in order.
         if have < end {
-            for (i, e) in f.events.into_iter().enumerate() {
+            for (n, e) in entry.events.iter().enumerate().skip(have as usize) {
                 let _ = self.published.send(Published::Event {
                     id: f.id,
-                    number: f.first + i as u64,
-                    event: Arc::new(e),
+                    number: n as u64,
+                    event: Arc::new(e.clone()),
                 });
             }
         }
