@@ -565,19 +565,23 @@ impl Drop for NatsNode {
 /// Starts `tradepact-negotiation` on an ephemeral port with its event log in the JetStream
 /// cluster at `nats` (its data directory unused).
 pub fn start_negotiation_replica(nats: &str, data_url: &str) -> Process {
-    Process::start(
-        "tradepact-negotiation",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--nats",
-            nats,
-            "--data-service",
-            data_url,
-            "--data-service-timeout-ms",
-            "1500",
-        ],
-    )
+    start_negotiation_replica_with(nats, data_url, &[])
+}
+
+/// Like [`start_negotiation_replica`], with more flags.
+pub fn start_negotiation_replica_with(nats: &str, data_url: &str, more: &[&str]) -> Process {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--nats",
+        nats,
+        "--data-service",
+        data_url,
+        "--data-service-timeout-ms",
+        "1500",
+    ];
+    args.extend_from_slice(more);
+    Process::start("tradepact-negotiation", &args)
 }
 
 /// Starts `tradepact-data` on an ephemeral port over `data_dir` as a view of the JetStream

@@ -15,7 +15,7 @@ use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_tests::{
     data_client, negotiation_client, start_data, start_data_replica, start_negotiation_replica,
-    write_request, NatsCluster,
+    start_negotiation_replica_with, write_request, NatsCluster,
 };
 
 fn create() -> pb::CreateNegotiationRequest {
@@ -548,4 +548,36 @@ async fn writes_need_a_quorum_and_reads_answer_without_one() {
         .unwrap()
         .into_inner();
     assert!(after.sequence > one_stopped.sequence);
+}
+
+/// A negotiation larger than the NATS servers' largest message is refused with
+/// RESOURCE_EXHAUSTED, naming both sizes, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_negotiation_larger_than_a_nats_message_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    // The later max_payload wins: 64 kB.
+    let nats = NatsCluster::start_with(&dir.path().join("nats"), 1, "max_payload: 65536");
+    let data = start_data(&dir.path().join("data"));
+    let replica =
+        start_negotiation_replica_with(&nats.urls(), &data.url(), &["--nats-replicas", "1"]);
+    let mut c = negotiation_client(&replica).await;
+    let mut big = create();
+    big.issues[0].label = "L".repeat(200);
+    for o in 0..400 {
+        big.issues[0].options.push(pb::IssueOption {
+            id: format!("o{o}"),
+            label: "x".repeat(200),
+            trade_effects: vec![],
+        });
+    }
+    let e = c.create_negotiation(big).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("65536 bytes"), "{e:?}");
+    let listed = c
+        .list_negotiations(pb::ListNegotiationsRequest::default())
+        .await
+        .unwrap();
+    assert!(listed.into_inner().negotiations.is_empty());
+    // A small one still goes in.
+    c.create_negotiation(create()).await.unwrap();
 }

@@ -93,6 +93,8 @@ pub struct JetStreamLog {
     last_id: AtomicU64,
     /// The stream's last sequence when the log opened: following starts after it.
     opened_at: u64,
+    /// The largest message the servers take.
+    max_payload: usize,
     /// A random number of this log instance, and a counter: message ids.
     instance: u64,
     nonce: AtomicU64,
@@ -115,6 +117,7 @@ impl JetStreamLog {
     /// a while: a new cluster elects its JetStream leader a few seconds after it starts.
     pub async fn open(config: &NatsConfig) -> anyhow::Result<JetStreamLog> {
         let client = tradepact_rpc::nats::connect(config, "tradepact-negotiation").await?;
+        let max_payload = client.server_info().max_payload;
         let mut js = jetstream::new(client);
         // An acknowledgement lost with a node is asked for again soon (retried within CALL).
         js.set_timeout(tradepact_rpc::nats::REQUEST_TIMEOUT);
@@ -137,12 +140,8 @@ impl JetStreamLog {
             ends: Mutex::new(HashMap::new()),
             last_id: AtomicU64::new(0),
             opened_at,
-            instance: {
-                use std::hash::{BuildHasher, Hasher};
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-            },
+            max_payload,
+            instance: tradepact_rpc::nats::instance_id(),
             nonce: AtomicU64::new(0),
         };
         let ids = until_ready("the negotiations' list", || async {
@@ -201,6 +200,13 @@ impl JetStreamLog {
         end: u64,
         payload: Vec<u8>,
     ) -> Result<u64, LogError> {
+        if payload.len() > self.max_payload {
+            return Err(LogError::TooLarge(format!(
+                "these events take {} bytes, more than the cluster's largest message ({} bytes)",
+                payload.len(),
+                self.max_payload
+            )));
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",

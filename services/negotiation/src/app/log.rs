@@ -136,6 +136,8 @@ pub enum LogError {
     Unavailable(String),
     /// The log holds no negotiation with this id.
     Missing(u64),
+    /// What is to be recorded is larger than the log takes in one message (nothing recorded).
+    TooLarge(String),
 }
 
 impl std::fmt::Display for LogError {
@@ -146,6 +148,7 @@ impl std::fmt::Display for LogError {
             LogError::Conflict(e) => f.write_str(e),
             LogError::Unavailable(e) => write!(f, "event log unavailable: {e}"),
             LogError::Missing(id) => write!(f, "no negotiation {}", public_id(*id)),
+            LogError::TooLarge(e) => f.write_str(e),
         }
     }
 }

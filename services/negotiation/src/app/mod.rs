@@ -124,6 +124,9 @@ pub fn log_failure(e: LogError) -> Failure {
             tracing::error!(error = %io, "event log I/O error");
             Failure::Unavailable("the event log is unavailable (I/O error logged on the server); nothing was recorded".to_owned())
         }
+        LogError::TooLarge(why) => Failure::ResourceExhausted(format!(
+            "{why}: nothing was recorded (raise the NATS servers' max_payload, or record less at once)"
+        )),
         LogError::Unavailable(why) => {
             tracing::warn!(%why, "event log unavailable");
             Failure::Unavailable(format!(
