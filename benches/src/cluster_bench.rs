@@ -40,6 +40,9 @@ struct Args {
     /// Negotiations created through a negotiation replica (0: that part is skipped).
     #[arg(long, default_value_t = 100_000)]
     negotiations: usize,
+    /// Points ingested before a new data node catches up from the stream (0: skipped).
+    #[arg(long, default_value_t = 10_000_000)]
+    catch_up_points: usize,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -144,8 +147,30 @@ fn write(n: usize) -> pb::WritePointsRequest {
     }
 }
 
+/// Write `n` of the catch-up ingest: 50 series × 20 points, every series new (6-digit
+/// products), so that `n` writes hold `n` × 1000 distinct points.
+fn write_wide(n: usize) -> pb::WritePointsRequest {
+    let mut w = write(n);
+    for (s, series) in w.series.iter_mut().enumerate() {
+        let key = series.key.as_mut().expect("a key");
+        key.partner = "BRA".into();
+        key.product = format!("HS:{:06}", 100_000 + n * 50 + s);
+    }
+    w
+}
+
 /// Points per second of `writes` writes through `url`, `in_flight` at a time.
 async fn ingest(url: &str, writes: usize, in_flight: usize, offset: usize) -> anyhow::Result<f64> {
+    ingest_with(url, writes, in_flight, offset, write).await
+}
+
+async fn ingest_with(
+    url: &str,
+    writes: usize,
+    in_flight: usize,
+    offset: usize,
+    make: fn(usize) -> pb::WritePointsRequest,
+) -> anyhow::Result<f64> {
     let next = Arc::new(Mutex::new(0usize));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -163,7 +188,7 @@ async fn ingest(url: &str, writes: usize, in_flight: usize, offset: usize) -> an
                 if n >= writes {
                     return Ok::<_, tonic::Status>(());
                 }
-                client.write_points(write(offset + n)).await?;
+                client.write_points(make(offset + n)).await?;
             }
         }));
     }
@@ -409,6 +434,58 @@ async fn main() -> anyhow::Result<()> {
             args.negotiations,
             fresh.memory_mb().1,
             started.as_secs_f64()
+        );
+    }
+    if args.catch_up_points >= 1000 {
+        let writes = args.catch_up_points / 1000;
+        let rate = ingest_with(&a.url, writes, 4, 0, write_wide).await?;
+        let last = {
+            let mut c = tradepact_client::data::connect(&a.url).await?;
+            c.write_points(write_wide(writes))
+                .await?
+                .into_inner()
+                .sequence
+        };
+        let start = Instant::now();
+        let path = std::env::current_exe()?.with_file_name("tradepact-data");
+        let fresh_dir = dir.path().join("c");
+        let fresh = Server::start(
+            &path,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                fresh_dir.to_str().expect("utf-8"),
+                "--nats",
+                &nats.urls,
+            ],
+        )?;
+        let mut c = tradepact_client::data::connect(&fresh.url).await?;
+        // Asked again until it has applied the last write (each ask waits up to 10 s).
+        loop {
+            let mut request = tonic::Request::new(pb::ListSeriesRequest {
+                page_size: 1,
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("tradepact-min-sequence", last.to_string().parse()?);
+            if c.list_series(request).await.is_ok() {
+                break;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(600),
+                "no catch-up in 10 minutes"
+            );
+        }
+        let took = start.elapsed();
+        println!(
+            "\nCatch-up: {} points ingested through node A (4 writes in flight, {:.0} points/s); a new data node started on an empty directory applied the whole stream in {:.1} s ({:.0} points/s; resident memory {:.0} MB at the end).",
+            (writes + 1) * 1000,
+            rate,
+            took.as_secs_f64(),
+            ((writes + 1) * 1000) as f64 / took.as_secs_f64(),
+            fresh.memory_mb().1
         );
     }
     drop((a, b, single, nats));
