@@ -322,6 +322,43 @@ async fn two_data_nodes_apply_the_stream_alike_and_read_their_writes() {
         .unwrap()
         .into_inner();
     assert!(through_b.sequence > written.sequence);
+    // A user's group defined through A is a message of the stream too: B has it once it has
+    // applied a write made after it.
+    let group = data_pb::Group {
+        name: "MY_PARTNERS".into(),
+        description: "Korea and Japan".into(),
+        members: ["KOR", "JPN"]
+            .map(|code| data_pb::GroupMember {
+                code: code.into(),
+                from_year: 2012,
+                until_year: 0,
+            })
+            .to_vec(),
+        user_defined: true,
+    };
+    ca.define_group(data_pb::DefineGroupRequest {
+        group: Some(group.clone()),
+    })
+    .await
+    .unwrap();
+    let after = ca
+        .write_points(write_request(data_key("HS:88"), &[("2017-01", 1.0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = data_pb::ListGroupsRequest {
+        name: "MY_PARTNERS".into(),
+        as_of_year: 0,
+    };
+    let on_b = cb
+        .list_groups(at_least(listed, after.sequence))
+        .await
+        .unwrap();
+    let groups = on_b.into_inner().groups;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0].members.len(), 2);
+    assert_eq!(groups[0].description, "Korea and Japan");
+
     // A sequence nobody wrote: UNAVAILABLE within the request's deadline, saying how far.
     let mut far = at_least(get.clone(), through_b.sequence + 1000);
     far.set_timeout(Duration::from_millis(300));
@@ -358,7 +395,7 @@ async fn two_data_nodes_apply_the_stream_alike_and_read_their_writes() {
         everything(&mut ca, last).await,
         everything(&mut cb, last).await,
     );
-    assert_eq!(on_a.len(), 3 + 40 * 12);
+    assert_eq!(on_a.len(), 4 + 40 * 12);
     assert_eq!(on_a, on_b);
 
     // A watch on B resumed from a sequence A answered: the write at it, by stream sequence,

@@ -18,7 +18,8 @@
 //!
 //! Messages, binary (the store's own key encoding for series keys): `W` then the release
 //! (`0`, or `1` and label, date and source), a table of the batch's sources, and each series
-//! with its points (period ordinal, value, source index); `D` then a series key (a delete).
+//! with its points (period ordinal, value, source index); `D` then a series key (a delete);
+//! `G` then a user's country group (name, description, members with their years).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::watch;
-use tradepact_model::Release;
+use tradepact_model::reference::{GroupInfo, Membership};
+use tradepact_model::{Country, Release};
 use tradepact_rpc::nats::{until_ready, NatsConfig, Published};
 use tradepact_store::{Error, Point, SeriesKey, SeriesPoints, Store, WriteSummary};
 
@@ -52,6 +54,7 @@ const KEPT_RESULTS: usize = 4096;
 enum Applied {
     Write(WriteSummary),
     Delete(u64),
+    Group,
     Failed(String),
 }
 
@@ -205,6 +208,16 @@ impl ClusterLog {
                 Ok(n) => Applied::Delete(n),
                 Err(e) => Applied::Failed(e.to_string()),
             },
+            // Groups live apart from the series: stored, then the sequence (a crash between
+            // stores the same group again, which changes nothing).
+            Ok(Message::Group(group)) => match self
+                .store
+                .define_group(&group)
+                .and_then(|()| self.store.write_at(&[], None, seq, |_| {}))
+            {
+                Ok(_) => Applied::Group,
+                Err(e) => Applied::Failed(e.to_string()),
+            },
             Err(e) => {
                 tracing::error!(seq, error = %e, "a data message that does not decode: skipped");
                 let _ = self.store.write_at(&[], None, seq, |_| {});
@@ -303,7 +316,9 @@ impl WriteLog for ClusterLog {
         // Watchers are told by the node's applier, of every node's writes.
         match self.wait(self.record(encode_write(batch)))? {
             Applied::Write(summary) => Ok(summary),
-            Applied::Delete(_) => Err(Error::Corrupt("a write applied as a delete".into())),
+            Applied::Delete(_) | Applied::Group => {
+                Err(Error::Corrupt("a write applied as something else".into()))
+            }
             Applied::Failed(e) => Err(unavailable(
                 "applying a write",
                 format!("it is recorded in the stream, but this node could not apply it ({e}); it will retry"),
@@ -317,7 +332,9 @@ impl WriteLog for ClusterLog {
         match self.wait(self.record(encode_delete(key)))? {
             Applied::Delete(0) => Err(Error::NotFound(format!("no series {key}"))),
             Applied::Delete(n) => Ok(n),
-            Applied::Write(_) => Err(Error::Corrupt("a delete applied as a write".into())),
+            Applied::Write(_) | Applied::Group => {
+                Err(Error::Corrupt("a delete applied as something else".into()))
+            }
             Applied::Failed(e) => Err(unavailable(
                 "applying a delete",
                 format!("it is recorded in the stream, but this node could not apply it ({e}); it will retry"),
@@ -329,12 +346,24 @@ impl WriteLog for ClusterLog {
         // What is applied is in the stream (stored by a quorum, fsynced): durable.
         Ok(*self.applied.borrow())
     }
+
+    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()> {
+        match self.wait(self.record(encode_group(group)))? {
+            Applied::Group => Ok(()),
+            Applied::Failed(e) => Err(unavailable(
+                "applying a group",
+                format!("it is recorded in the stream, but this node could not apply it ({e}); it will retry"),
+            )),
+            _ => Err(Error::Corrupt("a group applied as something else".into())),
+        }
+    }
 }
 
 /// A message of the stream.
 enum Message {
     Write(Batch),
     Delete(SeriesKey),
+    Group(GroupInfo),
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -379,6 +408,19 @@ fn encode_write(batch: &Batch) -> Vec<u8> {
     out
 }
 
+fn encode_group(group: &GroupInfo) -> Vec<u8> {
+    let mut out = vec![b'G'];
+    put_bytes(&mut out, group.name.as_bytes());
+    put_bytes(&mut out, group.description.as_bytes());
+    out.extend_from_slice(&(group.members.len() as u32).to_be_bytes());
+    for m in &group.members {
+        put_bytes(&mut out, m.code.as_str().as_bytes());
+        out.extend_from_slice(&m.from.unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&m.until.unwrap_or(0).to_be_bytes());
+    }
+    out
+}
+
 fn encode_delete(key: &SeriesKey) -> Vec<u8> {
     let mut out = vec![b'D'];
     put_bytes(&mut out, &key.encode());
@@ -400,6 +442,11 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        let b: [u8; 2] = self.take(2)?.try_into().map_err(|_| "u16")?;
+        Ok(u16::from_be_bytes(b))
     }
 
     fn u32(&mut self) -> Result<u32, String> {
@@ -430,6 +477,28 @@ fn decode(payload: &[u8]) -> Result<Message, String> {
     let mut r = Reader(payload);
     match r.u8()? {
         b'D' => Ok(Message::Delete(r.key()?)),
+        b'G' => {
+            let name = r.text()?.to_owned();
+            let description = r.text()?.to_owned();
+            let members = (0..r.u32()?)
+                .map(|_| {
+                    let code = r.text()?;
+                    let code = Country::of_shape(code).ok_or("a member code of the wrong shape")?;
+                    let year = |y: u16| (y != 0).then_some(y);
+                    Ok(Membership {
+                        code,
+                        from: year(r.u16()?),
+                        until: year(r.u16()?),
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(Message::Group(GroupInfo {
+                name,
+                description,
+                members,
+                user_defined: true,
+            }))
+        }
         b'W' => {
             let release = match r.u8()? {
                 0 => None,
@@ -511,11 +580,32 @@ mod tests {
         };
         match decode(&encode_write(&batch)).unwrap() {
             Message::Write(back) => assert_eq!(back, batch),
-            Message::Delete(_) => panic!("a write"),
+            _ => panic!("a write"),
         }
         match decode(&encode_delete(&key)).unwrap() {
             Message::Delete(back) => assert_eq!(back, key),
-            Message::Write(_) => panic!("a delete"),
+            _ => panic!("a delete"),
+        }
+        let group = GroupInfo {
+            name: "MINE".into(),
+            description: "two".into(),
+            members: vec![
+                Membership {
+                    code: Country::of_shape("KOR").unwrap(),
+                    from: Some(2012),
+                    until: None,
+                },
+                Membership {
+                    code: Country::of_shape("JPN").unwrap(),
+                    from: None,
+                    until: Some(2020),
+                },
+            ],
+            user_defined: true,
+        };
+        match decode(&encode_group(&group)).unwrap() {
+            Message::Group(back) => assert_eq!(back, group),
+            _ => panic!("a group"),
         }
         let whole = encode_write(&batch);
         for cut in 0..whole.len() {

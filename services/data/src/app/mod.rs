@@ -16,6 +16,7 @@ pub mod watch;
 
 use std::sync::Arc;
 
+use tradepact_model::reference::GroupInfo;
 use tradepact_model::{Failure, Outcome, Release};
 use tradepact_store::aggregate::{self, ReadPlan, Value};
 use tradepact_store::analysis::{self, BalanceQuery, BalanceRow, Change, ChangeTarget};
@@ -67,6 +68,8 @@ pub trait WriteLog: Send + Sync + 'static {
     fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64>;
     /// Makes every write so far durable; the last sequence it covers.
     fn flush(&self) -> tradepact_store::Result<u64>;
+    /// Stores a user's country group (replacing one of its name), durably.
+    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()>;
 }
 
 impl WriteLog for Store {
@@ -85,6 +88,10 @@ impl WriteLog for Store {
     fn flush(&self) -> tradepact_store::Result<u64> {
         Store::flush(self)
     }
+
+    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()> {
+        Store::define_group(self, group)
+    }
 }
 
 /// Blocking iterators a stream is served from.
@@ -97,8 +104,6 @@ pub struct Trade {
     log: Arc<dyn WriteLog>,
     watch: Arc<Watchers>,
     query_slots: query::QuerySlots,
-    /// Cluster mode: what is written goes through the stream (user groups are not yet).
-    clustered: bool,
 }
 
 impl Trade {
@@ -115,7 +120,6 @@ impl Trade {
                 log,
                 watch,
                 query_slots,
-                clustered: false,
             },
             closer,
         )
@@ -127,7 +131,6 @@ impl Trade {
         let (mut trade, closer) = Trade::new(store);
         tokio::spawn(log.clone().apply_stream(trade.watch.clone()));
         trade.log = log;
-        trade.clustered = true;
         (trade, closer)
     }
 

@@ -54,14 +54,8 @@ impl Trade {
                     .collect(),
             )
         })?;
-        if self.clustered {
-            return Err(Failure::FailedPrecondition(
-                "user groups are not replicated in cluster mode yet: define them on a single node"
-                    .to_owned(),
-            ));
-        }
         let stored = group.clone();
-        self.blocking(move |this| this.store.define_group(&stored))
+        self.blocking(move |this| this.log.define_group(&stored))
             .await?;
         Ok(group)
     }
