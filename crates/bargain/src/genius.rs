@@ -60,6 +60,23 @@ impl Scenario {
     }
 }
 
+/// The integers of an integer issue's bounds, at most [`MAX_INTEGER_OPTIONS`] of them (GENIUS's
+/// and NegMAS's integer issues alike).
+pub(crate) fn integer_range(
+    file: &str,
+    name: &str,
+    low: i64,
+    high: i64,
+) -> Result<std::ops::RangeInclusive<i64>> {
+    if high < low || high - low + 1 > MAX_INTEGER_OPTIONS {
+        return Err(invalid(
+            file,
+            format!("integer issue {name:?}: bounds {low}..{high} must give 1 to {MAX_INTEGER_OPTIONS} options"),
+        ));
+    }
+    Ok(low..=high)
+}
+
 fn invalid(file: &str, what: impl Into<String>) -> Error {
     Error::invalid(file, what.into())
 }
@@ -129,13 +146,7 @@ fn domain_issues(file: &str, doc: &roxmltree::Document<'_>) -> Result<Vec<Domain
                     number(file, node, "lowerbound")? as i64,
                     number(file, node, "upperbound")? as i64,
                 );
-                if high < low || high - low + 1 > MAX_INTEGER_OPTIONS {
-                    return Err(invalid(
-                        file,
-                        format!("integer issue {name:?}: bounds {low}..{high} must give 1 to {MAX_INTEGER_OPTIONS} options"),
-                    ));
-                }
-                let options = (low..=high)
+                let options = integer_range(file, &name, low, high)?
                     .map(|x| OptionDef {
                         id: x.to_string(),
                         label: x.to_string(),

@@ -8,7 +8,7 @@
 //! - categorical, ordinal and cardinal issues with listed `values` become one option per value
 //!   (its id the value as Python prints it: `Red`, `5`, `0.5`);
 //! - a `ContiguousIssue` (`values: [low, high]`) becomes one option per integer (at most
-//!   [`MAX_INTEGER_OPTIONS`]);
+//!   [`MAX_INTEGER_OPTIONS`](crate::genius::MAX_INTEGER_OPTIONS));
 //! - a continuous issue is refused, naming it (discretise it in NegMAS first).
 //!
 //! Utility functions: `LinearAdditiveUtilityFunction` (weights and one value function per
@@ -38,7 +38,7 @@ use std::collections::HashMap;
 
 use serde_norway::{Mapping, Value};
 
-use crate::genius::{Scenario, MAX_INTEGER_OPTIONS};
+use crate::genius::{integer_range, Scenario};
 use crate::position::PositionSpec;
 use crate::space::{Issue, OptionDef};
 use crate::{Error, Result};
@@ -159,13 +159,7 @@ fn domain_issues(file: &str, doc: &Value) -> Result<Vec<DomainIssue>> {
                         format!("issue {name:?} (ContiguousIssue) needs values: [low, high] as integers"),
                     ));
                 };
-                if high < low || high - low + 1 > MAX_INTEGER_OPTIONS {
-                    return Err(invalid(
-                        file,
-                        format!("issue {name:?}: bounds {low}..{high} must give 1 to {MAX_INTEGER_OPTIONS} options"),
-                    ));
-                }
-                (low..=high)
+                integer_range(file, &name, low, high)?
                     .map(|x| Scalar {
                         id: x.to_string(),
                         number: Some(x as f64),

@@ -144,12 +144,7 @@ impl JetStreamLog {
             instance: tradepact_rpc::nats::instance_id(),
             nonce: AtomicU64::new(0),
         };
-        let ids = until_ready("the negotiations' list", || async {
-            Ok(log.subjects().await?)
-        })
-        .await?;
-        let highest = ids.keys().copied().max().unwrap_or(0);
-        log.last_id.store(highest, Ordering::Release);
+        // The highest id is learnt as the service reads the log back (`for_each`) and follows it.
         Ok(log)
     }
 

@@ -319,7 +319,8 @@ impl Negotiations {
     }
 
     async fn take(&self, f: jetstream::Followed) -> Outcome<()> {
-        let entry = self.registry.get_or_read(f.id).await?;
+        // Read from the log if this replica does not know it yet (created by another).
+        let entry = self.registry.get(f.id, &log::public_id(f.id)).await?;
         let mut entry = entry.lock().await;
         let (have, end) = (entry.events.len() as u64, f.first + f.events.len() as u64);
         if have == f.first {

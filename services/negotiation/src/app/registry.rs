@@ -108,12 +108,6 @@ impl Registry {
         Ok(entry)
     }
 
-    /// The negotiation `id`, loaded (read from the log if this registry does not know it yet:
-    /// created by another replica).
-    pub async fn get_or_read(&self, id: u64) -> Outcome<Arc<Mutex<Entry>>> {
-        self.get(id, &public_id(id)).await
-    }
-
     /// Reads a negotiation this registry does not know from the log, and keeps it.
     async fn read_through(&self, id: u64, public: &str) -> Outcome<Arc<Mutex<Entry>>> {
         let log = self.log.clone();
