@@ -587,15 +587,24 @@ pub fn start_negotiation_replica_with(nats: &str, data_url: &str, more: &[&str])
 /// Starts `tradepact-data` on an ephemeral port over `data_dir` as a view of the JetStream
 /// cluster at `nats` (cluster mode).
 pub fn start_data_replica(nats: &str, data_dir: &Path) -> Process {
-    Process::start(
-        "tradepact-data",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().expect("utf-8 path"),
-            "--nats",
-            nats,
-        ],
-    )
+    start_data_replica_with(nats, data_dir, &[])
+}
+
+/// Like [`start_data_replica`], with more flags.
+pub fn start_data_replica_with(nats: &str, data_dir: &Path, more: &[&str]) -> Process {
+    Process::start("tradepact-data", &data_replica_args(nats, data_dir, more))
+}
+
+/// The flags of [`start_data_replica_with`].
+pub fn data_replica_args<'a>(nats: &'a str, data_dir: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+        "--nats",
+        nats,
+    ];
+    args.extend_from_slice(more);
+    args
 }

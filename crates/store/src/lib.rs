@@ -52,6 +52,7 @@ mod store;
 
 pub use migrate::{migrate, Migrated};
 pub use release::{AsOf, Rank, ReleaseInfo, View};
+pub use store::snapshot::{self, SnapshotInfo};
 pub use store::{
     Change, SeriesInfo, Store, StoreOptions, StoredPoint, Verified, WriteSummary, FORMAT,
     RETAINED_CHANGES,

@@ -1,7 +1,8 @@
 use std::collections::hash_map::Entry;
 use std::collections::{btree_map, BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::chunk::{Chunk, ChunkView, Upsert, BLOCK};
 use crate::model::reference::{GroupInfo, Membership};
@@ -337,6 +338,8 @@ pub struct Store {
     groups: sled::Tree,
     /// Guards writes; holds the last sequence number given.
     write_lock: Mutex<u64>,
+    /// The last sequence number given, readable while a write (or a snapshot) holds the lock.
+    last: AtomicU64,
     /// The named releases (added under the write lock).
     releases: Arc<RwLock<Releases>>,
 }
@@ -446,6 +449,7 @@ impl Store {
             tree,
             groups,
             write_lock: Mutex::new(last),
+            last: AtomicU64::new(last),
             releases: Arc::new(RwLock::new(releases)),
         })
     }
@@ -688,7 +692,7 @@ impl Store {
                 ops.insert(SEQUENCE, at.to_be_bytes().to_vec());
                 drop(ranks);
                 self.tree.apply_batch(ops)?;
-                *last = at;
+                self.set_last(&mut last, at);
                 summary.sequence = at;
                 applied(at);
             }
@@ -734,15 +738,21 @@ impl Store {
                 release: r.clone(),
             });
         }
-        *last = seq;
+        self.set_last(&mut last, seq);
         summary.sequence = seq;
         applied(seq);
         Ok(summary)
     }
 
-    /// The sequence number of the last write.
+    /// The sequence number of the last write (without waiting for one in progress).
     pub fn sequence(&self) -> u64 {
-        *self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
+        self.last.load(Ordering::Acquire)
+    }
+
+    /// Records `seq` as the last sequence given (the write lock held).
+    fn set_last(&self, last: &mut MutexGuard<'_, u64>, seq: u64) {
+        **last = seq;
+        self.last.store(seq, Ordering::Release);
     }
 
     /// The writes from sequence `from` on, oldest first, with what each touched (series
@@ -1248,7 +1258,7 @@ impl Store {
         }
         if let (Some(at), None) = (at, self.entry(key)?) {
             self.tree.insert(SEQUENCE, at.to_be_bytes().to_vec())?;
-            *last = at;
+            self.set_last(&mut last, at);
             return Ok(0);
         }
         let encoded = key.encode();
@@ -1267,11 +1277,13 @@ impl Store {
         }
         self.tree.apply_batch(ops)?;
         if let Some(at) = at {
-            *last = at;
+            self.set_last(&mut last, at);
         }
         Ok(u64::from(meta.count))
     }
 }
+
+pub mod snapshot;
 
 #[cfg(test)]
 mod releases_tests;

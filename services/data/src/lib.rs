@@ -77,6 +77,11 @@ pub struct Config {
     pub security: tradepact_rpc::SecurityArgs,
     #[command(flatten)]
     pub nats: tradepact_rpc::nats::NatsArgs,
+    /// Cluster mode: take a snapshot of the store for new nodes (kept in the JetStream object
+    /// store) once this many MiB of messages have been applied here since the newest one; 0:
+    /// never. A new node on an empty directory starts from the newest snapshot.
+    #[arg(long, env = "TRADEPACT_SNAPSHOT_EVERY_MIB", default_value_t = 256.0)]
+    pub snapshot_every_mib: f64,
 }
 
 /// How the store uses memory and disk.
@@ -169,20 +174,40 @@ pub async fn serve(
     .await
 }
 
+/// How a cluster node takes snapshots (see [`app::snapshot`]).
+pub struct Snapshotting {
+    /// The bucket.
+    pub snapshots: app::snapshot::Snapshots,
+    /// Bytes of messages applied between two snapshots; 0: none taken.
+    pub every_bytes: u64,
+    /// The file a snapshot is written to before it is uploaded.
+    pub scratch: PathBuf,
+}
+
 /// Serves `store` as a view of the cluster's data stream (cluster mode; see
 /// [`app::cluster`]) on `listener` until `shutdown` completes.
 pub async fn serve_clustered(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
-    nats: &tradepact_rpc::nats::NatsConfig,
+    (nats, snapshotting): (&tradepact_rpc::nats::NatsConfig, Snapshotting),
     limits: Limits,
     security: tradepact_rpc::Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let log = app::cluster::ClusterLog::open(nats, store.clone(), limits.max_message_bytes).await?;
     let applied = log.applied();
+    let snapshots = (snapshotting.every_bytes > 0).then(|| {
+        let Snapshotting {
+            snapshots,
+            every_bytes,
+            scratch,
+        } = snapshotting;
+        let taking =
+            snapshots.keep_taking(store.clone(), log.applied_bytes(), every_bytes, scratch);
+        tokio::spawn(taking).abort_handle()
+    });
     let (app, watchers) = app::Trade::clustered(store.clone(), log);
-    serve_trade(
+    let served = serve_trade(
         listener,
         store,
         (app, watchers, Some(applied)),
@@ -190,7 +215,11 @@ pub async fn serve_clustered(
         security,
         shutdown,
     )
-    .await
+    .await;
+    if let Some(taking) = snapshots {
+        taking.abort();
+    }
+    served
 }
 
 type Served = (
@@ -254,17 +283,39 @@ async fn store_size(store: std::sync::Weak<Store>) {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = tradepact_rpc::Security::load(&config.security)?;
     tradepact_rpc::metrics::start(&config.metrics).await?;
+    let limits = Limits::from(&config.limits);
+    let cluster = match config.nats.config() {
+        Some(nats) => {
+            tracing::info!(nats = %nats.url, replicas = nats.replicas, "cluster mode: the store is a view of the data stream");
+            let snapshots = app::snapshot::Snapshots::open(&nats, limits.max_message_bytes).await?;
+            let (dir, options) = (&config.data_dir, config.store.options());
+            if let Some(info) = snapshots.restore_if_new(dir, options).await? {
+                tracing::info!(
+                    sequence = info.sequence,
+                    entries = info.entries,
+                    bytes = info.bytes,
+                    "restored the newest snapshot into the empty data directory"
+                );
+            }
+            let mut scratch = dir.file_name().unwrap_or_default().to_owned();
+            scratch.push(".snapshot");
+            let snapshotting = Snapshotting {
+                snapshots,
+                every_bytes: (config.snapshot_every_mib.max(0.0) * 1024.0 * 1024.0) as u64,
+                scratch: dir.with_file_name(scratch),
+            };
+            Some((nats, snapshotting))
+        }
+        None => None,
+    };
     let store = open_store_with(&config.data_dir, &config.store)?;
     tracing::info!(data_dir = %config.data_dir.display(), "store open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
-    let (limits, shutdown) = (
-        Limits::from(&config.limits),
-        tradepact_rpc::server::shutdown_signal(),
-    );
-    match config.nats.config() {
-        Some(nats) => {
-            tracing::info!(nats = %nats.url, replicas = nats.replicas, "cluster mode: the store is a view of the data stream");
-            serve_clustered(listener, store, &nats, limits, security, shutdown).await
+    let shutdown = tradepact_rpc::server::shutdown_signal();
+    match cluster {
+        Some((nats, snapshotting)) => {
+            let cluster = (&nats, snapshotting);
+            serve_clustered(listener, store, cluster, limits, security, shutdown).await
         }
         None => serve(listener, store, limits, security, shutdown).await,
     }

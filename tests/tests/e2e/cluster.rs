@@ -14,8 +14,9 @@ use tradepact_client::negotiation::NegotiationClient;
 use tradepact_proto::data_v1 as data_pb;
 use tradepact_proto::negotiation_v1 as pb;
 use tradepact_tests::{
-    data_client, negotiation_client, start_data, start_data_replica, start_negotiation_replica,
-    start_negotiation_replica_with, write_request, NatsCluster,
+    data_client, data_replica_args, negotiation_client, start_data, start_data_replica,
+    start_data_replica_with, start_negotiation_replica, start_negotiation_replica_with,
+    write_request, NatsCluster,
 };
 
 fn create() -> pb::CreateNegotiationRequest {
@@ -617,4 +618,112 @@ async fn a_negotiation_larger_than_a_nats_message_is_refused_clearly() {
     assert!(listed.into_inner().negotiations.is_empty());
     // A small one still goes in.
     c.create_negotiation(create()).await.unwrap();
+}
+
+/// `n` writes of two years of monthly points to product `HS:7xxx` series through `c`; the
+/// last write's sequence.
+async fn ingest(c: &mut DataClient, writes: std::ops::Range<u32>) -> u64 {
+    let mut last = 0;
+    for i in writes {
+        let values: Vec<(String, f64)> = (0..24)
+            .map(|m| {
+                (
+                    format!("{}-{:02}", 2000 + m / 12, m % 12 + 1),
+                    f64::from(i * 100 + m),
+                )
+            })
+            .collect();
+        let values: Vec<(&str, f64)> = values.iter().map(|(p, v)| (p.as_str(), *v)).collect();
+        let product = format!("HS:{:04}", 7000 + i);
+        let w = c.write_points(write_request(data_key(&product), &values));
+        last = w.await.unwrap().into_inner().sequence;
+    }
+    last
+}
+
+/// A new data node starts from the newest snapshot in the JetStream object store and the
+/// messages after it: with every message before the snapshot removed from the stream, it
+/// still ends with every point. A node whose store ends before the stream's first message
+/// refuses to start, saying to start it on an empty directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_node_starts_from_the_newest_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let urls = nats.urls();
+    // A snapshot every 20 kB of messages on A; none on B (the default is 256 MiB).
+    let a = start_data_replica_with(
+        &urls,
+        &dir.path().join("a"),
+        &["--snapshot-every-mib", "0.02"],
+    );
+    let b = start_data_replica(&urls, &dir.path().join("b"));
+    let (mut ca, mut cb) = (data_client(&a).await, data_client(&b).await);
+    let first = ingest(&mut ca, 0..1).await;
+    assert_eq!(everything(&mut cb, first).await.len(), 24);
+    b.kill9();
+
+    // About 30 kB of messages: A takes a snapshot.
+    ingest(&mut ca, 1..60).await;
+    a.wait_for_log("snapshot taken", Duration::from_secs(60));
+    let client = async_nats::connect(urls.split(',').next().unwrap())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let bucket = js
+        .get_object_store("TRADEPACT_DATA_SNAPSHOTS")
+        .await
+        .unwrap();
+    let info = bucket.info("store").await.unwrap();
+    let snapshot: u64 = info.metadata["sequence"].parse().unwrap();
+    assert!(snapshot > first, "{info:?}");
+    // Writes after it, then the messages up to it removed.
+    let last = ingest(&mut ca, 60..70).await;
+    assert!(last > snapshot);
+    let mut stream = js.get_stream("TRADEPACT_DATA").await.unwrap();
+    stream.purge().sequence(snapshot + 1).await.unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.first_sequence,
+        snapshot + 1
+    );
+
+    // C, on an empty directory: the snapshot, then the stream after it.
+    let c = start_data_replica(&urls, &dir.path().join("c"));
+    c.wait_for_log("restored the newest snapshot", Duration::from_secs(5));
+    assert!(
+        c.log().contains(&format!("sequence={snapshot}")),
+        "{}",
+        c.log()
+    );
+    let mut cc = data_client(&c).await;
+    let (on_a, on_c) = (
+        everything(&mut ca, last).await,
+        everything(&mut cc, last).await,
+    );
+    assert_eq!(on_a.len(), 70 * 24);
+    assert_eq!(on_a, on_c);
+    // And it goes on applying the stream.
+    let next = ingest(&mut ca, 70..71).await;
+    assert_eq!(everything(&mut cc, next).await.len(), 71 * 24);
+
+    // B's store ends before the stream's first message: it refuses to start.
+    let b_dir = dir.path().join("b");
+    let args = data_replica_args(&urls, &b_dir, &[]);
+    let mut b = std::process::Command::new(tradepact_tests::binary("tradepact-data"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while b.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "B did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = b.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("begins at {}", snapshot + 1))
+            && stderr.contains("start this node on an empty data directory"),
+        "{stderr}"
+    );
 }

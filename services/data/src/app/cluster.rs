@@ -58,6 +58,22 @@ enum Applied {
     Failed(String),
 }
 
+/// The data stream's configuration: messages up to the service's largest request.
+pub(crate) fn stream_config(
+    config: &NatsConfig,
+    max_message_bytes: usize,
+    max_payload: usize,
+) -> stream::Config {
+    stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![SUBJECT.to_owned()],
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas.max(1),
+        max_message_size: i32::try_from(max_message_bytes.max(max_payload)).unwrap_or(i32::MAX),
+        ..Default::default()
+    }
+}
+
 /// The data log in JetStream; see the module doc.
 pub struct ClusterLog {
     handle: tokio::runtime::Handle,
@@ -71,6 +87,8 @@ pub struct ClusterLog {
     max_payload: usize,
     instance: u64,
     nonce: AtomicU64,
+    /// Bytes of the messages applied since this node started (what a snapshot would spare).
+    applied_bytes: Arc<AtomicU64>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
@@ -89,20 +107,21 @@ impl ClusterLog {
         let mut js = jetstream::new(client);
         // An acknowledgement lost with a node is asked for again soon (retried within CALL).
         js.set_timeout(tradepact_rpc::nats::REQUEST_TIMEOUT);
-        let stream_config = stream::Config {
-            name: STREAM.to_owned(),
-            subjects: vec![SUBJECT.to_owned()],
-            storage: stream::StorageType::File,
-            num_replicas: config.replicas.max(1),
-            max_message_size: i32::try_from(max_message_bytes.max(max_payload)).unwrap_or(i32::MAX),
-            ..Default::default()
-        };
-        let (stream, last) = tradepact_rpc::nats::open_stream(&js, stream_config).await?;
+        let stream_config = stream_config(config, max_message_bytes, max_payload);
+        let (mut stream, last) = tradepact_rpc::nats::open_stream(&js, stream_config).await?;
         // A store that has applied more than the stream holds was not made by this stream (a
         // single node's store, say): applying the stream to it would skip writes.
         anyhow::ensure!(
             store.sequence() <= last,
             "the store has writes up to sequence {} but the stream {STREAM} ends at {last}: start a cluster node on an empty data directory or on one this cluster made",
+            store.sequence()
+        );
+        // Nor can a store catch up that ends before the stream's first message (the messages
+        // before a snapshot removed).
+        let first = stream.info().await?.state.first_sequence;
+        anyhow::ensure!(
+            store.sequence() + 1 >= first,
+            "the store has writes up to sequence {} but the stream {STREAM} begins at {first} (the messages before a snapshot were removed): start this node on an empty data directory, which restores the newest snapshot",
             store.sequence()
         );
         let (applied, _) = watch::channel(store.sequence());
@@ -116,7 +135,13 @@ impl ClusterLog {
             max_payload,
             instance: tradepact_rpc::nats::instance_id(),
             nonce: AtomicU64::new(0),
+            applied_bytes: Arc::default(),
         }))
+    }
+
+    /// Bytes of the messages applied since this node started, as they grow.
+    pub fn applied_bytes(&self) -> Arc<AtomicU64> {
+        self.applied_bytes.clone()
     }
 
     /// The last sequence applied here, as it changes.
@@ -172,6 +197,17 @@ impl ClusterLog {
                 };
                 let Ok(info) = message.info() else { continue };
                 let seq = info.stream_sequence;
+                if seq > self.store.sequence() + 1 {
+                    // The messages between were removed from the stream (after a snapshot):
+                    // applying this one would skip them.
+                    tracing::error!(
+                        applied = self.store.sequence(),
+                        next = seq,
+                        "the data stream no longer holds the messages this node needs next: restart it on an empty data directory, which restores the newest snapshot"
+                    );
+                    tokio::time::sleep(IDLE_CHECK).await;
+                    break;
+                }
                 let this = self.clone();
                 let watchers = watchers.clone();
                 let payload = message.payload.clone();
@@ -190,6 +226,8 @@ impl ClusterLog {
     /// Applies message `seq` to the store (once: a message at or below the store's sequence
     /// was applied before a crash or by another path); whether it is applied.
     fn apply(&self, seq: u64, payload: &[u8], watchers: &Watchers) -> bool {
+        self.applied_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let applied = match decode(payload) {
             Ok(Message::Write(batch)) => {
                 let batch = Arc::new(batch);

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod ingest;
 pub mod query;
 pub mod reference;
+pub mod snapshot;
 pub mod watch;
 
 use std::sync::Arc;
