@@ -592,11 +592,6 @@ pub fn start_data_replica(nats: &str, data_dir: &Path) -> Process {
 
 /// Like [`start_data_replica`], with more flags.
 pub fn start_data_replica_with(nats: &str, data_dir: &Path, more: &[&str]) -> Process {
-    Process::start("tradepact-data", &data_replica_args(nats, data_dir, more))
-}
-
-/// The flags of [`start_data_replica_with`].
-pub fn data_replica_args<'a>(nats: &'a str, data_dir: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
@@ -606,5 +601,5 @@ pub fn data_replica_args<'a>(nats: &'a str, data_dir: &'a Path, more: &[&'a str]
         nats,
     ];
     args.extend_from_slice(more);
-    args
+    Process::start("tradepact-data", &args)
 }

@@ -5,7 +5,12 @@
 //!   short-series shape of trade data), one write in flight and four, single node vs cluster;
 //! - apply lag: from a write's answer on node A to its arrival at a `WatchSeries` on node B
 //!   (p50, p99), one small write at a time;
-//! - reads: `GetSeries` (20 points) per second at 16 callers, from one node and from two.
+//! - reads: `GetSeries` (20 points) per second at 16 callers, from one node and from two;
+//! - negotiation replicas: creations per second, memory of the creator, a follower and a
+//!   replica started afterwards;
+//! - catch-up of a new data node at 10^7 points: applying the whole stream, or restoring the
+//!   newest snapshot (JetStream object store) and applying the stream after it; and the time
+//!   to take that snapshot (including up to 2 s until the node looks whether one is due).
 //!
 //! Every process shares the machine's cores: the cluster's figures include three NATS servers
 //! and two data nodes on the same two cores as the client.
@@ -343,6 +348,72 @@ async fn reads(
     Ok(total as f64 / seconds)
 }
 
+/// Starts a data node on `dir` in cluster mode (snapshots every `snapshot_mib` MiB) and
+/// waits until it has applied message `last`.
+async fn data_node(
+    dir: &std::path::Path,
+    nats: &str,
+    snapshot_mib: &str,
+    last: u64,
+) -> anyhow::Result<Server> {
+    let start = Instant::now();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().expect("utf-8"),
+        "--nats",
+        nats,
+        "--snapshot-every-mib",
+        snapshot_mib,
+    ];
+    let node = Server::start_sibling("tradepact-data", &args)?;
+    let mut c = tradepact_client::data::connect(&node.url).await?;
+    // Asked again until it has applied the last write (each ask waits up to 10 s).
+    loop {
+        let mut request = tonic::Request::new(pb::ListSeriesRequest {
+            page_size: 1,
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("tradepact-min-sequence", last.to_string().parse()?);
+        if c.list_series(request).await.is_ok() {
+            return Ok(node);
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "no catch-up in 10 minutes"
+        );
+    }
+}
+
+/// Waits until the object store holds a snapshot at `sequence` or later; its bytes.
+async fn snapshot_at(nats: &str, sequence: u64) -> anyhow::Result<usize> {
+    let client = async_nats::connect(nats.split(',').next().unwrap_or_default()).await?;
+    let js = async_nats::jetstream::new(client);
+    let start = Instant::now();
+    loop {
+        if let Ok(bucket) = js.get_object_store("TRADEPACT_DATA_SNAPSHOTS").await {
+            if let Ok(info) = bucket.info("store").await {
+                let at: u64 = info
+                    .metadata
+                    .get("sequence")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if at >= sequence {
+                    return Ok(info.size);
+                }
+            }
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "no snapshot in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -358,6 +429,8 @@ async fn main() -> anyhow::Result<()> {
         a.push(dir);
         if cluster {
             a.extend(["--nats".to_owned(), nats.urls.clone()]);
+            // No snapshots: the catch-up measures a new node with and without one.
+            a.extend(["--snapshot-every-mib".to_owned(), "0".to_owned()]);
         }
         let path = std::env::current_exe()?.with_file_name("tradepact-data");
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -439,53 +512,57 @@ async fn main() -> anyhow::Result<()> {
     if args.catch_up_points >= 1000 {
         let writes = args.catch_up_points / 1000;
         let rate = ingest_with(&a.url, writes, 4, 0, write_wide).await?;
-        let last = {
-            let mut c = tradepact_client::data::connect(&a.url).await?;
-            c.write_points(write_wide(writes))
-                .await?
-                .into_inner()
-                .sequence
-        };
+        let mut ca = tradepact_client::data::connect(&a.url).await?;
+        let last = ca
+            .write_points(write_wide(writes))
+            .await?
+            .into_inner()
+            .sequence;
+        let points = (writes + 1) * 1000;
+        // No snapshot yet: a new node applies the whole stream.
         let start = Instant::now();
-        let path = std::env::current_exe()?.with_file_name("tradepact-data");
-        let fresh_dir = dir.path().join("c");
-        let fresh = Server::start(
-            &path,
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                fresh_dir.to_str().expect("utf-8"),
-                "--nats",
-                &nats.urls,
-            ],
-        )?;
-        let mut c = tradepact_client::data::connect(&fresh.url).await?;
-        // Asked again until it has applied the last write (each ask waits up to 10 s).
-        loop {
-            let mut request = tonic::Request::new(pb::ListSeriesRequest {
-                page_size: 1,
-                ..Default::default()
-            });
-            request
-                .metadata_mut()
-                .insert("tradepact-min-sequence", last.to_string().parse()?);
-            if c.list_series(request).await.is_ok() {
-                break;
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(600),
-                "no catch-up in 10 minutes"
+        let replayed = data_node(&dir.path().join("c"), &nats.urls, "0", last).await?;
+        let (replay, replay_mb, messages) = (start.elapsed(), replayed.memory_mb().1, last);
+        // Node C, started again to take a snapshot after its next message; then a new node
+        // starts from it.
+        drop(replayed);
+        let _c = data_node(&dir.path().join("c"), &nats.urls, "0.000001", last).await?;
+        let start = Instant::now();
+        let last = ca.write_points(write(7)).await?.into_inner().sequence;
+        let snapshot_bytes = snapshot_at(&nats.urls, last).await?;
+        let taken = start.elapsed();
+        let start = Instant::now();
+        let restored = data_node(&dir.path().join("d"), &nats.urls, "0", last).await?;
+        let (restore, restore_mb) = (start.elapsed(), restored.memory_mb().1);
+        println!(
+            "\nCatch-up: {points} points ingested through node A (4 writes in flight, {rate:.0} points/s). A new data node started on an empty directory, until it has applied the last write:\n"
+        );
+        println!("| from | time | points/s | resident memory at the end |");
+        println!("|---|---:|---:|---:|");
+        for (from, took, mb) in [
+            (
+                format!("the whole stream ({messages} messages)"),
+                replay,
+                replay_mb,
+            ),
+            (
+                format!(
+                    "the newest snapshot ({:.0} MB), then the stream after it",
+                    snapshot_bytes as f64 / 1e6
+                ),
+                restore,
+                restore_mb,
+            ),
+        ] {
+            println!(
+                "| {from} | {:.1} s | {:.0} | {mb:.0} MB |",
+                took.as_secs_f64(),
+                points as f64 / took.as_secs_f64()
             );
         }
-        let took = start.elapsed();
         println!(
-            "\nCatch-up: {} points ingested through node A (4 writes in flight, {:.0} points/s); a new data node started on an empty directory applied the whole stream in {:.1} s ({:.0} points/s; resident memory {:.0} MB at the end).",
-            (writes + 1) * 1000,
-            rate,
-            took.as_secs_f64(),
-            ((writes + 1) * 1000) as f64 / took.as_secs_f64(),
-            fresh.memory_mb().1
+            "\nTaking that snapshot (a node writing its store to a file under the write lock, then uploading it to the object store, replicas 3): {:.1} s.",
+            taken.as_secs_f64()
         );
     }
     drop((a, b, single, nats));

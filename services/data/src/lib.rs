@@ -82,6 +82,11 @@ pub struct Config {
     /// never. A new node on an empty directory starts from the newest snapshot.
     #[arg(long, env = "TRADEPACT_SNAPSHOT_EVERY_MIB", default_value_t = 256.0)]
     pub snapshot_every_mib: f64,
+    /// Cluster mode: after taking a snapshot, remove from the stream the messages up to the
+    /// snapshot before it (once the new one reads back whole), so that the stream keeps about
+    /// two snapshots' worth of messages; false: keep every message.
+    #[arg(long, env = "TRADEPACT_CUT_STREAM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cut_stream: bool,
 }
 
 /// How the store uses memory and disk.
@@ -287,16 +292,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match config.nats.config() {
         Some(nats) => {
             tracing::info!(nats = %nats.url, replicas = nats.replicas, "cluster mode: the store is a view of the data stream");
-            let snapshots = app::snapshot::Snapshots::open(&nats, limits.max_message_bytes).await?;
-            let (dir, options) = (&config.data_dir, config.store.options());
-            if let Some(info) = snapshots.restore_if_new(dir, options).await? {
-                tracing::info!(
-                    sequence = info.sequence,
-                    entries = info.entries,
-                    bytes = info.bytes,
-                    "restored the newest snapshot into the empty data directory"
-                );
-            }
+            let max = limits.max_message_bytes;
+            let snapshots = app::snapshot::Snapshots::open(&nats, max, config.cut_stream).await?;
+            let dir = &config.data_dir;
             let mut scratch = dir.file_name().unwrap_or_default().to_owned();
             scratch.push(".snapshot");
             let snapshotting = Snapshotting {
@@ -308,7 +306,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let store = open_store_with(&config.data_dir, &config.store)?;
+    let store = match &cluster {
+        Some((_, snapshotting)) => {
+            let snapshots = &snapshotting.snapshots;
+            snapshots
+                .open_store(&config.data_dir, &config.store)
+                .await?
+        }
+        None => open_store_with(&config.data_dir, &config.store)?,
+    };
     tracing::info!(data_dir = %config.data_dir.display(), "store open");
     let listener = tradepact_rpc::server::bind(&config.listen).await?;
     let shutdown = tradepact_rpc::server::shutdown_signal();

@@ -14,7 +14,10 @@
 //! once it is applied here (it is durable in the stream by then).
 //!
 //! A read may ask to see at least a sequence (header `tradepact-min-sequence`, see
-//! [`crate::at_least`]): read-your-writes across nodes.
+//! [`crate::at_least`]): read-your-writes across nodes. A new node starts from the newest
+//! snapshot ([`super::snapshot`]) rather than the stream's first message; a store that ends
+//! before the stream's first message (the messages before a snapshot removed) cannot catch up
+//! by applying, and says so.
 //!
 //! Messages, binary (the store's own key encoding for series keys): `W` then the release
 //! (`0`, or `1` and label, date and source), a table of the batch's sources, and each series
@@ -121,7 +124,7 @@ impl ClusterLog {
         let first = stream.info().await?.state.first_sequence;
         anyhow::ensure!(
             store.sequence() + 1 >= first,
-            "the store has writes up to sequence {} but the stream {STREAM} begins at {first} (the messages before a snapshot were removed): start this node on an empty data directory, which restores the newest snapshot",
+            "the store has writes up to sequence {} but the stream {STREAM} begins at {first} (the messages before a snapshot were removed): start this node again, which sets its store aside and restores the newest snapshot",
             store.sequence()
         );
         let (applied, _) = watch::channel(store.sequence());
@@ -203,7 +206,7 @@ impl ClusterLog {
                     tracing::error!(
                         applied = self.store.sequence(),
                         next = seq,
-                        "the data stream no longer holds the messages this node needs next: restart it on an empty data directory, which restores the newest snapshot"
+                        "the data stream no longer holds the messages this node needs next (removed after a snapshot): restart the node, which sets its store aside and restores the newest snapshot"
                     );
                     tokio::time::sleep(IDLE_CHECK).await;
                     break;

@@ -16,10 +16,14 @@
 //!   the same name — deleted and made again — is ignored) into the directory before it opens
 //!   its store, then follows the stream from the message after the snapshot. A restore cut
 //!   short leaves no store behind and starts over.
-//! - **A stream cut short.** When the stream's messages before a snapshot are removed (by
-//!   JetStream limits or an operator's purge), a node whose store ends before the stream's
-//!   first message cannot catch up by applying: it refuses to start, saying to start it on an
-//!   empty directory (which restores the snapshot).
+//! - **Cutting the stream** (`--cut-stream`, on by default). Once a new snapshot reads back
+//!   whole (digest and checksum), the node that took it removes from the stream the messages
+//!   up to the snapshot *before* it: the stream keeps about two snapshots' worth of messages,
+//!   so a node less than one snapshot interval behind goes on applying.
+//! - **A node behind the cut.** A node whose store ends before the stream's first message
+//!   cannot catch up by applying: at start it renames its directory `DIR.behind-N` (kept,
+//!   for the operator to delete) and restores the newest snapshot in its place; running, it
+//!   stops applying and says to restart it (its reads say how far it is).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,7 +60,10 @@ const STREAM_CREATED: &str = "stream-created";
 /// The snapshot side of a data node in cluster mode.
 pub struct Snapshots {
     js: jetstream::Context,
+    stream: jetstream::stream::Stream,
     bucket: object_store::ObjectStore,
+    /// Whether a new snapshot cuts the stream (see [`Snapshots::keep_taking`]).
+    cut: bool,
     /// When the data stream was created: a snapshot of another stream is not restored.
     stream_created: String,
     replicas: usize,
@@ -75,7 +82,11 @@ pub struct Newest {
 impl Snapshots {
     /// Connects and opens (or creates) the bucket, and the data stream (for messages up to
     /// `max_message_bytes`) if there is none yet.
-    pub async fn open(config: &NatsConfig, max_message_bytes: usize) -> anyhow::Result<Snapshots> {
+    pub async fn open(
+        config: &NatsConfig,
+        max_message_bytes: usize,
+        cut: bool,
+    ) -> anyhow::Result<Snapshots> {
         let client = tradepact_rpc::nats::connect(config, "tradepact-data-snapshots").await?;
         let max_payload = client.server_info().max_payload;
         let mut js = jetstream::new(client);
@@ -102,7 +113,9 @@ impl Snapshots {
         .await?;
         Ok(Snapshots {
             js,
+            stream,
             bucket,
+            cut,
             stream_created,
             replicas,
             max_payload,
@@ -222,6 +235,85 @@ impl Snapshots {
         Ok(info)
     }
 
+    /// The stream's first message now (0 or 1 when nothing was ever removed).
+    pub async fn stream_first(&self) -> anyhow::Result<u64> {
+        let mut stream = self.stream.clone();
+        Ok(stream.info().await?.state.first_sequence)
+    }
+
+    /// Removes the stream's messages up to `upto` (a snapshot's sequence before the newest)
+    /// once the newest snapshot reads back whole: a node at `upto` or later goes on applying,
+    /// a node behind it starts from the newest snapshot.
+    async fn cut_up_to(&self, upto: u64) -> anyhow::Result<()> {
+        let object = self.bucket.get(OBJECT).await?;
+        let sequence = self.of_this_stream(&object.info().metadata);
+        let handle = tokio::runtime::Handle::current();
+        let checked = tokio::task::spawn_blocking(move || {
+            let reader = tokio_util::io::SyncIoBridge::new_with_handle(object, handle);
+            tradepact_store::snapshot::check(reader)
+        })
+        .await??;
+        anyhow::ensure!(
+            sequence == Some(checked.sequence) && checked.sequence >= upto,
+            "the newest snapshot is not the one expected"
+        );
+        let purged = self.stream.purge().sequence(upto + 1).await?;
+        tracing::info!(
+            removed = purged.purged,
+            first = upto + 1,
+            "cut the stream: the messages before the snapshot before the newest are removed"
+        );
+        Ok(())
+    }
+
+    /// Opens the store in `dir` as this cluster's node: restores the newest snapshot into an
+    /// empty directory, and sets aside (renamed `DIR.behind-N`) a store that ends before the
+    /// stream's first message, restoring the snapshot in its place.
+    pub async fn open_store(
+        &self,
+        dir: &Path,
+        args: &crate::StoreArgs,
+    ) -> anyhow::Result<Arc<Store>> {
+        self.restore_logged(dir, args.options()).await?;
+        let store = crate::open_store_with(dir, args)?;
+        let (applied, first) = (store.sequence(), self.stream_first().await?);
+        if applied + 1 >= first {
+            return Ok(store);
+        }
+        // The directory is renamed with the store still open (sled's threads let go of it
+        // in their own time); the store restored is in a new directory of the old name.
+        drop(store);
+        let mut aside = dir.as_os_str().to_owned();
+        aside.push(format!(".behind-{applied}"));
+        let aside = PathBuf::from(aside);
+        anyhow::ensure!(
+            !aside.exists(),
+            "{} exists already: remove it or start this node on an empty directory",
+            aside.display()
+        );
+        std::fs::rename(dir, &aside)?;
+        tracing::warn!(
+            applied,
+            first,
+            aside = %aside.display(),
+            "the store ends before the stream's first message (removed after a snapshot): set aside (delete it when satisfied), restoring the newest snapshot"
+        );
+        self.restore_logged(dir, args.options()).await?;
+        crate::open_store_with(dir, args)
+    }
+
+    async fn restore_logged(&self, dir: &Path, options: StoreOptions) -> anyhow::Result<()> {
+        if let Some(info) = self.restore_if_new(dir, options).await? {
+            tracing::info!(
+                sequence = info.sequence,
+                entries = info.entries,
+                bytes = info.bytes,
+                "restored the newest snapshot into the empty data directory"
+            );
+        }
+        Ok(())
+    }
+
     async fn leases(&self) -> anyhow::Result<kv::Store> {
         match self.js.get_key_value(LEASES).await {
             Ok(store) => Ok(store),
@@ -255,18 +347,18 @@ impl Snapshots {
             if applied.saturating_sub(since) < every {
                 continue;
             }
-            match self.newest().await {
+            let previous = match self.newest().await {
                 // Another node took one since: count from now.
                 Ok(Some(n)) if n.sequence > newest => {
                     (since, newest) = (applied, n.sequence);
                     continue;
                 }
-                Ok(_) => {}
+                Ok(previous) => previous,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the newest snapshot");
                     continue;
                 }
-            }
+            };
             let started = std::time::Instant::now();
             match self.take(store.clone(), &scratch).await {
                 Ok(Some(info)) => {
@@ -278,6 +370,11 @@ impl Snapshots {
                         "snapshot taken"
                     );
                     (since, newest) = (applied, info.sequence);
+                    if let Some(previous) = previous.filter(|_| self.cut) {
+                        if let Err(e) = self.cut_up_to(previous.sequence).await {
+                            tracing::warn!(error = %e, "the stream was not cut");
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "taking a snapshot failed; will try again"),
