@@ -16,7 +16,7 @@
 //! and two data nodes on the same two cores as the client.
 //!
 //! ```sh
-//! cargo build --release -p tradepact-data -p tradepact-bench && target/release/cluster-bench
+//! cargo build --release -p tradepact-data -p tradepact-negotiation -p tradepact-bench && target/release/cluster-bench
 //! ```
 
 use std::collections::HashMap;

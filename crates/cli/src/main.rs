@@ -1,6 +1,7 @@
 //! `tradepact`: run the services, import data, query them.
 
 mod chart;
+mod cluster;
 mod comtrade;
 mod connect;
 mod files;

@@ -34,6 +34,14 @@ pub struct UpArgs {
     /// Web pages that may call both services (gRPC-Web).
     #[command(flatten)]
     pub cors: tradepact_rpc::CorsArgs,
+    /// Cluster mode on this machine, to try it: a three-node NATS JetStream cluster
+    /// (`nats-server` on the PATH), two data nodes and two negotiation replicas (state in
+    /// HOME/cluster; the second node of each service on a free port, printed).
+    #[arg(long)]
+    pub cluster: bool,
+    /// Snapshots of the data nodes (with --cluster).
+    #[command(flatten)]
+    pub snapshots: tradepact_data::SnapshotArgs,
 }
 
 fn default_home() -> PathBuf {
@@ -46,6 +54,9 @@ fn default_home() -> PathBuf {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let home = args.home.clone().unwrap_or_else(default_home);
     tradepact_rpc::metrics::start(&args.metrics).await?;
+    if args.cluster {
+        return crate::cluster::run(args, &home).await;
+    }
     let store = tradepact_data::open_store_with(&home.join("trade"), &args.store)?;
     let empty = store.is_empty()?;
     let log = tradepact_negotiation::Log::sled(&home.join("negotiation"))?;
@@ -86,35 +97,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     });
     if empty && !args.no_sample {
-        let mut client = tradepact_client::data::connect(&data_url).await?;
-        let c = ClientArgs::default();
-        // Tidy files (trade, then the tariff-line trade) and tariff ranges, each in one stream.
-        let mut points = [0u64; 3];
-        let files = [
-            (crate::SAMPLE_CSV, "KORUS sample (datasets/korus_trade.csv)"),
-            (
-                crate::SAMPLE_LINES,
-                "KORUS tariff lines (datasets/korus_lines.csv)",
-            ),
-            (
-                crate::SAMPLE_TARIFFS,
-                "KORUS tariffs (datasets/korus_tariffs.csv)",
-            ),
-        ];
-        for (count, (text, name)) in points.iter_mut().zip(files) {
-            let bytes = text.as_bytes();
-            let len = bytes.len() as u64;
-            let s = import::stream(&c, &mut client, bytes, name, len, false, None).await?;
-            *count = s.inserted + s.updated;
-        }
-        let name = "KORUS releases (datasets/korus_releases.csv)";
-        let releases = import_releases(&c, &mut client, crate::SAMPLE_RELEASES, name).await?;
-        tracing::info!(
-            points = points[0] + points[1],
-            releases,
-            tariff_rates = points[2],
-            "the store was empty: loaded the KORUS sample dataset, its releases and tariff rates"
-        );
+        load_sample(&data_url).await?;
     }
     tracing::info!(
         "ready: data service on http://{addr}, negotiation service on http://{negotiation_addr}; Ctrl-C to stop"
@@ -122,6 +105,41 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (data, negotiation) = tokio::join!(data_server, negotiation_server);
     data??;
     negotiation??;
+    Ok(())
+}
+
+/// Loads the KORUS sample dataset, its releases and tariff rates through the data service at
+/// `data_url`.
+pub async fn load_sample(data_url: &str) -> anyhow::Result<()> {
+    let mut client = tradepact_client::data::connect(data_url).await?;
+    let c = ClientArgs::default();
+    // Tidy files (trade, then the tariff-line trade) and tariff ranges, each in one stream.
+    let mut points = [0u64; 3];
+    let files = [
+        (crate::SAMPLE_CSV, "KORUS sample (datasets/korus_trade.csv)"),
+        (
+            crate::SAMPLE_LINES,
+            "KORUS tariff lines (datasets/korus_lines.csv)",
+        ),
+        (
+            crate::SAMPLE_TARIFFS,
+            "KORUS tariffs (datasets/korus_tariffs.csv)",
+        ),
+    ];
+    for (count, (text, name)) in points.iter_mut().zip(files) {
+        let bytes = text.as_bytes();
+        let len = bytes.len() as u64;
+        let s = import::stream(&c, &mut client, bytes, name, len, false, None).await?;
+        *count = s.inserted + s.updated;
+    }
+    let name = "KORUS releases (datasets/korus_releases.csv)";
+    let releases = import_releases(&c, &mut client, crate::SAMPLE_RELEASES, name).await?;
+    tracing::info!(
+        points = points[0] + points[1],
+        releases,
+        tariff_rates = points[2],
+        "the store was empty: loaded the KORUS sample dataset, its releases and tariff rates"
+    );
     Ok(())
 }
 

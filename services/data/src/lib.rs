@@ -77,6 +77,13 @@ pub struct Config {
     pub security: tradepact_rpc::SecurityArgs,
     #[command(flatten)]
     pub nats: tradepact_rpc::nats::NatsArgs,
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
+}
+
+/// How a cluster node takes snapshots of its store (see [`app::snapshot`]).
+#[derive(Clone, Debug, clap::Args)]
+pub struct SnapshotArgs {
     /// Cluster mode: take a snapshot of the store for new nodes (kept in the JetStream object
     /// store) once this many MiB of messages have been applied here since the newest one; 0:
     /// never. A new node on an empty directory starts from the newest snapshot.
@@ -289,42 +296,51 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = tradepact_rpc::Security::load(&config.security)?;
     tradepact_rpc::metrics::start(&config.metrics).await?;
     let limits = Limits::from(&config.limits);
-    let cluster = match config.nats.config() {
+    let shutdown = tradepact_rpc::server::shutdown_signal();
+    match config.nats.config() {
         Some(nats) => {
             tracing::info!(nats = %nats.url, replicas = nats.replicas, "cluster mode: the store is a view of the data stream");
-            let max = limits.max_message_bytes;
-            let snapshots = app::snapshot::Snapshots::open(&nats, max, config.cut_stream).await?;
-            let dir = &config.data_dir;
-            let mut scratch = dir.file_name().unwrap_or_default().to_owned();
-            scratch.push(".snapshot");
-            let snapshotting = Snapshotting {
-                snapshots,
-                every_bytes: (config.snapshot_every_mib.max(0.0) * 1024.0 * 1024.0) as u64,
-                scratch: dir.with_file_name(scratch),
-            };
-            Some((nats, snapshotting))
-        }
-        None => None,
-    };
-    let store = match &cluster {
-        Some((_, snapshotting)) => {
-            let snapshots = &snapshotting.snapshots;
-            snapshots
-                .open_store(&config.data_dir, &config.store)
-                .await?
-        }
-        None => open_store_with(&config.data_dir, &config.store)?,
-    };
-    tracing::info!(data_dir = %config.data_dir.display(), "store open");
-    let listener = tradepact_rpc::server::bind(&config.listen).await?;
-    let shutdown = tradepact_rpc::server::shutdown_signal();
-    match cluster {
-        Some((nats, snapshotting)) => {
+            let (store, snapshotting) = open_node(
+                &nats,
+                &config.data_dir,
+                (&config.store, &config.snapshots),
+                limits.max_message_bytes,
+            )
+            .await?;
+            tracing::info!(data_dir = %config.data_dir.display(), "store open");
+            let listener = tradepact_rpc::server::bind(&config.listen).await?;
             let cluster = (&nats, snapshotting);
             serve_clustered(listener, store, cluster, limits, security, shutdown).await
         }
-        None => serve(listener, store, limits, security, shutdown).await,
+        None => {
+            let store = open_store_with(&config.data_dir, &config.store)?;
+            tracing::info!(data_dir = %config.data_dir.display(), "store open");
+            let listener = tradepact_rpc::server::bind(&config.listen).await?;
+            serve(listener, store, limits, security, shutdown).await
+        }
     }
+}
+
+/// Opens the store in `dir` as a node of the cluster at `nats` (restored from the newest
+/// snapshot when new or behind the stream: see [`app::snapshot`]), and how it takes
+/// snapshots; for [`serve_clustered`].
+pub async fn open_node(
+    nats: &tradepact_rpc::nats::NatsConfig,
+    dir: &Path,
+    (store, snapshots): (&StoreArgs, &SnapshotArgs),
+    max_message_bytes: usize,
+) -> anyhow::Result<(Arc<Store>, Snapshotting)> {
+    let cut = snapshots.cut_stream;
+    let bucket = app::snapshot::Snapshots::open(nats, max_message_bytes, cut).await?;
+    let opened = bucket.open_store(dir, store).await?;
+    let mut scratch = dir.file_name().unwrap_or_default().to_owned();
+    scratch.push(".snapshot");
+    let snapshotting = Snapshotting {
+        snapshots: bucket,
+        every_bytes: (snapshots.snapshot_every_mib.max(0.0) * 1024.0 * 1024.0) as u64,
+        scratch: dir.with_file_name(scratch),
+    };
+    Ok((opened, snapshotting))
 }
 
 #[cfg(test)]

@@ -751,3 +751,79 @@ async fn a_new_data_node_starts_from_the_newest_snapshot() {
         ["b.behind-0".to_owned(), format!("b.behind-{first}")].map(|name| dir.path().join(name));
     assert!(aside.iter().any(|a| a.join("conf").exists()), "{}", b.log());
 }
+
+/// `tradepact up --cluster`: three NATS nodes, two data nodes and two negotiation replicas in
+/// one command; a write through the first data node is read on the second at its sequence, the
+/// KORUS sample among what both hold; a negotiation created on one replica is read on the
+/// other; SIGTERM stops everything, the NATS servers included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tradepact_up_cluster_runs_every_node_on_this_machine() {
+    let home = tempfile::tempdir().unwrap();
+    let up = tradepact_tests::Process::start(
+        "tradepact",
+        &[
+            "up",
+            "--cluster",
+            "--home",
+            home.path().to_str().unwrap(),
+            "--data-listen",
+            "127.0.0.1:0",
+            "--negotiation-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    up.wait_for_log("ready: NATS JetStream on", Duration::from_secs(60));
+    let log = up.log();
+    let ready = log.lines().find(|l| l.contains("ready: NATS")).unwrap();
+    let urls: Vec<&str> = ready
+        .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+        .filter(|w| w.starts_with("http://") || w.starts_with("nats://"))
+        .collect();
+    assert_eq!(urls.len(), 7, "{ready}");
+    let (nats, data, negotiation) = (&urls[..3], &urls[3..5], &urls[5..]);
+
+    let mut d0 = tradepact_client::data::connect(data[0]).await.unwrap();
+    let mut d1 = tradepact_client::data::connect(data[1]).await.unwrap();
+    let w = d0
+        .write_points(write_request(data_key("HS:87"), &[("2017-01", 1.0)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let list = data_pb::ListSeriesRequest {
+        page_size: 1000,
+        ..Default::default()
+    };
+    let on_0 = d0.list_series(at_least(list.clone(), w.sequence)).await;
+    let on_1 = d1.list_series(at_least(list, w.sequence)).await;
+    let (on_0, on_1) = (on_0.unwrap().into_inner(), on_1.unwrap().into_inner());
+    assert!(
+        on_0.series.len() > 10,
+        "the KORUS sample: {}",
+        on_0.series.len()
+    );
+    assert_eq!(on_0.series, on_1.series);
+
+    let mut n0 = tradepact_client::negotiation::connect(negotiation[0])
+        .await
+        .unwrap();
+    let mut n1 = tradepact_client::negotiation::connect(negotiation[1])
+        .await
+        .unwrap();
+    let created = n0.create_negotiation(create()).await.unwrap().into_inner();
+    let id = created.negotiation.unwrap().id;
+    let read = pb::GetNegotiationRequest {
+        id,
+        include_positions: false,
+    };
+    let on_1 = n1.get_negotiation(read).await.unwrap().into_inner();
+    assert_eq!(on_1.negotiation.unwrap().title, "replicated");
+
+    assert!(up.terminate(Duration::from_secs(30)).success());
+    for url in nats {
+        let addr = url.trim_start_matches("nats://");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "NATS still listening on {addr}"
+        );
+    }
+}
