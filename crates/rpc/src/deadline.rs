@@ -11,11 +11,52 @@
 //! deadline (`grpc-timeout`) is enforced by tonic as well, and by the client.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Response;
 use tonic::body::Body;
 use tonic::Status;
+
+/// When a call must have answered by (`None`: no deadline), for work that waits on others
+/// (a cluster write) to give up in time to say why.
+pub type Deadline = Option<Instant>;
+
+/// Three quarters of the time left to `deadline` (the answer must reach the caller in time),
+/// at most `cap`.
+pub fn budget(deadline: Deadline, cap: Duration) -> Duration {
+    deadline.map_or(cap, |d| {
+        (d.saturating_duration_since(Instant::now()) * 3 / 4).min(cap)
+    })
+}
+
+tokio::task_local! {
+    /// When the current call must have answered by.
+    static CALL_DEADLINE: Instant;
+}
+
+/// When the call being served must have answered by (the server's limit or the client's
+/// `grpc-timeout`, the sooner), if it has a deadline: for work that retries (a cluster write
+/// waiting for a quorum) to give up in time to say why. Read on the call's task; work handed
+/// to a blocking thread takes it along.
+pub fn call_deadline() -> Deadline {
+    CALL_DEADLINE.try_with(|d| *d).ok()
+}
+
+/// The client's deadline from a request's `grpc-timeout` header, if it states one that reads.
+pub fn requested(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
 /// A call's response future, bounded by `limit` (`None`: as it is). Used with
 /// `tower::util::MapFutureLayer`, so the service's error type is kept.
@@ -101,6 +142,14 @@ where
             .layer
             .limit
             .filter(|_| !self.layer.exempt.iter().any(|e| e == path));
-        Box::pin(bound(limit, self.inner.call(request)))
+        let within = match (limit, requested(request.headers())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let call = bound(limit, self.inner.call(request));
+        match within.and_then(|d| Instant::now().checked_add(d)) {
+            Some(deadline) => Box::pin(CALL_DEADLINE.scope(deadline, call)),
+            None => Box::pin(call),
+        }
     }
 }

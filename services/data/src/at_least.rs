@@ -42,22 +42,6 @@ impl<S: NamedService> NamedService for AtLeast<S> {
     const NAME: &'static str = S::NAME;
 }
 
-/// The request's deadline (`grpc-timeout`), if it states one that reads.
-fn deadline(req: &http::Request<Body>) -> Option<Duration> {
-    let value = req.headers().get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
 impl<S> Service<http::Request<Body>> for AtLeast<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
@@ -84,7 +68,9 @@ where
             .map(|v| v.to_str().map(str::parse::<u64>));
         let mut applied = self.applied.clone();
         // Three quarters of the caller's deadline: the answer must reach it in time.
-        let wait = deadline(&req).map_or(MAX_WAIT, |d| d * 3 / 4).min(MAX_WAIT);
+        let wait = tradepact_rpc::deadline::requested(req.headers())
+            .map_or(MAX_WAIT, |d| d * 3 / 4)
+            .min(MAX_WAIT);
         Box::pin(async move {
             let min = match header {
                 None => None,

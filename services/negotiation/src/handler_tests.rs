@@ -355,11 +355,12 @@ fn an_append_that_does_not_follow_the_last_event_is_a_conflict_answered_aborted(
         tradepact_bargain::TurnRule::default(),
     )
     .unwrap();
-    log.create(&meta, std::slice::from_ref(&created)).unwrap();
+    log.create(&meta, std::slice::from_ref(&created), None)
+        .unwrap();
     let event = crate::app::log::encode(&[tradepact_bargain::Event::DeadlineReached]);
-    log.append(id, 1, event.clone()).unwrap();
+    log.append(id, 1, event.clone(), None).unwrap();
     for first in [1, 3] {
-        let conflict = log.append(id, first, event.clone()).unwrap_err();
+        let conflict = log.append(id, first, event.clone(), None).unwrap_err();
         assert!(matches!(conflict, LogError::Conflict(_)), "{conflict}");
         let status = tradepact_rpc::status::of(log_failure(conflict));
         assert_eq!(status.code(), Code::Aborted);

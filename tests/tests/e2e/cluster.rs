@@ -535,15 +535,19 @@ async fn acknowledged_writes_survive_the_stream_leader_killed_during_an_ingest()
 }
 
 /// One NATS node stopped (SIGSTOP; not the stream's leader, whose loss the kill test covers):
-/// writes go on. Two stopped: a write fails with
-/// UNAVAILABLE within its deadline, while reads of what the node holds answer, telling how
-/// far it has applied. Both continued: writes go on.
+/// writes go on. Two stopped: a data write and an offer fail with UNAVAILABLE within their
+/// deadline (4 s), while reads of what the nodes hold answer, the data node telling how far it
+/// has applied. Both continued: writes go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_a_quorum_and_reads_answer_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsCluster::start(&dir.path().join("nats"), 3);
     let a = start_data_replica(&nats.urls(), &dir.path().join("a"));
     let mut ca = data_client(&a).await;
+    let r = start_negotiation_replica(&nats.urls(), &a.url());
+    let mut cr = negotiation_client(&r).await;
+    let created = cr.create_negotiation(create()).await.unwrap().into_inner();
+    let id = created.negotiation.unwrap().id;
     let write = |period: &str| {
         let mut r = tonic::Request::new(write_request(data_key("HS:87"), &[(period, 1.0)]));
         r.set_timeout(Duration::from_secs(25));
@@ -566,11 +570,36 @@ async fn writes_need_a_quorum_and_reads_answer_without_one() {
         .into_inner();
     assert!(one_stopped.sequence > before.sequence);
 
+    // Without a quorum: UNAVAILABLE within the call's deadline (the node gives up at three
+    // quarters of it, in time to say why).
     nats.nodes[others[1]].signal("STOP");
     let started = std::time::Instant::now();
-    let e = ca.write_points(write("2017-03")).await.unwrap_err();
+    let mut lost = write("2017-03");
+    lost.set_timeout(Duration::from_secs(4));
+    let e = ca.write_points(lost).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    assert!(started.elapsed() < Duration::from_secs(25));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // So is an offer, and a negotiation read answers.
+    let started = std::time::Instant::now();
+    let mut lost = tonic::Request::new(offer(&id, "US", "cut", "high"));
+    lost.set_timeout(Duration::from_secs(4));
+    let e = cr.submit_offer(lost).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let read = pb::GetNegotiationRequest {
+        id: id.clone(),
+        include_positions: false,
+    };
+    let held = cr.get_negotiation(read).await.unwrap().into_inner();
+    assert_eq!(held.negotiation.unwrap().title, "replicated");
     let get = data_pb::GetSeriesRequest {
         key: Some(data_key("HS:87")),
         ..Default::default()

@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tradepact_model::reference::{GroupInfo, Membership};
 use tradepact_model::{Country, Release};
+use tradepact_rpc::deadline::Deadline;
 use tradepact_rpc::nats::{until_ready, NatsConfig, Published};
 use tradepact_store::{Error, Point, SeriesKey, SeriesPoints, Store, WriteSummary};
 
@@ -45,7 +46,8 @@ pub const STREAM: &str = "TRADEPACT_DATA";
 /// Its one subject.
 const SUBJECT: &str = "tradepact.data";
 /// How long a write may wait for JetStream (retries while the cluster elects leaders
-/// included) and then for this node to apply it.
+/// included) and then for this node to apply it, at most (less when its call's deadline is
+/// sooner).
 const CALL: Duration = Duration::from_secs(20);
 /// A quiet follower checks after this long whether the stream went on without it.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
@@ -284,8 +286,8 @@ impl ClusterLog {
     }
 
     /// Publishes `payload`, retried while the cluster recovers under one message id (stored
-    /// once); its stream sequence.
-    async fn publish(&self, payload: Vec<u8>) -> Result<u64, Error> {
+    /// once) for up to `budget`; its stream sequence.
+    async fn publish(&self, payload: Vec<u8>, budget: Duration) -> Result<u64, Error> {
         if payload.len() > self.max_payload {
             return Err(Error::Invalid(vec![tradepact_model::Violation {
                 field: "series".to_owned(),
@@ -305,7 +307,7 @@ impl ClusterLog {
             SUBJECT.to_owned(),
             headers,
             payload.into(),
-            CALL,
+            budget,
         );
         match published.await {
             Published::At(seq) => Ok(seq),
@@ -318,19 +320,21 @@ impl ClusterLog {
         }
     }
 
-    /// Publishes `payload` and waits until this node has applied it: what applying gave.
-    async fn record(&self, payload: Vec<u8>) -> Result<Applied, Error> {
-        let seq = self.publish(payload).await?;
+    /// Publishes `payload` and waits until this node has applied it: what applying gave. Gives
+    /// up with `UNAVAILABLE` at three quarters of the time to `deadline` (the answer must reach
+    /// the caller in time), or after [`CALL`].
+    async fn record(&self, payload: Vec<u8>, deadline: Deadline) -> Result<Applied, Error> {
+        let budget = tradepact_rpc::deadline::budget(deadline, CALL);
+        let until = tokio::time::Instant::now() + budget;
+        let seq = self.publish(payload, budget).await?;
         let result = || {
             let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
             results.get(&seq).cloned()
         };
         let mut applied = self.applied();
         let failed = || matches!(result(), Some(Applied::Failed(_)));
-        let reached = matches!(
-            tokio::time::timeout(CALL, applied.wait_for(|a| *a >= seq || failed())).await,
-            Ok(Ok(_))
-        );
+        let waited = applied.wait_for(|a| *a >= seq || failed());
+        let reached = matches!(tokio::time::timeout_at(until, waited).await, Ok(Ok(_)));
         if !reached {
             return Err(unavailable(
                 "applying a write",
@@ -353,9 +357,10 @@ impl WriteLog for ClusterLog {
         &self,
         batch: &Batch,
         _applied: &mut dyn FnMut(u64),
+        deadline: Deadline,
     ) -> tradepact_store::Result<WriteSummary> {
         // Watchers are told by the node's applier, of every node's writes.
-        match self.wait(self.record(encode_write(batch)))? {
+        match self.wait(self.record(encode_write(batch), deadline))? {
             Applied::Write(summary) => Ok(summary),
             Applied::Delete(_) | Applied::Group => {
                 Err(Error::Corrupt("a write applied as something else".into()))
@@ -367,10 +372,10 @@ impl WriteLog for ClusterLog {
         }
     }
 
-    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
+    fn delete(&self, key: &SeriesKey, deadline: Deadline) -> tradepact_store::Result<u64> {
         // Recorded even when this node does not hold the series yet; a series with no points
         // when the stream reaches the delete did not exist.
-        match self.wait(self.record(encode_delete(key)))? {
+        match self.wait(self.record(encode_delete(key), deadline))? {
             Applied::Delete(0) => Err(Error::NotFound(format!("no series {key}"))),
             Applied::Delete(n) => Ok(n),
             Applied::Write(_) | Applied::Group => {
@@ -388,8 +393,8 @@ impl WriteLog for ClusterLog {
         Ok(*self.applied.borrow())
     }
 
-    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()> {
-        match self.wait(self.record(encode_group(group)))? {
+    fn define_group(&self, group: &GroupInfo, deadline: Deadline) -> tradepact_store::Result<()> {
+        match self.wait(self.record(encode_group(group), deadline))? {
             Applied::Group => Ok(()),
             Applied::Failed(e) => Err(unavailable(
                 "applying a group",

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use tradepact_model::reference::GroupInfo;
 use tradepact_model::{Failure, Outcome, Release};
+use tradepact_rpc::deadline::Deadline;
 use tradepact_store::aggregate::{self, ReadPlan, Value};
 use tradepact_store::analysis::{self, BalanceQuery, BalanceRow, Change, ChangeTarget};
 use tradepact_store::columns::{self, Columns};
@@ -55,8 +56,9 @@ impl Batch {
     }
 }
 
-/// Where writes go: the seam a replicated log will fill. Writes are applied in sequence
-/// order; a write is durable once [`WriteLog::flush`] has returned a sequence at least its.
+/// Where writes go: the sled store, or in cluster mode a JetStream stream ([`cluster`]).
+/// Writes are applied in sequence order; a write is durable once [`WriteLog::flush`] has
+/// returned a sequence at least its.
 pub trait WriteLog: Send + Sync + 'static {
     /// Applies `batch` atomically; `applied` is told its sequence while writes are still
     /// serialised (so in sequence order).
@@ -64,25 +66,28 @@ pub trait WriteLog: Send + Sync + 'static {
         &self,
         batch: &Batch,
         applied: &mut dyn FnMut(u64),
+        deadline: Deadline,
     ) -> tradepact_store::Result<WriteSummary>;
     /// Deletes a series (a write too); the points it held.
-    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64>;
+    fn delete(&self, key: &SeriesKey, deadline: Deadline) -> tradepact_store::Result<u64>;
     /// Makes every write so far durable; the last sequence it covers.
     fn flush(&self) -> tradepact_store::Result<u64>;
     /// Stores a user's country group (replacing one of its name), durably.
-    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()>;
+    fn define_group(&self, group: &GroupInfo, deadline: Deadline) -> tradepact_store::Result<()>;
 }
 
+/// A local store's writes take what they take (bounded by the disk, not by others).
 impl WriteLog for Store {
     fn append(
         &self,
         batch: &Batch,
         applied: &mut dyn FnMut(u64),
+        _: Deadline,
     ) -> tradepact_store::Result<WriteSummary> {
         self.write_then(&batch.series, batch.release.as_ref(), applied)
     }
 
-    fn delete(&self, key: &SeriesKey) -> tradepact_store::Result<u64> {
+    fn delete(&self, key: &SeriesKey, _: Deadline) -> tradepact_store::Result<u64> {
         Store::delete(self, key)
     }
 
@@ -90,7 +95,7 @@ impl WriteLog for Store {
         Store::flush(self)
     }
 
-    fn define_group(&self, group: &GroupInfo) -> tradepact_store::Result<()> {
+    fn define_group(&self, group: &GroupInfo, _: Deadline) -> tradepact_store::Result<()> {
         Store::define_group(self, group)
     }
 }
@@ -156,11 +161,11 @@ impl Trade {
 
     /// Applies a batch; durable only when `flush`. Watchers are told once it is durable.
     pub async fn write(&self, batch: Batch, flush: bool) -> Outcome<WriteSummary> {
+        let deadline = tradepact_rpc::deadline::call_deadline();
         self.blocking(move |this| {
             let batch = Arc::new(batch);
-            let summary = this
-                .log
-                .append(&batch, &mut |seq| this.watch.applied(seq, &batch))?;
+            let applied = &mut |seq| this.watch.applied(seq, &batch);
+            let summary = this.log.append(&batch, applied, deadline)?;
             if flush {
                 this.flush_now()?;
             }
@@ -186,8 +191,9 @@ impl Trade {
 
     /// Deletes series `key`, durably; the points it held.
     pub async fn delete(&self, key: SeriesKey) -> Outcome<u64> {
+        let deadline = tradepact_rpc::deadline::call_deadline();
         self.blocking(move |this| {
-            let n = this.log.delete(&key)?;
+            let n = this.log.delete(&key, deadline)?;
             this.flush_now()?;
             Ok(n)
         })

@@ -55,7 +55,8 @@ impl Trade {
             )
         })?;
         let stored = group.clone();
-        self.blocking(move |this| this.log.define_group(&stored))
+        let deadline = tradepact_rpc::deadline::call_deadline();
+        self.blocking(move |this| this.log.define_group(&stored, deadline))
             .await?;
         Ok(group)
     }

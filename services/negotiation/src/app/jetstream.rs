@@ -37,6 +37,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tradepact_bargain::Event;
+use tradepact_rpc::deadline::Deadline;
 
 use tradepact_rpc::nats::{until_ready, NatsConfig, Published};
 
@@ -186,14 +187,15 @@ impl JetStreamLog {
     }
 
     /// Publishes one message expecting the subject's last to be `expected`; retried while the
-    /// cluster elects a leader or the connection moves to another node (within [`CALL`]),
-    /// under one message id, so that JetStream stores a retried message once.
+    /// cluster elects a leader or the connection moves to another node (within `budget`, at
+    /// most [`CALL`]), under one message id, so that JetStream stores a retried message once.
     async fn publish(
         &self,
         id: u64,
         expected: u64,
         end: u64,
         payload: Vec<u8>,
+        budget: Duration,
     ) -> Result<u64, LogError> {
         if payload.len() > self.max_payload {
             return Err(LogError::TooLarge(format!(
@@ -213,7 +215,7 @@ impl JetStreamLog {
         let msg_id = format!("{id}-{end}-{:x}-{nonce}", self.instance);
         headers.insert("Nats-Msg-Id", msg_id.as_str());
         let published =
-            tradepact_rpc::nats::publish(&self.js, subject(id), headers, payload.into(), CALL);
+            tradepact_rpc::nats::publish(&self.js, subject(id), headers, payload.into(), budget);
         match published.await {
             Published::At(seq) => {
                 self.saw(id, end, seq);
@@ -461,7 +463,7 @@ impl EventStore for JetStreamLog {
         Ok(self.last_id.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
-    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
+    fn create(&self, meta: &Meta, events: &[Event], deadline: Deadline) -> Result<(), LogError> {
         let record = Record {
             meta: Some(meta.clone()),
             first: 0,
@@ -469,11 +471,18 @@ impl EventStore for JetStreamLog {
         };
         let payload = serde_json::to_vec(&record).expect("events and metadata serialise");
         let end = events.len() as u64;
-        self.wait(self.publish(meta.id, 0, end, payload))
+        let budget = tradepact_rpc::deadline::budget(deadline, CALL);
+        self.wait(self.publish(meta.id, 0, end, payload, budget))
             .map(|_| ())
     }
 
-    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
+    fn append(
+        &self,
+        id: u64,
+        first: u64,
+        encoded: Vec<Vec<u8>>,
+        deadline: Deadline,
+    ) -> Result<(), LogError> {
         // The events as encoded (what they cost), inside one record.
         let mut payload = format!("{{\"first\":{first},\"events\":[").into_bytes();
         for (i, e) in encoded.iter().enumerate() {
@@ -492,7 +501,8 @@ impl EventStore for JetStreamLog {
             )));
         };
         let end = first + encoded.len() as u64;
-        self.wait(self.publish(id, expected, end, payload))
+        let budget = tradepact_rpc::deadline::budget(deadline, CALL);
+        self.wait(self.publish(id, expected, end, payload, budget))
             .map(|_| ())
     }
 

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tradepact_bargain::Event;
+use tradepact_rpc::deadline::Deadline;
 
 /// A trade effect as stored with its option.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,11 +170,18 @@ pub trait EventStore: Send + Sync + 'static {
     fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError>;
     /// A fresh numeric id.
     fn next_id(&self) -> Result<u64, LogError>;
-    /// Records a new negotiation (metadata and first events) atomically and durably.
-    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError>;
+    /// Records a new negotiation (metadata and first events) atomically and durably, or
+    /// says why not by `deadline` (a log that waits on others; a local one takes its time).
+    fn create(&self, meta: &Meta, events: &[Event], deadline: Deadline) -> Result<(), LogError>;
     /// Appends events encoded by [`encode`] as numbers `first..`, atomically and durably;
     /// [`LogError::Conflict`] unless event `first - 1` is the last recorded.
-    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError>;
+    fn append(
+        &self,
+        id: u64,
+        first: u64,
+        encoded: Vec<Vec<u8>>,
+        deadline: Deadline,
+    ) -> Result<(), LogError>;
     /// Makes everything durable (at shutdown).
     fn flush(&self) -> Result<(), LogError>;
     /// Every negotiation, in id order: its id, metadata, events and bytes (at start, for the
@@ -277,7 +285,7 @@ impl EventStore for EventLog {
     }
 
     /// Records a new negotiation (metadata and first events) atomically and durably.
-    fn create(&self, meta: &Meta, events: &[Event]) -> Result<(), LogError> {
+    fn create(&self, meta: &Meta, events: &[Event], _: Deadline) -> Result<(), LogError> {
         let mut batch = sled::Batch::default();
         batch.insert(&meta_key(meta.id)[..], json(meta));
         for (n, e) in events.iter().enumerate() {
@@ -288,7 +296,13 @@ impl EventStore for EventLog {
         Ok(())
     }
 
-    fn append(&self, id: u64, first: u64, encoded: Vec<Vec<u8>>) -> Result<(), LogError> {
+    fn append(
+        &self,
+        id: u64,
+        first: u64,
+        encoded: Vec<Vec<u8>>,
+        _: Deadline,
+    ) -> Result<(), LogError> {
         let keys: Vec<[u8; 17]> = (0..encoded.len() as u64)
             .map(|i| event_key(id, first + i))
             .collect();
@@ -342,7 +356,7 @@ mod tests {
             for want in 1..=3 {
                 let id = log.next_id().unwrap();
                 assert_eq!(id, want);
-                log.create(&meta(id), &[]).unwrap();
+                log.create(&meta(id), &[], None).unwrap();
             }
             // Handed out, never recorded (a crash before the flush): given out again.
             assert_eq!(log.next_id().unwrap(), 4);

@@ -294,7 +294,8 @@ impl Negotiations {
             meta.id = self.log.next_id().map_err(log_failure)?;
             let log = self.log.clone();
             let (m, e) = (meta.clone(), events.clone());
-            match blocking(move || log.create(&m, &e)).await {
+            let deadline = tradepact_rpc::deadline::call_deadline();
+            match blocking(move || log.create(&m, &e, deadline)).await {
                 Err(Failure::Aborted(_)) if attempts < 16 => attempts += 1,
                 done => break done?,
             }
@@ -420,7 +421,8 @@ impl Negotiations {
         }
         let first = entry.events.len() as u64;
         let (log, id) = (self.log.clone(), entry.meta.id);
-        if let Err(failure) = blocking(move || log.append(id, first, encoded)).await {
+        let deadline = tradepact_rpc::deadline::call_deadline();
+        if let Err(failure) = blocking(move || log.append(id, first, encoded, deadline)).await {
             if matches!(failure, Failure::Aborted(_)) {
                 // Another replica recorded first: hold what it recorded, for the retry.
                 self.registry.reread(entry).await?;
