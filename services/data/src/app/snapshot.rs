@@ -48,6 +48,8 @@ const LEASE_KEY: &str = "taking";
 pub const LEASE: Duration = Duration::from_secs(600);
 /// How often a node looks whether a snapshot is due.
 const CHECK: Duration = Duration::from_secs(2);
+/// The longest pause after failed attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(300);
 /// Bytes of each object-store message.
 const CHUNK: usize = 1 << 20;
 /// Attempts at reading a snapshot (another node may be replacing it meanwhile).
@@ -189,7 +191,7 @@ impl Snapshots {
     }
 
     /// Takes a snapshot of `store` through the file `scratch` and uploads it (unless another
-    /// node holds the lease: `None`).
+    /// node holds the lease, or the newest snapshot is as recent as this store: `None`).
     pub async fn take(
         &self,
         store: Arc<Store>,
@@ -200,12 +202,22 @@ impl Snapshots {
         if leases.create(LEASE_KEY, holder.into()).await.is_err() {
             return Ok(None);
         }
-        let taken = self.take_leased(store, scratch).await;
+        // Snapshots only move forward: one older than the newest (a node still catching up)
+        // would leave a gap before a stream cut after the newest.
+        let newer = match self.newest().await {
+            Ok(newest) => Ok(newest.is_none_or(|n| n.sequence < store.sequence())),
+            Err(e) => Err(e),
+        };
+        let taken = match newer {
+            Ok(true) => self.take_leased(store, scratch).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_file(scratch);
         if let Err(e) = leases.delete(LEASE_KEY).await {
             tracing::warn!(error = %e, "giving back the snapshot lease (it lapses by itself)");
         }
-        taken.map(Some)
+        taken
     }
 
     async fn take_leased(&self, store: Arc<Store>, scratch: &Path) -> anyhow::Result<SnapshotInfo> {
@@ -341,8 +353,10 @@ impl Snapshots {
         // Bytes applied when the newest snapshot was (as far as this node knows) taken.
         let mut since = 0u64;
         let mut newest = 0u64;
+        // After a failure (the bucket full, say), the next attempt waits longer each time.
+        let mut pause = CHECK;
         loop {
-            tokio::time::sleep(CHECK).await;
+            tokio::time::sleep(pause).await;
             let applied = applied_bytes.load(Ordering::Relaxed);
             if applied.saturating_sub(since) < every {
                 continue;
@@ -362,6 +376,7 @@ impl Snapshots {
             let started = std::time::Instant::now();
             match self.take(store.clone(), &scratch).await {
                 Ok(Some(info)) => {
+                    pause = CHECK;
                     tracing::info!(
                         sequence = info.sequence,
                         entries = info.entries,
@@ -376,8 +391,12 @@ impl Snapshots {
                         }
                     }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "taking a snapshot failed; will try again"),
+                // Another node is taking one, or has a newer one: count from now.
+                Ok(None) => since = applied,
+                Err(e) => {
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    tracing::warn!(error = %e, retry_in = ?pause, "taking a snapshot failed");
+                }
             }
         }
     }
