@@ -45,6 +45,9 @@ struct Args {
     /// Negotiations created through a negotiation replica (0: that part is skipped).
     #[arg(long, default_value_t = 100_000)]
     negotiations: usize,
+    /// The negotiation replicas' memory budget (`--negotiation-memory-mib`).
+    #[arg(long, default_value_t = 256)]
+    negotiation_memory_mib: usize,
     /// Points ingested before a new data node catches up from the stream (0: skipped).
     #[arg(long, default_value_t = 10_000_000)]
     catch_up_points: usize,
@@ -474,9 +477,14 @@ async fn main() -> anyhow::Result<()> {
         p99.as_secs_f64() * 1e3
     );
     if args.negotiations > 0 {
+        let budget = args.negotiation_memory_mib.to_string();
         let replica = |nats: &str| {
             let path = std::env::current_exe()?.with_file_name("tradepact-negotiation");
-            Server::start(&path, &["--listen", "127.0.0.1:0", "--nats", nats])
+            let memory = ["--negotiation-memory-mib", &budget];
+            Server::start(
+                &path,
+                &[&["--listen", "127.0.0.1:0", "--nats", nats][..], &memory].concat(),
+            )
         };
         let first = replica(&nats.urls)?;
         let follower = replica(&nats.urls)?;
@@ -503,8 +511,9 @@ async fn main() -> anyhow::Result<()> {
             "a replica started on the stream lists its negotiations"
         );
         println!(
-            "\n{} negotiations created through one negotiation replica (16 callers): {rate:.0} creations/s. Resident memory: the replica that created them {created_on:.0} MB (idle before: {idle:.0} MB), a replica that followed them {followed_by:.0} MB, a replica started afterwards {:.0} MB after reading them all back from the stream in {:.1} s.",
+            "\n{} negotiations created through one negotiation replica (16 callers, memory budget {} MiB): {rate:.0} creations/s. Resident memory: the replica that created them {created_on:.0} MB (idle before: {idle:.0} MB), a replica that followed them {followed_by:.0} MB, a replica started afterwards {:.0} MB after reading them all back from the stream in {:.1} s.",
             args.negotiations,
+            args.negotiation_memory_mib,
             fresh.memory_mb().1,
             started.as_secs_f64()
         );

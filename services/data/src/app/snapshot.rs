@@ -59,6 +59,20 @@ const ATTEMPTS: usize = 3;
 const SEQUENCE: &str = "sequence";
 const STREAM_CREATED: &str = "stream-created";
 
+/// Opens the store just restored in `dir`: sled's threads may hold the directory's lock for
+/// a moment after the restore let go of it, so a lock error is tried again for a while.
+async fn open_restored(dir: &Path, args: &crate::StoreArgs) -> anyhow::Result<Arc<Store>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match crate::open_store_with(dir, args) {
+            Err(e) if e.to_string().contains("lock") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// The snapshot side of a data node in cluster mode.
 pub struct Snapshots {
     js: jetstream::Context,
@@ -286,8 +300,10 @@ impl Snapshots {
         dir: &Path,
         args: &crate::StoreArgs,
     ) -> anyhow::Result<Arc<Store>> {
-        self.restore_logged(dir, args.options()).await?;
-        let store = crate::open_store_with(dir, args)?;
+        let store = match self.restore_logged(dir, args.options()).await? {
+            true => open_restored(dir, args).await?,
+            false => crate::open_store_with(dir, args)?,
+        };
         let (applied, first) = (store.sequence(), self.stream_first().await?);
         if applied + 1 >= first {
             return Ok(store);
@@ -310,20 +326,24 @@ impl Snapshots {
             aside = %aside.display(),
             "the store ends before the stream's first message (removed after a snapshot): set aside (delete it when satisfied), restoring the newest snapshot"
         );
-        self.restore_logged(dir, args.options()).await?;
-        crate::open_store_with(dir, args)
+        match self.restore_logged(dir, args.options()).await? {
+            true => open_restored(dir, args).await,
+            false => crate::open_store_with(dir, args),
+        }
     }
 
-    async fn restore_logged(&self, dir: &Path, options: StoreOptions) -> anyhow::Result<()> {
-        if let Some(info) = self.restore_if_new(dir, options).await? {
-            tracing::info!(
-                sequence = info.sequence,
-                entries = info.entries,
-                bytes = info.bytes,
-                "restored the newest snapshot into the empty data directory"
-            );
-        }
-        Ok(())
+    /// [`Snapshots::restore_if_new`], logged; whether it restored one.
+    async fn restore_logged(&self, dir: &Path, options: StoreOptions) -> anyhow::Result<bool> {
+        let Some(info) = self.restore_if_new(dir, options).await? else {
+            return Ok(false);
+        };
+        tracing::info!(
+            sequence = info.sequence,
+            entries = info.entries,
+            bytes = info.bytes,
+            "restored the newest snapshot into the empty data directory"
+        );
+        Ok(true)
     }
 
     async fn leases(&self) -> anyhow::Result<kv::Store> {
