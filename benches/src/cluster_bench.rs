@@ -491,6 +491,12 @@ async fn main() -> anyhow::Result<()> {
         let idle = first.memory_mb().1;
         let rate = create_negotiations(&first.url, args.negotiations).await?;
         let (created_on, followed_by) = (first.memory_mb().1, follower.memory_mb().1);
+        let log_mb = {
+            let client = async_nats::connect(nats.urls.split(',').next().unwrap_or_default());
+            let js = async_nats::jetstream::new(client.await?);
+            let mut stream = js.get_stream("TRADEPACT_NEGOTIATIONS").await?;
+            stream.info().await?.state.bytes as f64 / 1e6
+        };
         let start = Instant::now();
         let fresh = replica(&nats.urls)?;
         let started = start.elapsed();
@@ -511,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
             "a replica started on the stream lists its negotiations"
         );
         println!(
-            "\n{} negotiations created through one negotiation replica (16 callers, memory budget {} MiB): {rate:.0} creations/s. Resident memory: the replica that created them {created_on:.0} MB (idle before: {idle:.0} MB), a replica that followed them {followed_by:.0} MB, a replica started afterwards {:.0} MB after reading them all back from the stream in {:.1} s.",
+            "\n{} negotiations created through one negotiation replica (16 callers, memory budget {} MiB; the log {log_mb:.0} MB in the stream): {rate:.0} creations/s. Resident memory: the replica that created them {created_on:.0} MB (idle before: {idle:.0} MB), a replica that followed them {followed_by:.0} MB, a replica started afterwards {:.0} MB after reading them all back from the stream in {:.1} s.",
             args.negotiations,
             args.negotiation_memory_mib,
             fresh.memory_mb().1,

@@ -193,12 +193,16 @@ impl Registry {
         }
     }
 
-    /// Evicts loaded negotiations nobody holds, least recently used first (never `keep`),
-    /// until the loaded ones fit the budget.
+    /// Once the loaded negotiations take more than the budget, evicts those nobody holds,
+    /// least recently used first (never `keep`), down to seven eighths of it: the look at
+    /// every slot is paid once per eighth of the budget loaded, not at every load past it
+    /// (at 10^5 negotiations and an 8 MiB budget, evicting to the budget itself at each load
+    /// took creations from 1,700 to 1,000 a second).
     fn evict(&self, slots: &mut BTreeMap<u64, Slot>, keep: u64) {
         if self.resident.load(Ordering::Acquire) <= self.budget {
             return;
         }
+        let target = self.budget - self.budget / 8;
         let mut candidates: Vec<(u64, u64)> = slots
             .iter()
             .filter(|(id, s)| {
@@ -208,7 +212,7 @@ impl Registry {
             .collect();
         candidates.sort_unstable();
         for (_, id) in candidates {
-            if self.resident.load(Ordering::Acquire) <= self.budget {
+            if self.resident.load(Ordering::Acquire) <= target {
                 break;
             }
             if let Some(slot) = slots.get_mut(&id) {
