@@ -384,10 +384,13 @@ impl JetStreamLog {
 impl JetStreamLog {
     /// Every negotiation recorded up to the sequence the log opened at, read in one pass over
     /// the stream (one request a negotiation would take minutes at 10^5).
-    async fn read_all(&self) -> Result<BTreeMap<u64, (Option<Meta>, Vec<Event>)>, LogError> {
-        let mut all: BTreeMap<u64, (Option<Meta>, Vec<Event>)> = BTreeMap::new();
+    /// Every message of every negotiation up to the stream's end at opening, by id, as
+    /// received: checked for order (each starts where the one before ended) but not decoded,
+    /// so that the pass holds the log's bytes, not its events (a quarter of the memory).
+    async fn read_all(&self) -> Result<BTreeMap<u64, Vec<bytes::Bytes>>, LogError> {
+        let mut all: BTreeMap<u64, (u64, Vec<bytes::Bytes>)> = BTreeMap::new();
         if self.opened_at == 0 {
-            return Ok(all);
+            return Ok(BTreeMap::new());
         }
         let config = consumer::pull::OrderedConfig {
             filter_subject: format!("{PREFIX}*"),
@@ -411,27 +414,58 @@ impl JetStreamLog {
                 .map_err(|e| unavailable("reading the stream", e))?;
             let seq = info.stream_sequence;
             if let Some(id) = id_of(&message.subject) {
-                let record: Record = serde_json::from_slice(&message.payload)
+                let extent: Extent = serde_json::from_slice(&message.payload)
                     .map_err(|e| LogError::Corrupt(e.to_string()))?;
-                let (meta, events) = all.entry(id).or_default();
-                if record.first != events.len() as u64 {
+                let (end, payloads) = all.entry(id).or_default();
+                if extent.first != *end {
                     return Err(LogError::Corrupt(format!(
                         "{}: a message starts at event {} after {} events",
                         public_id(id),
-                        record.first,
-                        events.len()
+                        extent.first,
+                        end
                     )));
                 }
-                self.saw(id, record.first + record.events.len() as u64, seq);
-                if record.meta.is_some() {
-                    *meta = record.meta;
-                }
-                events.extend(record.events);
+                *end += extent.events.0;
+                self.saw(id, *end, seq);
+                payloads.push(message.payload.clone());
             }
             if seq >= self.opened_at {
-                return Ok(all);
+                return Ok(all.into_iter().map(|(id, (_, p))| (id, p)).collect());
             }
         }
+    }
+}
+
+/// Where a record's events go, without decoding them: the first's number and how many.
+#[derive(Deserialize)]
+struct Extent {
+    first: u64,
+    events: Count,
+}
+
+/// The length of a JSON array, its elements skipped.
+struct Count(u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
     }
 }
 
@@ -440,7 +474,17 @@ impl EventStore for JetStreamLog {
         &self,
         f: &mut dyn FnMut(u64, Meta, Vec<Event>, usize) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
-        for (id, (meta, events)) in self.wait(self.read_all())? {
+        // One negotiation decoded at a time.
+        for (id, payloads) in self.wait(self.read_all())? {
+            let (mut meta, mut events) = (None, Vec::new());
+            for payload in payloads {
+                let record: Record = serde_json::from_slice(&payload)
+                    .map_err(|e| LogError::Corrupt(e.to_string()))?;
+                if record.meta.is_some() {
+                    meta = record.meta;
+                }
+                events.extend(record.events);
+            }
             let meta =
                 meta.ok_or_else(|| LogError::Corrupt(format!("no creation of {}", public_id(id))))?;
             let bytes = stored_size(Some(&meta), &events);
