@@ -3,7 +3,7 @@
 //! negotiation created on one replica is read on the other; ids stay dense across replicas; concurrent offers on one negotiation through both
 //! replicas are recorded exactly once each (one wins each race, the other is told to read
 //! again), and both replicas hold, and tell watchers, the same history; the log survives the
-//! loss of a NATS node and of a replica.
+//! loss of a NATS node and of a replica, and a follower the stopping of the stream's leader.
 
 use std::time::Duration;
 
@@ -855,4 +855,46 @@ async fn tradepact_up_cluster_runs_every_node_on_this_machine() {
             "NATS still listening on {addr}"
         );
     }
+}
+
+/// A negotiation replica follows the stream through the loss of the NATS node its consumer
+/// lived on: the stream's leader stopped (SIGSTOP), an offer recorded through the other
+/// replica reaches a watcher of the first once the stream has a new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_goes_on_after_the_stream_leader_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(&dir.path().join("nats"), 3);
+    let data = start_data(&dir.path().join("data"));
+    let a = start_negotiation_replica(&nats.urls(), &data.url());
+    let b = start_negotiation_replica(&nats.urls(), &data.url());
+    let (mut ca, mut cb) = (negotiation_client(&a).await, negotiation_client(&b).await);
+    let created = ca.create_negotiation(create()).await.unwrap().into_inner();
+    let id = created.negotiation.unwrap().id;
+    let request = pb::WatchNegotiationRequest {
+        id: id.clone(),
+        from_event: 0,
+        include_positions: false,
+    };
+    let mut watch = cb.watch_negotiation(request).await.unwrap().into_inner();
+    assert_eq!(next_event(&mut watch).await.event_number, 0);
+
+    let leader = nats.stream_leader("TRADEPACT_NEGOTIATIONS").await;
+    nats.nodes[leader].signal("STOP");
+    let mut offer_request = tonic::Request::new(offer(&id, "US", "cut", "high"));
+    offer_request.set_timeout(Duration::from_secs(30));
+    ca.submit_offer(offer_request).await.unwrap();
+    let told = next_event(&mut watch).await;
+    assert_eq!(told.event_number, 1);
+    assert!(told.json.contains("offer_made"), "{}", told.json);
+    nats.nodes[leader].signal("CONT");
+}
+
+async fn next_event(
+    watch: &mut tonic::Streaming<pb::WatchNegotiationResponse>,
+) -> pb::WatchNegotiationResponse {
+    tokio::time::timeout(Duration::from_secs(40), watch.next())
+        .await
+        .expect("the follower tells the event")
+        .expect("the watch stays open")
+        .unwrap()
 }
