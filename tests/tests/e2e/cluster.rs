@@ -1,9 +1,16 @@
 //! Cluster mode over a three-node NATS JetStream cluster on loopback: data nodes whose stores
-//! are views of one data stream, and negotiation replicas whose event log is a stream. A
-//! negotiation created on one replica is read on the other; ids stay dense across replicas; concurrent offers on one negotiation through both
-//! replicas are recorded exactly once each (one wins each race, the other is told to read
-//! again), and both replicas hold, and tell watchers, the same history; the log survives the
-//! loss of a NATS node and of a replica, and a follower the stopping of the stream's leader.
+//! are views of one data stream, and negotiation replicas whose event log is a stream.
+//! - Negotiations: one created on a replica is read on the other; ids stay dense across
+//!   replicas; concurrent offers through both replicas are recorded exactly once each (one wins
+//!   each race, the other is told to read again), and both replicas hold, and tell watchers,
+//!   the same history; the log survives the loss of a NATS node and of a replica, and a
+//!   follower the stopping of the stream's leader; TLS to NATS; a record larger than a NATS
+//!   message refused.
+//! - Data: read-your-writes across nodes, a node killed mid-ingest catches up, the stream and
+//!   meta leaders killed during ingests lose no acknowledged write, writes need a quorum (and
+//!   answer UNAVAILABLE within their deadline without one) while reads answer, new nodes start
+//!   from a snapshot after the stream was cut.
+//! - `tradepact up --cluster` runs all of it in one command.
 
 use std::time::Duration;
 
