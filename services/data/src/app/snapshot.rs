@@ -300,10 +300,7 @@ impl Snapshots {
         dir: &Path,
         args: &crate::StoreArgs,
     ) -> anyhow::Result<Arc<Store>> {
-        let store = match self.restore_logged(dir, args.options()).await? {
-            true => open_restored(dir, args).await?,
-            false => crate::open_store_with(dir, args)?,
-        };
+        let store = self.restore_and_open(dir, args).await?;
         let (applied, first) = (store.sequence(), self.stream_first().await?);
         if applied + 1 >= first {
             return Ok(store);
@@ -326,16 +323,17 @@ impl Snapshots {
             aside = %aside.display(),
             "the store ends before the stream's first message (removed after a snapshot): set aside (delete it when satisfied), restoring the newest snapshot"
         );
-        match self.restore_logged(dir, args.options()).await? {
-            true => open_restored(dir, args).await,
-            false => crate::open_store_with(dir, args),
-        }
+        self.restore_and_open(dir, args).await
     }
 
-    /// [`Snapshots::restore_if_new`], logged; whether it restored one.
-    async fn restore_logged(&self, dir: &Path, options: StoreOptions) -> anyhow::Result<bool> {
-        let Some(info) = self.restore_if_new(dir, options).await? else {
-            return Ok(false);
+    /// [`Snapshots::restore_if_new`], logged, then the store in `dir` opened.
+    async fn restore_and_open(
+        &self,
+        dir: &Path,
+        args: &crate::StoreArgs,
+    ) -> anyhow::Result<Arc<Store>> {
+        let Some(info) = self.restore_if_new(dir, args.options()).await? else {
+            return crate::open_store_with(dir, args);
         };
         tracing::info!(
             sequence = info.sequence,
@@ -343,7 +341,7 @@ impl Snapshots {
             bytes = info.bytes,
             "restored the newest snapshot into the empty data directory"
         );
-        Ok(true)
+        open_restored(dir, args).await
     }
 
     async fn leases(&self) -> anyhow::Result<kv::Store> {
