@@ -320,6 +320,16 @@ where
             Some(_) if !crate::is_tradepact_call(request.uri().path()) => Ok(self.open.clone()),
             Some(tokens) => self.check(tokens, &request),
         };
+        let connection = request.extensions().get::<crate::conn::ConnInfo>();
+        match (&principal, connection, &self.tokens) {
+            (Ok(_), Some(c), Some(_)) if crate::is_tradepact_call(request.uri().path()) => {
+                c.authenticated()
+            }
+            (Err(status), Some(c), _) if status.code() == tonic::Code::Unauthenticated => {
+                c.refused_authentication()
+            }
+            _ => {}
+        }
         match principal {
             Ok(p) => {
                 request.extensions_mut().insert(p);

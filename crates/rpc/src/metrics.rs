@@ -31,6 +31,12 @@ pub const LATENCY: &str = "tradepact_rpc_latency_seconds";
 pub const IN_FLIGHT: &str = "tradepact_rpc_in_flight";
 /// Calls refused at admission (`RESOURCE_EXHAUSTED`: the server's or a token's limit).
 pub const SHED: &str = "tradepact_rpc_shed_total";
+/// Connections open (those being closed included).
+pub const CONNECTIONS_OPEN: &str = "tradepact_connections_open";
+/// Connections the server closed, by `reason` (see [`crate::conn::CloseReason::label`]).
+pub const CONNECTIONS_CLOSED: &str = "tradepact_connections_closed_total";
+/// New connections refused because every open one had a call in progress.
+pub const CONNECTIONS_REFUSED: &str = "tradepact_connections_refused_total";
 /// Watch streams open.
 pub const WATCHERS: &str = "tradepact_watchers";
 /// Watchers dropped for falling behind.

@@ -146,10 +146,39 @@ pub struct Limits {
     pub max_calls_per_token: usize,
     /// How long a request's first message may take to arrive (streams included).
     pub first_message_timeout: Duration,
-    /// Connections open at once; more are closed as they arrive.
+    /// Connections open at once; at the limit a new one closes the longest idle (see
+    /// [`crate::conn`]), and is itself refused only when all have a call in progress.
     pub max_connections: usize,
+    /// Connections open at once from one IP address; `None`: the default for the address the
+    /// server binds ([`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`] off loopback, no limit on
+    /// loopback); `Some(0)`: no limit.
+    pub max_connections_per_address: Option<usize>,
     /// A connection with no call in progress for this long is closed.
     pub idle_timeout: Duration,
+    /// A new connection that has made no call for this long is closed.
+    pub new_connection_idle: Duration,
+}
+
+/// Connections from one address when the server binds a non-loopback address and
+/// `--max-connections-per-address` is not given.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+
+impl Limits {
+    /// The connection limits on a listener bound to `addr`.
+    pub fn connections(&self, addr: std::net::SocketAddr) -> crate::conn::ConnLimits {
+        let max_per_address = match self.max_connections_per_address {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None if addr.ip().is_loopback() => None,
+            None => Some(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+        };
+        crate::conn::ConnLimits {
+            max_connections: self.max_connections,
+            max_per_address,
+            idle: self.idle_timeout,
+            first_call: self.new_connection_idle,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -163,7 +192,9 @@ impl Default for Limits {
             max_calls_per_token: 256,
             first_message_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_address: None,
             idle_timeout: Duration::from_secs(300),
+            new_connection_idle: Duration::from_secs(10),
         }
     }
 }
@@ -199,12 +230,23 @@ pub struct LimitArgs {
         default_value_t = 10
     )]
     pub first_message_timeout_secs: u64,
-    /// Connections open at once; more are closed as they arrive.
+    /// Connections open at once. At the limit a new connection closes the one idle longest
+    /// (first those that have made no call yet); it is refused only when every connection has
+    /// a call in progress.
     #[arg(long, env = "TRADEPACT_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
+    /// Connections open at once from one IP address (past it, the address's longest-idle
+    /// connection is closed, or the new one refused); 0: no limit. Default: 256 when the
+    /// server listens on a non-loopback address, no limit on loopback.
+    #[arg(long, env = "TRADEPACT_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
     /// Seconds a connection may stay open with no call in progress.
     #[arg(long, env = "TRADEPACT_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub idle_timeout_secs: u64,
+    /// Seconds a new connection may stay open without making a call (an HTTP/1.1 request
+    /// whose headers never end and a TLS handshake not finished count as no call).
+    #[arg(long, env = "TRADEPACT_NEW_CONNECTION_IDLE_SECS", default_value_t = 10)]
+    pub new_connection_idle_secs: u64,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -219,7 +261,9 @@ impl From<&LimitArgs> for Limits {
             max_calls_per_token: a.max_calls_per_token.max(1),
             first_message_timeout: Duration::from_secs(a.first_message_timeout_secs.max(1)),
             max_connections: a.max_connections.max(1),
+            max_connections_per_address: a.max_connections_per_address,
             idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
+            new_connection_idle: Duration::from_secs(a.new_connection_idle_secs.max(1)),
         }
     }
 }
@@ -281,28 +325,21 @@ where
             "listening on a non-loopback address without TLS and bearer-token authentication: anyone who can reach {addr} can call every RPC"
         );
     }
-    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let mut refused = 0u64;
-    let (max_connections, idle) = (limits.max_connections, limits.idle_timeout);
+    let connections = crate::conn::Registry::new(limits.connections(addr));
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .filter_map(move |conn| match conn {
             Err(e) => Some(Err(e)),
-            Ok(tcp) => match places.clone().try_acquire_owned() {
-                Ok(place) => {
-                    let info = tcp.connect_info();
-                    Some(Ok(crate::conn::Conn::new(UnvectoredTcp(tcp), info, idle, place)))
+            Ok(tcp) => {
+                let info = tcp.connect_info();
+                match connections.accept(UnvectoredTcp(tcp), info) {
+                    Ok(conn) => Some(Ok(conn)),
+                    Err(refusal) => {
+                        refused_connection(refusal);
+                        None
+                    }
                 }
-                Err(_) => {
-                    refused += 1;
-                    tracing::warn!(
-                        max_connections,
-                        refused_total = refused,
-                        "closing a new connection: the server has its maximum of open connections (--max-connections)"
-                    );
-                    None
-                }
-            },
+            }
         });
     let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -406,10 +443,36 @@ fn cors_layer(origins: &[http::HeaderValue]) -> Option<tower_http::cors::CorsLay
     )
 }
 
+/// Counts and logs (at most once a second) a connection refused as it arrived.
+fn refused_connection(refusal: crate::conn::Refusal) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TOTAL: AtomicU64 = AtomicU64::new(0);
+    static LOGGED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let total = TOTAL.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::counter!(crate::metrics::CONNECTIONS_REFUSED).increment(1);
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+        return;
+    }
+    *logged = Some(std::time::Instant::now());
+    let why = match refusal {
+        crate::conn::Refusal::AllBusy => {
+            "every open connection has a call in progress (--max-connections)"
+        }
+        crate::conn::Refusal::AllBusyFromAddress => {
+            "every connection from its address has a call in progress (--max-connections-per-address)"
+        }
+        crate::conn::Refusal::ClosingBacklog => {
+            "twice --max-connections are open, those being closed included (--max-connections)"
+        }
+    };
+    tracing::warn!(refused_total = total, "closing a new connection: {why}");
+}
+
 /// Interval of the HTTP/2 pings the server sends.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a ping may go unanswered before the connection is closed.
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -170,9 +170,11 @@ pub fn new_traceparent() -> String {
 pub(crate) static METRICS_ON: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Distinct method labels at most (a caller chooses the path of an unknown method; past this
-/// they count as `other`, so that labels stay bounded).
-const METHOD_LABELS: usize = 256;
+/// The label of a call's method: its path when it is a method of the descriptor sets the
+/// servers serve (tradepact's, health's and reflection's), otherwise `unknown` — a caller
+/// chooses the path it sends, so labels taken from arbitrary paths could fill the label space
+/// and push real methods out of it.
+pub const UNKNOWN_METHOD: &str = "unknown";
 
 /// Counts and times every call from its `rpc` span (the method) and its last line (status and
 /// latency): see [`crate::metrics`].
@@ -206,18 +208,43 @@ impl tracing::field::Visit for Fields {
 }
 
 fn method_label(method: &str) -> String {
-    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
-        std::sync::Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let seen = seen.get_or_insert_with(Default::default);
-    if seen.contains(method) {
-        return method.to_owned();
+    if served_methods().contains(method) {
+        method.to_owned()
+    } else {
+        UNKNOWN_METHOD.to_owned()
     }
-    if seen.len() < METHOD_LABELS {
-        seen.insert(method.to_owned());
-        return method.to_owned();
-    }
-    "other".to_owned()
+}
+
+/// Every method path (`/package.Service/Method`) of the descriptor sets the servers serve.
+fn served_methods() -> &'static std::collections::HashSet<String> {
+    static METHODS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    METHODS.get_or_init(|| {
+        use prost::Message;
+        let mut methods = std::collections::HashSet::new();
+        for encoded in [
+            tradepact_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            let set = prost_types::FileDescriptorSet::decode(encoded)
+                .expect("the descriptor sets built into this binary decode");
+            for file in set.file {
+                let package = file.package.unwrap_or_default();
+                for service in file.service {
+                    let service_name = service.name.unwrap_or_default();
+                    for method in service.method {
+                        methods.insert(format!(
+                            "/{package}.{service_name}/{}",
+                            method.name.unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        methods
+    })
 }
 
 impl<S> tracing_subscriber::Layer<S> for RpcMetrics
@@ -372,4 +399,30 @@ fn on_eos(trailers: Option<&HeaderMap>, stream_duration: Duration, span: &Span) 
     // GrpcCode::Ok is 0; a missing status is an internal error on the wire.
     let code = grpc_status(trailers).unwrap_or(GrpcCode::Internal as i32);
     log_finished(code, stream_duration, span);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_get_their_own_metric_label() {
+        for served in [
+            "/tradepact.data.v1.TradeDataService/GetSeries",
+            "/tradepact.negotiation.v1.NegotiationService/CreateNegotiation",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(served), served);
+        }
+        for unknown in [
+            "/tradepact.data.v1.TradeDataService/NoSuchMethod",
+            "/x.Y/Z",
+            "/",
+            "/tradepact.data.v1.TradeDataService/GetSeries/",
+        ] {
+            assert_eq!(method_label(unknown), UNKNOWN_METHOD, "{unknown}");
+        }
+    }
 }

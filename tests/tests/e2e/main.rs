@@ -5,6 +5,7 @@
 mod brief;
 mod cluster;
 mod comtrade_import;
+mod connection_attacks;
 mod crash_recovery;
 mod disk_full;
 mod durability;

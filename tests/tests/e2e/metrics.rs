@@ -82,6 +82,22 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
     let status = client.get_series(missing).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
 
+    // Paths of methods the server does not serve, chosen by the caller, share one label: 300
+    // of them do not push the real methods out of the metrics.
+    let mut grpc = tonic::client::Grpc::new(tradepact_client::channel(&data.url()).await.unwrap());
+    for i in 0..300 {
+        grpc.ready().await.unwrap();
+        let path = http::uri::PathAndQuery::try_from(format!("/x.Made{i}/Up")).unwrap();
+        let answer: Result<tonic::Response<()>, _> = grpc
+            .unary(
+                tonic::Request::new(()),
+                path,
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        assert_eq!(answer.unwrap_err().code(), tonic::Code::Unimplemented);
+    }
+
     let (line, body) = get(&scrape, "/metrics").await;
     assert!(line.contains("200"), "{line}");
     let requests = "tradepact_rpc_requests_total";
@@ -95,6 +111,12 @@ async fn both_services_count_and_time_every_call_by_method_and_status() {
         "status=\"NotFound\"",
     ];
     assert_eq!(sample(&body, requests, &read_missing), Some(1.0), "{body}");
+    let unknown = ["method=\"unknown\"", "status=\"Unimplemented\""];
+    assert_eq!(sample(&body, requests, &unknown), Some(300.0), "{body}");
+    assert!(
+        !body.contains("Made1"),
+        "an unknown path became a label: {body}"
+    );
     let latency = "tradepact_rpc_latency_seconds_count";
     let write_method = ["method=\"/tradepact.data.v1.TradeDataService/WritePoints\""];
     assert_eq!(sample(&body, latency, &write_method), Some(2.0), "{body}");

@@ -64,7 +64,7 @@ impl Pki {
         std::fs::read(self.dir.join(name)).unwrap()
     }
 
-    fn client_tls(&self, ca: &str, with_cert: bool) -> TlsFiles {
+    pub(crate) fn client_tls(&self, ca: &str, with_cert: bool) -> TlsFiles {
         TlsFiles {
             ca: self.read(ca),
             identity: with_cert.then(|| (self.read("client.pem"), self.read("client.key"))),
