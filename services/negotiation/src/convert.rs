@@ -563,6 +563,7 @@ pub(crate) fn seat_in(j: &pb::JoinSeat) -> Outcome<crate::app::seat::SeatRequest
         turn,
         on_timeout,
         seed: j.seed,
+        token: None,
     })
 }
 

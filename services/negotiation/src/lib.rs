@@ -172,6 +172,10 @@ pub struct NegotiationLimits {
         default_value_t = 256
     )]
     pub memory_mib: usize,
+    /// Seats (`TakeSeat`) one token may hold at once (with --tokens-file); past it
+    /// RESOURCE_EXHAUSTED. All tokens together hold at most 64.
+    #[arg(long, env = "TRADEPACT_MAX_SEATS_PER_TOKEN", default_value_t = app::seat::DEFAULT_SEATS_PER_TOKEN)]
+    pub max_seats_per_token: usize,
 }
 
 impl Default for NegotiationLimits {
@@ -180,6 +184,7 @@ impl Default for NegotiationLimits {
             max_heavy_calls: 0,
             heavy_call_timeout_secs: 30,
             memory_mib: 256,
+            max_seats_per_token: app::seat::DEFAULT_SEATS_PER_TOKEN,
         }
     }
 }
@@ -280,6 +285,7 @@ pub fn service(
         heavy.runner(),
         heavy.memory_mib.saturating_mul(1 << 20),
         cache,
+        app::seat::Seats::new(heavy.max_seats_per_token),
         present::summary_of,
     )?;
     let app = Arc::new(app);

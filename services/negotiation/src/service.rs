@@ -388,7 +388,8 @@ impl NegotiationService for NegotiationSvc {
                 tradepact_rpc::status::truncated(&join.party)
             )));
         }
-        let req = convert::seat_in(&join).map_err(of)?;
+        let mut req = convert::seat_in(&join).map_err(of)?;
+        req.token = principal.filter(|p| p.is_token()).map(|p| p.name.clone());
         let turn_seconds = req.turn.as_secs() as u32;
         // Moves are read in a task of their own and read against the negotiation's space.
         let (moves_tx, moves) = tokio::sync::mpsc::channel(4);

@@ -346,3 +346,70 @@ fn the_cli_takes_a_seat_from_standard_input() {
         "{stdout}"
     );
 }
+
+/// One token holds at most 8 seats at once (`--max-seats-per-token`), and a seat that keeps
+/// sending refused moves has its turn played as it joined after 16 of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_holds_eight_seats_and_a_turn_takes_sixteen_refused_moves() {
+    use pb::take_seat_request::Message as In;
+    use pb::take_seat_response::Message as M;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut n = tradepact_client::negotiation::connect(&server.url())
+        .await
+        .unwrap();
+    let id = create_with_positions(&mut n, "admin").await;
+
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(take(&mut n, "kor", join(&id, "KOR")).await.unwrap());
+    }
+    let refused = take(&mut n, "kor", join(&id, "KOR")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("\"kor\"") && refused.message().contains("8 seats"),
+        "{refused:?}"
+    );
+    // Another token is not held back by it.
+    let (_us, _) = take(&mut n, "us", join(&id, "US")).await.unwrap();
+    // A seat left is a place again, once its game has ended.
+    let (present, stream) = held.pop().unwrap();
+    drop(present);
+    all(stream).await;
+    let (tx, mut stream) = take(&mut n, "kor", join(&id, "KOR")).await.unwrap();
+    drop(held);
+
+    // Moves for another turn, sent until the service stops asking: sixteen are refused, then
+    // the turn is played as joined (a rejection of the standing offer, the default).
+    let mut asked = 0;
+    let mut played = None;
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("the seat's stream moves on")
+        .unwrap()
+    {
+        match m.message.unwrap() {
+            M::YourTurn(t) => {
+                asked += 1;
+                assert!(asked <= 16, "asked again after 16 refusals");
+                if asked > 1 {
+                    assert!(t.refused.contains("turn 999"), "{t:?}");
+                }
+                tx.send(message(In::Move(pb::SeatMove {
+                    turn: 999,
+                    r#move: Some(pb::seat_move::Move::Reject(true)),
+                })))
+                .await
+                .unwrap();
+            }
+            M::Turn(t) if t.party == "KOR" => {
+                played = Some(t);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(asked, 16);
+    let played = played.expect("the turn was played for the seat");
+    assert!(played.rejected && played.timed_out, "{played:?}");
+}

@@ -158,8 +158,8 @@ pub struct Negotiations {
     pub(crate) heavy: Heavy,
     /// Where impact estimates read their baselines.
     pub(crate) data: crate::data_source::DataSource,
-    /// The seats that may be taken at once (`TakeSeat`).
-    pub(crate) seats: Arc<tokio::sync::Semaphore>,
+    /// The seats that may be taken at once (`TakeSeat`), in all and by token.
+    pub(crate) seats: seat::Seats,
 }
 
 /// Ends the `WatchNegotiation` streams and stops the heavy computations at shutdown.
@@ -186,6 +186,7 @@ impl Negotiations {
         heavy: (Heavy, HeavyShutdown),
         memory_budget: usize,
         cache: AnalysisCache,
+        seats: seat::Seats,
         summary: fn(&Entry) -> pb::Negotiation,
     ) -> anyhow::Result<(Negotiations, Closer)> {
         let registry = Registry::load(log.clone(), memory_budget, summary)?;
@@ -197,7 +198,7 @@ impl Negotiations {
             data,
             cache,
             heavy: heavy.0,
-            seats: Arc::new(tokio::sync::Semaphore::new(seat::MAX_SEATS)),
+            seats,
         };
         Ok((app, Closer(published, Arc::new(heavy.1))))
     }

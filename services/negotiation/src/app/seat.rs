@@ -1,7 +1,9 @@
 //! `TakeSeat`'s work: an outside agent holds one party's seat, the service's time-based
 //! strategies the others, each from its own position only ([`tradepact_bargain::seat`]).
 //!
-//! Bounds: at most [`MAX_SEATS`] seats at once (`RESOURCE_EXHAUSTED` past them); the
+//! Bounds: at most [`MAX_SEATS`] seats at once, and at most `--max-seats-per-token` (default
+//! [`DEFAULT_SEATS_PER_TOKEN`]) held by one token (`RESOURCE_EXHAUSTED` past them); at most
+//! [`MAX_REFUSED_MOVES`] refused moves a turn (then the turn is played as the join chose); the
 //! strategies' set-up (valuing every package) is a heavy call; their turns run on the
 //! blocking pool; every turn of the seat waits at most its turn time, so a game lasts at most
 //! the deadline's rounds of turns. It ends when the seat leaves (its stream closes: a
@@ -20,6 +22,80 @@ use super::{failure, Negotiations, Published};
 
 /// Most seats taken at once, across negotiations.
 pub const MAX_SEATS: usize = 64;
+/// Most seats one token holds at once, unless configured.
+pub const DEFAULT_SEATS_PER_TOKEN: usize = 8;
+/// Moves of the seat refused in one turn before the turn is played as the join chose.
+pub const MAX_REFUSED_MOVES: u32 = 16;
+
+/// Seats held, by token name.
+type ByToken = Arc<Mutex<HashMap<String, usize>>>;
+
+/// The seats taken, in all and by token.
+pub struct Seats {
+    all: Arc<tokio::sync::Semaphore>,
+    by_token: ByToken,
+    per_token: usize,
+}
+
+impl Seats {
+    /// [`MAX_SEATS`] seats, `per_token` of them (at least one) for one token.
+    pub fn new(per_token: usize) -> Seats {
+        Seats {
+            all: Arc::new(tokio::sync::Semaphore::new(MAX_SEATS)),
+            by_token: Arc::default(),
+            per_token: per_token.max(1),
+        }
+    }
+
+    /// A seat for `token` (`None`: authentication off, no per-token count).
+    fn take(&self, token: Option<&str>) -> Outcome<SeatPlace> {
+        let permit = self.all.clone().try_acquire_owned().map_err(|_| {
+            Failure::ResourceExhausted(format!(
+                "{MAX_SEATS} seats are taken already; try again later"
+            ))
+        })?;
+        let Some(token) = token else {
+            return Ok(SeatPlace {
+                _permit: permit,
+                token: None,
+            });
+        };
+        let mut held = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(token.to_owned()).or_default();
+        if *count >= self.per_token {
+            return Err(Failure::ResourceExhausted(format!(
+                "token {:?} holds {} seats already, its most at once (--max-seats-per-token); leave one first",
+                tradepact_rpc::status::truncated(token),
+                self.per_token
+            )));
+        }
+        *count += 1;
+        Ok(SeatPlace {
+            _permit: permit,
+            token: Some((token.to_owned(), self.by_token.clone())),
+        })
+    }
+}
+
+/// A seat's place among the seats taken, given back when the game ends.
+struct SeatPlace {
+    _permit: OwnedSemaphorePermit,
+    token: Option<(String, ByToken)>,
+}
+
+impl Drop for SeatPlace {
+    fn drop(&mut self) {
+        if let Some((token, by_token)) = &self.token {
+            let mut held = by_token.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = held.get_mut(token) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(token);
+                }
+            }
+        }
+    }
+}
 /// A turn's time when the seat does not say.
 pub const DEFAULT_TURN: Duration = Duration::from_secs(60);
 /// The longest turn time a seat may ask for.
@@ -50,6 +126,8 @@ pub struct SeatRequest {
     pub on_timeout: OnTimeout,
     /// Seed of the strategies' tie-breaking.
     pub seed: u64,
+    /// The name of the token taking the seat (`None` with authentication off).
+    pub token: Option<String>,
 }
 
 /// What the seat is told, in order.
@@ -107,11 +185,7 @@ impl Negotiations {
         req: SeatRequest,
         moves: mpsc::Receiver<Outcome<SeatInput>>,
     ) -> Outcome<(Seat, SeatEvents)> {
-        let permit = self.seats.clone().try_acquire_owned().map_err(|_| {
-            Failure::ResourceExhausted(format!(
-                "{MAX_SEATS} seats are taken already; try again later"
-            ))
-        })?;
+        let place = self.seats.take(req.token.as_deref())?;
         let (_, entry) = self.entry(id).await?;
         let entry = entry.lock().await;
         let n = &entry.negotiation;
@@ -170,7 +244,7 @@ impl Negotiations {
             moves,
             tx,
             shutdown: self.published.subscribe(),
-            _permit: permit,
+            _place: place,
         };
         tokio::spawn(table.play());
         let seat = Seat {
@@ -193,7 +267,7 @@ struct Table {
     moves: mpsc::Receiver<Outcome<SeatInput>>,
     tx: mpsc::Sender<Outcome<SeatEvent>>,
     shutdown: broadcast::Receiver<Published>,
-    _permit: OwnedSemaphorePermit,
+    _place: SeatPlace,
 }
 
 /// Why the table stopped before the game's end: nothing more is sent.
@@ -220,18 +294,22 @@ impl Table {
             debug_assert_eq!(party, self.seat);
             let (turn, timed_out) = match self.seat_turn(round).await? {
                 Answer::Played(turn) => (Ok(turn), false),
-                Answer::TimedOut => {
+                answer @ (Answer::TimedOut | Answer::Refused) => {
+                    let why = match answer {
+                        Answer::Refused => {
+                            format!("{MAX_REFUSED_MOVES} moves of the seat were refused this turn")
+                        }
+                        _ => "the seat's time for its turn ran out".to_owned(),
+                    };
                     let standing = self.game().standing().is_some();
                     let mv = match (self.on_timeout, standing) {
                         (OnTimeout::Reject, true) => Move::Reject,
                         // Nothing stands: a pass is an offer of nothing, which the protocol
                         // has not; the turn ends the game only if the seat asked for that.
                         (OnTimeout::Reject, false) => {
-                            Move::BreakOff("the seat's time ran out with no offer standing".into())
+                            Move::BreakOff(format!("{why}, with no offer standing"))
                         }
-                        (OnTimeout::BreakOff, _) => {
-                            Move::BreakOff("the seat's time for its turn ran out".into())
-                        }
+                        (OnTimeout::BreakOff, _) => Move::BreakOff(why),
                     };
                     (self.game().play_seat(mv), true)
                 }
@@ -284,7 +362,14 @@ impl Table {
         let deadline = SystemTime::now() + self.turn;
         let expected = self.turn_number();
         let mut refused = None;
+        let mut refusals = 0;
         loop {
+            if refused.is_some() {
+                refusals += 1;
+                if refusals >= MAX_REFUSED_MOVES {
+                    return Ok(Answer::Refused);
+                }
+            }
             let standing = (self.game().standing()).map(|(p, a)| (p.clone(), a.to_vec()));
             let ask = SeatEvent::YourTurn {
                 turn: expected,
@@ -335,6 +420,8 @@ impl Table {
 enum Answer {
     Played(Turn),
     TimedOut,
+    /// [`MAX_REFUSED_MOVES`] moves were refused.
+    Refused,
     Left,
 }
 
