@@ -1,9 +1,17 @@
-"""Before/after figures of the outside test's findings (issue 9), against the release
-binaries on loopback: 60 creations of 10 MB, 2000 watchers that never read, an analysis
-whose client gives up, SIGTERM during an analysis, and writes without watchers as the
-baseline.
+"""Before/after figures of the outside tests' findings, against the release binaries on
+loopback.
 
-Usage: cargo build --release --bins && python3 scripts/hardening.py
+- default (issue 9): 60 creations of 10 MB, 2000 watchers that never read, an analysis whose
+  client gives up, SIGTERM during an analysis, and writes without watchers as the baseline;
+- `connections [SECONDS]` (issue 26): each attack on connection slots — HTTP/2 preface and
+  SETTINGS with pings answered, the same with pings ignored, an HTTP/1.1 slowloris, TLS
+  handshakes never finished, watch streams from one address — with 1,200 connections
+  reopened as the server closes them, for SECONDS (default 120) each, while a client opens a
+  new connection and calls GetSeries every 200 ms: the share of calls answered within 1 s
+  (target 99 %) and 2 s, and when and why the server closed the attacking connections (its
+  log line and its tradepact_connections_closed_total counter).
+
+Usage: cargo build --release --bins && python3 scripts/hardening.py [connections [SECONDS]]
 (needs `pip install -r tests/python/requirements.txt`)
 """
 import os, pathlib, re, subprocess, sys, tempfile, threading, time
@@ -131,7 +139,143 @@ def write_baseline(writes=72):
     print(f"no watchers, {writes} writes: p50 {lat[len(lat)//2]:.1f} ms, max {lat[-1]:.1f} ms")
     p.terminate(); p.wait()
 
-if __name__ == "__main__":
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+async def _hold(kind, reader, writer):
+    """Holds one attacking connection the attack's way until the server closes it."""
+    import asyncio
+    if kind == "tls-never-finished":
+        writer.write(bytes([0x16, 0x03, 0x01, 0x02, 0x00]))
+    elif kind == "slowloris":
+        writer.write(b"POST /tradepact.data.v1.TradeDataService/GetSeries HTTP/1.1\r\nhost: x\r\n")
+    else:
+        writer.write(H2_PREFACE)
+    if kind == "watches-one-address":
+        msg = dpb.WatchSeriesRequest(filter=dpb.SeriesFilter(partner="KOR")).SerializeToString()
+        # HEADERS (literal, not indexed) for stream 1, then the message with END_STREAM.
+        def lit(name, value):
+            return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+        block = (bytes([0x83, 0x86]) + lit(b":path", b"/tradepact.data.v1.TradeDataService/WatchSeries")
+                 + lit(b":authority", b"x") + lit(b"content-type", b"application/grpc") + lit(b"te", b"trailers"))
+        writer.write(len(block).to_bytes(3, "big") + bytes([1, 4]) + (1).to_bytes(4, "big") + block)
+        body = bytes([0]) + len(msg).to_bytes(4, "big") + msg
+        writer.write(len(body).to_bytes(3, "big") + bytes([0, 1]) + (1).to_bytes(4, "big") + body)
+    last = asyncio.get_running_loop().time()
+    buf = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), 1.0)
+        except asyncio.TimeoutError:
+            chunk = None
+        except OSError:
+            return
+        if chunk == b"":
+            return
+        if kind == "slowloris" and asyncio.get_running_loop().time() - last >= 1.0:
+            writer.write(b"x-slow: 1\r\n"); last = asyncio.get_running_loop().time()
+        if chunk and kind in ("h2-answers-pings", "watches-one-address"):
+            buf += chunk
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                ftype, flags, payload = buf[3], buf[4], buf[9:9 + n]
+                if ftype == 4 and not flags & 1:
+                    writer.write(bytes([0, 0, 0, 4, 1, 0, 0, 0, 0]))
+                if ftype == 6 and not flags & 1:
+                    writer.write(bytes([0, 0, 8, 6, 1, 0, 0, 0, 0]) + payload)
+                buf = buf[9 + n:]
+        try:
+            await writer.drain()
+        except OSError:
+            return
+
+def connections(seconds=120, n=1200):
+    """Each attack on connection slots while a client probes; see the module doc."""
+    import asyncio, ssl
+    kinds = ["h2-answers-pings", "h2-ignores-pings", "slowloris", "tls-never-finished", "watches-one-address"]
+    for kind in kinds:
+        d = tempfile.mkdtemp()
+        args = ["--data-dir", d, "--metrics-listen", "127.0.0.1:0"]
+        creds = None
+        if kind == "tls-never-finished":
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", f"{d}/k.pem", "-out", f"{d}/c.pem"],
+                           check=True, capture_output=True)
+            args += ["--tls-cert", f"{d}/c.pem", "--tls-key", f"{d}/k.pem"]
+            creds = grpc.ssl_channel_credentials(open(f"{d}/c.pem", "rb").read())
+        if kind == "watches-one-address":
+            args += ["--max-connections-per-address", "100"]
+        log = []
+        p = subprocess.Popen([str(BIN / "tradepact-data"), "--listen", "127.0.0.1:0", *args], stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "RUST_LOG": "warn,tradepact_rpc::conn=info,tradepact_rpc::server=info,tradepact_rpc::metrics=info"})
+        addr = metrics = None
+        for line in p.stderr:
+            log.append((time.time(), line))
+            metrics = metrics or (re.search(r"metrics on (127\.0\.0\.1:\d+)", line) or [None, None])[1]
+            m = re.search(r"listening on (127\.0\.0\.1:\d+)", line)
+            if m:
+                addr = m.group(1); break
+        threading.Thread(target=lambda: [log.append((time.time(), l)) for l in p.stderr], daemon=True).start()
+        chan = lambda: grpc.secure_channel(addr, creds, options=[("grpc.ssl_target_name_override", "localhost")]) if creds else grpc.insecure_channel(addr)
+        key = dpb.SeriesKey(reporter="USA", partner="KOR", flow=dpb.FLOW_IMPORT, kind=dpb.TRADE_KIND_GOODS, product="TOTAL", frequency=dpb.FREQUENCY_ANNUAL)
+        drpc.TradeDataServiceStub(chan()).WritePoints(dpb.WritePointsRequest(series=[dpb.SeriesPoints(key=key, points=[dpb.Point(period="2016", value_usd=1.0)])]), timeout=10)
+        host, port = addr.split(":")
+        stop = threading.Event()
+        opened = [0]
+
+        async def attacker(i):
+            src = "127.0.0.2" if kind == "watches-one-address" else f"127.0.0.{2 + i % 4}"
+            while not stop.is_set():
+                try:
+                    r, w = await asyncio.open_connection(host, int(port), local_addr=(src, 0))
+                except OSError:
+                    await asyncio.sleep(0.1); continue
+                opened[0] += 1
+                t = asyncio.get_running_loop().time()
+                await _hold(kind, r, w)
+                w.close()
+                if asyncio.get_running_loop().time() - t < 0.05:
+                    await asyncio.sleep(0.05)
+
+        async def attack():
+            tasks = [asyncio.create_task(attacker(i)) for i in range(n)]
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            for t in tasks: t.cancel()
+
+        th = threading.Thread(target=lambda: asyncio.run(attack()), daemon=True); th.start()
+        while opened[0] < n:
+            time.sleep(0.05)
+        began = time.time()
+        lat, errors = [], {}
+        while time.time() - began < seconds:
+            t = time.time()
+            try:
+                ch = chan()
+                drpc.TradeDataServiceStub(ch).GetSeries(dpb.GetSeriesRequest(key=key), timeout=2)
+                lat.append(time.time() - t); ch.close()
+            except grpc.RpcError as e:
+                errors[e.code().name] = errors.get(e.code().name, 0) + 1
+            time.sleep(max(0.0, 0.2 - (time.time() - t)))
+        stop.set(); th.join(5)
+        total = len(lat) + sum(errors.values())
+        closed = [l for (at, l) in log if "closed connections since start" in l and at >= began]
+        first = next((at for (at, l) in log if "closed connections since start" in l and at >= began - 30), None)
+        import urllib.request
+        body = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
+        counters = " ".join(l.split("{")[1].replace("} ", "=").replace('reason="', "").replace('"', "") for l in body.splitlines()
+                            if l.startswith("tradepact_connections_closed_total{"))
+        refused = next((l.split()[-1] for l in body.splitlines() if l.startswith("tradepact_connections_refused_total")), "0")
+        print(f"{kind}: {total} probes in {seconds} s, {sum(x <= 1 for x in lat) / total:.1%} within 1 s, {len(lat) / total:.1%} within 2 s "
+              f"(p50 {sorted(lat)[len(lat)//2]*1000 if lat else 0:.0f} ms, errors {errors}); attackers opened {opened[0]}; "
+              f"server closed: {counters or 'none'}, refused {refused}; first close logged "
+              f"{(first - began) if first else float('nan'):+.1f} s from the probes' start, {len(closed)} close lines during them")
+        p.terminate(); p.wait()
+
+if __name__ == "__main__" and sys.argv[1:2] == ["connections"]:
+    connections(int(sys.argv[2]) if len(sys.argv) > 2 else 120)
+elif __name__ == "__main__":
     memory_creates()
     watchers()
     heavy()

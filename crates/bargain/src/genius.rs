@@ -11,6 +11,15 @@
 //!   `offset + slope · x`, over its largest on the range) or as the utilities at the bounds
 //!   (`utilityLowestValue`, `utilityHighestValue`, interpolated); at most [`MAX_INTEGER_OPTIONS`]
 //!   integers;
+//! - evaluations must be finite numbers (otherwise refused, naming the value); GENIUS's
+//!   division by an issue's largest evaluation is said in a note when that largest is not 1
+//!   (the file's numbers are not the values used). A negative evaluation (GENIUS refuses
+//!   them; an integer issue's line may go below 0 on its range) takes the utility out of
+//!   [0, 1]: it is then rescaled as the NegMAS reader rescales a utility outside the model's
+//!   shape, `u' = (u − L) / (H − L)` over the whole utility with its reservation value
+//!   (clamped to [0, 1]), with a note, so the Pareto set and the Nash and Kalai–Smorodinsky
+//!   packages are the file's; an issue whose evaluations are all 0 or less, some below, is
+//!   refused (there is no largest to divide by);
 //! - a **real** issue is refused, naming it (discretise it in GENIUS first);
 //! - weights are taken as given (`<weight index=… value=…>`, by issue index) and normalised to
 //!   sum 1 by the model, as GENIUS does; the `reservation` value is kept; the
@@ -211,6 +220,10 @@ pub fn read(
             })
             .collect::<Result<_>>()?;
         let mut spec = PositionSpec::default();
+        // Issues whose evaluations were divided by a largest other than 1, and whether any
+        // evaluation was negative (see `in_shape`).
+        let mut divided = Vec::new();
+        let mut negative = false;
         for d in &issues {
             let id = &d.issue.id;
             let node = by_name.get(id.as_str()).copied().ok_or_else(|| {
@@ -237,10 +250,25 @@ pub fn read(
                 None => discrete_evaluations(file, node, &d.issue)?,
                 Some((low, high)) => integer_evaluations(file, node, id, low, high)?,
             };
-            let top = evaluations.iter().map(|(_, e)| *e).fold(0.0f64, f64::max);
+            let top = evaluations
+                .iter()
+                .map(|(_, e)| *e)
+                .fold(f64::NEG_INFINITY, f64::max);
+            if evaluations.iter().any(|(_, e)| *e < 0.0) {
+                if top <= 0.0 {
+                    return Err(invalid(
+                        file,
+                        format!("issue {id:?}: every evaluation is 0 or less, some below; GENIUS divides by the largest, which must be positive"),
+                    ));
+                }
+                negative = true;
+            }
+            if top > 0.0 && top != 1.0 {
+                divided.push(format!("{id} (largest {top})"));
+            }
             let values = evaluations
                 .into_iter()
-                .map(|(option, e)| (option, if top > 0.0 { e.max(0.0) / top } else { 0.0 }))
+                .map(|(option, e)| (option, if top > 0.0 { e / top } else { 0.0 }))
                 .collect();
             spec.values.insert(id.clone(), values);
         }
@@ -259,6 +287,21 @@ pub fn read(
                     spec.reservation
                 ),
             ));
+        }
+        if !divided.is_empty() {
+            let shown = divided.len().min(5);
+            notes.push(format!(
+                "{party}'s evaluations are divided by each issue's largest, as GENIUS does: {}{}",
+                divided[..shown].join(", "),
+                if divided.len() > shown {
+                    format!(" and {} more", divided.len() - shown)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if negative {
+            in_shape(file, party, &mut spec, &mut notes)?;
         }
         // Absent: 1. Not a number: 1, with a note (see the module doc).
         let discount = doc
@@ -281,6 +324,53 @@ pub fn read(
         discount_factors,
         notes,
     })
+}
+
+/// Rescales a utility with negative values (from negative evaluations) to [0, 1] by a positive
+/// affine map of the whole utility, `u' = (u − L) / (H − L)`, its reservation value with it
+/// (clamped to [0, 1]), with a note: the rule the NegMAS reader applies to utilities outside
+/// the model's shape (`crate::negmas`), so the Pareto set and the Nash and Kalai–Smorodinsky
+/// packages are those of the file's utilities.
+fn in_shape(
+    file: &str,
+    party: &str,
+    spec: &mut PositionSpec,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let total: f64 = spec.weights.values().sum();
+    if total <= 0.0 || !total.is_finite() {
+        return Ok(());
+    }
+    let (mut low, mut span) = (0.0, 0.0);
+    for (id, values) in spec.values.iter_mut() {
+        let w = spec.weights.get(id).copied().unwrap_or(0.0) / total;
+        let min = values.values().copied().fold(f64::INFINITY, f64::min);
+        let max = values.values().copied().fold(f64::NEG_INFINITY, f64::max);
+        let spread = max - min;
+        low += w * min;
+        span += w * spread;
+        for v in values.values_mut() {
+            *v = if spread > 0.0 {
+                (*v - min) / spread
+            } else {
+                0.0
+            };
+        }
+        spec.weights.insert(id.clone(), w * spread);
+    }
+    if !(span > 0.0 && span.is_finite()) {
+        return Err(invalid(
+            file,
+            "the utility is the same for every outcome: it says nothing to negotiate on",
+        ));
+    }
+    let reservation = ((spec.reservation - low) / span).clamp(0.0, 1.0);
+    notes.push(format!(
+        "{party}'s utilities are rescaled to [0, 1] (negative evaluations): u' = (u − {low}) / {span}, reservation {} → {reservation} (Pareto set, Nash and Kalai–Smorodinsky packages unchanged)",
+        spec.reservation
+    ));
+    spec.reservation = reservation;
+    Ok(())
 }
 
 fn discrete_evaluations(

@@ -241,11 +241,12 @@ fn anac_2011_is_bt_acquisition_agrees_with_exact_arithmetic() {
     let (name, domain, profiles) = load("anac/is_bt_acquisition");
     let s = genius::read(&format!("{name}.xml"), &domain, &profiles).unwrap();
     assert_eq!(s.discount_factors, vec![1.0, 1.0]);
-    assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+    let discount: Vec<&String> = s.notes.iter().filter(|n| n.contains("discount")).collect();
+    assert_eq!(discount.len(), 1, "{:?}", s.notes);
     assert!(
-        s.notes[0].contains("IS_BT_Acquisition_IS_20.xml") && s.notes[0].contains("\"s\""),
+        discount[0].contains("IS_BT_Acquisition_IS_20.xml") && discount[0].contains("\"s\""),
         "{}",
-        s.notes[0]
+        discount[0]
     );
 }
 
@@ -262,4 +263,100 @@ fn anac_2011_amsterdam_agrees_with_exact_arithmetic() {
 #[test]
 fn anac_2015_new_sporthal_three_parties_agree_with_exact_arithmetic() {
     check("anac/new_sporthal", 3, 243);
+}
+
+/// Evaluations outside GENIUS's range follow the NegMAS reader's rule: GENIUS's own division
+/// by an issue's largest evaluation is said in a note; a negative evaluation makes the
+/// utility leave [0, 1], and the whole utility is then rescaled by a positive affine map, with
+/// a note (as NegMAS utilities outside the model's shape are; `tests/negmas.rs`); evaluations
+/// that are not finite numbers, or all at most 0 with some below, are refused.
+#[test]
+fn evaluations_out_of_range_are_rescaled_with_a_note_or_refused() {
+    let domain = r#"<negotiation_template><utility_space><objective index="0" name="D">
+<issue index="1" name="X" type="discrete"><item index="1" value="a"/><item index="2" value="b"/><item index="3" value="c"/></issue>
+<issue index="2" name="Y" type="discrete"><item index="1" value="p"/><item index="2" value="q"/></issue>
+</objective></utility_space></negotiation_template>"#;
+    let profile = |x: [&str; 3], reservation: &str| {
+        format!(
+            r#"<utility_space><objective index="0" name="D">
+<issue index="1" name="X" type="discrete"><item index="1" value="a" evaluation="{}"/><item index="2" value="b" evaluation="{}"/><item index="3" value="c" evaluation="{}"/></issue>
+<issue index="2" name="Y" type="discrete"><item index="1" value="p" evaluation="0"/><item index="2" value="q" evaluation="1"/></issue>
+<weight index="1" value="0.5"/><weight index="2" value="0.5"/></objective>
+<reservation value="{reservation}"/></utility_space>"#,
+            x[0], x[1], x[2]
+        )
+    };
+    let read = |x: [&str; 3], reservation: &str| {
+        genius::read(
+            "d.xml",
+            domain,
+            &[("P".to_owned(), "p.xml".to_owned(), profile(x, reservation))],
+        )
+    };
+
+    // 0, 21, 42: divided by 42, as GENIUS does, said in a note; nothing rescaled.
+    let s = read(["0", "21", "42"], "0.25").unwrap();
+    let spec = &s.positions[0].1;
+    assert_eq!(spec.values["X"]["b"], 0.5);
+    assert_eq!(spec.reservation, 0.25);
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("divided") && n.contains("X (largest 42)")),
+        "{:?}",
+        s.notes
+    );
+    assert!(
+        !s.notes.iter().any(|n| n.contains("rescaled")),
+        "{:?}",
+        s.notes
+    );
+
+    // -3, 42, 1e300: GENIUS's values -3e-300, 4.2e-299, 1 leave [0, 1]; the utility
+    // u = (vX + vY) / 2 is rescaled to (u − L) / (H − L), L = -1.5e-300, H = 1.
+    let s = read(["-3", "42", "1e300"], "0.5").unwrap();
+    let spec = &s.positions[0].1;
+    let x = &spec.values["X"];
+    assert_eq!(x["a"], 0.0);
+    assert!(x["b"] > 0.0 && x["b"] < 1e-298, "{x:?}");
+    assert_eq!(x["c"], 1.0);
+    assert_eq!(spec.values["Y"]["q"], 1.0);
+    assert!(spec
+        .values
+        .values()
+        .flat_map(|v| v.values())
+        .all(|v| (0.0..=1.0).contains(v)));
+    assert!((spec.weights["X"] - 0.5).abs() < 1e-12 && (spec.weights["Y"] - 0.5).abs() < 1e-12);
+    assert!(
+        (spec.reservation - 0.5).abs() < 1e-12,
+        "{}",
+        spec.reservation
+    );
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("P's utilities are rescaled to [0, 1] (negative evaluations)")),
+        "{:?}",
+        s.notes
+    );
+    // The engine takes it as a position.
+    tradepact_bargain::Position::new(
+        &tradepact_bargain::OutcomeSpace::new(s.issues.clone()).unwrap(),
+        spec,
+    )
+    .unwrap();
+
+    // Refused, naming the value or the issue.
+    for (x, says) in [
+        (["inf", "1", "2"], "\"inf\" is not a number"),
+        (["NaN", "1", "2"], "\"NaN\" is not a number"),
+        (["1e400", "1", "2"], "is not a number"),
+        (
+            ["-3", "-1", "0"],
+            "issue \"X\": every evaluation is 0 or less",
+        ),
+    ] {
+        let e = read(x, "0").unwrap_err().to_string();
+        assert!(e.contains(says), "{x:?}: {e}");
+    }
 }

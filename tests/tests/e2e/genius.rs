@@ -382,9 +382,21 @@ async fn the_import_rpc_reads_the_files_it_is_given() {
         (n.title.as_str(), n.deadline_rounds, n.issues.len()),
         ("Holiday", 7, 3)
     );
-    assert_eq!(r.notes.len(), 1);
+    // The discount factor, and each party's evaluations divided by their largest (GENIUS's
+    // normalisation: alice's Destination 8, bob's 10, …).
+    assert_eq!(r.notes.len(), 3, "{:?}", r.notes);
     assert!(
-        r.notes[0].contains("alice's discount factor 0.9"),
+        r.notes
+            .iter()
+            .any(|n| n.contains("alice's discount factor 0.9")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("alice's evaluations are divided")
+                && n.contains("Destination (largest 8)")),
         "{:?}",
         r.notes
     );
