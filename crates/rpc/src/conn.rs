@@ -51,7 +51,8 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// that the connection writes that call's answer first.
 const LINGER: Duration = Duration::from_millis(100);
 
-/// Open connections past `max_connections` while the closing ones finish: more are refused.
+/// Connections open, those being closed included, are at most this many times
+/// `max_connections`: past it new ones are refused until the closing ones have gone.
 const CLOSING_ALLOWANCE: usize = 2;
 
 /// Connections open at once in total, and per client address.
