@@ -420,14 +420,7 @@ async fn a_connection_whose_calls_all_fail_authentication_is_closed_after_the_fi
             let (response, mut send) = client.send_request(request, false).unwrap();
             send.send_data(grpc_frame(&pb::ListSeriesRequest::default()), true)
                 .unwrap();
-            let response = response.await.unwrap();
-            if let Some(s) = response.headers().get("grpc-status") {
-                return s.to_str().unwrap().to_owned();
-            }
-            let mut body = response.into_body();
-            while let Some(Ok(_)) = body.data().await {}
-            let trailers = body.trailers().await.unwrap().unwrap_or_default();
-            trailers["grpc-status"].to_str().unwrap().to_owned()
+            crate::slow_clients::grpc_status(response).await
         }
     };
 

@@ -54,13 +54,13 @@ async fn stall(
 }
 
 /// The grpc-status of a response (trailers-only, or in the trailers).
-async fn grpc_status(response: h2::client::ResponseFuture) -> String {
+pub(crate) async fn grpc_status(response: h2::client::ResponseFuture) -> String {
     let response = response.await.unwrap();
     if let Some(s) = response.headers().get("grpc-status") {
         return s.to_str().unwrap().to_owned();
     }
     let mut body = response.into_body();
-    while body.data().await.is_some() {}
+    while let Some(Ok(_)) = body.data().await {}
     let trailers = body.trailers().await.unwrap().unwrap_or_default();
     trailers["grpc-status"].to_str().unwrap().to_owned()
 }
