@@ -32,7 +32,7 @@ pub mod status;
 pub mod telemetry;
 pub mod watch;
 
-pub use server::{serve, CorsArgs, LimitArgs, Limits, Security, SecurityArgs};
+pub use server::{serve, serve_with_health, CorsArgs, LimitArgs, Limits, Security, SecurityArgs};
 
 /// Whether `path` (an HTTP/2 `:path`) calls a tradepact service, as opposed to health or
 /// reflection, which stay open and are not counted against the limits.

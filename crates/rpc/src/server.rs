@@ -275,13 +275,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Serves `service` on `listener` with health, reflection v1 and v1alpha, per-RPC tracing
-/// and `limits`, until `shutdown` completes; then health turns `NOT_SERVING`, the listener
-/// closes and in-flight calls finish. `policy` states the scopes each method of `service`
-/// needs (checked on the headers when `security` has tokens).
-///
-/// Logs `listening on ADDR` once the listener accepts calls (the readiness line operators
-/// and tests wait for).
+/// Serves `service` as [`serve_with_health`] does, with no health names of its own.
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
@@ -299,10 +293,71 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_with_health(
+        listener,
+        service,
+        policy,
+        limits,
+        security,
+        shutdown,
+        Vec::new(),
+    )
+    .await
+}
+
+/// Health names a service reports besides its own, each `SERVING` while its receiver says
+/// `true` (e.g. `tradepact.data.v1.TradeDataService.writes`, whether writes can be made
+/// durable).
+pub type HealthNames = Vec<(String, tokio::sync::watch::Receiver<bool>)>;
+
+/// Serves `service` on `listener` with health, reflection v1 and v1alpha, per-RPC tracing
+/// and `limits`, until `shutdown` completes; then health turns `NOT_SERVING`, the listener
+/// closes and in-flight calls finish. `policy` states the scopes each method of `service`
+/// needs (checked on the headers when `security` has tokens).
+///
+/// Logs `listening on ADDR` once the listener accepts calls (the readiness line operators
+/// and tests wait for).
+pub async fn serve_with_health<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    policy: crate::auth::Policy,
+    limits: Limits,
+    security: Security,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    names: HealthNames,
+) -> anyhow::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     crate::auth::check_policy(S::NAME, policy)?;
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
+    let mut followed = Vec::new();
+    for (name, mut serving) in names {
+        let health = health.clone();
+        followed.push((
+            name.clone(),
+            tokio::spawn(async move {
+                loop {
+                    let status = match *serving.borrow_and_update() {
+                        true => ServingStatus::Serving,
+                        false => ServingStatus::NotServing,
+                    };
+                    health.set_service_status(&name, status).await;
+                    if serving.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }),
+        ));
+    }
 
     let routes = Routes::new(health_service)
         .add_service(reflection_builder().build_v1()?)
@@ -349,6 +404,12 @@ where
             .set_service_status("", ServingStatus::NotServing)
             .await;
         health.set_not_serving::<S>().await;
+        for (name, following) in followed {
+            following.abort();
+            health
+                .set_service_status(&name, ServingStatus::NotServing)
+                .await;
+        }
         let _ = fired.send(());
     };
     tracing::info!(

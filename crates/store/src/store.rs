@@ -58,6 +58,8 @@ pub struct WriteSummary {
     pub updated: u64,
     /// Sequence number of the write (the last one, for sums); 0 for a write of nothing.
     pub sequence: u64,
+    /// The opening of the store it was applied to (see [`Store::settle`]).
+    pub generation: u64,
 }
 
 impl std::ops::AddAssign for WriteSummary {
@@ -65,6 +67,7 @@ impl std::ops::AddAssign for WriteSummary {
         self.inserted += rhs.inserted;
         self.updated += rhs.updated;
         self.sequence = self.sequence.max(rhs.sequence);
+        self.generation = self.generation.max(rhs.generation);
     }
 }
 
@@ -331,17 +334,54 @@ fn decode_id(v: &[u8]) -> Result<u64> {
 }
 
 /// The time-series store.
+///
+/// After a write fails with an I/O error (a full disk), sled refuses every later write until
+/// it is reopened, and its memory may hold values that never reached the disk. The store then
+/// reopens itself in-process ([`Store::reopen`]) before the failed write is answered: the
+/// handles are dropped, sled recovers what its files hold, and the sequence and releases are
+/// read again. Until a write succeeds again ([`Store::probe`]) the store is *failing*: writes
+/// are refused at once, without touching memory, so no reader sees values of a write that is
+/// answered with an error.
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
-    /// User-defined country groups, by name (see [`Store::define_group`]).
-    groups: sled::Tree,
+    /// sled's handles; `None` while the store is reopened.
+    open: RwLock<Option<Arc<Handles>>>,
+    /// Where the store lives and how it was opened (`None`: a temporary store).
+    origin: Option<(std::path::PathBuf, StoreOptions)>,
     /// Guards writes; holds the last sequence number given.
     write_lock: Mutex<u64>,
     /// The last sequence number given, readable while a write (or a snapshot) holds the lock.
     last: AtomicU64,
     /// The named releases (added under the write lock).
     releases: Arc<RwLock<Releases>>,
+    /// Whether writes are refused since one failed with an I/O error.
+    failing: std::sync::atomic::AtomicBool,
+    /// For each reopening: the generation it ended and the last sequence its files held
+    /// (the newest [`REOPENINGS_KEPT`]).
+    reopened: Mutex<std::collections::VecDeque<(u64, u64)>>,
+}
+
+/// Reopenings whose outcome a late writer can still look up.
+const REOPENINGS_KEPT: usize = 1024;
+
+/// How long a reopening waits for reads in progress to let the old files go.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The sled handles of one opening of the store.
+struct Handles {
+    /// Which opening (0 the first, one more at each reopening).
+    generation: u64,
+    db: sled::Db,
+    tree: sled::Tree,
+    /// User-defined country groups, by name (see [`Store::define_group`]).
+    groups: sled::Tree,
+}
+
+/// What a store's files hold besides the series: its sequence and releases.
+struct Loaded {
+    tree: sled::Tree,
+    groups: sled::Tree,
+    last: u64,
+    releases: Releases,
 }
 
 fn release_key(id: u32) -> [u8; 5] {
@@ -360,6 +400,9 @@ pub struct StoreOptions {
     /// data 2.4 times less disk, 1.6 times the time to ingest and a third more memory. An
     /// existing store keeps the setting it was created with.
     pub compression: bool,
+    /// Bytes of the reserve file kept in the store's directory (see [`RESERVE_FILE`]); 0:
+    /// none.
+    pub reserve_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -367,8 +410,45 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             compression: false,
+            reserve_bytes: 0,
         }
     }
+}
+
+/// The reserve file in a store's directory: space held back so that, when the disk fills,
+/// the store can still be reopened (sled writes as it opens). Deleted when a write fails with
+/// an I/O error; written again before writes resume, which they do once the disk has room for
+/// it and as much again.
+pub const RESERVE_FILE: &str = "reserve";
+
+/// Writes the reserve file in `dir` up to `bytes` (real blocks, not a sparse file);
+/// `Ok` at once when it is whole. On an error the partial file is deleted.
+fn hold_reserve(dir: &Path, bytes: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(RESERVE_FILE);
+    if bytes == 0 || std::fs::metadata(&path).is_ok_and(|m| m.len() >= bytes) {
+        return Ok(());
+    }
+    let written = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        let block = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            file.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    written
+}
+
+/// Deletes the reserve file in `dir`, giving its space back; whether there was one.
+fn release_reserve(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(RESERVE_FILE)).is_ok()
 }
 
 /// Whether the store in `dir` was created compressed (`None`: no store there yet).
@@ -388,15 +468,36 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// On a full disk it opens by giving back the reserve file's space and starts
+    /// [failing](Store::failing) (reads work, writes resume once there is room again).
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store> {
+        let db = match Self::open_db(dir, options) {
+            Err(Error::Storage(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::StorageFull && release_reserve(dir) =>
+            {
+                tracing::error!(error = %e, "the disk is full: the store opens on its reserve's space and refuses writes until there is room");
+                Self::open_db(dir, options)?
+            }
+            opened => opened?,
+        };
+        let mut store = Self::from_db(db, &dir.display().to_string())?;
+        store.origin = Some((dir.to_path_buf(), options));
+        if let Err(e) = hold_reserve(dir, options.reserve_bytes) {
+            tracing::error!(error = %e, "cannot hold the store's reserve (a full disk?): writes are refused until there is room");
+            store.failing.store(true, Ordering::Release);
+        }
+        Ok(store)
+    }
+
+    fn open_db(dir: &Path, options: StoreOptions) -> Result<sled::Db> {
         let compression = created_compressed(dir).unwrap_or(options.compression);
-        let db = sled::Config::new()
+        Ok(sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
             .use_compression(compression)
             .compression_factor(1)
-            .open()?;
-        Self::from_db(db, &dir.display().to_string())
+            .open()?)
     }
 
     /// Opens a store that lives only in memory (tests, benchmarks).
@@ -405,6 +506,24 @@ impl Store {
     }
 
     fn from_db(db: sled::Db, dir: &str) -> Result<Store> {
+        let loaded = Self::load(&db, dir)?;
+        Ok(Store {
+            open: RwLock::new(Some(Arc::new(Handles {
+                generation: 0,
+                db,
+                tree: loaded.tree,
+                groups: loaded.groups,
+            }))),
+            origin: None,
+            write_lock: Mutex::new(loaded.last),
+            last: AtomicU64::new(loaded.last),
+            releases: Arc::new(RwLock::new(loaded.releases)),
+            failing: Default::default(),
+            reopened: Default::default(),
+        })
+    }
+
+    fn load(db: &sled::Db, dir: &str) -> Result<Loaded> {
         let tree = db.open_tree("series")?;
         match format_of(&tree)? {
             Some(FORMAT) => {}
@@ -444,14 +563,235 @@ impl Store {
             }
             releases.add(ReleaseInfo::decode(id, &v)?);
         }
-        Ok(Store {
-            db,
+        Ok(Loaded {
             tree,
             groups,
-            write_lock: Mutex::new(last),
-            last: AtomicU64::new(last),
-            releases: Arc::new(RwLock::new(releases)),
+            last,
+            releases,
         })
+    }
+
+    /// sled's handles; `Unavailable` while the store is reopened.
+    fn h(&self) -> Result<Arc<Handles>> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                Error::Unavailable(
+                    "the store is being reopened after a failed write; try again shortly"
+                        .to_owned(),
+                )
+            })
+    }
+
+    /// Which opening of the store this is (one more at each [`Store::reopen`]).
+    pub fn generation(&self) -> u64 {
+        self.h().map_or(u64::MAX, |h| h.generation)
+    }
+
+    /// Whether writes are refused since one failed with an I/O error (until
+    /// [`Store::probe`] succeeds).
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// `Unavailable` while the store is failing: a write refused before it touches anything.
+    fn refuse_while_failing(&self) -> Result<()> {
+        match self.failing() {
+            false => Ok(()),
+            true => Err(Error::Unavailable(
+                "the store cannot write (its last write failed with an I/O error, logged on the server; a full disk?); writes resume by themselves once one succeeds; nothing was written by this call".to_owned(),
+            )),
+        }
+    }
+
+    /// After `e`, an error of a write or flush of opening `generation`: for an I/O error,
+    /// marks the store failing and reopens it (unless another caller did since); `e`.
+    fn failed(&self, generation: u64, e: Error) -> Error {
+        if !matches!(e, Error::Storage(sled::Error::Io(_))) {
+            return e;
+        }
+        let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.failed_locked(generation, e, &mut last)
+    }
+
+    /// [`Store::failed`] with the write lock held.
+    fn failed_locked(&self, generation: u64, e: Error, last: &mut MutexGuard<'_, u64>) -> Error {
+        if !matches!(e, Error::Storage(sled::Error::Io(_))) {
+            return e;
+        }
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %e, "a write failed: writes are refused until one succeeds again");
+        }
+        let current = self.open.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current.is_none_or(|h| h.generation == generation) {
+            if let Some((dir, _)) = &self.origin {
+                // Room for sled to open again (it writes as it opens).
+                release_reserve(dir);
+            }
+            if let Err(again) = self.reopen_locked(last) {
+                tracing::error!(error = %again, "the store could not be reopened after a failed write; it is retried");
+            }
+        }
+        e
+    }
+
+    /// Drops sled's handles and opens the store's files again: what they hold becomes the
+    /// store (writes applied in memory but never written are gone), its sequence and releases
+    /// read again. Waits up to 10 s for reads in progress to let the old handles go (calls
+    /// meanwhile are `Unavailable`); on an error the store stays closed until a later call.
+    /// The last sequence the files hold.
+    pub fn reopen(&self) -> Result<u64> {
+        let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.reopen_locked(&mut last)
+    }
+
+    fn reopen_locked(&self, last: &mut MutexGuard<'_, u64>) -> Result<u64> {
+        let Some((dir, options)) = &self.origin else {
+            return Err(Error::Unavailable(
+                "a temporary store cannot be reopened".to_owned(),
+            ));
+        };
+        let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        let generation = match &old {
+            Some(h) => h.generation,
+            // Closed by an earlier attempt: the generation it ended is the last recorded + 1.
+            None => self.reopened_generation(),
+        };
+        drop(old);
+        let started = std::time::Instant::now();
+        let db = loop {
+            match Self::open_db(dir, *options) {
+                Ok(db) => break db,
+                // The old handles live on in reads in progress: their file lock with them.
+                Err(Error::Storage(sled::Error::Io(e)))
+                    if (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock"))
+                        && started.elapsed() < REOPEN_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let loaded = Self::load(&db, &dir.display().to_string())?;
+        *self.releases.write().unwrap_or_else(|e| e.into_inner()) = loaded.releases;
+        self.set_last(last, loaded.last);
+        let mut reopened = self.reopened.lock().unwrap_or_else(|e| e.into_inner());
+        if reopened.len() == REOPENINGS_KEPT {
+            reopened.pop_front();
+        }
+        reopened.push_back((generation, loaded.last));
+        drop(reopened);
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Handles {
+            generation: generation + 1,
+            db,
+            tree: loaded.tree,
+            groups: loaded.groups,
+        }));
+        tracing::warn!(
+            generation = generation + 1,
+            sequence = loaded.last,
+            "store reopened after a failed write: it holds what its files hold"
+        );
+        Ok(loaded.last)
+    }
+
+    /// The generation the next reopening starts from when the store is closed.
+    fn reopened_generation(&self) -> u64 {
+        let reopened = self.reopened.lock().unwrap_or_else(|e| e.into_inner());
+        reopened.back().map_or(0, |(g, _)| g + 1)
+    }
+
+    /// Whether write `sequence` of opening `generation` is durable, when a reopening has
+    /// decided it (`None` while that opening is current: flush to know).
+    pub fn decided(&self, generation: u64, sequence: u64) -> Option<bool> {
+        if self.h().is_ok_and(|h| h.generation == generation) {
+            return None;
+        }
+        let reopened = self.reopened.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            reopened
+                .iter()
+                .find(|(g, _)| *g == generation)
+                .is_some_and(|(_, kept)| sequence <= *kept),
+        )
+    }
+
+    /// Makes every write so far durable: how many of `writes` (in write order) are durable
+    /// now, and the sequence up to which writes of the current opening are, or the error of
+    /// the flush (after which the store was reopened: a write is durable when its files held
+    /// it).
+    pub fn settle(&self, writes: &[WriteSummary]) -> (usize, Result<u64>) {
+        let durable_in = |generation: Option<u64>| {
+            writes
+                .iter()
+                .take_while(|w| {
+                    w.sequence == 0
+                        || Some(w.generation) == generation
+                        || self.decided(w.generation, w.sequence) == Some(true)
+                })
+                .count()
+        };
+        let h = match self.h() {
+            Ok(h) => h,
+            Err(e) => return (durable_in(None), Err(e)),
+        };
+        let upto = self.sequence();
+        match h.db.flush() {
+            Ok(_) => (durable_in(Some(h.generation)), Ok(upto)),
+            Err(e) => {
+                let generation = h.generation;
+                drop(h);
+                let e = self.failed(generation, e.into());
+                (durable_in(None), Err(e))
+            }
+        }
+    }
+
+    /// Writes the reserve file again, then tries a write of nothing new (the sequence as it
+    /// is) and its flush; on success the store writes again, on an I/O error it is reopened
+    /// and stays failing. Whether writes succeed now.
+    pub fn probe(&self) -> Result<()> {
+        let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((dir, options)) = &self.origin {
+            // Writes resume only with the reserve held again (room for the next failure).
+            hold_reserve(dir, options.reserve_bytes)
+                .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
+            // And room beyond it: as much again free (else the write now would take the
+            // space just given back, and the next one fail).
+            let free = fs2::available_space(dir).map_err(|e| Error::Storage(sled::Error::Io(e)))?;
+            if free < options.reserve_bytes {
+                return Err(Error::Unavailable(format!(
+                    "{free} bytes free beside the store's reserve; writes resume with at least {}",
+                    options.reserve_bytes
+                )));
+            }
+        }
+        let h = match self.h() {
+            Ok(h) => h,
+            Err(_) => {
+                self.reopen_locked(&mut last)?;
+                self.h()?
+            }
+        };
+        let generation = h.generation;
+        let tried = h
+            .tree
+            .insert(SEQUENCE, last.to_be_bytes().to_vec())
+            .and_then(|_| h.db.flush())
+            .map_err(Error::from);
+        drop(h);
+        match tried {
+            Ok(_) => {
+                if self.failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!("a write succeeded again: the store takes writes");
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.failed_locked(generation, e, &mut last)),
+        }
     }
 
     /// Stores (or replaces) a user-defined country group, durably; the caller has checked it
@@ -465,16 +805,30 @@ impl Store {
             value.extend_from_slice(&m.from.unwrap_or(0).to_be_bytes());
             value.extend_from_slice(&m.until.unwrap_or(0).to_be_bytes());
         }
-        self.groups.insert(group.name.as_bytes(), value)?;
-        self.db.flush()?;
-        Ok(())
+        self.refuse_while_failing()?;
+        let h = self.h()?;
+        let written = h.groups.insert(group.name.as_bytes(), value.as_slice());
+        match written.and_then(|_| h.db.flush()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let generation = h.generation;
+                drop(h);
+                let e = self.failed(generation, e.into());
+                // Reopened: stored after all when the files hold it.
+                let h = self.h()?;
+                match h.groups.get(group.name.as_bytes()) {
+                    Ok(Some(kept)) if kept == value.as_slice() => Ok(()),
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     /// The user-defined country groups, by name.
     pub fn user_groups(&self) -> Result<Vec<GroupInfo>> {
         let corrupt = || Error::Corrupt("a user-defined group".to_owned());
         let mut out = Vec::new();
-        for item in self.groups.iter() {
+        for item in self.h()?.groups.iter() {
             let (name, v) = item?;
             let len = v.get(..4).ok_or_else(corrupt)?;
             let len = u32::from_be_bytes(len.try_into().map_err(|_| corrupt())?) as usize;
@@ -507,25 +861,38 @@ impl Store {
 
     /// Bytes the store's files take (sled's count, including space not yet reclaimed).
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.h()?.db.size_on_disk()?)
     }
 
     /// Makes every write applied so far durable (fsync) and returns the sequence number up
     /// to which all writes are now durable. Concurrent callers share the work.
     pub fn flush(&self) -> Result<u64> {
+        let h = self.h()?;
         let upto = self.sequence();
-        self.db.flush()?;
-        Ok(upto)
+        match h.db.flush() {
+            Ok(_) => Ok(upto),
+            Err(e) => {
+                let generation = h.generation;
+                drop(h);
+                Err(self.failed(generation, e.into()))
+            }
+        }
     }
 
     /// Whether no series is stored.
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.tree.scan_prefix([INDEX]).next().transpose()?.is_none())
+        Ok(self
+            .h()?
+            .tree
+            .scan_prefix([INDEX])
+            .next()
+            .transpose()?
+            .is_none())
     }
 
     /// The entry of series `key`, if stored.
     fn entry(&self, key: &SeriesKey) -> Result<Option<sled::IVec>> {
-        Ok(self.tree.get(prefixed(INDEX, &key.encode()))?)
+        Ok(self.h()?.tree.get(prefixed(INDEX, &key.encode()))?)
     }
 
     /// Upserts the points of every series in `batch`, atomically. Not durable until
@@ -605,6 +972,8 @@ impl Store {
         if at.is_some_and(|at| at <= *last) {
             return Ok(WriteSummary::default());
         }
+        self.refuse_while_failing()?;
+        let h = self.h()?;
         let mut ops = sled::Batch::default();
         let (release_id, new_release) = match release {
             Some(r) => self.release_id(r, &mut ops)?,
@@ -641,7 +1010,7 @@ impl Store {
                         touched: (u32::MAX, 0),
                         encoded,
                     };
-                    if let Some(raw) = self.tree.get(prefixed(INDEX, &w.encoded))? {
+                    if let Some(raw) = h.tree.get(prefixed(INDEX, &w.encoded))? {
                         let (meta, inline) = decode_entry(&raw)?;
                         w.meta = meta;
                         match inline {
@@ -663,7 +1032,7 @@ impl Store {
                     btree_map::Entry::Occupied(e) => e.into_mut(),
                     btree_map::Entry::Vacant(e) => {
                         let stored = match w.apart {
-                            true => self.tree.get(chunk_key(&w.encoded, block))?,
+                            true => h.tree.get(chunk_key(&w.encoded, block))?,
                             false => None,
                         };
                         let chunk = match stored {
@@ -691,9 +1060,14 @@ impl Store {
                 // Nothing to store, but the log's message is applied.
                 ops.insert(SEQUENCE, at.to_be_bytes().to_vec());
                 drop(ranks);
-                self.tree.apply_batch(ops)?;
+                if let Err(e) = h.tree.apply_batch(ops) {
+                    let generation = h.generation;
+                    drop(h);
+                    return Err(self.failed_locked(generation, e.into(), &mut last));
+                }
                 self.set_last(&mut last, at);
                 summary.sequence = at;
+                summary.generation = h.generation;
                 applied(at);
             }
             return Ok(summary);
@@ -730,7 +1104,11 @@ impl Store {
             ops.remove(changes_key(seq - RETAINED_CHANGES).to_vec());
         }
         drop(ranks);
-        self.tree.apply_batch(ops)?;
+        if let Err(e) = h.tree.apply_batch(ops) {
+            let generation = h.generation;
+            drop(h);
+            return Err(self.failed_locked(generation, e.into(), &mut last));
+        }
         if let (true, Some(r)) = (new_release, release) {
             let mut releases = self.releases.write().unwrap_or_else(|e| e.into_inner());
             releases.add(ReleaseInfo {
@@ -740,6 +1118,7 @@ impl Store {
         }
         self.set_last(&mut last, seq);
         summary.sequence = seq;
+        summary.generation = h.generation;
         applied(seq);
         Ok(summary)
     }
@@ -760,7 +1139,7 @@ impl Store {
     /// kept ([`RETAINED_CHANGES`]).
     pub fn changes_since(&self, from: u64) -> Result<(Vec<Change>, u64)> {
         let current = *self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let oldest = match self.tree.scan_prefix([CHANGES]).next().transpose()? {
+        let oldest = match self.h()?.tree.scan_prefix([CHANGES]).next().transpose()? {
             Some((k, _)) => decode_id(&k[1..])?,
             None => current + 1,
         };
@@ -770,7 +1149,11 @@ impl Store {
             )));
         }
         let mut out = Vec::new();
-        for item in self.tree.range(changes_key(from)..=changes_key(current)) {
+        for item in self
+            .h()?
+            .tree
+            .range(changes_key(from)..=changes_key(current))
+        {
             let (k, v) = item?;
             let sequence = decode_id(&k[1..])?;
             let corrupt = || Error::Corrupt("change record".into());
@@ -788,7 +1171,7 @@ impl Store {
                 let (range, tail) = tail.split_at_checked(8).ok_or_else(corrupt)?;
                 rest = tail;
                 let key = SeriesKey::decode(encoded).ok_or_else(corrupt)?;
-                if self.tree.get(prefixed(INDEX, encoded))?.is_none() {
+                if self.h()?.tree.get(prefixed(INDEX, encoded))?.is_none() {
                     continue; // deleted since
                 }
                 let ordinal =
@@ -887,6 +1270,7 @@ impl Store {
     ) -> Result<impl Iterator<Item = Result<(u32, sled::IVec)>> + Send + 'static> {
         let encoded = key.encode();
         let raw = self
+            .h()?
             .tree
             .get(prefixed(INDEX, &encoded))?
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
@@ -919,6 +1303,13 @@ impl Store {
         to: u32,
     ) -> impl Iterator<Item = RawChunk> + Send + 'static {
         let (mut gets, mut range) = (Vec::new(), None);
+        let h = match self.h() {
+            Ok(h) => h,
+            Err(e) => {
+                gets.push(Err((u32::MAX, e)));
+                return gets.into_iter().chain(range.into_iter().flatten());
+            }
+        };
         match decode_entry(entry) {
             Err(e) => gets.push(Err((u32::MAX, e))),
             Ok((meta, inline)) => {
@@ -935,7 +1326,7 @@ impl Store {
                             // A short read: point lookups, cheaper in sled than an iterator,
                             // which copies the leaf node it starts in.
                             for block in blocks {
-                                match self.tree.get(chunk_key(encoded, block)) {
+                                match h.tree.get(chunk_key(encoded, block)) {
                                     Ok(Some(v)) => gets.push(Ok((block, v))),
                                     Ok(None) => {}
                                     Err(e) => gets.push(Err((block, e.into()))),
@@ -946,7 +1337,7 @@ impl Store {
                                 chunk_key(encoded, *blocks.start()),
                                 chunk_key(encoded, *blocks.end()),
                             );
-                            range = Some(self.tree.range(a..=b).map(|item| {
+                            range = Some(h.tree.range(a..=b).map(|item| {
                                 let (k, v) = item.map_err(|e| (u32::MAX, e.into()))?;
                                 Ok((block_of(&k), v))
                             }));
@@ -975,10 +1366,16 @@ impl Store {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + Send + 'static {
-        self.tree.scan_prefix(prefixed(INDEX, prefix)).map(|item| {
-            let (k, v) = item?;
-            Ok((k.subslice(1, k.len() - 1), v))
-        })
+        let (open, closed) = match self.h() {
+            Ok(h) => (Some(h.tree.scan_prefix(prefixed(INDEX, prefix))), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        closed
+            .into_iter()
+            .chain(open.into_iter().flatten().map(|item| {
+                let (k, v) = item?;
+                Ok((k.subslice(1, k.len() - 1), v))
+            }))
     }
 
     /// Like [`Store::scan_chunk_bytes`], each chunk decoded.
@@ -1005,7 +1402,7 @@ impl Store {
     ) -> Result<impl Iterator<Item = Result<StoredPoint>> + Send + 'static> {
         let frequency = key.frequency;
         let encoded = key.encode();
-        let entry = (self.tree.get(prefixed(INDEX, &encoded))?)
+        let entry = (self.h()?.tree.get(prefixed(INDEX, &encoded))?)
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
         let (key, releases) = (key.clone(), self.releases.clone());
         // Each chunk parsed and checked once, decoded without its history.
@@ -1100,7 +1497,7 @@ impl Store {
                 }
                 None => prefix.clone(),
             };
-            for item in self.tree.range(start..) {
+            for item in self.h()?.tree.range(start..) {
                 let (k, v) = item?;
                 if !k.starts_with(&prefix) {
                     break;
@@ -1140,7 +1537,7 @@ impl Store {
             (None, _) => {
                 let mut found = Vec::new();
                 let mut from = vec![INDEX];
-                while let Some(item) = self.tree.range(from.clone()..).next() {
+                while let Some(item) = self.h()?.tree.range(from.clone()..).next() {
                     let (k, _) = item?;
                     let Some(r) = k.get(1..4).filter(|_| k[0] == INDEX) else {
                         break;
@@ -1167,7 +1564,7 @@ impl Store {
     /// Stops (`OutOfRange`) when `stop()` says so.
     pub fn verify(&self, stop: impl Fn() -> bool) -> Result<Verified> {
         let mut out = Verified::default();
-        for item in self.tree.scan_prefix([INDEX]) {
+        for item in self.h()?.tree.scan_prefix([INDEX]) {
             if stop() {
                 return Err(Error::OutOfRange("the verification was stopped".to_owned()));
             }
@@ -1210,7 +1607,7 @@ impl Store {
             match inline {
                 Some((block, at)) => check(block, &v[at], &mut out),
                 None => {
-                    for item in self.tree.scan_prefix(chunk_prefix(&k[1..])) {
+                    for item in self.h()?.tree.scan_prefix(chunk_prefix(&k[1..])) {
                         match item {
                             Ok((ck, bytes)) => {
                                 out.bytes += (ck.len() + bytes.len()) as u64;
@@ -1256,26 +1653,35 @@ impl Store {
         if at.is_some_and(|at| at <= *last) {
             return Ok(0);
         }
-        if let (Some(at), None) = (at, self.entry(key)?) {
-            self.tree.insert(SEQUENCE, at.to_be_bytes().to_vec())?;
+        self.refuse_while_failing()?;
+        let h = self.h()?;
+        let generation = h.generation;
+        if let (Some(at), None) = (at, h.tree.get(prefixed(INDEX, &key.encode()))?) {
+            if let Err(e) = h.tree.insert(SEQUENCE, at.to_be_bytes().to_vec()) {
+                drop(h);
+                return Err(self.failed_locked(generation, e.into(), &mut last));
+            }
             self.set_last(&mut last, at);
             return Ok(0);
         }
         let encoded = key.encode();
-        let raw = self
+        let raw = h
             .tree
             .get(prefixed(INDEX, &encoded))?
             .ok_or_else(|| Error::NotFound(format!("no series {key}")))?;
         let (meta, _) = decode_entry(&raw)?;
         let mut ops = sled::Batch::default();
         ops.remove(prefixed(INDEX, &encoded));
-        for item in self.tree.scan_prefix(chunk_prefix(&encoded)) {
+        for item in h.tree.scan_prefix(chunk_prefix(&encoded)) {
             ops.remove(item?.0);
         }
         if let Some(at) = at {
             ops.insert(SEQUENCE, at.to_be_bytes().to_vec());
         }
-        self.tree.apply_batch(ops)?;
+        if let Err(e) = h.tree.apply_batch(ops) {
+            drop(h);
+            return Err(self.failed_locked(generation, e.into(), &mut last));
+        }
         if let Some(at) = at {
             self.set_last(&mut last, at);
         }

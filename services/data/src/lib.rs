@@ -96,6 +96,10 @@ pub struct SnapshotArgs {
     pub cut_stream: bool,
 }
 
+/// MiB of the store's reserve file by default (sled reopens a store of 10^7 points in less:
+/// see docs/architecture.md).
+pub const RESERVE_MIB: u64 = 16;
+
 /// How the store uses memory and disk.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
@@ -108,6 +112,11 @@ pub struct StoreArgs {
     /// was created with.
     #[arg(long, env = "TRADEPACT_STORE_COMPRESSION", default_value_t = false, action = clap::ArgAction::Set)]
     pub store_compression: bool,
+    /// MiB held back in the data directory (the file `reserve`) so that the store can still
+    /// reopen itself when the disk fills; given back when a write fails, taken again before
+    /// writes resume. 0: none (a full disk then stops reads too until there is room).
+    #[arg(long, env = "TRADEPACT_STORE_RESERVE_MIB", default_value_t = RESERVE_MIB)]
+    pub store_reserve_mib: u64,
 }
 
 impl Default for StoreArgs {
@@ -116,6 +125,7 @@ impl Default for StoreArgs {
         StoreArgs {
             store_cache_mib: options.cache_bytes / (1024 * 1024),
             store_compression: options.compression,
+            store_reserve_mib: RESERVE_MIB,
         }
     }
 }
@@ -126,6 +136,7 @@ impl StoreArgs {
         tradepact_store::StoreOptions {
             cache_bytes: self.store_cache_mib.max(1) * 1024 * 1024,
             compression: self.store_compression,
+            reserve_bytes: self.store_reserve_mib * 1024 * 1024,
         }
     }
 }
@@ -263,18 +274,46 @@ async fn serve_trade(
         shutdown.await;
         watchers.close();
     };
+    let (writable, writes) = tokio::sync::watch::channel(true);
+    let recovering = tokio::spawn(app::recovery::keep_writable(store.clone(), writable));
+    let names = vec![(WRITES_HEALTH.to_owned(), writes)];
     let served = match applied {
         Some(applied) => {
             let server = at_least::AtLeast::new(server, applied);
-            tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await
+            tradepact_rpc::serve_with_health(
+                listener, server, SCOPES, limits, security, shutdown, names,
+            )
+            .await
         }
-        None => tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await,
+        None => {
+            tradepact_rpc::serve_with_health(
+                listener, server, SCOPES, limits, security, shutdown, names,
+            )
+            .await
+        }
     };
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
-    flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
-    tracing::info!("store flushed");
+    recovering.abort();
+    let flushed = tokio::task::spawn_blocking(move || match store.failing() {
+        // Writes were refused since the last one failed: memory holds nothing unwritten.
+        true => Err(tradepact_store::Error::Unavailable(
+            "the store could not write when the service stopped".to_owned(),
+        )),
+        false => store.flush(),
+    })
+    .await?;
+    match flushed {
+        Ok(_) => tracing::info!("store flushed"),
+        // Every acknowledged write is on disk already; nothing else is owed.
+        Err(e) => {
+            tracing::warn!(error = %e, "the store could not flush at shutdown; every acknowledged write was flushed when it was acknowledged")
+        }
+    }
     served
 }
+
+/// The gRPC health name that says whether writes can be made durable (`NOT_SERVING` while
+/// the store refuses writes after an I/O error; reads go on under the service's own name).
+pub const WRITES_HEALTH: &str = "tradepact.data.v1.TradeDataService.writes";
 
 /// The store's files, in bytes (a gauge).
 const STORE_BYTES: &str = "tradepact_store_bytes";

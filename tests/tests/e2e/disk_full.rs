@@ -1,11 +1,15 @@
 //! A full disk: writes fail with UNAVAILABLE and a clear log line, reads keep working, a
 //! restart on the full disk fails at start with a clear message, and once there is room again
-//! the store opens with every acknowledged write.
+//! the store opens with every acknowledged write. A failed write is never read (the store
+//! reopens before it is answered), health says when writes cannot be made durable, and writes
+//! resume by themselves within 10 s of room on disk.
 //!
 //! Needs a small tmpfs mount (root, as in CI); where mounting is not allowed the test says so
 //! and does nothing.
 
+use std::collections::HashMap;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use tonic::Code;
 use tradepact_proto::data_v1 as pb;
@@ -67,12 +71,12 @@ fn noise(seed: u32, n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = Tmpfs::mount(dir.path(), "3m") else {
+    let Some(fs) = Tmpfs::mount(dir.path(), "6m") else {
         eprintln!("cannot mount a tmpfs here (needs root); the full-disk test did not run");
         return;
     };
     let store = dir.path().join("store");
-    let server = start_data(&store);
+    let server = start_reserving(&store);
     let mut client = data_client(&server).await;
     let mut acked = Vec::new();
     let mut refused = None;
@@ -170,6 +174,214 @@ async fn a_full_disk_refuses_writes_clearly_and_corrupts_nothing() {
     );
     drop(client);
     drop(server);
+}
+
+/// The health of `service` on `server`.
+async fn health(server: &tradepact_tests::Process, service: &str) -> i32 {
+    let channel = tradepact_client::channel(&server.url()).await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+const WRITES: &str = "tradepact.data.v1.TradeDataService.writes";
+
+/// The values of `series(i)` for each `i` of `keys`, by year.
+async fn read_all(
+    client: &mut tradepact_client::data::DataClient,
+    keys: &[u32],
+) -> HashMap<(u32, String), f64> {
+    let mut out = HashMap::new();
+    for &i in keys {
+        let read = client
+            .get_series(pb::GetSeriesRequest {
+                key: Some(series_of(i)),
+                start_period: "1000".into(),
+                end_period: "3000".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("read of series {i}: {s:?}"))
+            .into_inner();
+        for v in read.values {
+            out.insert((i, v.period), v.value_usd);
+        }
+    }
+    out
+}
+
+/// Series `i` of the failed-write test: one per product and partner.
+fn series_of(i: u32) -> pb::SeriesKey {
+    let partners = ["KOR", "JPN", "CHN", "DEU", "MEX", "CAN", "FRA", "GBR"];
+    key(
+        "USA",
+        partners[(i / 90) as usize % partners.len()],
+        pb::Flow::Import,
+        pb::TradeKind::Goods,
+        &format!("HS:{:02}", i % 90 + 10),
+        pb::Frequency::Annual,
+    )
+}
+
+/// The outside test's sequence: fill the disk with writes that also update earlier points,
+/// then read every point (no value of a failed call), free space (writes resume within 10 s,
+/// no restart), verify the store, restart, same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_never_read_and_writes_resume_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(dir.path(), "8m") else {
+        eprintln!("cannot mount a tmpfs here (needs root); the failed-write test did not run");
+        return;
+    };
+    let store = dir.path().join("store");
+    let server = start_reserving(&store);
+    let mut client = data_client(&server).await;
+    // The base: 40 series with a value in 2000.
+    let base: Vec<u32> = (0..40).collect();
+    let mut acked: HashMap<(u32, String), f64> = HashMap::new();
+    for &i in &base {
+        client
+            .write_points(write_request(series_of(i), &[("2000", f64::from(i))]))
+            .await
+            .unwrap();
+        acked.insert((i, "2000".into()), f64::from(i));
+    }
+    // Fill: each write adds an incompressible point to a new series and updates a base point.
+    let mut failed: Vec<(u32, f64)> = Vec::new();
+    let mut filler = 40u32;
+    let mut attempt = 0u32;
+    while failed.len() < 40 {
+        attempt += 1;
+        assert!(attempt < 20_000, "4 MB did not fill");
+        let j = attempt % 40;
+        let value = 1e6 + f64::from(attempt);
+        let mut request = write_request(series_of(j), &[("2000", value)]);
+        // 720 series (partners × products), each with years from 1000 on.
+        let (series, year) = (filler % 720, format!("{}", 1000 + filler / 720));
+        let mut fill = write_request(series_of(series), &[(&year, f64::from(filler))]).series;
+        fill[0].source = noise(attempt, 1000);
+        request.series.extend(fill);
+        match client.write_points(request).await {
+            Ok(_) => {
+                acked.insert((j, "2000".into()), value);
+                acked.insert((series, year), f64::from(filler));
+                filler += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                failed.push((j, value));
+            }
+        }
+    }
+    eprintln!("{} writes acknowledged, then 40 refused", attempt - 40);
+    // Health follows within a tenth of a second.
+    let started = Instant::now();
+    while health(&server, WRITES).await != NOT_SERVING {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "writes' health stays SERVING; the server's log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        health(&server, "tradepact.data.v1.TradeDataService").await,
+        SERVING
+    );
+
+    // Every point reads as acknowledged; no value of a failed call.
+    let keys: Vec<u32> = (0..filler.min(720)).collect();
+    let read = read_all(&mut client, &keys).await;
+    for (point, value) in &acked {
+        assert_eq!(
+            read.get(point),
+            Some(value),
+            "point {point:?}: {:?}",
+            read.get(point)
+        );
+    }
+    for (j, value) in &failed {
+        assert_ne!(
+            read.get(&(*j, "2000".to_owned())),
+            Some(value),
+            "a failed write of series {j} was read"
+        );
+    }
+    assert_eq!(
+        read.len(),
+        acked.len(),
+        "points read that were never acknowledged"
+    );
+
+    // Room again: writes resume within 10 s, without a restart.
+    fs.resize("64m");
+    let freed = Instant::now();
+    loop {
+        let probe = client
+            .write_points(write_request(series_of(0), &[("2001", 1.0)]))
+            .await;
+        if probe.is_ok() {
+            break;
+        }
+        assert!(
+            freed.elapsed() < Duration::from_secs(10),
+            "writes did not resume within 10 s: {probe:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("writes resumed {:?} after space was freed", freed.elapsed());
+    acked.insert((0, "2001".into()), 1.0);
+    let started = Instant::now();
+    while health(&server, WRITES).await != SERVING {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "writes' health stays NOT_SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read_all(&mut client, &keys).await, acked);
+    drop(client);
+    let exit = server.terminate(Duration::from_secs(30));
+    assert!(exit.success(), "SIGTERM after recovery: {exit:?}");
+
+    // The store verifies clean, and a restart answers the same.
+    let verified = Command::new(binary("tradepact"))
+        .args(["verify-store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "verify-store: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let server = start_reserving(&store);
+    let mut client = data_client(&server).await;
+    assert_eq!(read_all(&mut client, &keys).await, acked);
+}
+
+/// `tradepact-data` on `store` with a reserve of 2 MiB (the default 16 would not fit).
+fn start_reserving(store: &std::path::Path) -> tradepact_tests::Process {
+    tradepact_tests::Process::start(
+        "tradepact-data",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store-reserve-mib",
+            "2",
+            "--data-dir",
+            store.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]

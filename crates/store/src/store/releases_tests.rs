@@ -197,10 +197,17 @@ fn a_flipped_byte_is_an_error_naming_the_series_and_periods_and_verify_lists_it(
         .unwrap();
     // One block: the chunk is the tail of the series' entry.
     let entry = prefixed(INDEX, &bad.encode());
-    let mut bytes = store.tree.get(&entry).unwrap().unwrap().to_vec();
+    let mut bytes = store
+        .h()
+        .unwrap()
+        .tree
+        .get(&entry)
+        .unwrap()
+        .unwrap()
+        .to_vec();
     let last = bytes.len() - 7;
     bytes[last] ^= 0x40; // a byte of the chunk: its checksum no longer holds
-    store.tree.insert(&entry, bytes).unwrap();
+    store.h().unwrap().tree.insert(&entry, bytes).unwrap();
 
     let err = store.read(&bad, 0, u32::MAX).unwrap_err().to_string();
     assert!(err.contains(&bad.to_string()), "{err}");

@@ -75,14 +75,14 @@ impl Store {
         head.extend_from_slice(&FORMAT.to_be_bytes());
         head.extend_from_slice(&sequence.to_be_bytes());
         out.put(&head).map_err(io)?;
-        for name in self.db.tree_names() {
+        for name in self.h()?.db.tree_names() {
             if name == SLED_DEFAULT {
                 continue;
             }
             out.put(b"T").map_err(io)?;
             out.put(&(name.len() as u16).to_be_bytes()).map_err(io)?;
             out.put(&name).map_err(io)?;
-            for item in self.db.open_tree(&name)?.iter() {
+            for item in self.h()?.db.open_tree(&name)?.iter() {
                 let (k, v) = item?;
                 out.put(b"E").map_err(io)?;
                 out.put(&(k.len() as u32).to_be_bytes()).map_err(io)?;

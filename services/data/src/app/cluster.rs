@@ -239,9 +239,9 @@ impl ClusterLog {
                 let written =
                     self.store
                         .write_at(&batch.series, batch.release.as_ref(), seq, |s| {
-                            watchers.applied(s, &batch)
+                            watchers.applied(0, s, &batch)
                         });
-                watchers.durable(seq);
+                watchers.durable(0, seq, |_, _| false);
                 match written {
                     Ok(summary) => Applied::Write(summary),
                     Err(e) => Applied::Failed(e.to_string()),

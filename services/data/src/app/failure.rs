@@ -12,6 +12,7 @@ pub fn failure(e: Error) -> Failure {
         Error::OutOfRange(what) => Failure::OutOfRange(what),
         Error::Storage(sled::Error::Io(io)) => {
             tracing::error!(error = %io, "storage I/O error");
+            metrics::counter!("tradepact_store_io_errors_total").increment(1);
             Failure::Unavailable("storage is unavailable (I/O error logged on the server); nothing was written by this call".to_owned())
         }
         Error::Storage(e) => Failure::internal("storage error", &e),

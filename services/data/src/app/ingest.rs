@@ -41,7 +41,7 @@ pub struct Ingest {
     trade: Trade,
     read_ahead: Arc<Semaphore>,
     to_writer: mpsc::UnboundedSender<Queued>,
-    writer: tokio::task::JoinHandle<Ingested>,
+    writer: tokio::task::JoinHandle<Written>,
 }
 
 impl Trade {
@@ -70,17 +70,43 @@ impl Ingest {
         self.to_writer.send((batch, permit)).is_ok()
     }
 
-    /// Waits for the writer to apply what was queued, then makes it durable.
+    /// Waits for the writer to apply what was queued, then makes it durable: what is, and
+    /// the failure that stopped the rest.
     pub async fn finish(self) -> Outcome<Ingested> {
         drop(self.to_writer);
-        let ingested = self.writer.await.map_err(join_failure)?;
-        self.trade.flush().await?;
+        let written = self.writer.await.map_err(join_failure)?;
+        let summaries = written.unsettled.iter().map(|(_, s)| *s).collect();
+        let (durable, unsettled) = self.trade.settle(summaries).await;
+        let mut ingested = written.durable;
+        for (batches, summary) in &written.unsettled[..durable] {
+            ingested.batches += batches;
+            ingested.total += *summary;
+        }
+        // A write applied but lost in a failed flush comes before the writer's failure.
+        ingested.failure = match durable < written.unsettled.len() {
+            true => unsettled.or(written.failure),
+            false => written.failure,
+        };
         Ok(ingested)
     }
 }
 
-async fn write_all(trade: Trade, mut batches_in: mpsc::UnboundedReceiver<Queued>) -> Ingested {
-    let (mut applied, mut total) = (0u64, WriteSummary::default());
+/// What the writer did: the batches durable at its last flush, those applied since (each
+/// write's batches and summary) and the failure that stopped it.
+struct Written {
+    durable: Ingested,
+    unsettled: Vec<(u64, WriteSummary)>,
+    failure: Option<Failure>,
+}
+
+async fn write_all(trade: Trade, mut batches_in: mpsc::UnboundedReceiver<Queued>) -> Written {
+    let mut durable = Ingested {
+        batches: 0,
+        total: WriteSummary::default(),
+        failure: None,
+    };
+    let mut unsettled: Vec<(u64, WriteSummary)> = Vec::new();
+    let mut applied = 0u64;
     // A batch received while combining, of another release: the next write's first.
     let mut carried: Option<Queued> = None;
     loop {
@@ -118,20 +144,29 @@ async fn write_all(trade: Trade, mut batches_in: mpsc::UnboundedReceiver<Queued>
         let written = trade.write(batch, flush).await;
         drop(permits);
         match written {
-            Ok(s) => total += s,
+            // Flushed: this write and every one before it are durable.
+            Ok(s) if flush => {
+                for (batches, summary) in unsettled.drain(..) {
+                    durable.batches += batches;
+                    durable.total += summary;
+                }
+                durable.batches += count;
+                durable.total += s;
+            }
+            Ok(s) => unsettled.push((count, s)),
             Err(failure) => {
-                return Ingested {
-                    batches: applied,
-                    total,
+                return Written {
+                    durable,
+                    unsettled,
                     failure: Some(failure),
                 }
             }
         }
         applied += count;
     }
-    Ingested {
-        batches: applied,
-        total,
+    Written {
+        durable,
+        unsettled,
         failure: None,
     }
 }

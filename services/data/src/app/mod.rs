@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod failure;
 pub mod ingest;
 pub mod query;
+pub mod recovery;
 pub mod reference;
 pub mod snapshot;
 pub mod watch;
@@ -72,6 +73,19 @@ pub trait WriteLog: Send + Sync + 'static {
     fn delete(&self, key: &SeriesKey, deadline: Deadline) -> tradepact_store::Result<u64>;
     /// Makes every write so far durable; the last sequence it covers.
     fn flush(&self) -> tradepact_store::Result<u64>;
+    /// Makes every write so far durable: how many of `writes` (in write order) are durable
+    /// now, and the last sequence the flush covers or its error.
+    fn settle(&self, writes: &[WriteSummary]) -> (usize, tradepact_store::Result<u64>) {
+        match self.flush() {
+            Ok(upto) => (writes.len(), Ok(upto)),
+            Err(e) => (0, Err(e)),
+        }
+    }
+    /// The opening of the store writes go to now (see [`Store::settle`]; 0 when it is not
+    /// reopened, as in cluster mode).
+    fn generation(&self) -> u64 {
+        0
+    }
     /// Stores a user's country group (replacing one of its name), durably.
     fn define_group(&self, group: &GroupInfo, deadline: Deadline) -> tradepact_store::Result<()>;
 }
@@ -93,6 +107,14 @@ impl WriteLog for Store {
 
     fn flush(&self) -> tradepact_store::Result<u64> {
         Store::flush(self)
+    }
+
+    fn settle(&self, writes: &[WriteSummary]) -> (usize, tradepact_store::Result<u64>) {
+        Store::settle(self, writes)
+    }
+
+    fn generation(&self) -> u64 {
+        Store::generation(self)
     }
 
     fn define_group(&self, group: &GroupInfo, _: Deadline) -> tradepact_store::Result<()> {
@@ -164,10 +186,13 @@ impl Trade {
         let deadline = tradepact_rpc::deadline::call_deadline();
         self.blocking(move |this| {
             let batch = Arc::new(batch);
-            let applied = &mut |seq| this.watch.applied(seq, &batch);
+            let generation = || this.log.generation();
+            let applied = &mut |seq| this.watch.applied(generation(), seq, &batch);
             let summary = this.log.append(&batch, applied, deadline)?;
             if flush {
-                this.flush_now()?;
+                if let (0, Err(e)) = this.settle_now(&[summary]) {
+                    return Err(e);
+                }
             }
             metrics::counter!("tradepact_points_written_total", "kind" => "inserted")
                 .increment(summary.inserted);
@@ -184,9 +209,30 @@ impl Trade {
     }
 
     fn flush_now(&self) -> tradepact_store::Result<()> {
-        let upto = self.log.flush()?;
-        self.watch.durable(upto);
-        Ok(())
+        self.settle_now(&[]).1.map(|_| ())
+    }
+
+    /// Makes every write so far durable and tells watchers of those that are: how many of
+    /// `writes` (in write order) are durable, and the flush's error.
+    fn settle_now(&self, writes: &[WriteSummary]) -> (usize, tradepact_store::Result<u64>) {
+        let (durable, settled) = self.log.settle(writes);
+        // Writes of an earlier opening are sent when the reopening found them.
+        let kept = |generation, seq| self.store.decided(generation, seq) == Some(true);
+        let upto = *settled.as_ref().unwrap_or(&0);
+        self.watch.durable(self.log.generation(), upto, kept);
+        (durable, settled)
+    }
+
+    /// Makes every write so far durable: how many of `writes` (in write order) are, and the
+    /// failure that stopped the others.
+    pub async fn settle(&self, writes: Vec<WriteSummary>) -> (usize, Option<Failure>) {
+        let settled = self
+            .blocking(move |this| {
+                let (durable, settled) = this.settle_now(&writes);
+                Ok((durable, settled.err().map(failure)))
+            })
+            .await;
+        settled.unwrap_or_else(|e| (0, Some(e)))
     }
 
     /// Deletes series `key`, durably; the points it held.
@@ -194,8 +240,14 @@ impl Trade {
         let deadline = tradepact_rpc::deadline::call_deadline();
         self.blocking(move |this| {
             let n = this.log.delete(&key, deadline)?;
-            this.flush_now()?;
-            Ok(n)
+            match this.flush_now() {
+                Ok(()) => Ok(n),
+                // The store was reopened: the delete is durable when its files lack the series.
+                Err(e) => match this.store.info(&key) {
+                    Err(tradepact_store::Error::NotFound(_)) => Ok(n),
+                    _ => Err(e),
+                },
+            }
         })
         .await
     }

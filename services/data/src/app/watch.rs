@@ -26,9 +26,12 @@ pub enum Written {
 /// Tells watchers of writes once they are durable, in write order.
 pub struct Watchers {
     sender: broadcast::Sender<Written>,
-    /// Writes applied while somebody watched and not yet flushed, in sequence order.
-    pending: Mutex<VecDeque<(u64, Arc<Batch>)>>,
+    /// Writes applied while somebody watched and not yet flushed, in write order: the
+    /// store's opening each was applied to, its sequence and batch.
+    pending: Mutex<VecDeque<Pending>>,
 }
+
+type Pending = (u64, u64, Arc<Batch>);
 
 /// Ends the `WatchSeries` streams, so that a graceful shutdown does not wait for them.
 #[derive(Clone)]
@@ -56,24 +59,35 @@ impl Watchers {
         Closer(self.sender.clone())
     }
 
-    /// Called as write `seq` is applied, while writes are serialised (so in order).
-    pub fn applied(&self, seq: u64, batch: &Arc<Batch>) {
+    /// Called as write `seq` is applied to opening `generation` of the store, while writes
+    /// are serialised (so in order).
+    pub fn applied(&self, generation: u64, seq: u64, batch: &Arc<Batch>) {
         if self.sender.receiver_count() > 0 {
-            self.pending().push_back((seq, batch.clone()));
+            self.pending().push_back((generation, seq, batch.clone()));
         }
     }
 
-    /// Called after a flush made every write up to `upto` durable: sends those writes.
-    pub fn durable(&self, upto: u64) {
+    /// Called after a flush of opening `generation` made every write of it up to `upto`
+    /// durable: sends those writes. Writes of earlier openings (the store was reopened after
+    /// a failed write) are sent when `kept(generation, seq)` says the reopening found them,
+    /// else dropped (sequences are given again after a reopening).
+    pub fn durable(&self, generation: u64, upto: u64, kept: impl Fn(u64, u64) -> bool) {
         let mut pending = self.pending();
-        while pending.front().is_some_and(|(seq, _)| *seq <= upto) {
-            if let Some((seq, batch)) = pending.pop_front() {
-                let _ = self.sender.send(Written::Durable(seq, batch));
+        while let Some((g, seq, _)) = pending.front() {
+            let send = match g.cmp(&generation) {
+                std::cmp::Ordering::Less => kept(*g, *seq),
+                std::cmp::Ordering::Equal if *seq <= upto => true,
+                _ => break,
+            };
+            if let Some((_, seq, batch)) = pending.pop_front() {
+                if send {
+                    let _ = self.sender.send(Written::Durable(seq, batch));
+                }
             }
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Arc<Batch>)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -180,7 +194,7 @@ mod tests {
     fn write(store: &Store, watch: &Watchers, year: u32) -> u64 {
         let batch = Arc::new(batch(year));
         store
-            .write_then(&batch.series, None, |seq| watch.applied(seq, &batch))
+            .write_then(&batch.series, None, |seq| watch.applied(0, seq, &batch))
             .unwrap()
             .sequence
     }
@@ -207,10 +221,10 @@ mod tests {
             Vec::<u64>::new(),
             "applied, not yet durable"
         );
-        watch.durable(a);
+        watch.durable(0, a, |_, _| false);
         assert_eq!(received(&mut rx), vec![a]);
         let c = write(&store, &watch, 2018);
-        watch.durable(store.flush().unwrap());
+        watch.durable(0, store.flush().unwrap(), |_, _| false);
         assert_eq!(received(&mut rx), vec![b, c]);
     }
 
