@@ -31,6 +31,7 @@ pub mod shed;
 pub mod status;
 pub mod telemetry;
 pub mod watch;
+pub mod writable;
 
 pub use server::{serve, serve_with_health, CorsArgs, LimitArgs, Limits, Security, SecurityArgs};
 

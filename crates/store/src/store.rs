@@ -659,7 +659,9 @@ impl Store {
             // Closed by an earlier attempt: the generation it ended is the last recorded + 1.
             None => self.reopened_generation(),
         };
-        drop(old);
+        // Dropped apart: sled flushes as its handles drop, and after some failures (a value
+        // written to a blob file of its own, say) that flush never returns.
+        std::thread::spawn(move || drop(old));
         let started = std::time::Instant::now();
         let db = loop {
             match Self::open_db(dir, *options) {

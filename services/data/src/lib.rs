@@ -275,7 +275,11 @@ async fn serve_trade(
         watchers.close();
     };
     let (writable, writes) = tokio::sync::watch::channel(true);
-    let recovering = tokio::spawn(app::recovery::keep_writable(store.clone(), writable));
+    let recovering = tokio::spawn(tradepact_rpc::writable::keep_writable(
+        Arc::new(app::StoreWrites(store.clone())),
+        writable,
+        app::WRITES_FAILING,
+    ));
     let names = vec![(WRITES_HEALTH.to_owned(), writes)];
     let served = match applied {
         Some(applied) => {

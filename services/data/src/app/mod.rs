@@ -11,7 +11,6 @@ pub mod cluster;
 pub mod failure;
 pub mod ingest;
 pub mod query;
-pub mod recovery;
 pub mod reference;
 pub mod snapshot;
 pub mod watch;
@@ -121,6 +120,23 @@ impl WriteLog for Store {
         Store::define_group(self, group)
     }
 }
+
+/// The store as [`tradepact_rpc::writable`] sees it: refusing writes after an I/O error
+/// until a probe write succeeds.
+pub struct StoreWrites(pub Arc<Store>);
+
+impl tradepact_rpc::writable::Writable for StoreWrites {
+    fn failing(&self) -> bool {
+        self.0.failing()
+    }
+
+    fn probe(&self) -> Result<(), String> {
+        self.0.probe().map_err(|e| e.to_string())
+    }
+}
+
+/// 1 while the store refuses writes after an I/O error, else 0.
+pub const WRITES_FAILING: &str = "tradepact_store_writes_failing";
 
 /// Blocking iterators a stream is served from.
 pub type Items<T> = Box<dyn Iterator<Item = Outcome<T>> + Send + 'static>;
