@@ -47,6 +47,7 @@ pub mod columns;
 mod migrate;
 pub mod query;
 pub mod release;
+pub mod reserve;
 pub mod revisions;
 mod store;
 

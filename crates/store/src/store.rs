@@ -400,7 +400,7 @@ pub struct StoreOptions {
     /// data 2.4 times less disk, 1.6 times the time to ingest and a third more memory. An
     /// existing store keeps the setting it was created with.
     pub compression: bool,
-    /// Bytes of the reserve file kept in the store's directory (see [`RESERVE_FILE`]); 0:
+    /// Bytes of the reserve file kept in the store's directory (see [`crate::reserve`]); 0:
     /// none.
     pub reserve_bytes: u64,
 }
@@ -413,42 +413,6 @@ impl Default for StoreOptions {
             reserve_bytes: 0,
         }
     }
-}
-
-/// The reserve file in a store's directory: space held back so that, when the disk fills,
-/// the store can still be reopened (sled writes as it opens). Deleted when a write fails with
-/// an I/O error; written again before writes resume, which they do once the disk has room for
-/// it and as much again.
-pub const RESERVE_FILE: &str = "reserve";
-
-/// Writes the reserve file in `dir` up to `bytes` (real blocks, not a sparse file);
-/// `Ok` at once when it is whole. On an error the partial file is deleted.
-fn hold_reserve(dir: &Path, bytes: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = dir.join(RESERVE_FILE);
-    if bytes == 0 || std::fs::metadata(&path).is_ok_and(|m| m.len() >= bytes) {
-        return Ok(());
-    }
-    let written = (|| {
-        let mut file = std::fs::File::create(&path)?;
-        let block = vec![0u8; 1 << 20];
-        let mut left = bytes;
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            file.write_all(&block[..n])?;
-            left -= n as u64;
-        }
-        file.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&path);
-    }
-    written
-}
-
-/// Deletes the reserve file in `dir`, giving its space back; whether there was one.
-fn release_reserve(dir: &Path) -> bool {
-    std::fs::remove_file(dir.join(RESERVE_FILE)).is_ok()
 }
 
 /// Whether the store in `dir` was created compressed (`None`: no store there yet).
@@ -474,7 +438,7 @@ impl Store {
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store> {
         let db = match Self::open_db(dir, options) {
             Err(Error::Storage(sled::Error::Io(e)))
-                if e.kind() == std::io::ErrorKind::StorageFull && release_reserve(dir) =>
+                if e.kind() == std::io::ErrorKind::StorageFull && crate::reserve::release(dir) =>
             {
                 tracing::error!(error = %e, "the disk is full: the store opens on its reserve's space and refuses writes until there is room");
                 Self::open_db(dir, options)?
@@ -483,7 +447,7 @@ impl Store {
         };
         let mut store = Self::from_db(db, &dir.display().to_string())?;
         store.origin = Some((dir.to_path_buf(), options));
-        if let Err(e) = hold_reserve(dir, options.reserve_bytes) {
+        if let Err(e) = crate::reserve::hold(dir, options.reserve_bytes) {
             tracing::error!(error = %e, "cannot hold the store's reserve (a full disk?): writes are refused until there is room");
             store.failing.store(true, Ordering::Release);
         }
@@ -598,6 +562,13 @@ impl Store {
 
     /// `Unavailable` while the store is failing: a write refused before it touches anything.
     fn refuse_while_failing(&self) -> Result<()> {
+        if let Some((dir, options)) = &self.origin {
+            if let Err(low) = crate::reserve::room_to_write(dir, options.reserve_bytes) {
+                if !self.failing.swap(true, Ordering::AcqRel) {
+                    tracing::error!("{low}: writes are refused until there is room");
+                }
+            }
+        }
         match self.failing() {
             false => Ok(()),
             true => Err(Error::Unavailable(
@@ -628,7 +599,7 @@ impl Store {
         if current.is_none_or(|h| h.generation == generation) {
             if let Some((dir, _)) = &self.origin {
                 // Room for sled to open again (it writes as it opens).
-                release_reserve(dir);
+                crate::reserve::release(dir);
             }
             if let Err(again) = self.reopen_locked(last) {
                 tracing::error!(error = %again, "the store could not be reopened after a failed write; it is retried");
@@ -759,17 +730,11 @@ impl Store {
         let mut last = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((dir, options)) = &self.origin {
             // Writes resume only with the reserve held again (room for the next failure).
-            hold_reserve(dir, options.reserve_bytes)
+            crate::reserve::hold(dir, options.reserve_bytes)
                 .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
-            // And room beyond it: as much again free (else the write now would take the
-            // space just given back, and the next one fail).
-            let free = fs2::available_space(dir).map_err(|e| Error::Storage(sled::Error::Io(e)))?;
-            if free < options.reserve_bytes {
-                return Err(Error::Unavailable(format!(
-                    "{free} bytes free beside the store's reserve; writes resume with at least {}",
-                    options.reserve_bytes
-                )));
-            }
+            // And room beyond it (else the write now would take the space just given back).
+            crate::reserve::room_to_resume(dir, options.reserve_bytes)
+                .map_err(Error::Unavailable)?;
         }
         let h = match self.h() {
             Ok(h) => h,
