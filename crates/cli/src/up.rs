@@ -59,7 +59,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let store = tradepact_data::open_store_with(&home.join("trade"), &args.store)?;
     let empty = store.is_empty()?;
-    let log = tradepact_negotiation::Log::sled(&home.join("negotiation"))?;
+    let log = tradepact_negotiation::Log::sled(
+        &home.join("negotiation"),
+        tradepact_negotiation::RESERVE_MIB,
+    )?;
     let listener = tradepact_rpc::server::bind(&args.data_listen).await?;
     let addr = listener.local_addr()?;
     let negotiation_listener = tradepact_rpc::server::bind(&args.negotiation_listen).await?;

@@ -80,6 +80,11 @@ pub struct Config {
         default_value = "data/negotiation"
     )]
     pub data_dir: PathBuf,
+    /// MiB held back in the event log's directory (the file `reserve`) so that the log can
+    /// still reopen itself when the disk fills; appends are refused while less than half of it
+    /// is free beside it. 0: none.
+    #[arg(long, env = "TRADEPACT_LOG_RESERVE_MIB", default_value_t = RESERVE_MIB)]
+    pub log_reserve_mib: u64,
     /// URL of the data service, for impact estimates.
     #[arg(long, env = "TRADEPACT_DATA_SERVICE_URL", default_value = DEFAULT_DATA_SERVICE)]
     pub data_service: String,
@@ -129,14 +134,42 @@ pub struct Config {
 pub struct Log {
     store: Arc<dyn EventStore>,
     followed: Option<tokio::sync::mpsc::Receiver<app::jetstream::Followed>>,
+    /// The sled log, which may refuse writes after an I/O error until one succeeds.
+    writes: Option<Arc<log::EventLog>>,
 }
 
+/// MiB of the event log's reserve file by default.
+pub const RESERVE_MIB: u64 = 16;
+
+/// The sled event log as [`tradepact_rpc::writable`] sees it.
+struct LogWrites(Arc<log::EventLog>);
+
+impl tradepact_rpc::writable::Writable for LogWrites {
+    fn failing(&self) -> bool {
+        self.0.failing()
+    }
+
+    fn probe(&self) -> Result<(), String> {
+        self.0.probe().map_err(|e| e.to_string())
+    }
+}
+
+/// The gRPC health name that says whether the event log takes writes (`NOT_SERVING` while it
+/// refuses them: a full disk; reads of what is in memory go on).
+pub const WRITES_HEALTH: &str = "tradepact.negotiation.v1.NegotiationService.writes";
+
+/// 1 while the event log refuses writes after an I/O error or on a full disk, else 0.
+const WRITES_FAILING: &str = "tradepact_event_log_writes_failing";
+
 impl Log {
-    /// The sled event log in `dir`.
-    pub fn sled(dir: &Path) -> anyhow::Result<Log> {
+    /// The sled event log in `dir`, keeping a reserve of `reserve_mib` MiB there (see
+    /// [`log::EventLog::open_with`]).
+    pub fn sled(dir: &Path, reserve_mib: u64) -> anyhow::Result<Log> {
+        let log = open_log(dir, reserve_mib)?;
         Ok(Log {
-            store: open_log(dir)?,
+            store: log.clone(),
             followed: None,
+            writes: Some(log),
         })
     }
 
@@ -147,6 +180,7 @@ impl Log {
         Ok(Log {
             store: log,
             followed,
+            writes: None,
         })
     }
 }
@@ -256,8 +290,8 @@ impl Config {
 }
 
 /// Opens the event log in `dir`, with an error that names the directory.
-pub fn open_log(dir: &Path) -> anyhow::Result<Arc<log::EventLog>> {
-    let open = log::EventLog::open;
+pub fn open_log(dir: &Path, reserve_mib: u64) -> anyhow::Result<Arc<log::EventLog>> {
+    let open = |dir: &Path| log::EventLog::open_with(dir, reserve_mib * 1024 * 1024);
     let log = tradepact_rpc::server::open_dir(dir, "the event log", "tradepact-negotiation", open)?;
     Ok(Arc::new(log))
 }
@@ -307,6 +341,19 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let cache = app::cache::AnalysisCache::default();
     let store = log.store.clone();
+    let (writable, writes_health) = tokio::sync::watch::channel(true);
+    let recovering = log.writes.clone().map(|writes| {
+        let writes: Arc<dyn tradepact_rpc::writable::Writable> = Arc::new(LogWrites(writes));
+        tokio::spawn(tradepact_rpc::writable::keep_writable(
+            writes,
+            writable,
+            WRITES_FAILING,
+        ))
+    });
+    let names = match recovering {
+        Some(_) => vec![(WRITES_HEALTH.to_owned(), writes_health)],
+        None => Vec::new(),
+    };
     // Replaying the log may read a cluster: off the async workers.
     let (service, _, watchers) =
         tokio::task::block_in_place(|| service(log, data_service, heavy, cache))?;
@@ -317,7 +364,13 @@ pub async fn serve(
         shutdown.await;
         watchers.close();
     };
-    let served = tradepact_rpc::serve(listener, server, SCOPES, limits, security, shutdown).await;
+    let served = tradepact_rpc::serve_with_health(
+        listener, server, SCOPES, limits, security, shutdown, names,
+    )
+    .await;
+    if let Some(recovering) = recovering {
+        recovering.abort();
+    }
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await?;
     flushed.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     served
@@ -335,7 +388,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             log
         }
         None => {
-            let log = Log::sled(&config.data_dir)?;
+            let log = Log::sled(&config.data_dir, config.log_reserve_mib)?;
             tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
             log
         }

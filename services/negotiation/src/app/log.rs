@@ -18,6 +18,7 @@
 //! flush) gives its id to the next creation.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tradepact_bargain::Event;
@@ -133,8 +134,11 @@ pub enum LogError {
     Corrupt(String),
     /// An append did not follow the last recorded event.
     Conflict(String),
-    /// The log cannot be reached (a cluster without a quorum, a call that timed out).
+    /// The log cannot be reached (a cluster without a quorum, a call that timed out): what
+    /// was to be recorded may or may not have been.
     Unavailable(String),
+    /// The log refuses writes for now (a full disk): nothing was recorded.
+    Refused(String),
     /// The log holds no negotiation with this id.
     Missing(u64),
     /// What is to be recorded is larger than the log takes in one message (nothing recorded).
@@ -148,6 +152,7 @@ impl std::fmt::Display for LogError {
             LogError::Corrupt(e) => write!(f, "corrupt event log: {e}"),
             LogError::Conflict(e) => f.write_str(e),
             LogError::Unavailable(e) => write!(f, "event log unavailable: {e}"),
+            LogError::Refused(e) => f.write_str(e),
             LogError::Missing(id) => write!(f, "no negotiation {}", public_id(*id)),
             LogError::TooLarge(e) => f.write_str(e),
         }
@@ -204,11 +209,40 @@ pub fn encode(events: &[Event]) -> Vec<Vec<u8>> {
 }
 
 /// The event log in sled.
+///
+/// After an append fails with an I/O error (a full disk) sled refuses every later write until
+/// it is reopened, and its memory may hold the failed events: the log reopens itself before
+/// the append is answered (an append its files hold after all is answered as done), and
+/// refuses appends at once until a probe write succeeds ([`EventLog::probe`]). It keeps a
+/// reserve and refuses appends below a low watermark as the data store does
+/// ([`tradepact_store::reserve`]).
 pub struct EventLog {
-    db: sled::Db,
-    tree: sled::Tree,
+    dir: std::path::PathBuf,
+    /// Bytes of the reserve file kept in `dir` (0: none).
+    reserve: u64,
+    /// sled's handles; `None` while the log cannot be reopened.
+    open: std::sync::RwLock<Option<Arc<Handles>>>,
+    /// Whether appends are refused since one failed with an I/O error or the disk filled.
+    failing: std::sync::atomic::AtomicBool,
     /// The highest id handed out.
     last_id: std::sync::atomic::AtomicU64,
+    /// Reopenings so far (the current opening's generation).
+    reopenings: std::sync::atomic::AtomicU64,
+}
+
+/// The sled handles of one opening of the log.
+struct Handles {
+    /// Which opening (one more at each reopening).
+    generation: u64,
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// How long a reopening waits for reads in progress to let the old files go.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn io(e: std::io::Error) -> LogError {
+    LogError::Storage(sled::Error::Io(e))
 }
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -221,10 +255,24 @@ pub fn stored_size(meta: Option<&Meta>, events: &[Event]) -> usize {
 }
 
 impl EventLog {
-    /// Opens (or creates) the log in `dir`.
+    /// Opens (or creates) the log in `dir`, without a reserve.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {
-        let db = sled::Config::new().path(dir).open()?;
-        let tree = db.open_tree("negotiations")?;
+        EventLog::open_with(dir, 0)
+    }
+
+    /// Opens (or creates) the log in `dir`, keeping a reserve of `reserve` bytes there. On a
+    /// full disk it opens on the reserve's space and refuses appends until there is room.
+    pub fn open_with(dir: &Path, reserve: u64) -> Result<EventLog, LogError> {
+        let (db, tree) = match Self::open_db(dir) {
+            Err(LogError::Storage(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::StorageFull
+                    && tradepact_store::reserve::release(dir) =>
+            {
+                tracing::error!(error = %e, "the disk is full: the event log opens on its reserve's space and refuses appends until there is room");
+                Self::open_db(dir)?
+            }
+            opened => opened?,
+        };
         let last_id = match tree.scan_prefix([b'M']).next_back() {
             Some(item) => {
                 let (key, _) = item?;
@@ -235,18 +283,186 @@ impl EventLog {
             }
             None => 0,
         };
-        Ok(EventLog {
+        let log = EventLog {
+            dir: dir.to_path_buf(),
+            reserve,
+            open: std::sync::RwLock::new(Some(Arc::new(Handles {
+                generation: 0,
+                db,
+                tree,
+            }))),
+            failing: Default::default(),
+            last_id: std::sync::atomic::AtomicU64::new(last_id),
+            reopenings: Default::default(),
+        };
+        if let Err(e) = tradepact_store::reserve::hold(dir, reserve) {
+            tracing::error!(error = %e, "cannot hold the event log's reserve (a full disk?): appends are refused until there is room");
+            log.failing
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(log)
+    }
+
+    fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let tree = db.open_tree("negotiations")?;
+        Ok((db, tree))
+    }
+
+    /// sled's handles; `Unavailable` while the log cannot be reopened.
+    fn h(&self) -> Result<Arc<Handles>, LogError> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                LogError::Refused(
+                    "the event log is being reopened after a failed write (a full disk?); nothing was recorded by this call".into(),
+                )
+            })
+    }
+
+    /// Whether appends are refused since one failed with an I/O error or the disk filled.
+    pub fn failing(&self) -> bool {
+        self.failing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn refuse_while_failing(&self) -> Result<(), LogError> {
+        if let Err(low) = tradepact_store::reserve::room_to_write(&self.dir, self.reserve) {
+            if !self.failing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                tracing::error!("{low}: appends to the event log are refused until there is room");
+            }
+        }
+        match self.failing() {
+            false => Ok(()),
+            true => Err(LogError::Refused(
+                "the event log cannot write (the disk is full, or its last write failed with an I/O error, logged on the server); writes resume by themselves once one succeeds; nothing was recorded by this call".into(),
+            )),
+        }
+    }
+
+    /// After `e`, an error of a write of opening `generation`: for an I/O error, marks the log
+    /// failing, gives back the reserve and reopens the log (unless another caller did since);
+    /// `e`.
+    fn failed(&self, generation: u64, e: LogError) -> LogError {
+        if !matches!(e, LogError::Storage(sled::Error::Io(_))) {
+            return e;
+        }
+        if !self.failing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::error!(error = %e, "an event log write failed: appends are refused until one succeeds again");
+        }
+        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        if open.as_ref().is_none_or(|h| h.generation == generation) {
+            tradepact_store::reserve::release(&self.dir);
+            if let Err(again) = self.reopen(&mut open) {
+                tracing::error!(error = %again, "the event log could not be reopened; it is retried");
+            }
+        }
+        e
+    }
+
+    /// Drops sled's handles in `open` and opens the log's files again (the next opening),
+    /// waiting up to 10 s for reads in progress to let the old ones go.
+    fn reopen(&self, open: &mut Option<Arc<Handles>>) -> Result<(), LogError> {
+        // Dropped apart: sled flushes as its handles drop, and after some failures (a value
+        // written to a blob file of its own) that flush never returns.
+        let old = open.take();
+        std::thread::spawn(move || drop(old));
+        let started = std::time::Instant::now();
+        let (db, tree) = loop {
+            match Self::open_db(&self.dir) {
+                Ok(opened) => break opened,
+                Err(LogError::Storage(sled::Error::Io(e)))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < REOPEN_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let generation = self
+            .reopenings
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        *open = Some(Arc::new(Handles {
+            generation,
             db,
             tree,
-            last_id: std::sync::atomic::AtomicU64::new(last_id),
-        })
+        }));
+        tracing::warn!(
+            generation,
+            "event log reopened after a failed write: it holds what its files hold"
+        );
+        Ok(())
+    }
+
+    /// Applies `write` to the log and flushes it; on an I/O error the log is reopened, and
+    /// the write counts as done when `kept` finds it in the files.
+    fn durably(
+        &self,
+        write: impl FnOnce(&sled::Tree) -> Result<(), LogError>,
+        kept: impl FnOnce(&sled::Tree) -> bool,
+    ) -> Result<(), LogError> {
+        self.refuse_while_failing()?;
+        let h = self.h()?;
+        let written = write(&h.tree).and_then(|()| Ok(h.db.flush().map(|_| ())?));
+        let Err(e) = written else { return Ok(()) };
+        let generation = h.generation;
+        drop(h);
+        let e = self.failed(generation, e);
+        match self.h() {
+            Ok(h) if h.generation != generation && kept(&h.tree) => Ok(()),
+            _ => Err(e),
+        }
+    }
+
+    /// Takes the reserve again and, with room beyond it, reopens the log if it is closed and
+    /// tries a write (a probe key) and its flush; on success appends are taken again.
+    pub fn probe(&self) -> Result<(), LogError> {
+        tradepact_store::reserve::hold(&self.dir, self.reserve).map_err(io)?;
+        tradepact_store::reserve::room_to_resume(&self.dir, self.reserve)
+            .map_err(LogError::Refused)?;
+        let h = match self.h() {
+            Ok(h) => h,
+            Err(_) => {
+                let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+                if open.is_none() {
+                    self.reopen(&mut open)?;
+                }
+                drop(open);
+                self.h()?
+            }
+        };
+        let tried = h
+            .tree
+            .insert(b"P", &[][..])
+            .and_then(|_| h.db.flush())
+            .map_err(LogError::from);
+        match tried {
+            Ok(_) => {
+                if self
+                    .failing
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::info!("an event log write succeeded again: appends are taken");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let generation = h.generation;
+                drop(h);
+                Err(self.failed(generation, e))
+            }
+        }
     }
 }
 
 impl EventStore for EventLog {
     /// The ids of every negotiation, in order.
     fn ids(&self) -> Result<Vec<u64>, LogError> {
-        self.tree
+        self.h()?
+            .tree
             .scan_prefix([b'M'])
             .keys()
             .map(|k| {
@@ -261,14 +477,15 @@ impl EventStore for EventLog {
 
     /// One negotiation's metadata and events, and the bytes they take in the log.
     fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
-        let meta = self.tree.get(meta_key(id))?.ok_or(LogError::Missing(id))?;
+        let h = self.h()?;
+        let meta = h.tree.get(meta_key(id))?.ok_or(LogError::Missing(id))?;
         let mut bytes = meta.len();
         let meta: Meta =
             serde_json::from_slice(&meta).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let mut events = Vec::new();
         let mut prefix = vec![b'E'];
         prefix.extend_from_slice(&id.to_be_bytes());
-        for item in self.tree.scan_prefix(&prefix) {
+        for item in h.tree.scan_prefix(&prefix) {
             let (_, v) = item?;
             bytes += v.len();
             events.push(serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?);
@@ -287,13 +504,21 @@ impl EventStore for EventLog {
     /// Records a new negotiation (metadata and first events) atomically and durably.
     fn create(&self, meta: &Meta, events: &[Event], _: Deadline) -> Result<(), LogError> {
         let mut batch = sled::Batch::default();
-        batch.insert(&meta_key(meta.id)[..], json(meta));
+        let meta_json = json(meta);
+        batch.insert(&meta_key(meta.id)[..], meta_json.as_slice());
         for (n, e) in events.iter().enumerate() {
             batch.insert(&event_key(meta.id, n as u64)[..], json(e));
         }
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        let last = event_key(meta.id, events.len().saturating_sub(1) as u64);
+        self.durably(
+            |tree| Ok(tree.apply_batch(batch)?),
+            // The batch is atomic: its metadata and last event tell.
+            |tree| {
+                let stored = tree.get(meta_key(meta.id)).ok().flatten();
+                stored.as_deref() == Some(meta_json.as_slice())
+                    && (events.is_empty() || tree.get(last).ok().flatten().is_some())
+            },
+        )
     }
 
     fn append(
@@ -306,32 +531,44 @@ impl EventStore for EventLog {
         let keys: Vec<[u8; 17]> = (0..encoded.len() as u64)
             .map(|i| event_key(id, first + i))
             .collect();
-        let outcome = self.tree.transaction(|tx| {
-            let follows = first == 0 || tx.get(event_key(id, first - 1))?.is_some();
-            if !follows || tx.get(event_key(id, first))?.is_some() {
-                return sled::transaction::abort(format!(
-                    "event {first} of {} does not follow the last recorded one",
-                    public_id(id)
-                ));
+        let write = |tree: &sled::Tree| {
+            let outcome = tree.transaction(|tx| {
+                let follows = first == 0 || tx.get(event_key(id, first - 1))?.is_some();
+                if !follows || tx.get(event_key(id, first))?.is_some() {
+                    return sled::transaction::abort(format!(
+                        "event {first} of {} does not follow the last recorded one",
+                        public_id(id)
+                    ));
+                }
+                for (key, e) in keys.iter().zip(&encoded) {
+                    tx.insert(&key[..], &e[..])?;
+                }
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => Ok(()),
+                Err(sled::transaction::TransactionError::Abort(why)) => {
+                    Err(LogError::Conflict(why))
+                }
+                Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
             }
-            for (key, e) in keys.iter().zip(&encoded) {
-                tx.insert(&key[..], &e[..])?;
+        };
+        // The transaction is atomic: its last event tells.
+        let kept = |tree: &sled::Tree| match (keys.last(), encoded.last()) {
+            (Some(key), Some(event)) => {
+                tree.get(key).ok().flatten().as_deref() == Some(event.as_slice())
             }
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => {}
-            Err(sled::transaction::TransactionError::Abort(why)) => {
-                return Err(LogError::Conflict(why))
-            }
-            Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
-        }
-        self.db.flush()?;
-        Ok(())
+            _ => true,
+        };
+        self.durably(write, kept)
     }
 
     fn flush(&self) -> Result<(), LogError> {
-        self.db.flush()?;
+        if self.failing() {
+            // Appends were refused since the last one failed: nothing unwritten is owed.
+            return Ok(());
+        }
+        self.h()?.db.flush()?;
         Ok(())
     }
 }

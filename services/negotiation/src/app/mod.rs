@@ -133,6 +133,7 @@ pub fn log_failure(e: LogError) -> Failure {
                 "{why}; it may not have been recorded: read the negotiation again before retrying"
             ))
         }
+        LogError::Refused(why) => Failure::Unavailable(why),
         other => Failure::internal("event log", &other),
     }
 }
