@@ -11,7 +11,12 @@ loopback.
   (target 99 %) and 2 s, and when and why the server closed the attacking connections (its
   log line and its tradepact_connections_closed_total counter).
 
-Usage: cargo build --release --bins && python3 scripts/hardening.py [connections [SECONDS]]
+- `memory BUDGET_MIB...` (issue 26): the negotiation service at `--negotiation-memory-mib`
+  BUDGET: 20,000 small negotiations with 3 offers each, then 200 of 64 issues × 449 options
+  (~0.5 MB requests), then an analysis of one of those (over its bound: refused): resident
+  memory after each phase, its peak (sampled every 0.2 s), and at the end.
+
+Usage: cargo build --release --bins && python3 scripts/hardening.py [connections [SECONDS] | memory BUDGET_MIB...]
 (needs `pip install -r tests/python/requirements.txt`)
 """
 import os, pathlib, re, subprocess, sys, tempfile, threading, time
@@ -272,6 +277,84 @@ def connections(seconds=120, n=1200):
               f"server closed: {counters or 'none'}, refused {refused}; first close logged "
               f"{(first - began) if first else float('nan'):+.1f} s from the probes' start, {len(closed)} close lines during them")
         p.terminate(); p.wait()
+
+class Peak:
+    """The peak resident memory of `p`, sampled every 0.2 s from start to stop."""
+    def __init__(self, p):
+        self.p, self.peak, self.done = p, 0.0, False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self.done:
+            self.peak = max(self.peak, rss_mb(self.p)); time.sleep(0.2)
+
+    def take(self):
+        peak, self.peak = max(self.peak, rss_mb(self.p)), 0.0
+        return peak
+
+def held():
+    """What the registry says its loaded negotiations hold (its gauge)."""
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:19464/metrics", timeout=5).read().decode()
+    m = re.search(r"^tradepact_negotiations_memory_bytes (\S+)", text, re.M)
+    return f"the registry counts {float(m.group(1)) / 2**20:.0f} MiB loaded" if m else "no gauge"
+
+def memory(budget_mib):
+    from concurrent.futures import ThreadPoolExecutor
+    d = tempfile.mkdtemp()
+    p, addr = start("tradepact-negotiation", "--data-dir", d, "--negotiation-memory-mib", str(budget_mib),
+                    "--metrics-listen", "127.0.0.1:19464")
+    ch = grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20),
+                                              ("grpc.max_receive_message_length", 64 << 20)])
+    stub = nrpc.NegotiationServiceStub(ch)
+    peak = Peak(p)
+    print(f"budget {budget_mib} MiB: RSS at start {rss_mb(p):.0f} MB")
+    small = npb.CreateNegotiationRequest(title="small", agreement="t", parties=["US", "KOR"], deadline_rounds=10,
+        issues=[npb.Issue(id=f"i{i}", label=f"issue {i}", options=[npb.IssueOption(id=f"o{o}", label=f"option {o}") for o in range(3)]) for i in range(3)])
+    def package(k):
+        return npb.Package(choices=[npb.Choice(issue_id=f"i{i}", option_id=f"o{(k + i) % 3}") for i in range(3)])
+    def one_small(_):
+        n = stub.CreateNegotiation(small, timeout=30).negotiation.id
+        parties = ["US", "KOR"]
+        for k in range(3):
+            offer = stub.SubmitOffer(npb.SubmitOfferRequest(negotiation_id=n, party=parties[k % 2], package=package(k)), timeout=30).offer
+            if k < 2:
+                stub.RespondToOffer(npb.RespondToOfferRequest(negotiation_id=n, party=parties[(k + 1) % 2], offer_id=offer.id, accept=False), timeout=30)
+    t = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one_small, range(20_000)))
+    print(f"  20,000 small negotiations, 3 offers each ({time.time() - t:.0f} s): RSS {rss_mb(p):.0f} MB, peak {peak.take():.0f} MB; {held()}")
+    big = npb.CreateNegotiationRequest(title="big", agreement="t", parties=["US", "KOR"], deadline_rounds=10,
+        issues=[npb.Issue(id=f"i{i}", label=f"issue {i}", options=[npb.IssueOption(id=f"o{o}", label=f"opt {o:03d}") for o in range(449)]) for i in range(64)])
+    print(f"  a large creation: {big.ByteSize() / 1e3:.0f} kB")
+    t, ids = time.time(), []
+    for _ in range(200):
+        ids.append(stub.CreateNegotiation(big, timeout=60).negotiation.id)
+    print(f"  200 of 64 x 449 ({time.time() - t:.0f} s): RSS {rss_mb(p):.0f} MB, peak {peak.take():.0f} MB; {held()}")
+    # Opposed positions (what one gains on an option the other loses): the frontier explodes.
+    for party, value in (("US", lambda o: o / 448), ("KOR", lambda o: 1 - o / 448)):
+        position = npb.Position(
+            weights={f"i{i}": 1.0 for i in range(64)},
+            values={f"i{i}": npb.OptionValues(values={f"o{o}": value(o) for o in range(449)}) for i in range(64)},
+            reservation_value=0.1)
+        stub.SetPosition(npb.SetPositionRequest(negotiation_id=ids[0], party=party, position=position), timeout=60)
+    peak.take()
+    t = time.time()
+    try:
+        stub.AnalyzeNegotiation(npb.AnalyzeNegotiationRequest(id=ids[0]), timeout=60)
+        outcome = "OK"
+    except grpc.RpcError as e:
+        outcome = e.code().name
+    print(f"  an analysis of one ({time.time() - t:.1f} s): {outcome}; RSS {rss_mb(p):.0f} MB, peak {peak.take():.0f} MB")
+    time.sleep(5)
+    print(f"  5 s later: RSS {rss_mb(p):.0f} MB")
+    peak.done = True
+    p.terminate(); p.wait()
+
+if __name__ == "__main__" and sys.argv[1:2] == ["memory"]:
+    for budget in sys.argv[2:] or ["64", "256"]:
+        memory(int(budget))
+    raise SystemExit(0)
 
 if __name__ == "__main__" and sys.argv[1:2] == ["connections"]:
     connections(int(sys.argv[2]) if len(sys.argv) > 2 else 120)

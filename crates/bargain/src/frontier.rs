@@ -23,6 +23,26 @@ use crate::{Error, Result};
 /// Pareto-optimal; past this limit the frontier is refused rather than exhausting memory.
 pub const MAX_STAGE_CANDIDATES: usize = 20_000_000;
 
+/// Most bytes the merge may hold at once: the stages kept (for walking back to packages) and
+/// the candidates of the stage being merged. A merge that would go past it is refused before
+/// it allocates the stage (the heavy calls at once, `--max-heavy-calls`, times this bounds
+/// their memory).
+pub const MAX_FRONTIER_BYTES: usize = 256 << 20;
+
+/// Bytes one candidate point of a stage takes while it is merged beyond its utilities: its
+/// origin, its place in the sort, its group and representative, and the group's map entry.
+const CANDIDATE_BYTES: usize = 8 + 8 + 16 + 8 + 48;
+
+impl Stage {
+    /// Bytes the stage holds.
+    fn bytes(&self) -> usize {
+        self.utilities.capacity() * 8
+            + self.parent_start.capacity() * 4
+            + self.parents.capacity() * 8
+            + self.counts.capacity() * 8
+    }
+}
+
 /// One point of the frontier: a utility vector and the packages that reach it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrontierPoint {
@@ -192,6 +212,20 @@ pub fn pareto_frontier_limited(
                  ({prev_len} points × {options} options): the parties' utilities are too nearly opposed \
                  for an exact frontier of this space",
                 space.issues()[k].id
+            )));
+        }
+        let held: usize = stages.iter().map(Stage::bytes).sum();
+        let merging = prev_len
+            .saturating_mul(options)
+            .saturating_mul(parties * 8 + CANDIDATE_BYTES);
+        if held.saturating_add(merging) > MAX_FRONTIER_BYTES {
+            return Err(Error::TooLarge(format!(
+                "the Pareto frontier would take more than {} MiB at issue {:?} ({prev_len} points × \
+                 {options} options to merge, {} MiB held): the parties' utilities are too nearly \
+                 opposed for an exact frontier of this space",
+                MAX_FRONTIER_BYTES >> 20,
+                space.issues()[k].id,
+                held >> 20
             )));
         }
         // Candidates: every kept point of the previous stage plus each option of issue k.

@@ -119,6 +119,35 @@ fn opposed_utilities_past_the_limit_are_refused_not_exhausting_memory() {
 }
 
 #[test]
+fn a_frontier_past_its_memory_bound_is_refused_before_it_allocates_the_stage() {
+    // The outside test's space: 64 issues of 449 options, opposed values. Refused as soon as
+    // the stages held and the next to merge would pass MAX_FRONTIER_BYTES (before, stages of
+    // up to 20 million candidates were merged first: 540 MB, seconds).
+    let s = space(&[449; 64]);
+    let w = vec![1.0; 64];
+    let v: Vec<Vec<f64>> = (0..64)
+        .map(|_| (0..449).map(|o| o as f64 / 448.0).collect())
+        .collect();
+    let opposed: Vec<Vec<f64>> = v
+        .iter()
+        .map(|r| r.iter().map(|x| 1.0 - x).collect())
+        .collect();
+    let (a, b) = (position(&s, &w, &v, 0.1), position(&s, &w, &opposed, 0.1));
+    let started = std::time::Instant::now();
+    match tradepact_bargain::pareto_frontier(&s, &[&a, &b], 1) {
+        Err(tradepact_bargain::Error::TooLarge(why)) => {
+            let bound = format!(
+                "{} MiB",
+                tradepact_bargain::frontier::MAX_FRONTIER_BYTES >> 20
+            );
+            assert!(why.contains(&bound), "{why}");
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|f| f.points.len())),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
 fn a_space_of_a_trillion_outcomes_is_analysed_exactly_without_enumeration() {
     // 12 issues × 10 options; values from a fixed generator.
     let s = space(&[10; 12]);

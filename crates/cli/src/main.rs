@@ -272,6 +272,10 @@ enum ScenarioAction {
     },
 }
 
+/// Counts each thread's heap bytes, so that memory budgets bound what is really held.
+#[global_allocator]
+static ALLOC: tradepact_rpc::alloc::Counting = tradepact_rpc::alloc::Counting;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

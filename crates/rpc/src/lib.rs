@@ -18,6 +18,7 @@
 //! - [`paging`]: page sizes and page tokens, checked against the query they belong to;
 //! - [`status::of`]: the one mapping of the application layers' `Failure` to gRPC codes.
 
+pub mod alloc;
 pub mod auth;
 pub mod conn;
 pub mod deadline;

@@ -1,5 +1,9 @@
 use clap::Parser;
 
+/// Counts each thread's heap bytes, so that memory budgets bound what is really held.
+#[global_allocator]
+static ALLOC: tradepact_rpc::alloc::Counting = tradepact_rpc::alloc::Counting;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = tradepact_data::Config::parse();

@@ -196,10 +196,10 @@ pub struct NegotiationLimits {
     /// Longest a heavy computation may run, in seconds; past it DEADLINE_EXCEEDED.
     #[arg(long, env = "TRADEPACT_HEAVY_CALL_TIMEOUT_SECS", default_value_t = 30)]
     pub heavy_call_timeout_secs: u64,
-    /// MiB of negotiations kept in memory, counted as their records take in the log (in
-    /// memory small negotiations take about four times that: measured at 10^5); the least
-    /// recently used are evicted past it and read again from the log when needed. Every
-    /// negotiation's summary stays in memory besides (under 1 kB each).
+    /// MiB of negotiations kept in memory, counted as the heap bytes each holds (measured by
+    /// the counting allocator; its kept analysis included); the least recently used are
+    /// evicted past it and read again from the log when needed. Every negotiation's summary
+    /// stays in memory besides (under 1 kB each), and sled holds what the event log wrote.
     #[arg(
         long = "negotiation-memory-mib",
         env = "TRADEPACT_NEGOTIATION_MEMORY_MIB",

@@ -69,6 +69,8 @@ impl Negotiations {
             .install_analysis(version, Ok(analysis.clone()))
         {
             self.cache.settle(&mut entry);
+            // The kept analysis counts in the registry's budget.
+            self.registry.changed(&entry).await;
         }
         drop(entry);
         let refs: Vec<&Position> = positions.iter().collect();

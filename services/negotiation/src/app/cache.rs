@@ -20,6 +20,8 @@ pub const ANALYSIS_CACHE_BUDGET_POINTS: usize = 1_000_000;
 pub struct Charge {
     used: Arc<AtomicUsize>,
     points: usize,
+    /// Heap bytes the analysis holds (measured), counted in the registry's budget.
+    bytes: usize,
     /// Which analysis it pays for (its address).
     of: usize,
 }
@@ -28,6 +30,16 @@ pub struct Charge {
 const USED_GAUGE: &str = "tradepact_analysis_cache_points";
 /// The points they may hold.
 const BUDGET_GAUGE: &str = "tradepact_analysis_cache_budget_points";
+
+impl Charge {
+    /// Heap bytes the analysis holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Heap bytes per frontier point when they cannot be measured (no counting allocator).
+const BYTES_PER_POINT: usize = 256;
 
 impl Drop for Charge {
     fn drop(&mut self) {
@@ -81,6 +93,7 @@ impl AnalysisCache {
                 Charge {
                     used: self.used.clone(),
                     points,
+                    bytes: 0,
                     of,
                 }
             })
@@ -99,7 +112,12 @@ impl AnalysisCache {
         }
         let points = kept.frontier.points.len();
         entry.charge = None; // the one it replaces gives its points back first
-        entry.charge = self.take(points, of);
+        let bytes =
+            tradepact_rpc::alloc::heap_bytes_of(kept.as_ref()).unwrap_or(points * BYTES_PER_POINT);
+        entry.charge = self.take(points, of).map(|mut c| {
+            c.bytes = bytes;
+            c
+        });
         if entry.charge.is_none() {
             tracing::debug!(points, "analysis not kept: over the cache's budget");
             entry.negotiation.forget_analysis();

@@ -238,6 +238,9 @@ struct Handles {
     tree: sled::Tree,
 }
 
+/// Bytes of sled's page cache for the event log.
+const LOG_CACHE_BYTES: u64 = 16 << 20;
+
 /// How long a reopening waits for reads in progress to let the old files go.
 const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -304,7 +307,13 @@ impl EventLog {
     }
 
     fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // The log is read at start and when an evicted negotiation is needed again: sled's
+        // page cache (1 GiB by default) would hold what the registry's budget has evicted.
+        // (sled keeps what it wrote this session in memory regardless: see docs/benchmarks.md.)
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(LOG_CACHE_BYTES)
+            .open()?;
         let tree = db.open_tree("negotiations")?;
         Ok((db, tree))
     }

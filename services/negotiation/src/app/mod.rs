@@ -56,21 +56,50 @@ pub struct Entry {
     pub meta: Meta,
     /// Bytes its metadata and events take (bounded by [`MAX_NEGOTIATION_BYTES`]).
     pub bytes: usize,
+    /// Heap bytes its state, events and metadata hold (measured: see [`Entry::memory`]).
+    pub(crate) resident: usize,
     /// What the negotiation's kept analysis holds of the cache's budget.
     pub(crate) charge: Option<Charge>,
 }
+
+/// Heap bytes per byte of the log when they cannot be measured (no counting allocator: library
+/// tests), as measured for small negotiations.
+const RESIDENT_PER_LOGGED_BYTE: usize = 4;
 
 impl Entry {
     /// A negotiation as replayed from its events.
     pub fn new(meta: Meta, events: Vec<Event>, bytes: usize) -> Outcome<Entry> {
         let negotiation = Negotiation::replay(&events).map_err(failure)?;
-        Ok(Entry {
+        let mut entry = Entry {
             negotiation,
             events,
             meta,
             bytes,
+            resident: 0,
             charge: None,
-        })
+        };
+        entry.resident = entry.measured();
+        Ok(entry)
+    }
+
+    /// Heap bytes its state, events and metadata hold: measured by what a copy of each
+    /// allocates (with the counting allocator), else estimated from its log bytes.
+    fn measured(&self) -> usize {
+        use tradepact_rpc::alloc::heap_bytes_of;
+        let parts = heap_bytes_of(&self.negotiation)
+            .zip(heap_bytes_of(&self.events))
+            .zip(heap_bytes_of(&self.meta));
+        std::mem::size_of::<Entry>()
+            + match parts {
+                Some(((state, events), meta)) => state + events + meta,
+                None => self.bytes * RESIDENT_PER_LOGGED_BYTE,
+            }
+    }
+
+    /// The memory the negotiation holds, what the registry's budget counts: its state,
+    /// events and metadata, and its kept analysis.
+    pub fn memory(&self) -> usize {
+        self.resident + self.charge.as_ref().map_or(0, Charge::bytes)
     }
 
     /// Each party's position as it was last set (`None` for a party without one).
@@ -445,8 +474,18 @@ impl Negotiations {
     fn apply_recorded(&self, entry: &mut Entry, first: u64, events: &[Event]) -> Outcome<()> {
         let id = entry.meta.id;
         for (i, e) in events.iter().enumerate() {
-            entry.negotiation.apply(e).map_err(failure)?;
-            entry.events.push(e.clone());
+            // What the state and the kept event grow by (the analysis is counted apart).
+            let (applied, grown) = tradepact_rpc::alloc::measure(|| {
+                entry.negotiation.apply(e).map_err(failure)?;
+                entry.events.push(e.clone());
+                Ok::<_, Failure>(())
+            });
+            let grown = grown.unwrap_or(
+                (log::stored_size(None, std::slice::from_ref(e)) * RESIDENT_PER_LOGGED_BYTE)
+                    as isize,
+            );
+            entry.resident = entry.resident.saturating_add_signed(grown);
+            applied?;
             let _ = self.published.send(Published::Event {
                 id,
                 number: first + i as u64,

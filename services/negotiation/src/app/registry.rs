@@ -3,7 +3,8 @@
 //! Every negotiation has a small summary in memory (what `ListNegotiations` shows: no issues,
 //! offers or positions); its state and events are loaded from the event log when a call needs
 //! them and evicted, least recently used first, once the loaded ones take more than the
-//! budget (counted as the bytes their records take in the log). A negotiation a call still
+//! budget (counted as the heap bytes they hold, measured: [`Entry::memory`]; their kept
+//! analyses included). A negotiation a call still
 //! holds is never evicted, so there is at most one copy of each in memory.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ struct Slot {
 
 /// Negotiations held (in the log; a gauge).
 const NEGOTIATIONS: &str = "tradepact_negotiations";
+/// Heap bytes the negotiations loaded in memory hold (measured; a gauge), against the budget.
+const MEMORY: &str = "tradepact_negotiations_memory_bytes";
 
 /// The negotiations, by numeric id.
 pub struct Registry {
@@ -54,7 +57,7 @@ impl Registry {
                 Slot {
                     summary: summary(&entry),
                     loaded: None,
-                    bytes: entry.bytes,
+                    bytes: 0, // counted when loaded
                     used: AtomicU64::new(0),
                 },
             );
@@ -100,7 +103,7 @@ impl Registry {
         if let Some(entry) = &slot.loaded {
             return Ok(entry.clone()); // loaded meanwhile by another call
         }
-        slot.bytes = entry.bytes;
+        slot.bytes = entry.memory();
         let entry = Arc::new(Mutex::new(entry));
         slot.loaded = Some(entry.clone());
         self.resident.fetch_add(slot.bytes, Ordering::AcqRel);
@@ -147,7 +150,7 @@ impl Registry {
             let entry = loaded.lock().await;
             Slot {
                 summary: (self.summary)(&entry),
-                bytes: entry.bytes,
+                bytes: entry.memory(),
                 loaded: Some(loaded.clone()),
                 used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
             }
@@ -167,14 +170,23 @@ impl Registry {
         slots.values().filter_map(|s| s.loaded.clone()).collect()
     }
 
-    /// Records what changed in `entry` (after events were appended to it).
+    /// Records what changed in `entry` (after events were appended to it, or an analysis
+    /// kept or forgotten): its summary and the memory it holds, evicting others if the
+    /// loaded ones now take more than the budget.
     pub async fn changed(&self, entry: &Entry) {
         let mut slots = self.slots.write().await;
-        if let Some(slot) = slots.get_mut(&entry.meta.id) {
+        let id = entry.meta.id;
+        if let Some(slot) = slots.get_mut(&id) {
             slot.summary = (self.summary)(entry);
-            self.resident
-                .fetch_add(entry.bytes.saturating_sub(slot.bytes), Ordering::AcqRel);
-            slot.bytes = entry.bytes;
+            let now = entry.memory();
+            if slot.loaded.is_some() {
+                match now >= slot.bytes {
+                    true => self.resident.fetch_add(now - slot.bytes, Ordering::AcqRel),
+                    false => self.resident.fetch_sub(slot.bytes - now, Ordering::AcqRel),
+                };
+            }
+            slot.bytes = now;
+            self.evict(&mut slots, id);
         }
     }
 
@@ -200,6 +212,7 @@ impl Registry {
     /// took creations from 1,700 to 1,000 a second).
     fn evict(&self, slots: &mut BTreeMap<u64, Slot>, keep: u64) {
         if self.resident.load(Ordering::Acquire) <= self.budget {
+            metrics::gauge!(MEMORY).set(self.resident.load(Ordering::Acquire) as f64);
             return;
         }
         let target = self.budget - self.budget / 8;
@@ -221,6 +234,7 @@ impl Registry {
                 tracing::debug!(id = %public_id(id), "negotiation evicted from memory");
             }
         }
+        metrics::gauge!(MEMORY).set(self.resident.load(Ordering::Acquire) as f64);
     }
 }
 
