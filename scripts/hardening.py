@@ -16,7 +16,13 @@ loopback.
   (~0.5 MB requests), then an analysis of one of those (over its bound: refused): resident
   memory after each phase, its peak (sampled every 0.2 s), and at the end.
 
-Usage: cargo build --release --bins && python3 scripts/hardening.py [connections [SECONDS] | memory BUDGET_MIB...]
+- `soak [MINUTES]` (issue 26; 20 minutes by default, not in CI): the data service under a
+  mixed load — 2,000 points a second into 10^5 series (10 reporters × 10 partners × 1,000 HS6
+  products), 40 watchers reading everything, 10 watchers that read nothing on connections with
+  a small receive window (no BDP probing: 64 kB per stream), GetSeries of random series — with
+  its resident memory every 30 s, when the silent watchers were dropped, and the write latency.
+
+Usage: cargo build --release --bins && python3 scripts/hardening.py [connections [SECONDS] | memory BUDGET_MIB... | soak [MINUTES]]
 (needs `pip install -r tests/python/requirements.txt`)
 """
 import os, pathlib, re, subprocess, sys, tempfile, threading, time
@@ -350,6 +356,99 @@ def memory(budget_mib):
     print(f"  5 s later: RSS {rss_mb(p):.0f} MB")
     peak.done = True
     p.terminate(); p.wait()
+
+def soak(minutes=20):
+    import random
+    d = tempfile.mkdtemp()
+    p, addr = start("tradepact-data", "--data-dir", d, "--metrics-listen", "127.0.0.1:19465")
+    reporters = ["USA", "KOR", "JPN", "CHN", "DEU", "FRA", "GBR", "MEX", "CAN", "BRA"]
+    partners = ["IND", "ITA", "ESP", "NLD", "AUS", "VNM", "THA", "IDN", "TUR", "POL"]
+    def key(i):
+        return dpb.SeriesKey(reporter=reporters[i % 10], partner=partners[i // 10 % 10], flow=dpb.FLOW_IMPORT,
+                             kind=dpb.TRADE_KIND_GOODS, product=f"HS:{100000 + i // 100:06d}", frequency=dpb.FREQUENCY_ANNUAL)
+    stop = threading.Event()
+    dropped, received, lat = [0], [0], []
+    def reader(i):
+        stub = drpc.TradeDataServiceStub(grpc.insecure_channel(addr))
+        try:
+            for _ in stub.WatchSeries(dpb.WatchSeriesRequest(filter=dpb.SeriesFilter(reporter=reporters[i % 10]))):
+                received[0] += 1
+                if stop.is_set():
+                    return
+        except grpc.RpcError:
+            pass
+    # Silent watchers: raw HTTP/2 connections whose receive window is 4 kB (SETTINGS) on a
+    # 4 kB socket buffer, that call WatchSeries and never read again (no client library
+    # buffering for them).
+    import socket
+    silent = []
+    host, port = addr.split(":")
+    msg = dpb.WatchSeriesRequest().SerializeToString()
+    def lit(name, value):
+        return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+    block = (bytes([0x83, 0x86]) + lit(b":path", b"/tradepact.data.v1.TradeDataService/WatchSeries")
+             + lit(b":authority", b"x") + lit(b"content-type", b"application/grpc") + lit(b"te", b"trailers"))
+    body = bytes([0]) + len(msg).to_bytes(4, "big") + msg
+    for _ in range(10):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        settings = (4).to_bytes(2, "big") + (4096).to_bytes(4, "big")  # INITIAL_WINDOW_SIZE
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + len(settings).to_bytes(3, "big") + bytes([4, 0]) + bytes(4) + settings
+                     + len(block).to_bytes(3, "big") + bytes([1, 4]) + (1).to_bytes(4, "big") + block
+                     + len(body).to_bytes(3, "big") + bytes([0, 1]) + (1).to_bytes(4, "big") + body)
+        silent.append(sock)
+    def silent_ended():
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:19465/metrics", timeout=5).read().decode()
+        m = re.search(r"^tradepact_watchers_dropped_total (\S+)", text, re.M)
+        return int(float(m.group(1))) if m else 0
+    for i in range(40):
+        threading.Thread(target=reader, args=(i,), daemon=True).start()
+    def writer():
+        stub = drpc.TradeDataServiceStub(grpc.insecure_channel(addr))
+        rng, n = random.Random(7), 0
+        next_at = time.time()
+        while not stop.is_set():
+            series = {}
+            for _ in range(200):
+                i = rng.randrange(100_000)
+                series.setdefault(i, {})[str(rng.randrange(2000, 2024))] = rng.random() * 1e6
+            series = {i: [dpb.Point(period=y, value_usd=v) for y, v in years.items()] for i, years in series.items()}
+            t = time.time()
+            stub.WritePoints(dpb.WritePointsRequest(series=[dpb.SeriesPoints(key=key(i), source="soak", points=pts)
+                                                            for i, pts in series.items()]), timeout=30)
+            lat.append(time.time() - t)
+            n += 1
+            next_at += 0.1  # 200 points every 0.1 s
+            time.sleep(max(0.0, next_at - time.time()))
+    def reads():
+        stub = drpc.TradeDataServiceStub(grpc.insecure_channel(addr))
+        rng = random.Random(8)
+        while not stop.is_set():
+            try:
+                stub.GetSeries(dpb.GetSeriesRequest(key=key(rng.randrange(100_000)), start_period="2000", end_period="2023"), timeout=10)
+            except grpc.RpcError:
+                pass
+            time.sleep(0.01)
+    threading.Thread(target=writer, daemon=True).start()
+    threading.Thread(target=reads, daemon=True).start()
+    print(f"soak of {minutes} min: 2,000 points/s into 10^5 series, 40 watchers reading, 10 silent, reads")
+    print("minute  RSS MB  watchers dropped  updates received  writes p99 ms")
+    start_t, series_rss = time.time(), []
+    while time.time() - start_t < minutes * 60:
+        time.sleep(30)
+        rss = rss_mb(p); series_rss.append(rss)
+        recent = sorted(lat[-300:]) or [0]
+        print(f"{(time.time() - start_t) / 60:6.1f}  {rss:6.0f}  {silent_ended():16d}  {received[0]:16d}  {recent[int(len(recent) * 0.99) - 1] * 1000:13.1f}", flush=True)
+    stop.set()
+    half = series_rss[len(series_rss) // 2:]
+    print(f"RSS: max {max(series_rss):.0f} MB; second half {min(half):.0f}-{max(half):.0f} MB")
+    p.terminate(); p.wait()
+
+if __name__ == "__main__" and sys.argv[1:2] == ["soak"]:
+    soak(float(sys.argv[2]) if len(sys.argv) > 2 else 20)
+    raise SystemExit(0)
 
 if __name__ == "__main__" and sys.argv[1:2] == ["memory"]:
     for budget in sys.argv[2:] or ["64", "256"]:
