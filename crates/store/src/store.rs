@@ -572,7 +572,7 @@ impl Store {
         match self.failing() {
             false => Ok(()),
             true => Err(Error::Unavailable(
-                "the store cannot write (its last write failed with an I/O error, logged on the server; a full disk?); writes resume by themselves once one succeeds; nothing was written by this call".to_owned(),
+                "the store cannot write now (the disk is full or nearly, or its last write failed with an I/O error: logged on the server); writes resume by themselves once there is room; nothing was written by this call".to_owned(),
             )),
         }
     }
