@@ -69,17 +69,23 @@ const RESIDENT_PER_LOGGED_BYTE: usize = 4;
 impl Entry {
     /// A negotiation as replayed from its events.
     pub fn new(meta: Meta, events: Vec<Event>, bytes: usize) -> Outcome<Entry> {
+        let mut entry = Entry::unmeasured(meta, events, bytes)?;
+        entry.resident = entry.measured();
+        Ok(entry)
+    }
+
+    /// [`Entry::new`] without measuring its memory (replayed at start for its summary only,
+    /// not kept).
+    pub(crate) fn unmeasured(meta: Meta, events: Vec<Event>, bytes: usize) -> Outcome<Entry> {
         let negotiation = Negotiation::replay(&events).map_err(failure)?;
-        let mut entry = Entry {
+        Ok(Entry {
             negotiation,
             events,
             meta,
             bytes,
             resident: 0,
             charge: None,
-        };
-        entry.resident = entry.measured();
-        Ok(entry)
+        })
     }
 
     /// Heap bytes its state, events and metadata hold: measured by what a copy of each

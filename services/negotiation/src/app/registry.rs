@@ -49,7 +49,7 @@ impl Registry {
     ) -> anyhow::Result<Registry> {
         let mut slots = BTreeMap::new();
         let mut replayed = |id, meta, events, bytes| {
-            let entry = Entry::new(meta, events, bytes).map_err(|e| {
+            let entry = Entry::unmeasured(meta, events, bytes).map_err(|e| {
                 super::log::LogError::Corrupt(format!("replaying {}: {e}", public_id(id)))
             })?;
             slots.insert(
