@@ -59,7 +59,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let store = tradepact_data::open_store_with(&home.join("trade"), &args.store)?;
     let empty = store.is_empty()?;
-    let log = tradepact_negotiation::Log::sled(
+    let log = tradepact_negotiation::Log::local(
         &home.join("negotiation"),
         tradepact_negotiation::RESERVE_MIB,
     )?;

@@ -26,7 +26,7 @@ struct Service {
 
 fn service(cache: AnalysisCache) -> Service {
     let dir = tempfile::tempdir().unwrap();
-    let log = crate::Log::sled(dir.path(), 0).unwrap();
+    let log = crate::Log::local(dir.path(), 0).unwrap();
     // Nobody listens there: impact estimates are not called here.
     let data = DataServiceConfig::plain("http://127.0.0.1:9");
     let (svc, app, closer) =

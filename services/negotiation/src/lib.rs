@@ -1,9 +1,10 @@
 //! The tradepact negotiation service: `tradepact.negotiation.v1.NegotiationService` over the
-//! bargaining engine of `tradepact-bargain`. Each negotiation is an append-only event log in
-//! sled ([`app::log`]), replayed at start; commands on one negotiation are serialised by a lock, so
-//! concurrent offers cannot corrupt it (the loser gets `FAILED_PRECONDITION`). Impact
-//! estimates read baselines from the data service over gRPC, with a deadline, so that the
-//! service keeps working when the data service is down.
+//! bargaining engine of `tradepact-bargain`. Every negotiation's events are appended to one
+//! event log file ([`app::log`]; a JetStream stream in cluster mode), replayed at start;
+//! commands on one negotiation are serialised by a lock, so concurrent offers cannot corrupt it
+//! (the loser gets `FAILED_PRECONDITION`). Impact estimates read baselines from the data
+//! service over gRPC, with a deadline, so that the service keeps working when the data
+//! service is down.
 
 pub mod app;
 mod convert;
@@ -73,7 +74,7 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port (logged as "listening on ADDR").
     #[arg(long, env = "TRADEPACT_NEGOTIATION_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
-    /// Directory of the event log (sled); created if missing.
+    /// Directory of the event log (`events.log`); created if missing.
     #[arg(
         long,
         env = "TRADEPACT_NEGOTIATION_DIR",
@@ -129,19 +130,19 @@ pub struct Config {
     pub nats: tradepact_rpc::nats::NatsArgs,
 }
 
-/// Where the negotiations are recorded: the sled event log, or a JetStream stream (with the
+/// Where the negotiations are recorded: the event log file, or a JetStream stream (with the
 /// messages to follow).
 pub struct Log {
     store: Arc<dyn EventStore>,
     followed: Option<tokio::sync::mpsc::Receiver<app::jetstream::Followed>>,
-    /// The sled log, which may refuse writes after an I/O error until one succeeds.
+    /// The log file, which may refuse writes after an I/O error until one succeeds.
     writes: Option<Arc<log::EventLog>>,
 }
 
 /// MiB of the event log's reserve file by default.
 pub const RESERVE_MIB: u64 = 16;
 
-/// The sled event log as [`tradepact_rpc::writable`] sees it.
+/// The event log file as [`tradepact_rpc::writable`] sees it.
 struct LogWrites(Arc<log::EventLog>);
 
 impl tradepact_rpc::writable::Writable for LogWrites {
@@ -162,9 +163,9 @@ pub const WRITES_HEALTH: &str = "tradepact.negotiation.v1.NegotiationService.wri
 const WRITES_FAILING: &str = "tradepact_event_log_writes_failing";
 
 impl Log {
-    /// The sled event log in `dir`, keeping a reserve of `reserve_mib` MiB there (see
+    /// The event log file in `dir`, keeping a reserve of `reserve_mib` MiB there (see
     /// [`log::EventLog::open_with`]).
-    pub fn sled(dir: &Path, reserve_mib: u64) -> anyhow::Result<Log> {
+    pub fn local(dir: &Path, reserve_mib: u64) -> anyhow::Result<Log> {
         let log = open_log(dir, reserve_mib)?;
         Ok(Log {
             store: log.clone(),
@@ -199,7 +200,7 @@ pub struct NegotiationLimits {
     /// MiB of negotiations kept in memory, counted as the heap bytes each holds (measured by
     /// the counting allocator; its kept analysis included); the least recently used are
     /// evicted past it and read again from the log when needed. Every negotiation's summary
-    /// stays in memory besides (under 1 kB each), and sled holds what the event log wrote.
+    /// stays in memory besides (under 1 kB each); the event log keeps 16 bytes an event.
     #[arg(
         long = "negotiation-memory-mib",
         env = "TRADEPACT_NEGOTIATION_MEMORY_MIB",
@@ -388,7 +389,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             log
         }
         None => {
-            let log = Log::sled(&config.data_dir, config.log_reserve_mib)?;
+            let log = Log::local(&config.data_dir, config.log_reserve_mib)?;
             tracing::info!(data_dir = %config.data_dir.display(), data_service = %config.data_service, "event log open");
             log
         }

@@ -507,14 +507,23 @@ async fn a_write_that_meets_a_full_disk_is_never_read() {
 
 /// A negotiation of 2 issues × 500 options with long labels (about 40 kB in the log).
 fn bulky_negotiation(n: u32) -> tradepact_proto::negotiation_v1::CreateNegotiationRequest {
+    negotiation_of(n, 500, 40)
+}
+
+/// A negotiation of 2 issues × `options` options with labels of `label` bytes.
+fn negotiation_of(
+    n: u32,
+    options: u32,
+    label: usize,
+) -> tradepact_proto::negotiation_v1::CreateNegotiationRequest {
     use tradepact_proto::negotiation_v1 as npb;
     let issue = |id: &str| npb::Issue {
         id: id.into(),
         label: id.into(),
-        options: (0..500)
+        options: (0..options)
             .map(|o| npb::IssueOption {
                 id: format!("o{o}"),
-                label: noise(n * 1000 + o, 40),
+                label: noise(n * 1000 + o, label),
                 trade_effects: vec![],
             })
             .collect(),
@@ -552,15 +561,19 @@ async fn listed(client: &mut tradepact_client::negotiation::NegotiationClient) -
     }
 }
 
-/// `tradepact-negotiation` over `log` with a reserve of 4 MiB.
-fn start_negotiation_reserving(log: &std::path::Path, data: &str) -> tradepact_tests::Process {
+/// `tradepact-negotiation` over `log` with a reserve of `mib` MiB.
+fn start_negotiation_reserving(
+    log: &std::path::Path,
+    data: &str,
+    mib: &str,
+) -> tradepact_tests::Process {
     tradepact_tests::Process::start(
         "tradepact-negotiation",
         &[
             "--listen",
             "127.0.0.1:0",
             "--log-reserve-mib",
-            "4",
+            mib,
             "--data-dir",
             log.to_str().unwrap(),
             "--data-service",
@@ -571,9 +584,9 @@ fn start_negotiation_reserving(log: &std::path::Path, data: &str) -> tradepact_t
 
 /// The same for the negotiation service's event log: a creation refused on a full disk is
 /// never listed, health says so, creations resume within 10 s of room, SIGTERM exits 0, a
-/// restart lists the same. (A disk filled at once by another program is not tested here: a
-/// large creation then fails inside sled, whose handles may never finish dropping — see
-/// `tradepact_store::reserve` — and the log stays closed until a restart.)
+/// restart lists the same. Then the disk filled at once by another program: a creation larger
+/// than what is left meets ENOSPC, is cut off the log (never listed, before or after a
+/// restart), and creations resume once the other file is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -584,7 +597,7 @@ async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
     let log = dir.path().join("log");
     let data = tempfile::tempdir().unwrap();
     let data = start_data(data.path());
-    let server = start_negotiation_reserving(&log, &data.url());
+    let server = start_negotiation_reserving(&log, &data.url(), "4");
     let mut client = tradepact_tests::negotiation_client(&server).await;
     let (mut acked, mut refused) = (Vec::new(), 0);
     for n in 0..2000 {
@@ -654,10 +667,71 @@ async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
     acked.push(create_when_room(7000).await);
     acked.sort();
     assert_eq!(listed(&mut client).await, acked);
+
     drop(client);
     let exit = server.terminate(Duration::from_secs(30));
     assert!(exit.success(), "SIGTERM after recovery: {exit:?}");
-    let server = start_negotiation_reserving(&log, &data.url());
+    let server = start_negotiation_reserving(&log, &data.url(), "4");
     let mut client = tradepact_tests::negotiation_client(&server).await;
     assert_eq!(listed(&mut client).await, acked);
+
+    // The disk filled at once by another program, then a creation larger than what is left
+    // but above the low watermark (a 1 MiB reserve: 512 kB): it meets ENOSPC.
+    drop(client);
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    std::fs::remove_file(log.join("reserve")).unwrap();
+    let server = start_negotiation_reserving(&log, &data.url(), "1");
+    let mut client = tradepact_tests::negotiation_client(&server).await;
+    fill_up(dir.path(), "other", 640 * 1024);
+    let failed = client
+        .create_negotiation(negotiation_of(8000, 1000, 420))
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert!(
+        failed.message().contains("nothing was recorded"),
+        "{failed:?}"
+    );
+    server.wait_for_log("an event log write failed", READY_TIMEOUT);
+    let started = Instant::now();
+    while health(
+        &server,
+        "tradepact.negotiation.v1.NegotiationService.writes",
+    )
+    .await
+        != NOT_SERVING
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        listed(&mut client).await,
+        acked,
+        "a creation that met a full disk is listed"
+    );
+    std::fs::remove_file(dir.path().join("other")).unwrap();
+    let freed = Instant::now();
+    let id = loop {
+        match client.create_negotiation(bulky_negotiation(8001)).await {
+            Ok(created) => break created.into_inner().negotiation.unwrap().id,
+            Err(e) => assert!(
+                freed.elapsed() < Duration::from_secs(10),
+                "creations did not resume within 10 s: {e:?}\n{}",
+                server.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    acked.push(id);
+    acked.sort();
+    assert_eq!(listed(&mut client).await, acked);
+    drop(client);
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    let server = start_negotiation_reserving(&log, &data.url(), "1");
+    let mut client = tradepact_tests::negotiation_client(&server).await;
+    assert_eq!(listed(&mut client).await, acked, "after a restart");
 }

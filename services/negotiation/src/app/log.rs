@@ -1,24 +1,26 @@
-//! The event log: every negotiation's events, append-only, in sled.
+//! The event log: every negotiation's metadata and events, append-only, in a file of its own
+//! ([`EventLog`]; its format and failure rules there).
 //!
-//! One tree with prefixed keys, so that creating a negotiation (its metadata and first
-//! events) is one atomic batch:
-//! - `M` + id (u64 BE) → [`Meta`] as JSON;
-//! - `E` + id + event number (u64 BE each) → [`Event`] as JSON.
+//! Appends are synced before they are acknowledged. An append names the number its first
+//! event must get: if the log holds that event already, or not the one before it, the append
+//! is refused as a [`LogError::Conflict`] (answered `ABORTED`), so that two writers of one
+//! negotiation (replicas over a shared log) cannot both record event `n`.
 //!
-//! Appends are flushed (fsync) before they are acknowledged. An append names the number its
-//! first event must get: if the log holds that event already, or not the one before it, the
-//! append is refused as a [`LogError::Conflict`] (answered `ABORTED`), so that two writers of
-//! one negotiation (replicas over a shared log, later) cannot both record event `n`.
-//!
-//! [`EventStore`] is the seam the application writes through; [`EventLog`] (sled) fulfils it.
+//! [`EventStore`] is the seam the application writes through; [`EventLog`] (one machine) and
+//! the JetStream log of a cluster (`app::jetstream`) fulfil it.
 //!
 //! Ids are dense: the next id is one more than the highest recorded (found at open), so
 //! `neg-000001`, `neg-000002`, … also across restarts and crashes. A creation that fails (a
 //! full disk) leaves its id unused; one that was never acknowledged (a crash before its
-//! flush) gives its id to the next creation.
+//! sync) gives its id to the next creation.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tradepact_bargain::Event;
@@ -110,26 +112,11 @@ pub fn parse_id(id: &str) -> Option<u64> {
     id.strip_prefix("neg-")?.parse().ok()
 }
 
-fn meta_key(id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'M';
-    k[1..].copy_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn event_key(id: u64, n: u64) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = b'E';
-    k[1..9].copy_from_slice(&id.to_be_bytes());
-    k[9..].copy_from_slice(&n.to_be_bytes());
-    k
-}
-
 /// What can go wrong in the log.
 #[derive(Debug)]
 pub enum LogError {
-    /// sled failed.
-    Storage(sled::Error),
+    /// The log's file could not be read or written.
+    Storage(std::io::Error),
     /// A stored record does not decode.
     Corrupt(String),
     /// An append did not follow the last recorded event.
@@ -160,12 +147,6 @@ impl std::fmt::Display for LogError {
 }
 
 impl std::error::Error for LogError {}
-
-impl From<sled::Error> for LogError {
-    fn from(e: sled::Error) -> Self {
-        LogError::Storage(e)
-    }
-}
 
 /// Where negotiations' events are recorded: the seam between the application and its log.
 pub trait EventStore: Send + Sync + 'static {
@@ -208,44 +189,105 @@ pub fn encode(events: &[Event]) -> Vec<Vec<u8>> {
     events.iter().map(json).collect()
 }
 
-/// The event log in sled.
+/// The event log in a file of its own, `events.log` in its directory, only ever appended to.
 ///
-/// After an append fails with an I/O error (a full disk) sled refuses every later write until
-/// it is reopened, and its memory may hold the failed events: the log reopens itself before
-/// the append is answered (an append its files hold after all is answered as done), and
-/// refuses appends at once until a probe write succeeds ([`EventLog::probe`]). It keeps a
-/// reserve and refuses appends below a low watermark as the data store does
-/// ([`tradepact_store::reserve`]).
+/// Each creation or append is one record, written at the end of the file and synced
+/// (`fdatasync`) before it is acknowledged:
+///
+/// ```text
+/// [body length u32 LE] [crc32c of the body u32 LE] body
+/// body: [kind u8: C creation, A append, P probe] [id u64 LE] [first event number u64 LE]
+///       [count u32 LE] (C only: [length u32 LE] metadata JSON) count × ([length u32 LE] event JSON)
+/// ```
+///
+/// In memory the log keeps where each negotiation's metadata and events are in the file
+/// (16 bytes an event), never the records: what it wrote stays in the kernel's page cache,
+/// not in the process, so the registry's memory budget bounds the service's memory. (The log
+/// was a sled tree until 2026-12; sled keeps what it wrote during a session in memory whatever
+/// its cache size — 200 creations of 1 MiB: 212 MB resident, docs/benchmarks.md — and a
+/// failed write of a large value could leave its handles unable to drop.)
+///
+/// - **A failed write is never read.** On an I/O error (a full disk) the bytes written past
+///   the last acknowledged record are cut off the file (`set_len`, synced) before the call is
+///   answered; appends are then refused until a probe record can be written and synced
+///   ([`EventLog::probe`]). If even the cut fails, the record's header is overwritten with
+///   zeros, and the cut is retried before anything else is written.
+/// - **A crash loses nothing acknowledged.** It can leave only the last record torn (every
+///   record is synced before the next is written): opening cuts a last record that is short,
+///   does not check, or is followed by nothing but zeros. A record that does not check
+///   anywhere else is damage: the log does not open (DATA_LOSS naming its offset).
+/// - **Reserve and low watermark** as the data store ([`tradepact_store::reserve`]).
+/// - **One process at a time**: it holds a lock on `events.lock` while open.
+/// - **The sled log of earlier versions** found in the directory is copied into `events.log`
+///   at the first open (into a temporary file, synced, then renamed), and sled's files are
+///   moved to `sled-log-before-migration/`, which may be deleted once the copy is checked.
 pub struct EventLog {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
     /// Bytes of the reserve file kept in `dir` (0: none).
     reserve: u64,
-    /// sled's handles; `None` while the log cannot be reopened.
-    open: std::sync::RwLock<Option<Arc<Handles>>>,
+    /// The file's end and the index (appends take it in turn).
+    tail: Mutex<Tail>,
+    /// The file, for reads by offset (which need no lock).
+    reader: File,
     /// Whether appends are refused since one failed with an I/O error or the disk filled.
-    failing: std::sync::atomic::AtomicBool,
+    failing: AtomicBool,
     /// The highest id handed out.
-    last_id: std::sync::atomic::AtomicU64,
-    /// Reopenings so far (the current opening's generation).
-    reopenings: std::sync::atomic::AtomicU64,
+    last_id: AtomicU64,
+    /// Held while the log is open (unlocked as it drops).
+    _lock: File,
 }
 
-/// The sled handles of one opening of the log.
-struct Handles {
-    /// Which opening (one more at each reopening).
-    generation: u64,
-    db: sled::Db,
-    tree: sled::Tree,
+/// The writing end of the log and where each negotiation is in it.
+struct Tail {
+    file: File,
+    /// Bytes of the file that hold acknowledged records.
+    end: u64,
+    /// Whether bytes of a failed write may lie past `end` (cutting them off failed too).
+    cut_pending: bool,
+    index: BTreeMap<u64, Indexed>,
 }
 
-/// Bytes of sled's page cache for the event log.
-const LOG_CACHE_BYTES: u64 = 16 << 20;
+/// Where a negotiation's metadata and events are in the file.
+struct Indexed {
+    meta: Span,
+    events: Vec<Span>,
+}
 
-/// How long a reopening waits for reads in progress to let the old files go.
-const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bytes `len` at offset `at` of the file.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    at: u64,
+    len: u32,
+}
+
+/// The log's file in its directory.
+pub const LOG_FILE: &str = "events.log";
+/// The file locked while the log is open.
+const LOCK_FILE: &str = "events.lock";
+/// The copy of a sled log being made (renamed to [`LOG_FILE`] when whole).
+const MIGRATING_FILE: &str = "events.log.migrating";
+/// Where sled's files go once copied.
+const SLED_ASIDE: &str = "sled-log-before-migration";
+/// A record's length and checksum.
+const HEADER: usize = 8;
+/// The largest record body (a longer length in a header is damage).
+const MAX_RECORD: usize = 1 << 30;
+/// Bytes of sled's page cache while a sled log is copied.
+const SLED_CACHE_BYTES: u64 = 16 << 20;
+
+const CREATE: u8 = b'C';
+const APPEND: u8 = b'A';
+const PROBE: u8 = b'P';
 
 fn io(e: std::io::Error) -> LogError {
-    LogError::Storage(sled::Error::Io(e))
+    LogError::Storage(e)
+}
+
+fn sled_error(e: sled::Error) -> LogError {
+    match e {
+        sled::Error::Io(e) => LogError::Storage(e),
+        other => LogError::Corrupt(format!("the sled log being migrated: {other}")),
+    }
 }
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -257,88 +299,306 @@ pub fn stored_size(meta: Option<&Meta>, events: &[Event]) -> usize {
     meta.map_or(0, |m| json(m).len()) + events.iter().map(|e| json(e).len()).sum::<usize>()
 }
 
+/// A record: `kind`, negotiation `id`, its events from number `first`, the metadata of a
+/// creation. `TooLarge` past [`MAX_RECORD`].
+fn record(
+    kind: u8,
+    id: u64,
+    first: u64,
+    meta: Option<&[u8]>,
+    events: &[impl AsRef<[u8]>],
+) -> Result<Vec<u8>, LogError> {
+    let body = 1
+        + 8
+        + 8
+        + 4
+        + meta.map_or(0, |m| 4 + m.len())
+        + events.iter().map(|e| 4 + e.as_ref().len()).sum::<usize>();
+    if body > MAX_RECORD {
+        return Err(LogError::TooLarge(format!(
+            "{body} bytes in one record of the event log, more than {MAX_RECORD}"
+        )));
+    }
+    let mut out = Vec::with_capacity(HEADER + body);
+    out.extend_from_slice(&[0; HEADER]);
+    out.push(kind);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&first.to_le_bytes());
+    out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+    for part in meta.into_iter().chain(events.iter().map(AsRef::as_ref)) {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    let crc = crc32c::crc32c(&out[HEADER..]);
+    out[..4].copy_from_slice(&(body as u32).to_le_bytes());
+    out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// A record's body as read: what it records and where its parts are in the file.
+struct Parsed {
+    kind: u8,
+    id: u64,
+    first: u64,
+    meta: Option<Span>,
+    events: Vec<Span>,
+}
+
+/// Bytes `n` of `body` at `*pos`, moving past them.
+fn take<'a>(body: &'a [u8], pos: &mut usize, n: usize) -> Option<&'a [u8]> {
+    let part = body.get(*pos..pos.checked_add(n)?)?;
+    *pos += n;
+    Some(part)
+}
+
+fn take_u32(body: &[u8], pos: &mut usize) -> Option<u32> {
+    Some(u32::from_le_bytes(take(body, pos, 4)?.try_into().ok()?))
+}
+
+fn take_u64(body: &[u8], pos: &mut usize) -> Option<u64> {
+    Some(u64::from_le_bytes(take(body, pos, 8)?.try_into().ok()?))
+}
+
+/// A length-prefixed part of `body` at `*pos` (`body` starts at byte `at` of the file).
+fn take_part(body: &[u8], pos: &mut usize, at: u64) -> Option<Span> {
+    let len = take_u32(body, pos)?;
+    let start = *pos;
+    take(body, pos, len as usize)?;
+    Some(Span {
+        at: at + start as u64,
+        len,
+    })
+}
+
+/// Parses `body`, which starts at byte `at` of the file; `None` if it is malformed.
+fn parse(body: &[u8], at: u64) -> Option<Parsed> {
+    let mut pos = 0;
+    let kind = take(body, &mut pos, 1)?[0];
+    let id = take_u64(body, &mut pos)?;
+    let first = take_u64(body, &mut pos)?;
+    let count = take_u32(body, &mut pos)?;
+    let meta = match kind {
+        CREATE => Some(take_part(body, &mut pos, at)?),
+        APPEND | PROBE => None,
+        _ => return None,
+    };
+    let events = (0..count)
+        .map(|_| take_part(body, &mut pos, at))
+        .collect::<Option<Vec<_>>>()?;
+    (pos == body.len()).then_some(Parsed {
+        kind,
+        id,
+        first,
+        meta,
+        events,
+    })
+}
+
+/// Why `record` cannot follow what `index` holds (a creation of a recorded id, an append
+/// that does not follow its negotiation's last event), if it cannot.
+fn refusal(index: &BTreeMap<u64, Indexed>, record: &Parsed) -> Option<String> {
+    match (record.kind, index.get(&record.id)) {
+        (CREATE, Some(_)) => Some(format!("{} is recorded already", public_id(record.id))),
+        (CREATE, None) if record.first != 0 => Some(format!(
+            "the creation of {} starts at event {}",
+            public_id(record.id),
+            record.first
+        )),
+        (APPEND, None) => Some(format!("no negotiation {}", public_id(record.id))),
+        (APPEND, Some(n)) if n.events.len() as u64 != record.first => Some(format!(
+            "event {} of {} does not follow the last recorded one",
+            record.first,
+            public_id(record.id)
+        )),
+        _ => None,
+    }
+}
+
+/// Adds `record` (admitted by [`refusal`]) to `index`.
+fn apply(index: &mut BTreeMap<u64, Indexed>, record: Parsed) {
+    match (record.kind, record.meta) {
+        (CREATE, Some(meta)) => {
+            index.insert(
+                record.id,
+                Indexed {
+                    meta,
+                    events: record.events,
+                },
+            );
+        }
+        (APPEND, _) => {
+            if let Some(n) = index.get_mut(&record.id) {
+                n.events.extend(record.events);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What opening found in the file: the end of its last whole record, and the index.
+struct Scanned {
+    end: u64,
+    index: BTreeMap<u64, Indexed>,
+}
+
+/// Reads every record of `file` (at `path`), checking each. A last record that is torn (by a
+/// crash) ends the log at the record before it; damage anywhere else is `Corrupt`.
+fn scan(file: &File, path: &Path) -> Result<Scanned, LogError> {
+    let len = file.metadata().map_err(io)?.len();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (mut at, mut index, mut body) = (0u64, BTreeMap::new(), Vec::new());
+    let damaged = |at: u64, what: &str| {
+        LogError::Corrupt(format!(
+            "{what} at byte {at} of {} (the log is damaged: restore it from a copy)",
+            path.display()
+        ))
+    };
+    while at < len {
+        let mut header = [0u8; HEADER];
+        if len - at < HEADER as u64 {
+            break;
+        }
+        reader.read_exact(&mut header).map_err(io)?;
+        let size = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let end = at + (HEADER + size) as u64;
+        if size == 0 || size > MAX_RECORD || end > len {
+            break;
+        }
+        body.resize(size, 0);
+        reader.read_exact(&mut body).map_err(io)?;
+        if crc32c::crc32c(&body) != crc {
+            if end == len {
+                // The last record, torn (its length written, not all its bytes).
+                break;
+            }
+            return Err(damaged(at, "a record that does not check"));
+        }
+        let parsed = parse(&body, at + HEADER as u64)
+            .ok_or_else(|| damaged(at, "a record that does not parse"))?;
+        if let Some(why) = refusal(&index, &parsed) {
+            return Err(damaged(at, &why));
+        }
+        apply(&mut index, parsed);
+        at = end;
+    }
+    if at < len && !zeros(file, at, len).map_err(io)? {
+        // What follows the last whole record is a torn record only if it is the last one: a
+        // length past the end of the file, or nothing but zeros (a file extended by a crash).
+        let mut header = [0u8; 4];
+        let size = match file.read_exact_at(&mut header, at) {
+            Ok(()) => u32::from_le_bytes(header) as u64,
+            Err(_) => 0,
+        };
+        if len - at >= HEADER as u64 && at + HEADER as u64 + size <= len {
+            return Err(damaged(at, "a record that does not check"));
+        }
+    }
+    Ok(Scanned { end: at, index })
+}
+
+/// Whether bytes `from..to` of `file` are all zero.
+fn zeros(file: &File, from: u64, to: u64) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let n = buf.len().min((to - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Syncs directory `dir` (a file created or renamed in it).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 impl EventLog {
     /// Opens (or creates) the log in `dir`, without a reserve.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {
         EventLog::open_with(dir, 0)
     }
 
-    /// Opens (or creates) the log in `dir`, keeping a reserve of `reserve` bytes there. On a
-    /// full disk it opens on the reserve's space and refuses appends until there is room.
+    /// Opens (or creates) the log in `dir`, keeping a reserve of `reserve` bytes there (on a
+    /// full disk it opens, and refuses appends until there is room). A sled log of an earlier
+    /// version is migrated first.
     pub fn open_with(dir: &Path, reserve: u64) -> Result<EventLog, LogError> {
-        let (db, tree) = match Self::open_db(dir) {
-            Err(LogError::Storage(sled::Error::Io(e)))
-                if e.kind() == std::io::ErrorKind::StorageFull
-                    && tradepact_store::reserve::release(dir) =>
-            {
-                tracing::error!(error = %e, "the disk is full: the event log opens on its reserve's space and refuses appends until there is room");
-                Self::open_db(dir)?
-            }
-            opened => opened?,
-        };
-        let last_id = match tree.scan_prefix([b'M']).next_back() {
-            Some(item) => {
-                let (key, _) = item?;
-                let bytes: [u8; 8] = key[1..]
-                    .try_into()
-                    .map_err(|_| LogError::Corrupt("a metadata key of the wrong size".into()))?;
-                u64::from_be_bytes(bytes)
-            }
-            None => 0,
-        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io)?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => io(std::io::Error::other(
+                "could not acquire lock on the event log: another process holds it",
+            )),
+            std::fs::TryLockError::Error(e) => io(e),
+        })?;
+        migrate_sled(dir)?;
+        let path = dir.join(LOG_FILE);
+        let created = !path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        if created {
+            sync_dir(dir).map_err(io)?;
+        }
+        let Scanned { end, index } = scan(&file, &path)?;
+        let len = file.metadata().map_err(io)?.len();
+        if end < len {
+            tracing::warn!(
+                bytes = len - end,
+                at = end,
+                "the event log ends with a torn record (a crash while it was written, never acknowledged): cut off"
+            );
+            file.set_len(end)
+                .and_then(|()| file.sync_all())
+                .map_err(io)?;
+        }
+        let last_id = index.keys().next_back().copied().unwrap_or(0);
         let log = EventLog {
             dir: dir.to_path_buf(),
             reserve,
-            open: std::sync::RwLock::new(Some(Arc::new(Handles {
-                generation: 0,
-                db,
-                tree,
-            }))),
+            reader: file.try_clone().map_err(io)?,
+            tail: Mutex::new(Tail {
+                file,
+                end,
+                cut_pending: false,
+                index,
+            }),
             failing: Default::default(),
-            last_id: std::sync::atomic::AtomicU64::new(last_id),
-            reopenings: Default::default(),
+            last_id: AtomicU64::new(last_id),
+            _lock: lock,
         };
         if let Err(e) = tradepact_store::reserve::hold(dir, reserve) {
             tracing::error!(error = %e, "cannot hold the event log's reserve (a full disk?): appends are refused until there is room");
-            log.failing
-                .store(true, std::sync::atomic::Ordering::Release);
+            log.failing.store(true, Ordering::Release);
         }
         Ok(log)
     }
 
-    fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
-        // The log is read at start and when an evicted negotiation is needed again: sled's
-        // page cache (1 GiB by default) would hold what the registry's budget has evicted.
-        // (sled keeps what it wrote this session in memory regardless: see docs/benchmarks.md.)
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(LOG_CACHE_BYTES)
-            .open()?;
-        let tree = db.open_tree("negotiations")?;
-        Ok((db, tree))
-    }
-
-    /// sled's handles; `Unavailable` while the log cannot be reopened.
-    fn h(&self) -> Result<Arc<Handles>, LogError> {
-        self.open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                LogError::Refused(
-                    "the event log is being reopened after a failed write (a full disk?); nothing was recorded by this call".into(),
-                )
-            })
-    }
-
     /// Whether appends are refused since one failed with an I/O error or the disk filled.
     pub fn failing(&self) -> bool {
-        self.failing.load(std::sync::atomic::Ordering::Acquire)
+        self.failing.load(Ordering::Acquire)
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn refuse_while_failing(&self) -> Result<(), LogError> {
         if let Err(low) = tradepact_store::reserve::room_to_write(&self.dir, self.reserve) {
-            if !self.failing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            if !self.failing.swap(true, Ordering::AcqRel) {
                 tracing::error!("{low}: appends to the event log are refused until there is room");
             }
         }
@@ -350,184 +610,206 @@ impl EventLog {
         }
     }
 
-    /// After `e`, an error of a write of opening `generation`: for an I/O error, marks the log
-    /// failing, gives back the reserve and reopens the log (unless another caller did since);
-    /// `e`.
-    fn failed(&self, generation: u64, e: LogError) -> LogError {
-        if !matches!(e, LogError::Storage(sled::Error::Io(_))) {
-            return e;
+    /// Writes `record` at the end of the file and syncs it. On an error, marks the log failing,
+    /// gives back the reserve and cuts what was written off the file, so that nothing of it is
+    /// read; the error.
+    fn write_synced(&self, tail: &mut Tail, record: &[u8]) -> Result<(), LogError> {
+        if tail.cut_pending {
+            self.cut(tail)?;
         }
-        if !self.failing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        let written = tail
+            .file
+            .write_all_at(record, tail.end)
+            .and_then(|()| tail.file.sync_data());
+        let Err(e) = written else {
+            tail.end += record.len() as u64;
+            return Ok(());
+        };
+        if !self.failing.swap(true, Ordering::AcqRel) {
             tracing::error!(error = %e, "an event log write failed: appends are refused until one succeeds again");
         }
-        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
-        if open.as_ref().is_none_or(|h| h.generation == generation) {
-            tradepact_store::reserve::release(&self.dir);
-            if let Err(again) = self.reopen(&mut open) {
-                tracing::error!(error = %again, "the event log could not be reopened; it is retried");
-            }
+        tradepact_store::reserve::release(&self.dir);
+        if let Err(again) = self.cut(tail) {
+            tracing::error!(error = %again, "the failed write could not be cut off the event log yet; retried before the next write");
         }
-        e
+        Err(io(e))
     }
 
-    /// Drops sled's handles in `open` and opens the log's files again (the next opening),
-    /// waiting up to 10 s for reads in progress to let the old ones go.
-    fn reopen(&self, open: &mut Option<Arc<Handles>>) -> Result<(), LogError> {
-        // Dropped apart: sled flushes as its handles drop, and after some failures (a value
-        // written to a blob file of its own) that flush never returns.
-        let old = open.take();
-        std::thread::spawn(move || drop(old));
-        let started = std::time::Instant::now();
-        let (db, tree) = loop {
-            match Self::open_db(&self.dir) {
-                Ok(opened) => break opened,
-                Err(LogError::Storage(sled::Error::Io(e)))
-                    if e.to_string().contains("could not acquire lock")
-                        && started.elapsed() < REOPEN_WAIT =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
+    /// Cuts the file back to its last acknowledged record; if that fails, zeroes the header
+    /// after it (so that no later opening reads what follows) and leaves the cut pending.
+    fn cut(&self, tail: &mut Tail) -> Result<(), LogError> {
+        let cut = tail
+            .file
+            .set_len(tail.end)
+            .and_then(|()| tail.file.sync_all());
+        match cut {
+            Ok(()) => {
+                tail.cut_pending = false;
+                Ok(())
             }
-        };
-        let generation = self
-            .reopenings
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-            + 1;
-        *open = Some(Arc::new(Handles {
-            generation,
-            db,
-            tree,
-        }));
-        tracing::warn!(
-            generation,
-            "event log reopened after a failed write: it holds what its files hold"
-        );
+            Err(e) => {
+                tail.cut_pending = true;
+                let _ = tail
+                    .file
+                    .write_all_at(&[0; HEADER], tail.end)
+                    .and_then(|()| tail.file.sync_data());
+                Err(io(e))
+            }
+        }
+    }
+
+    /// Records `record` (encoded by [`record`]) unless it conflicts with what the log holds.
+    fn append_record(&self, record: Vec<u8>) -> Result<(), LogError> {
+        self.refuse_while_failing()?;
+        let mut tail = self.tail();
+        let at = tail.end + HEADER as u64;
+        let parsed = parse(&record[HEADER..], at).expect("a record this log encoded parses");
+        if let Some(why) = refusal(&tail.index, &parsed) {
+            return Err(LogError::Conflict(why));
+        }
+        self.write_synced(&mut tail, &record)?;
+        apply(&mut tail.index, parsed);
         Ok(())
     }
 
-    /// Applies `write` to the log and flushes it; on an I/O error the log is reopened, and
-    /// the write counts as done when `kept` finds it in the files.
-    fn durably(
-        &self,
-        write: impl FnOnce(&sled::Tree) -> Result<(), LogError>,
-        kept: impl FnOnce(&sled::Tree) -> bool,
-    ) -> Result<(), LogError> {
-        self.refuse_while_failing()?;
-        let h = self.h()?;
-        let written = write(&h.tree).and_then(|()| Ok(h.db.flush().map(|_| ())?));
-        let Err(e) = written else { return Ok(()) };
-        let generation = h.generation;
-        drop(h);
-        let e = self.failed(generation, e);
-        match self.h() {
-            Ok(h) if h.generation != generation && kept(&h.tree) => Ok(()),
-            _ => Err(e),
-        }
-    }
-
-    /// Takes the reserve again and, with room beyond it, reopens the log if it is closed and
-    /// tries a write (a probe key) and its flush; on success appends are taken again.
+    /// Takes the reserve again and, with room beyond it, writes a probe record and syncs it;
+    /// on success appends are taken again.
     pub fn probe(&self) -> Result<(), LogError> {
         tradepact_store::reserve::hold(&self.dir, self.reserve).map_err(io)?;
         tradepact_store::reserve::room_to_resume(&self.dir, self.reserve)
             .map_err(LogError::Refused)?;
-        let h = match self.h() {
-            Ok(h) => h,
-            Err(_) => {
-                let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
-                if open.is_none() {
-                    self.reopen(&mut open)?;
+        let probe = record(PROBE, 0, 0, None, &[] as &[&[u8]])?;
+        self.write_synced(&mut self.tail(), &probe)?;
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("an event log write succeeded again: appends are taken");
+        }
+        Ok(())
+    }
+
+    /// What `span` of the file holds for negotiation `id`, decoded.
+    fn decode<T: serde::de::DeserializeOwned>(&self, id: u64, span: Span) -> Result<T, LogError> {
+        serde_json::from_slice(&self.read(span)?)
+            .map_err(|e| LogError::Corrupt(format!("{} at byte {}: {e}", public_id(id), span.at)))
+    }
+
+    /// Bytes at `span` of the file.
+    fn read(&self, span: Span) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; span.len as usize];
+        self.reader.read_exact_at(&mut buf, span.at).map_err(io)?;
+        Ok(buf)
+    }
+}
+
+/// Copies the sled log of an earlier version in `dir`, if there is one, into [`LOG_FILE`] (one
+/// creation record per negotiation, its events included), then moves sled's files aside.
+fn migrate_sled(dir: &Path) -> Result<(), LogError> {
+    let is_sled = |name: &str| matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.");
+    if !dir.join("conf").exists() || !dir.join("db").exists() {
+        return Ok(());
+    }
+    if !dir.join(LOG_FILE).exists() {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .map_err(sled_error)?;
+        if !db.tree_names().iter().any(|n| &n[..] == b"negotiations") {
+            return Err(LogError::Corrupt(format!(
+                "{} holds a sled database without the event log's tree (another program's store?): left as it is",
+                dir.display()
+            )));
+        }
+        let tree = db.open_tree("negotiations").map_err(sled_error)?;
+        let copy = dir.join(MIGRATING_FILE);
+        let mut out = std::io::BufWriter::new(File::create(&copy).map_err(io)?);
+        let mut copied = 0u64;
+        for item in tree.scan_prefix([b'M']) {
+            let (key, meta) = item.map_err(sled_error)?;
+            let id = key
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| LogError::Corrupt("a metadata key of the wrong size".into()))?;
+            let mut prefix = vec![b'E'];
+            prefix.extend_from_slice(&id.to_be_bytes());
+            let mut events = Vec::new();
+            for item in tree.scan_prefix(&prefix) {
+                let (key, event) = item.map_err(sled_error)?;
+                let n = key
+                    .get(9..17)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes);
+                if n != Some(events.len() as u64) {
+                    return Err(LogError::Corrupt(format!(
+                        "the sled log's events of {} are not numbered 0, 1, …",
+                        public_id(id)
+                    )));
                 }
-                drop(open);
-                self.h()?
+                events.push(event);
             }
-        };
-        let tried = h
-            .tree
-            .insert(b"P", &[][..])
-            .and_then(|_| h.db.flush())
-            .map_err(LogError::from);
-        match tried {
-            Ok(_) => {
-                if self
-                    .failing
-                    .swap(false, std::sync::atomic::Ordering::AcqRel)
-                {
-                    tracing::info!("an event log write succeeded again: appends are taken");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let generation = h.generation;
-                drop(h);
-                Err(self.failed(generation, e))
-            }
+            out.write_all(&record(CREATE, id, 0, Some(&meta), &events)?)
+                .map_err(io)?;
+            copied += 1;
+        }
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(tree);
+        drop(db);
+        std::fs::rename(&copy, dir.join(LOG_FILE)).map_err(io)?;
+        sync_dir(dir).map_err(io)?;
+        tracing::info!(
+            negotiations = copied,
+            "the sled event log of an earlier version was copied into {LOG_FILE}"
+        );
+    }
+    let aside = dir.join(SLED_ASIDE);
+    std::fs::create_dir_all(&aside).map_err(io)?;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_sled) {
+            std::fs::rename(entry.path(), aside.join(&name)).map_err(io)?;
         }
     }
+    sync_dir(dir).map_err(io)?;
+    tracing::warn!(
+        "sled's files of the old event log were moved to {}: delete it once the migrated log is checked",
+        aside.display()
+    );
+    Ok(())
 }
 
 impl EventStore for EventLog {
     /// The ids of every negotiation, in order.
     fn ids(&self) -> Result<Vec<u64>, LogError> {
-        self.h()?
-            .tree
-            .scan_prefix([b'M'])
-            .keys()
-            .map(|k| {
-                let k = k?;
-                let bytes: [u8; 8] = k[1..]
-                    .try_into()
-                    .map_err(|_| LogError::Corrupt("a metadata key of the wrong size".into()))?;
-                Ok(u64::from_be_bytes(bytes))
-            })
-            .collect()
+        Ok(self.tail().index.keys().copied().collect())
     }
 
     /// One negotiation's metadata and events, and the bytes they take in the log.
     fn load_one(&self, id: u64) -> Result<(Meta, Vec<Event>, usize), LogError> {
-        let h = self.h()?;
-        let meta = h.tree.get(meta_key(id))?.ok_or(LogError::Missing(id))?;
-        let mut bytes = meta.len();
-        let meta: Meta =
-            serde_json::from_slice(&meta).map_err(|e| LogError::Corrupt(e.to_string()))?;
-        let mut events = Vec::new();
-        let mut prefix = vec![b'E'];
-        prefix.extend_from_slice(&id.to_be_bytes());
-        for item in h.tree.scan_prefix(&prefix) {
-            let (_, v) = item?;
-            bytes += v.len();
-            events.push(serde_json::from_slice(&v).map_err(|e| LogError::Corrupt(e.to_string()))?);
-        }
+        let (meta, spans) = {
+            let tail = self.tail();
+            let n = tail.index.get(&id).ok_or(LogError::Missing(id))?;
+            (n.meta, n.events.clone())
+        };
+        let bytes = meta.len as usize + spans.iter().map(|s| s.len as usize).sum::<usize>();
+        let meta = self.decode(id, meta)?;
+        let events = spans
+            .into_iter()
+            .map(|span| self.decode(id, span))
+            .collect::<Result<_, _>>()?;
         Ok((meta, events, bytes))
     }
 
     /// A fresh numeric id: one more than the last.
     fn next_id(&self) -> Result<u64, LogError> {
-        Ok(self
-            .last_id
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-            + 1)
+        Ok(self.last_id.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
     /// Records a new negotiation (metadata and first events) atomically and durably.
     fn create(&self, meta: &Meta, events: &[Event], _: Deadline) -> Result<(), LogError> {
-        let mut batch = sled::Batch::default();
-        let meta_json = json(meta);
-        batch.insert(&meta_key(meta.id)[..], meta_json.as_slice());
-        for (n, e) in events.iter().enumerate() {
-            batch.insert(&event_key(meta.id, n as u64)[..], json(e));
-        }
-        let last = event_key(meta.id, events.len().saturating_sub(1) as u64);
-        self.durably(
-            |tree| Ok(tree.apply_batch(batch)?),
-            // The batch is atomic: its metadata and last event tell.
-            |tree| {
-                let stored = tree.get(meta_key(meta.id)).ok().flatten();
-                stored.as_deref() == Some(meta_json.as_slice())
-                    && (events.is_empty() || tree.get(last).ok().flatten().is_some())
-            },
-        )
+        let record = record(CREATE, meta.id, 0, Some(&json(meta)), &encode(events))?;
+        self.append_record(record)
     }
 
     fn append(
@@ -537,39 +819,7 @@ impl EventStore for EventLog {
         encoded: Vec<Vec<u8>>,
         _: Deadline,
     ) -> Result<(), LogError> {
-        let keys: Vec<[u8; 17]> = (0..encoded.len() as u64)
-            .map(|i| event_key(id, first + i))
-            .collect();
-        let write = |tree: &sled::Tree| {
-            let outcome = tree.transaction(|tx| {
-                let follows = first == 0 || tx.get(event_key(id, first - 1))?.is_some();
-                if !follows || tx.get(event_key(id, first))?.is_some() {
-                    return sled::transaction::abort(format!(
-                        "event {first} of {} does not follow the last recorded one",
-                        public_id(id)
-                    ));
-                }
-                for (key, e) in keys.iter().zip(&encoded) {
-                    tx.insert(&key[..], &e[..])?;
-                }
-                Ok(())
-            });
-            match outcome {
-                Ok(()) => Ok(()),
-                Err(sled::transaction::TransactionError::Abort(why)) => {
-                    Err(LogError::Conflict(why))
-                }
-                Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
-            }
-        };
-        // The transaction is atomic: its last event tells.
-        let kept = |tree: &sled::Tree| match (keys.last(), encoded.last()) {
-            (Some(key), Some(event)) => {
-                tree.get(key).ok().flatten().as_deref() == Some(event.as_slice())
-            }
-            _ => true,
-        };
-        self.durably(write, kept)
+        self.append_record(record(APPEND, id, first, None, &encoded)?)
     }
 
     fn flush(&self) -> Result<(), LogError> {
@@ -577,8 +827,7 @@ impl EventStore for EventLog {
             // Appends were refused since the last one failed: nothing unwritten is owed.
             return Ok(());
         }
-        self.h()?.db.flush()?;
-        Ok(())
+        self.tail().file.sync_all().map_err(io)
     }
 }
 #[cfg(test)]
@@ -594,6 +843,41 @@ mod tests {
         }
     }
 
+    /// `n` events that differ.
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| match i % 2 {
+                0 => Event::DeadlineReached,
+                _ => Event::OfferRejected {
+                    party: format!("p{i}"),
+                    offer: i as u32,
+                },
+            })
+            .collect()
+    }
+
+    /// Every negotiation in `log`: id, metadata, events.
+    fn contents(log: &EventLog) -> Vec<(u64, Meta, Vec<Event>)> {
+        log.ids()
+            .unwrap()
+            .into_iter()
+            .map(|id| {
+                let (meta, events, _) = log.load_one(id).unwrap();
+                (id, meta, events)
+            })
+            .collect()
+    }
+
+    /// Three negotiations with 2, 0 and 5 events (the last in three appends).
+    fn fill(log: &EventLog) {
+        for (id, first) in [(1, 2), (2, 0), (3, 1)] {
+            assert_eq!(log.next_id().unwrap(), id);
+            log.create(&meta(id), &events(first), None).unwrap();
+        }
+        log.append(3, 1, encode(&events(3)[1..]), None).unwrap();
+        log.append(3, 3, encode(&events(5)[3..]), None).unwrap();
+    }
+
     #[test]
     fn ids_are_dense_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
@@ -604,18 +888,176 @@ mod tests {
                 assert_eq!(id, want);
                 log.create(&meta(id), &[], None).unwrap();
             }
-            // Handed out, never recorded (a crash before the flush): given out again.
+            // Handed out, never recorded (a crash before the sync): given out again.
             assert_eq!(log.next_id().unwrap(), 4);
         }
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.next_id().unwrap(), 4);
+    }
+
+    #[test]
+    fn what_is_appended_reads_back_the_same_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        fill(&log);
+        let before = contents(&log);
+        assert_eq!(before.len(), 3);
+        assert_eq!(before[2].2, events(5));
+        let (_, _, bytes) = log.load_one(3).unwrap();
+        assert_eq!(bytes, stored_size(Some(&meta(3)), &events(5)));
+        drop(log);
+        assert_eq!(contents(&EventLog::open(dir.path()).unwrap()), before);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_the_log_while_it_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        let Err(again) = EventLog::open(dir.path()) else {
+            panic!("opened twice")
+        };
+        assert!(again.to_string().contains("lock"), "{again}");
+        drop(log);
+        EventLog::open(dir.path()).unwrap();
+    }
+
+    /// A crash while the last record was written leaves part of it: every cut of the last
+    /// record (and a file extended with zeros) opens as the log before it, and takes appends.
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_nothing_before_it_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        fill(&log);
+        let before = contents(&log);
+        drop(log);
+        let path = dir.path().join(LOG_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        let extra = record(APPEND, 3, 5, None, &encode(&events(7)[5..])).unwrap();
+        let torn_ways: Vec<Vec<u8>> = (1..extra.len())
+            .map(|n| extra[..n].to_vec())
+            .chain([vec![0; 4096]])
+            .collect();
+        for torn in torn_ways {
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&torn);
+            std::fs::write(&path, &bytes).unwrap();
+            let log = EventLog::open(dir.path()).unwrap();
+            assert_eq!(contents(&log), before, "{} torn bytes", torn.len());
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), whole.len() as u64);
+            log.append(3, 5, encode(&events(6)[5..]), None).unwrap();
+            drop(log);
+            std::fs::write(&path, &whole).unwrap();
+        }
+    }
+
+    /// A flipped byte anywhere but in the last record is damage: the log does not open, and
+    /// says where.
+    #[test]
+    fn damage_before_the_last_record_keeps_the_log_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        fill(&log);
+        drop(log);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER + 3] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let Err(e) = EventLog::open(dir.path()) else {
+            panic!("a damaged log opened")
+        };
+        assert!(matches!(e, LogError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("at byte 0 of"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing is cut");
+    }
+
+    #[test]
+    fn appends_that_do_not_follow_are_conflicts_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        fill(&log);
+        let len = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        for (id, first) in [(3, 4), (3, 6), (9, 0)] {
+            let e = log.append(id, first, encode(&events(1)), None).unwrap_err();
+            assert!(matches!(e, LogError::Conflict(_)), "{e}");
+        }
+        let e = log.create(&meta(2), &[], None).unwrap_err();
+        assert!(matches!(e, LogError::Conflict(_)), "{e}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            len
+        );
+    }
+
+    /// The sled log of earlier versions (its keys as they were written: `M` + id → metadata,
+    /// `E` + id + number → event) is copied at the first open; sled's files are moved aside.
+    #[test]
+    fn a_sled_log_of_an_earlier_version_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let written: Vec<(u64, Meta, Vec<Event>)> = [(1, 3), (2, 0), (4, 6)] // id 3 was handed out and never recorded
+            .into_iter()
+            .map(|(id, n)| (id, meta(id), events(n)))
+            .collect();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("negotiations").unwrap();
+            for (id, meta, events) in &written {
+                let mut key = vec![b'M'];
+                key.extend_from_slice(&id.to_be_bytes());
+                tree.insert(key, json(meta)).unwrap();
+                for (n, event) in events.iter().enumerate() {
+                    let mut key = vec![b'E'];
+                    key.extend_from_slice(&id.to_be_bytes());
+                    key.extend_from_slice(&(n as u64).to_be_bytes());
+                    tree.insert(key, json(event)).unwrap();
+                }
+            }
+            tree.insert(b"P", &[][..]).unwrap();
+            db.flush().unwrap();
+        }
         let log = (0..100)
-            .find_map(|_| {
-                EventLog::open(dir.path()).ok().or_else(|| {
-                    // sled releases its lock a moment after the last handle is dropped.
+            .find_map(|_| match EventLog::open(dir.path()) {
+                Ok(log) => Some(log),
+                // sled releases its lock a moment after its last handle is dropped.
+                Err(e) if e.to_string().contains("lock") => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     None
-                })
+                }
+                Err(e) => panic!("{e}"),
             })
-            .expect("reopen");
-        assert_eq!(log.next_id().unwrap(), 4);
+            .expect("migrated");
+        assert_eq!(contents(&log), written);
+        assert_eq!(log.next_id().unwrap(), 5);
+        assert!(!dir.path().join("db").exists(), "sled's files are moved");
+        assert!(dir.path().join(SLED_ASIDE).join("db").exists());
+        log.append(4, 6, encode(&events(7)[6..]), None).unwrap();
+        drop(log);
+        let log = EventLog::open(dir.path()).unwrap();
+        assert_eq!(log.load_one(4).unwrap().1, events(7));
+    }
+
+    /// A directory holding another sled database (the data store's) is left as it is.
+    #[test]
+    fn another_sled_database_is_not_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("series").unwrap().insert(b"k", b"v").unwrap();
+            db.flush().unwrap();
+        }
+        let e = loop {
+            match EventLog::open(dir.path()) {
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => break e,
+                Ok(_) => panic!("opened over a data store"),
+            }
+        };
+        assert!(
+            e.to_string().contains("without the event log's tree"),
+            "{e}"
+        );
+        assert!(dir.path().join("db").exists());
+        assert!(!dir.path().join(LOG_FILE).exists());
     }
 }

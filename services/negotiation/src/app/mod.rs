@@ -155,7 +155,7 @@ pub fn log_failure(e: LogError) -> Failure {
         LogError::Conflict(why) => Failure::Aborted(format!(
             "{why}: the negotiation changed meanwhile; read it again and retry"
         )),
-        LogError::Storage(sled::Error::Io(io)) => {
+        LogError::Storage(io) => {
             tracing::error!(error = %io, "event log I/O error");
             Failure::Unavailable("the event log is unavailable (I/O error logged on the server); nothing was recorded".to_owned())
         }
