@@ -33,6 +33,17 @@ fn created(issues: usize, options: usize) -> (Event, Meta) {
     (event, meta)
 }
 
+/// An allocation counts what it takes from the allocator (glibc: at least a 32-byte chunk), not
+/// what was asked for: a negotiation of many short labels is mostly such chunks.
+#[test]
+fn a_short_string_counts_its_chunk() {
+    let short = "abcde".to_owned();
+    assert_eq!(tradepact_rpc::alloc::heap_bytes_of(&short), Some(32));
+    let long = "x".repeat(1000);
+    let counted = tradepact_rpc::alloc::heap_bytes_of(&long).unwrap();
+    assert!((1008..=1032).contains(&counted), "{counted}");
+}
+
 #[test]
 fn an_entry_counts_the_heap_bytes_it_holds() {
     assert!(tradepact_rpc::alloc::counting());
