@@ -3,7 +3,9 @@
 //!
 //! A call takes its slot when its first message has arrived (or its request stream ended
 //! empty), not when its headers do: a client that opens streams and sends nothing, or two
-//! bytes, holds no slot, and is ended with `DEADLINE_EXCEEDED` once `first_message` passes.
+//! bytes, holds no slot, and is ended with `DEADLINE_EXCEEDED` once `first_message` passes
+//! from when the server first asks for the body (a layer that waits before the handler reads
+//! it — a cluster node catching up to a read's sequence — does not count against the client).
 //! Past the limits a call is refused at once with `RESOURCE_EXHAUSTED` rather than queued, so
 //! an overloaded server answers fast instead of hanging or growing memory; shed calls are
 //! counted and logged. The slot is held until the handler has answered (a streaming call:
@@ -96,6 +98,8 @@ struct Ticket {
     principal: Option<Arc<Principal>>,
     held: Mutex<Option<Held>>,
     admitted: Notify,
+    /// Told when the server first asks for the request body (the first message's clock).
+    asked: Notify,
 }
 
 /// What an admitted call holds until it has answered.
@@ -183,6 +187,7 @@ where
             principal: request.extensions().get::<Arc<Principal>>().cloned(),
             held: Mutex::new(None),
             admitted: Notify::new(),
+            asked: Notify::new(),
         });
         let request = request.map(|body| {
             Body::new(FirstMessage {
@@ -199,7 +204,10 @@ where
             let admitted = tokio::select! {
                 response = &mut call => Some(response),
                 () = ticket.admitted.notified() => None,
-                () = tokio::time::sleep(first_message) => {
+                () = async {
+                    ticket.asked.notified().await;
+                    tokio::time::sleep(first_message).await
+                } => {
                     tracing::warn!(?first_message, "ending a call whose first message did not arrive in time");
                     Some(Ok(Status::deadline_exceeded(format!(
                         "the request's first message did not arrive within {} s (--first-message-timeout-secs)",
@@ -284,6 +292,10 @@ impl HttpBody for FirstMessage {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let (Some(ticket), Need::Header(5)) = (&self.ticket, &self.need) {
+            // Stored as a permit when nobody waits yet; asking again changes nothing.
+            ticket.asked.notify_one();
+        }
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(frame) => frame,

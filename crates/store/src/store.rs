@@ -560,8 +560,10 @@ impl Store {
         self.failing.load(Ordering::Acquire)
     }
 
-    /// `Unavailable` while the store is failing: a write refused before it touches anything.
-    fn refuse_while_failing(&self) -> Result<()> {
+    /// `Unavailable` while the store is failing (or below its low watermark): a write refused
+    /// before it touches anything. A cluster node asks before it publishes a write it could not
+    /// apply.
+    pub fn refuse_while_failing(&self) -> Result<()> {
         if let Some((dir, options)) = &self.origin {
             if let Err(low) = crate::reserve::room_to_write(dir, options.reserve_bytes) {
                 if !self.failing.swap(true, Ordering::AcqRel) {

@@ -191,9 +191,28 @@ async fn health(server: &tradepact_tests::Process, service: &str) -> i32 {
         .status
 }
 
+/// Waits until `server`'s health for `service` is `want`, for up to `within`.
+async fn until_health(
+    server: &tradepact_tests::Process,
+    service: &str,
+    want: i32,
+    within: Duration,
+) {
+    let started = Instant::now();
+    while health(server, service).await != want {
+        assert!(
+            started.elapsed() < within,
+            "health of {service} is not {want} after {within:?}: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
 const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
 const WRITES: &str = "tradepact.data.v1.TradeDataService.writes";
+const NEGOTIATION_WRITES: &str = "tradepact.negotiation.v1.NegotiationService.writes";
 
 /// The values of `series(i)` for each `i` of `keys`, by year.
 async fn read_all(
@@ -615,21 +634,13 @@ async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
     assert_eq!(refused, 10, "12 MB did not fill");
     server.wait_for_log("the disk is nearly full", READY_TIMEOUT);
     eprintln!("{} negotiations created, then 10 refused", acked.len());
-    let started = Instant::now();
-    while health(
+    until_health(
         &server,
-        "tradepact.negotiation.v1.NegotiationService.writes",
+        NEGOTIATION_WRITES,
+        NOT_SERVING,
+        Duration::from_secs(2),
     )
-    .await
-        != NOT_SERVING
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
     acked.sort();
     assert_eq!(
         listed(&mut client).await,
@@ -693,21 +704,13 @@ async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
         "{failed:?}"
     );
     server.wait_for_log("an event log write failed", READY_TIMEOUT);
-    let started = Instant::now();
-    while health(
+    until_health(
         &server,
-        "tradepact.negotiation.v1.NegotiationService.writes",
+        NEGOTIATION_WRITES,
+        NOT_SERVING,
+        Duration::from_secs(2),
     )
-    .await
-        != NOT_SERVING
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
     assert_eq!(
         listed(&mut client).await,
         acked,
@@ -734,4 +737,97 @@ async fn a_failed_negotiation_write_is_never_read_and_writes_resume() {
     let server = start_negotiation_reserving(&log, &data.url(), "1");
     let mut client = tradepact_tests::negotiation_client(&server).await;
     assert_eq!(listed(&mut client).await, acked, "after a restart");
+}
+
+/// A cluster node whose store cannot apply the stream (its disk filled by another program)
+/// stops applying without skipping, says so in health, refuses writes through it before they
+/// are published (nothing written), serves reads of what it holds, and applies what it missed
+/// once there is room; the other node writes on throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_that_cannot_apply_catches_up_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let Some(_fs) = Tmpfs::mount(&small, "16m") else {
+        eprintln!("cannot mount a tmpfs here (needs root); the test did not run");
+        return;
+    };
+    let nats = tradepact_tests::NatsCluster::start(&dir.path().join("nats"), 1);
+    let node = |dir: &std::path::Path| {
+        tradepact_tests::start_data_replica_with(
+            &nats.urls(),
+            dir,
+            &["--nats-replicas", "1", "--store-reserve-mib", "2"],
+        )
+    };
+    let (a, b) = (node(&small.join("a")), node(&dir.path().join("b")));
+    let (mut ca, mut cb) = (data_client(&a).await, data_client(&b).await);
+    let write = |i: u32, value: f64| write_request(series_of(i), &[("2000", value)]);
+    let first = ca.write_points(write(0, 1.0)).await.unwrap().into_inner();
+    let read_at = |sequence: u64| {
+        let mut request = tonic::Request::new(pb::GetSeriesRequest {
+            key: Some(series_of(0)),
+            ..Default::default()
+        });
+        let value = sequence.to_string().parse().unwrap();
+        request
+            .metadata_mut()
+            .insert("tradepact-min-sequence", value);
+        request
+    };
+    let value = |r: tonic::Response<pb::GetSeriesResponse>| r.into_inner().values[0].value_usd;
+    assert_eq!(
+        value(cb.get_series(read_at(first.sequence)).await.unwrap()),
+        1.0
+    );
+
+    // 0.5 MiB left: below node a's low watermark (half its 2 MiB reserve).
+    fill_up(&small, "other", 512 * 1024);
+    let second = cb.write_points(write(0, 2.0)).await.unwrap().into_inner();
+    until_health(&a, WRITES, NOT_SERVING, Duration::from_secs(5)).await;
+    assert_eq!(health(&b, WRITES).await, SERVING);
+    let refused = ca.write_points(write(0, 3.0)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("nothing was written"),
+        "{refused:?}"
+    );
+    // What node a holds is read; what it has not applied is not claimed.
+    assert_eq!(
+        value(ca.get_series(read_at(first.sequence)).await.unwrap()),
+        1.0
+    );
+    let mut request = read_at(second.sequence);
+    request.set_timeout(Duration::from_secs(2));
+    let behind = ca.get_series(request).await.unwrap_err();
+    assert_eq!(behind.code(), Code::Unavailable, "{behind:?}");
+
+    std::fs::remove_file(small.join("other")).unwrap();
+    let freed = Instant::now();
+    loop {
+        match ca.get_series(read_at(second.sequence)).await {
+            Ok(r) => {
+                assert_eq!(value(r), 2.0, "the write through node b, applied on a");
+                break;
+            }
+            Err(e) => assert!(
+                freed.elapsed() < Duration::from_secs(10),
+                "node a did not catch up within 10 s: {e:?}\n{}",
+                a.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until_health(&a, WRITES, SERVING, Duration::from_secs(5)).await;
+    let third = ca.write_points(write(0, 4.0)).await.unwrap().into_inner();
+    for c in [&mut ca, &mut cb] {
+        assert_eq!(
+            value(c.get_series(read_at(third.sequence)).await.unwrap()),
+            4.0,
+            "the refused write (3.0) is never read"
+        );
+    }
+    drop((ca, cb));
+    let log = a.log();
+    assert!(a.terminate(Duration::from_secs(30)).success(), "{log}");
 }

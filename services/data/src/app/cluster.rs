@@ -320,10 +320,13 @@ impl ClusterLog {
         }
     }
 
-    /// Publishes `payload` and waits until this node has applied it: what applying gave. Gives
-    /// up with `UNAVAILABLE` at three quarters of the time to `deadline` (the answer must reach
-    /// the caller in time), or after [`CALL`].
+    /// Publishes `payload` (unless this node's store refuses writes now) and waits until this
+    /// node has applied it: what applying gave. Gives up with `UNAVAILABLE` at three quarters
+    /// of the time to `deadline` (the answer must reach the caller in time), or after [`CALL`].
     async fn record(&self, payload: Vec<u8>, deadline: Deadline) -> Result<Applied, Error> {
+        // A node that cannot apply (a full disk) does not publish what it could not answer
+        // for: the caller is told nothing was written, and may write through another node.
+        self.store.refuse_while_failing()?;
         let budget = tradepact_rpc::deadline::budget(deadline, CALL);
         let until = tokio::time::Instant::now() + budget;
         let seq = self.publish(payload, budget).await?;
