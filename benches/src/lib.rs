@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmark binaries.
 
+pub mod matrix;
 pub mod postgres;
 
 use std::path::Path;

@@ -8,17 +8,15 @@
 //!
 //! `matrix-bench --points 1000000` (DuckDB from PyPI: `pip install duckdb`).
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tradepact_bargain::rng::SplitMix64;
+use tradepact_bench::matrix::{Matrix, YEARS};
 use tradepact_bench::Server;
 use tradepact_proto::data_v1 as pb;
-use tradepact_store::model::reference::{self, CountryKind};
 
 #[derive(Parser)]
 struct Args {
@@ -37,70 +35,29 @@ struct Args {
     postgres: bool,
 }
 
-const FIRST_YEAR: u32 = 1995;
-const YEARS: u32 = 25;
 const YEAR: u32 = 2016;
-
-fn uniform(rng: &mut SplitMix64) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// Writes the file; the reporter asked about, the rows and the series written.
 fn generate(path: &Path, args: &Args) -> anyhow::Result<(String, u64, usize)> {
-    let countries: Vec<String> = reference::countries()
-        .iter()
-        .filter(|c| c.kind == CountryKind::Country)
-        .map(|c| c.code.to_string())
-        .collect();
-    let reporters: Vec<&String> = countries
-        .iter()
-        .step_by(countries.len() / args.reporters)
-        .take(args.reporters)
-        .collect();
-    let products: Vec<&str> = reference::hs2022()
-        .iter()
-        .filter(|e| e.code.len() == 6)
-        .map(|e| e.code)
-        .collect();
-    let mut rng = SplitMix64::new(0x7a7e);
+    let mut matrix = Matrix::new(args.reporters);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         out,
         "reporter,partner,flow,kind,product,period,value_usd,source"
     )?;
-    let (mut rows, mut seen) = (0u64, HashSet::new());
-    while rows < args.points {
-        let reporter = reporters[rng.below(reporters.len() as u64) as usize];
-        // Few partners trade much: partner index skewed towards the first.
-        let partner = &countries[(countries.len() as f64 * uniform(&mut rng).powi(3)) as usize];
-        if partner == reporter {
-            continue;
-        }
-        let product = products[rng.below(products.len() as u64) as usize];
-        let flow = if rng.below(2) == 0 {
-            "EXPORT"
-        } else {
-            "IMPORT"
-        };
-        if !seen.insert((reporter.as_str(), partner.as_str(), flow, product)) {
-            continue;
-        }
-        let scale = 1e3 / (1e-6 + uniform(&mut rng)).powf(1.2);
-        for year in FIRST_YEAR..FIRST_YEAR + YEARS {
-            // Sparse inside a series too: a fifth of the years are missing.
-            if rng.below(5) == 0 {
-                continue;
-            }
-            let value = (scale * (0.5 + uniform(&mut rng))).round();
-            writeln!(
+    let mut written = Ok(());
+    let rows = matrix.generate(args.points, |p| {
+        if written.is_ok() {
+            written = writeln!(
                 out,
-                "{reporter},{partner},{flow},GOODS,HS2022:{product},{year},{value},gen"
-            )?;
-            rows += 1;
+                "{},{},{},GOODS,HS2022:{},{},{},gen",
+                p.reporter, p.partner, p.flow, p.product, p.year, p.value
+            );
         }
-    }
+    });
+    written?;
     out.flush()?;
-    Ok((reporters[0].clone(), rows, seen.len()))
+    Ok((matrix.reporters()[0].clone(), rows, matrix.series()))
 }
 
 /// An answer: (group, value rounded to dollars) in order.

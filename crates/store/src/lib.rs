@@ -42,6 +42,7 @@
 
 pub mod aggregate;
 pub mod analysis;
+pub mod block;
 pub mod chunk;
 pub mod columns;
 mod migrate;

@@ -1,0 +1,217 @@
+//! Column blocks at the shape of the trade matrix (issue #27, the first measurement before the
+//! store uses them): the generated matrix of `matrix-bench`, grouped into blocks of one
+//! reporter and year, encoded with Pcodec and with zstd; bytes a point per column, the time
+//! to encode, and the time of one cross-section over the blocks (everyone's imports by product
+//! in one year: the columns it needs decoded, summed in a loop) — beside a Parquet file (zstd)
+//! of the same rows that DuckDB writes in the same run, in the file's order and sorted by
+//! reporter and period, and DuckDB's answer to the same question from that file.
+//!
+//! `block-sizes --points 10000000` (DuckDB from PyPI: `pip install duckdb`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tradepact_bench::matrix::{Matrix, FIRST_YEAR};
+use tradepact_store::block::{self, Block, Codec, Column, Rows, COLUMNS};
+
+#[derive(Parser)]
+struct Args {
+    /// Points to generate (about).
+    #[arg(long, default_value_t = 10_000_000)]
+    points: u64,
+    /// Reporters.
+    #[arg(long, default_value_t = 40)]
+    reporters: usize,
+    /// Runs of the cross-section (the median is printed).
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+}
+
+const YEAR: u32 = 2016;
+const IMPORT: u32 = 1;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Everyone's imports by product in `YEAR` over `blocks` (one per reporter of that year): the
+/// total of each product id.
+fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f64>> {
+    let mut totals = vec![0.0; products];
+    for bytes in blocks {
+        let block = Block::open(bytes)?;
+        let flags = block.column(Column::Flags)?;
+        let product = block.column(Column::Product)?;
+        let value = block.values()?;
+        for i in 0..block.rows() {
+            if flags[i] == block::flags(IMPORT as u8, 0) {
+                totals[product[i] as usize] += value[i];
+            }
+        }
+    }
+    Ok(totals)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let csv = dir.path().join("matrix.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+    writeln!(out, "reporter,partner,flow,product,period,value_usd")?;
+    let mut matrix = Matrix::new(args.reporters);
+    let (mut partners, mut products) = (HashMap::new(), HashMap::new());
+    let mut rows: BTreeMap<(u32, u32), Rows> = BTreeMap::new();
+    let mut reporters = HashMap::new();
+    let started = Instant::now();
+    let mut written = Ok(());
+    let points = matrix.generate(args.points, |p| {
+        let next = partners.len() as u32;
+        let partner = *partners.entry(p.partner.to_owned()).or_insert(next);
+        let next = products.len() as u32;
+        let product = *products.entry(p.product.to_owned()).or_insert(next);
+        let next = reporters.len() as u32;
+        let reporter = *reporters.entry(p.reporter.to_owned()).or_insert(next);
+        let flow = u8::from(p.flow == "IMPORT");
+        rows.entry((reporter, p.year)).or_default().push(
+            (partner, block::flags(flow, 0), 0, product, 0),
+            0,
+            p.value,
+        );
+        if written.is_ok() {
+            written = writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                p.reporter, p.partner, p.flow, p.product, p.year, p.value
+            );
+        }
+    });
+    written?;
+    out.flush()?;
+    drop(out);
+    eprintln!(
+        "generated {points} points in {} series, {} blocks, in {:.1?}",
+        matrix.series(),
+        rows.len(),
+        started.elapsed()
+    );
+    // Product ids in code order, as the store's dictionary gives them.
+    let mut codes: Vec<(&String, u32)> = products.iter().map(|(c, &id)| (c, id)).collect();
+    codes.sort();
+    let renumber: HashMap<u32, u32> = codes
+        .iter()
+        .enumerate()
+        .map(|(n, &(_, id))| (id, n as u32))
+        .collect();
+    for block in rows.values_mut() {
+        for id in &mut block.product {
+            *id = renumber[id];
+        }
+        block.sort();
+    }
+
+    println!("### Column blocks at the shape of the trade matrix\n");
+    println!(
+        "Machine: {} cores. Command: `block-sizes --points {}`: {points} points in {} series ({} reporters × {} years = {} blocks of {} rows on average).\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        args.points,
+        matrix.series(),
+        args.reporters,
+        rows.keys().map(|&(_, y)| y).max().unwrap_or(FIRST_YEAR) - FIRST_YEAR + 1,
+        rows.len(),
+        points as usize / rows.len().max(1),
+    );
+    println!("| codec | bytes a point | partner | flags | measure | product | release | source | value | encode | imports by product, {YEAR} |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut answers = Vec::new();
+    for codec in [Codec::Pco, Codec::Zstd] {
+        let started = Instant::now();
+        let encoded: BTreeMap<(u32, u32), Vec<u8>> = rows
+            .iter()
+            .map(|(&k, r)| Ok((k, block::encode(r, codec)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let encode = started.elapsed();
+        let mut per_column = [0usize; COLUMNS.len()];
+        let mut total = 0;
+        for bytes in encoded.values() {
+            total += bytes.len();
+            let b = Block::open(bytes)?;
+            for (n, column) in COLUMNS.iter().enumerate() {
+                per_column[n] += b.column_bytes(*column);
+            }
+        }
+        let year: Vec<&[u8]> = encoded
+            .iter()
+            .filter(|((_, y), _)| *y == YEAR)
+            .map(|(_, b)| b.as_slice())
+            .collect();
+        let mut times = Vec::new();
+        let mut answer = Vec::new();
+        for _ in 0..args.repeat {
+            let started = Instant::now();
+            answer = imports_by_product(&year, products.len())?;
+            times.push(started.elapsed());
+        }
+        answers.push(answer);
+        let per = |b: usize| format!("{:.2}", b as f64 / points as f64);
+        println!(
+            "| {codec:?} | {} | {} | {:.1} s | {:.1} ms |",
+            per(total),
+            per_column.map(per).join(" | "),
+            encode.as_secs_f64(),
+            median(times).as_secs_f64() * 1e3
+        );
+    }
+    anyhow::ensure!(answers[0] == answers[1], "the codecs' answers differ");
+
+    let script = format!(
+        r#"
+import duckdb, os, time, statistics, json
+c = duckdb.connect()
+c.execute('SET enable_progress_bar = false')
+src = "read_csv('{csv}', header=true, columns={{'reporter':'VARCHAR','partner':'VARCHAR','flow':'VARCHAR','product':'VARCHAR','period':'INTEGER','value_usd':'DOUBLE'}})"
+sizes = []
+for name, order in [('file', ''), ('sorted', 'ORDER BY reporter, period')]:
+    path = '{dir}/' + name + '.parquet'
+    c.execute(f"COPY (SELECT * FROM {{src}} {{order}}) TO '{{path}}' (FORMAT PARQUET, COMPRESSION ZSTD)")
+    sizes.append(os.path.getsize(path))
+c.execute("CREATE TABLE t AS SELECT * FROM '{dir}/sorted.parquet'")
+q = "SELECT product, sum(value_usd) FROM t WHERE flow = 'IMPORT' AND period = {YEAR} GROUP BY product"
+times = []
+for _ in range({repeat}):
+    t = time.perf_counter(); rows = c.execute(q).fetchall(); times.append(time.perf_counter() - t)
+print(json.dumps([sizes, statistics.median(times), {{r[0]: r[1] for r in rows}}]))
+"#,
+        csv = csv.display(),
+        dir = dir.path().display(),
+        repeat = args.repeat,
+    );
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "DuckDB (pip install duckdb): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (sizes, query, duck): (Vec<u64>, f64, HashMap<String, f64>) =
+        serde_json::from_slice(&output.stdout)?;
+    for (code, id) in &codes {
+        let ours = answers[0][renumber[id] as usize];
+        let theirs = duck.get(*code).copied().unwrap_or(0.0);
+        anyhow::ensure!(
+            (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
+            "imports of {code}: blocks {ours}, DuckDB {theirs}"
+        );
+    }
+    println!(
+        "\nParquet (zstd, written by DuckDB in the same run): {:.2} bytes a point in the file's order (series after series), {:.2} sorted by reporter and period. DuckDB's imports by product in {YEAR} from the sorted table: {:.1} ms (the answers equal the blocks').",
+        sizes[0] as f64 / points as f64,
+        sizes[1] as f64 / points as f64,
+        query * 1e3
+    );
+    Ok(())
+}
