@@ -45,6 +45,7 @@ pub mod analysis;
 pub mod block;
 pub mod chunk;
 pub mod columns;
+pub mod matrix;
 mod migrate;
 pub mod query;
 pub mod release;
