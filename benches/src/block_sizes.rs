@@ -4,7 +4,9 @@
 //! to encode, and the time of one cross-section over the blocks (everyone's imports by product
 //! in one year: the columns it needs decoded, summed in a loop) — beside a Parquet file (zstd)
 //! of the same rows that DuckDB writes in the same run, in the file's order and sorted by
-//! reporter and period, and DuckDB's answer to the same question from that file.
+//! reporter and period, and DuckDB's answer to the same question from that file. Then the
+//! same rows loaded into the matrix engine (`tradepact_store::matrix`) in process: its load
+//! time, its merges and what sled's files take on disk.
 //!
 //! `block-sizes --points 10000000` (DuckDB from PyPI: `pip install duckdb`).
 
@@ -53,6 +55,130 @@ fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f
         }
     }
     Ok(totals)
+}
+
+/// What loading the matrix engine took.
+struct Engine {
+    load: Duration,
+    head_flushes: Duration,
+    merge: Duration,
+    bytes: u64,
+    parts: usize,
+    peak_rss_mb: u64,
+}
+
+/// Bytes of the files under `dir`.
+fn du(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Loads the generated matrix (again, from the same seed) into a matrix engine in `dir`.
+fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
+    use tradepact_store::matrix::{self as engine, Dictionary, NewRow, Partition, HEAD_ROWS};
+    let path = dir.join("engine");
+    let db = sled::Config::new().path(&path).open()?;
+    let tree = db.open_tree("matrix")?;
+    let matrix = engine::Matrix::open(tree.clone(), HEAD_ROWS)?;
+    let measure = matrix.id(Dictionary::Measure, &[0]);
+    let source = matrix.id(Dictionary::Source, b"gen");
+    let mut generator = Matrix::new(args.reporters);
+    let mut batch: Vec<NewRow> = Vec::with_capacity(10_000);
+    let (mut seq, mut head_flushes, mut failed) = (0u64, Duration::ZERO, None);
+    let started = Instant::now();
+    let mut write = |batch: &mut Vec<NewRow>, seq: &mut u64| -> anyhow::Result<()> {
+        *seq += 1;
+        let mut ops = sled::Batch::default();
+        let prepared = matrix.prepare(*seq, batch, &mut ops)?;
+        tree.apply_batch(ops)?;
+        if seq.is_multiple_of(64) {
+            db.flush()?;
+        }
+        matrix.applied(prepared);
+        if matrix.head_full() {
+            let started = Instant::now();
+            matrix.flush_head()?;
+            for partition in matrix.to_merge(4) {
+                matrix.merge(&partition)?;
+            }
+            head_flushes += started.elapsed();
+        }
+        batch.clear();
+        Ok(())
+    };
+    generator.generate(args.points, |p| {
+        if failed.is_some() {
+            return;
+        }
+        let mut reporter = [0u8; 3];
+        reporter.copy_from_slice(p.reporter.as_bytes());
+        let mut partner = [0u8; 4];
+        partner[1..].copy_from_slice(p.partner.as_bytes());
+        batch.push(NewRow {
+            partition: Partition {
+                reporter,
+                frequency: 1,
+                period: p.year,
+            },
+            key: (
+                u32::from_be_bytes(partner),
+                block::flags(u8::from(p.flow == "IMPORT") + 1, 1),
+                measure,
+                matrix.id(Dictionary::Product, p.product.as_bytes()),
+                0,
+            ),
+            source,
+            value: p.value,
+        });
+        if batch.len() == 10_000 {
+            if let Err(e) = write(&mut batch, &mut seq) {
+                failed = Some(e);
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !batch.is_empty() {
+        write(&mut batch, &mut seq)?;
+    }
+    db.flush()?;
+    let load = started.elapsed();
+    let started = Instant::now();
+    matrix.flush_head()?;
+    for partition in matrix.to_merge(2) {
+        matrix.merge(&partition)?;
+    }
+    db.flush()?;
+    let merge = started.elapsed();
+    let parts = matrix.parts();
+    drop(matrix);
+    drop(tree);
+    drop(db);
+    Ok(Engine {
+        load,
+        head_flushes,
+        merge,
+        bytes: du(&path),
+        parts,
+        peak_rss_mb: peak_rss_mb(),
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -165,6 +291,19 @@ fn main() -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(answers[0] == answers[1], "the codecs' answers differ");
+
+    let engine = load_engine(&args, dir.path())?;
+    println!(
+        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a sled batch with its write-log record, flushed (fsync) every 64 batches and at the end, the head made into parts past {} rows (and a partition's parts merged once it has 4), then every partition's parts merged into one: loaded in {:.2} s ({:.2} M points/s; head flushes and merges {:.2} s of it), merged in {:.2} s, {:.2} bytes a point on disk after the merges (sled's files), {} parts; peak RSS {} MB.",
+        tradepact_store::matrix::HEAD_ROWS,
+        engine.load.as_secs_f64(),
+        points as f64 / engine.load.as_secs_f64() / 1e6,
+        engine.head_flushes.as_secs_f64(),
+        engine.merge.as_secs_f64(),
+        engine.bytes as f64 / points as f64,
+        engine.parts,
+        engine.peak_rss_mb,
+    );
 
     let script = format!(
         r#"

@@ -251,9 +251,9 @@ fn zstd(bytes: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| corrupt(format_args!("column could not be compressed: {e}")))
 }
 
-/// `rows` (sorted, [`Rows::is_sorted`]) as a block, each column compressed with `codec`.
+/// `rows` as a block, each column compressed with `codec`. A block's rows are sorted
+/// ([`Rows::is_sorted`]; a write-log record's are sorted within each partition's run).
 pub fn encode(rows: &Rows, codec: Codec) -> Result<Vec<u8>> {
-    debug_assert!(rows.is_sorted(), "a block's rows are sorted");
     let count = u32::try_from(rows.len()).map_err(|_| corrupt("of more than 2^32 rows"))?;
     let mut columns = Vec::with_capacity(COLUMNS.len());
     for column in COLUMNS {

@@ -39,7 +39,7 @@ const WRITE_LOG: u8 = b'W';
 const PART: u8 = b'P';
 
 /// Rows the head holds before it is made into parts, by default.
-pub const HEAD_ROWS: usize = 1 << 20;
+pub const HEAD_ROWS: usize = 1 << 19;
 
 /// One reporter's rows of one frequency and period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -146,8 +146,32 @@ struct State {
     head_rows: usize,
     /// The write-log records the head holds.
     logged: Vec<u64>,
+    /// The series of each partition's head rows.
+    head_keys: HashMap<Partition, HashSet<SeriesId>>,
     /// Each partition's parts, by sequence.
     parts: BTreeMap<Partition, Vec<u64>>,
+    /// The series each reporter and frequency has held.
+    series: HashMap<([u8; 3], u8), SeriesFilter>,
+}
+
+impl State {
+    /// Adds `rows` of `partition` to the head.
+    fn push(&mut self, partition: Partition, rows: &Rows) {
+        self.head_rows += rows.len();
+        let head = self.head.entry(partition).or_default();
+        let keys = self.head_keys.entry(partition).or_default();
+        let filter = self
+            .series
+            .entry((partition.reporter, partition.frequency))
+            .or_default();
+        for i in 0..rows.len() {
+            head.push(rows.key(i), rows.source[i], rows.value[i]);
+            let series = series_of(rows.key(i));
+            if keys.insert(series) {
+                filter.insert(&series);
+            }
+        }
+    }
 }
 
 /// The matrix in one sled tree of its own.
@@ -163,34 +187,92 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("the matrix: {what}"))
 }
 
-/// The blocks of a write-log record: (partition, block) pairs.
+/// A write-log record: its partitions with their row counts, then one block of every row,
+/// partition after partition (each partition's rows sorted).
 fn encode_record(rows: &BTreeMap<Partition, Rows>, codec: Codec) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4 + rows.len() * 12);
+    out.extend_from_slice(&(rows.len() as u32).to_be_bytes());
+    let mut all = Rows::default();
     for (partition, rows) in rows {
-        let block = block::encode(rows, codec)?;
         out.extend_from_slice(&partition.encode());
-        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-        out.extend_from_slice(&block);
+        out.extend_from_slice(&(rows.len() as u32).to_be_bytes());
+        for i in 0..rows.len() {
+            all.push(rows.key(i), rows.source[i], rows.value[i]);
+        }
+    }
+    out.extend_from_slice(&block::encode(&all, codec)?);
+    Ok(out)
+}
+
+fn decode_record(bytes: &[u8]) -> Result<Vec<(Partition, Rows)>> {
+    let cut = || corrupt("a write-log record cut short");
+    let count = bytes
+        .get(..4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(cut)?;
+    let table = bytes.get(4..4 + count * 12).ok_or_else(cut)?;
+    let all = Block::open(&bytes[4 + count * 12..])?.decode()?;
+    let mut out = Vec::with_capacity(count);
+    let mut at = 0;
+    for entry in table.chunks_exact(12) {
+        let partition = Partition::decode(entry).ok_or_else(cut)?;
+        let n = u32::from_be_bytes(entry[8..12].try_into().expect("4 bytes")) as usize;
+        if at + n > all.len() {
+            return Err(cut());
+        }
+        let mut rows = Rows::default();
+        for i in at..at + n {
+            rows.push(all.key(i), all.source[i], all.value[i]);
+        }
+        at += n;
+        out.push((partition, rows));
     }
     Ok(out)
 }
 
-fn decode_record(mut bytes: &[u8]) -> Result<Vec<(Partition, Rows)>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let partition =
-            Partition::decode(bytes).ok_or_else(|| corrupt("a write-log record cut short"))?;
-        let len = bytes
-            .get(8..12)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
-            .ok_or_else(|| corrupt("a write-log record cut short"))?;
-        let block = bytes
-            .get(12..12 + len)
-            .ok_or_else(|| corrupt("a write-log record cut short"))?;
-        out.push((partition, Block::open(block)?.decode()?));
-        bytes = &bytes[12 + len..];
+/// A series of a partition: partner, flags, measure, product.
+type SeriesId = (u32, u32, u32, u32);
+
+fn series_of(key: RowKey) -> SeriesId {
+    (key.0, key.1, key.2, key.3)
+}
+
+/// The series a reporter and frequency has held (in any period): a Bloom filter that grows
+/// (a filter of twice the size is added when the last is full), so that a write of series
+/// never seen — a load — needs no look at the parts.
+#[derive(Default)]
+struct SeriesFilter {
+    filters: Vec<(fastbloom::BloomFilter, usize, usize)>,
+}
+
+/// Series the first filter of a reporter holds before the next is added.
+const FIRST_FILTER: usize = 4096;
+/// The first filter's false-positive rate (each false positive a look at a partition's
+/// parts); each next filter's is half the one before, so that all together stay under twice
+/// the first's (a scalable Bloom filter).
+const FALSE_POSITIVES: f64 = 0.0005;
+
+impl SeriesFilter {
+    fn insert(&mut self, series: &SeriesId) {
+        let full = self.filters.last().is_none_or(|(_, n, cap)| n >= cap);
+        if full {
+            let cap = self.filters.last().map_or(FIRST_FILTER, |(_, _, c)| c * 2);
+            let rate = FALSE_POSITIVES / f64::from(1u32 << self.filters.len().min(20));
+            let filter = fastbloom::BloomFilter::with_false_pos(rate)
+                .seed(&0x7a7e)
+                .expected_items(cap);
+            self.filters.push((filter, 0, cap));
+        }
+        let (filter, n, _) = self.filters.last_mut().expect("a filter");
+        if !filter.contains(series) {
+            filter.insert(series);
+            *n += 1;
+        }
     }
-    Ok(out)
+
+    fn may_hold(&self, series: &SeriesId) -> bool {
+        self.filters.iter().any(|(f, _, _)| f.contains(series))
+    }
 }
 
 impl Matrix {
@@ -234,8 +316,28 @@ impl Matrix {
             head: BTreeMap::new(),
             head_rows: 0,
             logged: Vec::new(),
+            head_keys: HashMap::new(),
             parts,
+            series: HashMap::new(),
         };
+        // The series filters, from every part's series (each part's key columns decoded).
+        for item in tree.scan_prefix([PART]) {
+            let (key, bytes) = item?;
+            let partition = Partition::decode(&key[1..])
+                .ok_or_else(|| corrupt("a part key of the wrong shape"))?;
+            let part = Block::open(&bytes)?;
+            let partner = part.column(block::Column::Partner)?;
+            let flags = part.column(block::Column::Flags)?;
+            let measure = part.column(block::Column::Measure)?;
+            let product = part.column(block::Column::Product)?;
+            let filter = state
+                .series
+                .entry((partition.reporter, partition.frequency))
+                .or_default();
+            for (((p, f), m), pr) in partner.into_iter().zip(flags).zip(measure).zip(product) {
+                filter.insert(&(p, f, m, pr));
+            }
+        }
         for item in tree.scan_prefix([WRITE_LOG]) {
             let (key, record) = item?;
             let seq = u64::from_be_bytes(
@@ -249,11 +351,7 @@ impl Matrix {
                     .get(&partition)
                     .is_some_and(|seqs| seqs.iter().any(|&s| s >= seq));
                 if !flushed {
-                    state.head_rows += rows.len();
-                    let head = state.head.entry(partition).or_default();
-                    for i in 0..rows.len() {
-                        head.push(rows.key(i), rows.source[i], rows.value[i]);
-                    }
+                    state.push(partition, &rows);
                 }
             }
             state.logged.push(seq);
@@ -313,26 +411,52 @@ impl Matrix {
                 .push(row.key, row.source, row.value);
         }
         // A point is new when its series had no value of any release for the period, in the
-        // matrix or earlier in this write.
+        // matrix or earlier in this write. A series the reporter's filter has never seen is
+        // new in every period; else the partition's head, then its parts, are looked at.
         let (mut inserted, mut updated) = (0, 0);
         for (partition, new) in &by_partition {
-            let stored: HashSet<(u32, u32, u32, u32)> = {
-                let existing = self.partition(partition)?;
-                (0..existing.len())
-                    .map(|i| {
-                        let (p, f, m, pr, _) = existing.key(i);
-                        (p, f, m, pr)
-                    })
-                    .collect()
-            };
             let mut seen = HashSet::new();
+            let mut stored: Option<HashSet<SeriesId>> = None;
             for i in 0..new.len() {
-                let (p, f, m, pr, _) = new.key(i);
-                let series = (p, f, m, pr);
-                if stored.contains(&series) || !seen.insert(series) {
+                let series = series_of(new.key(i));
+                if !seen.insert(series) {
                     updated += 1;
-                } else {
-                    inserted += 1;
+                    continue;
+                }
+                let held = {
+                    let state = self.state();
+                    let may = state
+                        .series
+                        .get(&(partition.reporter, partition.frequency))
+                        .is_some_and(|f| f.may_hold(&series));
+                    match may {
+                        false => Some(false),
+                        true if state
+                            .head_keys
+                            .get(partition)
+                            .is_some_and(|k| k.contains(&series)) =>
+                        {
+                            Some(true)
+                        }
+                        true if !state.parts.contains_key(partition) => Some(false),
+                        true => None,
+                    }
+                };
+                let held = match held {
+                    Some(held) => held,
+                    None => {
+                        if stored.is_none() {
+                            let seqs = self.state().parts.get(partition).cloned();
+                            let rows = self.parts_merged(partition, &seqs.unwrap_or_default())?;
+                            stored =
+                                Some((0..rows.len()).map(|i| series_of(rows.key(i))).collect());
+                        }
+                        stored.as_ref().is_some_and(|s| s.contains(&series))
+                    }
+                };
+                match held {
+                    true => updated += 1,
+                    false => inserted += 1,
                 }
             }
         }
@@ -370,12 +494,8 @@ impl Matrix {
             }
         }
         let mut state = self.state();
-        for (partition, rows) in prepared.rows {
-            state.head_rows += rows.len();
-            let head = state.head.entry(partition).or_default();
-            for i in 0..rows.len() {
-                head.push(rows.key(i), rows.source[i], rows.value[i]);
-            }
+        for (partition, rows) in &prepared.rows {
+            state.push(*partition, rows);
         }
         state.logged.push(prepared.seq);
     }
@@ -421,6 +541,7 @@ impl Matrix {
                 parts.push(last);
             }
             state.head.remove(partition);
+            state.head_keys.remove(partition);
         }
         state.logged.retain(|s| !logged.contains(s));
         state.head_rows = state.head.values().map(Rows::len).sum();
