@@ -93,30 +93,31 @@ fn peak_rss_mb() -> u64 {
 fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     use tradepact_store::matrix::{self as engine, Dictionary, NewRow, Partition, HEAD_ROWS};
     let path = dir.join("engine");
-    let db = sled::Config::new().path(&path).open()?;
-    let tree = db.open_tree("matrix")?;
-    let matrix = engine::Matrix::open(tree.clone(), HEAD_ROWS)?;
+    let matrix = engine::Matrix::open(&path, HEAD_ROWS)?;
     let measure = matrix.id(Dictionary::Measure, &[0]);
     let source = matrix.id(Dictionary::Source, b"gen");
     let mut generator = Matrix::new(args.reporters);
     let mut batch: Vec<NewRow> = Vec::with_capacity(10_000);
     let (mut seq, mut head_flushes, mut failed) = (0u64, Duration::ZERO, None);
+    let mut times = [Duration::ZERO; 3];
     let started = Instant::now();
     let mut write = |batch: &mut Vec<NewRow>, seq: &mut u64| -> anyhow::Result<()> {
         *seq += 1;
-        let mut ops = sled::Batch::default();
-        let prepared = matrix.prepare(*seq, batch, &mut ops)?;
-        tree.apply_batch(ops)?;
+        let t = Instant::now();
+        let prepared = matrix.prepare(*seq, batch)?;
+        times[0] += t.elapsed();
+        let t = Instant::now();
+        matrix.commit(prepared)?;
+        times[1] += t.elapsed();
+        let t = Instant::now();
         if seq.is_multiple_of(64) {
-            db.flush()?;
+            matrix.sync()?;
         }
-        matrix.applied(prepared);
+        times[2] += t.elapsed();
         if matrix.head_full() {
             let started = Instant::now();
             matrix.flush_head()?;
-            for partition in matrix.to_merge(4) {
-                matrix.merge(&partition)?;
-            }
+            matrix.compact_tiers()?;
             head_flushes += started.elapsed();
         }
         batch.clear();
@@ -158,19 +159,18 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     if !batch.is_empty() {
         write(&mut batch, &mut seq)?;
     }
-    db.flush()?;
+    matrix.sync()?;
     let load = started.elapsed();
+    eprintln!(
+        "engine: prepare {:?}, commit {:?}, sync {:?}, flushes and merges {head_flushes:?}",
+        times[0], times[1], times[2]
+    );
     let started = Instant::now();
     matrix.flush_head()?;
-    for partition in matrix.to_merge(2) {
-        matrix.merge(&partition)?;
-    }
-    db.flush()?;
+    matrix.compact(2)?;
     let merge = started.elapsed();
     let parts = matrix.parts();
     drop(matrix);
-    drop(tree);
-    drop(db);
     Ok(Engine {
         load,
         head_flushes,
@@ -252,11 +252,17 @@ fn main() -> anyhow::Result<()> {
     println!("| codec | bytes a point | partner | flags | measure | product | release | source | value | encode | imports by product, {YEAR} |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut answers = Vec::new();
-    for codec in [Codec::Pco, Codec::Zstd] {
+    for (codec, level) in [
+        (Codec::Pco, 8),
+        (Codec::Pco, 4),
+        (Codec::Pco, 2),
+        (Codec::Pco, 0),
+        (Codec::Zstd, 0),
+    ] {
         let started = Instant::now();
         let encoded: BTreeMap<(u32, u32), Vec<u8>> = rows
             .iter()
-            .map(|(&k, r)| Ok((k, block::encode(r, codec)?)))
+            .map(|(&k, r)| Ok((k, block::encode_at(r, codec, level)?)))
             .collect::<anyhow::Result<_>>()?;
         let encode = started.elapsed();
         let mut per_column = [0usize; COLUMNS.len()];
@@ -282,19 +288,26 @@ fn main() -> anyhow::Result<()> {
         }
         answers.push(answer);
         let per = |b: usize| format!("{:.2}", b as f64 / points as f64);
+        let name = match codec {
+            Codec::Pco => format!("Pcodec, level {level}"),
+            Codec::Zstd => "zstd, level 3".to_owned(),
+        };
         println!(
-            "| {codec:?} | {} | {} | {:.1} s | {:.1} ms |",
+            "| {name} | {} | {} | {:.1} s | {:.1} ms |",
             per(total),
             per_column.map(per).join(" | "),
             encode.as_secs_f64(),
             median(times).as_secs_f64() * 1e3
         );
     }
-    anyhow::ensure!(answers[0] == answers[1], "the codecs' answers differ");
+    anyhow::ensure!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the codecs' answers differ"
+    );
 
     let engine = load_engine(&args, dir.path())?;
     println!(
-        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a sled batch with its write-log record, flushed (fsync) every 64 batches and at the end, the head made into parts past {} rows (and a partition's parts merged once it has 4), then every partition's parts merged into one: loaded in {:.2} s ({:.2} M points/s; head flushes and merges {:.2} s of it), merged in {:.2} s, {:.2} bytes a point on disk after the merges (sled's files), {} parts; peak RSS {} MB.",
+        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; head flushes and merges {:.2} s of it), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB.",
         tradepact_store::matrix::HEAD_ROWS,
         engine.load.as_secs_f64(),
         points as f64 / engine.load.as_secs_f64() / 1e6,

@@ -224,9 +224,26 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("a column block {what}"))
 }
 
-fn compress_u32(values: &[u32], codec: Codec) -> Result<Vec<u8>> {
+/// Pcodec's settings for `column`: the delta encoding each column's order calls for, named
+/// rather than found (Pcodec's search for it took most of the time of encoding a block of a
+/// few hundred rows: `perf` on `block-sizes`).
+fn pco_config(column: Column, level: usize) -> pco::ChunkConfig {
+    let delta = match column {
+        // Sorted: partners; flags within a partner, measures within those, products within
+        // those.
+        Column::Partner | Column::Flags | Column::Measure | Column::Product => {
+            pco::DeltaSpec::TryConsecutive(1)
+        }
+        Column::Release | Column::Source | Column::Value => pco::DeltaSpec::NoOp,
+    };
+    pco::ChunkConfig::default()
+        .with_compression_level(level)
+        .with_delta_spec(delta)
+}
+
+fn compress_u32(values: &[u32], column: Column, codec: Codec, level: usize) -> Result<Vec<u8>> {
     match codec {
-        Codec::Pco => pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
+        Codec::Pco => pco::standalone::simple_compress(values, &pco_config(column, level))
             .map_err(|e| corrupt(format_args!("column could not be compressed: {e}"))),
         Codec::Zstd => {
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -235,9 +252,9 @@ fn compress_u32(values: &[u32], codec: Codec) -> Result<Vec<u8>> {
     }
 }
 
-fn compress_f64(values: &[f64], codec: Codec) -> Result<Vec<u8>> {
+fn compress_f64(values: &[f64], codec: Codec, level: usize) -> Result<Vec<u8>> {
     match codec {
-        Codec::Pco => pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
+        Codec::Pco => pco::standalone::simple_compress(values, &pco_config(Column::Value, level))
             .map_err(|e| corrupt(format_args!("column could not be compressed: {e}"))),
         Codec::Zstd => {
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -254,12 +271,21 @@ fn zstd(bytes: &[u8]) -> Result<Vec<u8>> {
 /// `rows` as a block, each column compressed with `codec`. A block's rows are sorted
 /// ([`Rows::is_sorted`]; a write-log record's are sorted within each partition's run).
 pub fn encode(rows: &Rows, codec: Codec) -> Result<Vec<u8>> {
+    encode_at(rows, codec, PCO_LEVEL)
+}
+
+/// Pcodec's compression level for blocks (0–12; its default is 8: see docs/benchmarks.md,
+/// "Column blocks", for what each costs and saves here).
+pub const PCO_LEVEL: usize = pco::DEFAULT_COMPRESSION_LEVEL;
+
+/// [`encode`] at Pcodec's compression `level` (ignored by zstd).
+pub fn encode_at(rows: &Rows, codec: Codec, level: usize) -> Result<Vec<u8>> {
     let count = u32::try_from(rows.len()).map_err(|_| corrupt("of more than 2^32 rows"))?;
     let mut columns = Vec::with_capacity(COLUMNS.len());
     for column in COLUMNS {
         columns.push(match rows.column(column) {
-            Some(ids) => compress_u32(ids, codec)?,
-            None => compress_f64(&rows.value, codec)?,
+            Some(ids) => compress_u32(ids, column, codec, level)?,
+            None => compress_f64(&rows.value, codec, level)?,
         });
     }
     let body: usize = columns.iter().map(Vec::len).sum();
