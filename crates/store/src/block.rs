@@ -157,20 +157,35 @@ impl Rows {
 
     /// Sorts the rows by key; of rows with the same key the last pushed is kept.
     pub fn sort(&mut self) {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        // Stable: rows of one key stay in the order pushed, and the last is kept.
-        order.sort_by_key(|&i| self.key(i));
-        let mut sorted = Rows::default();
-        for (n, &i) in order.iter().enumerate() {
-            if order
-                .get(n + 1)
-                .is_some_and(|&j| self.key(j) == self.key(i))
-            {
+        if self.is_sorted() {
+            return;
+        }
+        // Keys with their positions, sorted by value: rows of one key stay in the order
+        // pushed, and the last is kept.
+        let mut order: Vec<(RowKey, u32)> =
+            (0..self.len()).map(|i| (self.key(i), i as u32)).collect();
+        order.sort_unstable();
+        let mut sorted = Rows::with_capacity(order.len());
+        for (n, &(key, i)) in order.iter().enumerate() {
+            if order.get(n + 1).is_some_and(|&(next, _)| next == key) {
                 continue;
             }
-            sorted.push_from(self, i);
+            sorted.push_from(self, i as usize);
         }
         *self = sorted;
+    }
+
+    /// No rows, room for `n`.
+    pub fn with_capacity(n: usize) -> Rows {
+        Rows {
+            partner: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            measure: Vec::with_capacity(n),
+            product: Vec::with_capacity(n),
+            release: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            value: Vec::with_capacity(n),
+        }
     }
 
     /// Whether the rows are sorted by key, each key once.

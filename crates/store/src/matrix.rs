@@ -137,7 +137,7 @@ struct State {
     /// The write-log records the head holds.
     logged: Vec<u64>,
     /// The series of each partition's head rows.
-    head_keys: HashMap<Partition, HashSet<SeriesId>>,
+    head_keys: HashMap<Partition, SeriesSet>,
     /// The part files, by the last sequence each covers.
     parts: Vec<Arc<PartFile>>,
     /// The series each reporter and frequency has held.
@@ -238,8 +238,15 @@ fn series_of(key: RowKey) -> SeriesId {
 /// never seen — a load — needs no look at the parts.
 #[derive(Default)]
 struct SeriesFilter {
-    filters: Vec<(fastbloom::BloomFilter, usize, usize)>,
+    filters: Vec<(
+        fastbloom::BloomFilter<foldhash::fast::FixedState>,
+        usize,
+        usize,
+    )>,
 }
+
+/// A set of series, hashed fast (foldhash: the head's sets are on every write's path).
+type SeriesSet = HashSet<SeriesId, foldhash::fast::RandomState>;
 
 /// Series the first filter of a reporter holds before the next is added.
 const FIRST_FILTER: usize = 4096;
@@ -256,7 +263,7 @@ impl SeriesFilter {
             let cap = self.filters.last().map_or(FIRST_FILTER, |(_, _, c)| c * 2);
             let rate = FALSE_POSITIVES / f64::from(1u32 << self.filters.len().min(20));
             let filter = fastbloom::BloomFilter::with_false_pos(rate)
-                .seed(&0x7a7e)
+                .hasher(foldhash::fast::FixedState::with_seed(0x7a7e))
                 .expected_items(cap);
             self.filters.push((filter, 0, cap));
         }
@@ -435,7 +442,7 @@ impl Matrix {
             let filter = state.series.get(&(partition.reporter, partition.frequency));
             let head = state.head_keys.get(&partition);
             let in_parts = parts.iter().any(|p| p.holds(&partition));
-            let mut stored: Option<HashSet<SeriesId>> = None;
+            let mut stored: Option<SeriesSet> = None;
             let first = sorted.len();
             for k in start..n {
                 let row = &rows[order[k] as usize];
@@ -544,9 +551,9 @@ impl Matrix {
             .1
             .sync()?;
         let codec = self.codec;
-        let blocks = head.into_iter().map(|(partition, mut rows)| {
+        let blocks = in_parallel(head.into_iter().collect(), |(partition, mut rows)| {
             rows.sort();
-            Ok((partition, block::encode(&rows, codec)?))
+            Ok((partition, block::encode_at(&rows, codec, FLUSH_LEVEL)?))
         });
         let part = PartFile::write(&self.dir, low, high, blocks)?;
         self.files
@@ -614,7 +621,7 @@ impl Matrix {
         let partitions: std::collections::BTreeSet<Partition> =
             parts.iter().flat_map(|p| p.partitions().copied()).collect();
         let codec = self.codec;
-        let blocks = partitions.into_iter().map(|partition| {
+        let blocks = in_parallel(partitions.into_iter().collect(), |partition| {
             let rows = parts_merged(parts, &partition)?;
             Ok((partition, block::encode(&rows, codec)?))
         });
@@ -674,10 +681,54 @@ impl Matrix {
     }
 }
 
+/// Pcodec's level for the blocks of a flush of the head (merged again soon): 5 % larger than
+/// at the default level, in half the time (docs/benchmarks.md, "Column blocks").
+const FLUSH_LEVEL: usize = 4;
+
+/// `f` of each of `items`, in order, on as many threads as there are cores, a batch of
+/// `threads × 16` items at a time (so that what the results hold stays bounded).
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> impl Iterator<Item = Result<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut items = items.into_iter().peekable();
+    std::iter::from_fn(move || {
+        items.peek()?;
+        let batch: Vec<T> = items.by_ref().take(threads * 16).collect();
+        let per = batch.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<T>> = Vec::new();
+        let mut batch = batch.into_iter();
+        loop {
+            let chunk: Vec<T> = batch.by_ref().take(per).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        let f = &f;
+        let done: Vec<Vec<Result<R>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err(corrupt("a worker panicked"))])
+                })
+                .collect()
+        });
+        Some(done.into_iter().flatten())
+    })
+    .flatten()
+}
+
 /// The series `partition` holds in `parts` (their key columns decoded, nothing merged: rows
 /// are never removed, so a series in any part is held).
-fn series_in(parts: &[Arc<PartFile>], partition: &Partition) -> Result<HashSet<SeriesId>> {
-    let mut series = HashSet::new();
+fn series_in(parts: &[Arc<PartFile>], partition: &Partition) -> Result<SeriesSet> {
+    let mut series = SeriesSet::default();
     for part in parts {
         if let Some(bytes) = part.block(partition)? {
             let block = Block::open(&bytes)?;
