@@ -60,6 +60,9 @@ fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f
 /// What loading the matrix engine took.
 struct Engine {
     load: Duration,
+    /// Preparing writes (sorting, the inserted/updated look, the write-log record), committing
+    /// them (the append, the head), syncing.
+    steps: [Duration; 3],
     head_flushes: Duration,
     merge: Duration,
     bytes: u64,
@@ -173,6 +176,7 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     drop(matrix);
     Ok(Engine {
         load,
+        steps: times,
         head_flushes,
         merge,
         bytes: du(&path),
@@ -307,10 +311,13 @@ fn main() -> anyhow::Result<()> {
 
     let engine = load_engine(&args, dir.path())?;
     println!(
-        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; head flushes and merges {:.2} s of it), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB.",
+        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB.",
         tradepact_store::matrix::HEAD_ROWS,
         engine.load.as_secs_f64(),
         points as f64 / engine.load.as_secs_f64() / 1e6,
+        engine.steps[0].as_secs_f64(),
+        engine.steps[1].as_secs_f64(),
+        engine.steps[2].as_secs_f64(),
         engine.head_flushes.as_secs_f64(),
         engine.merge.as_secs_f64(),
         engine.bytes as f64 / points as f64,
