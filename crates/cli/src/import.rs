@@ -1,4 +1,4 @@
-//! CSV import: rows → validated points → `StreamWritePoints` batches.
+//! CSV import: rows → validated points → batches, sent as `StreamWriteColumns` messages.
 //!
 //! Files are CSV or TSV (told by the header line), gzip-compressed or not (told by the first
 //! bytes). Two layouts are recognised by their header:
@@ -815,7 +815,8 @@ pub struct ImportSummary {
 }
 
 /// Streams `input` (of `len` bytes, for the progress bar) to the data service through one
-/// `StreamWritePoints` call; bad rows are printed to stderr as `NAME:LINE: reason`.
+/// `StreamWriteColumns` call (each batch of rows as columns); bad rows are printed to stderr
+/// as `NAME:LINE: reason`.
 pub async fn stream<R: Read + Send + 'static>(
     c: &crate::connect::ClientArgs,
     client: &mut tradepact_client::data::DataClient,
@@ -846,7 +847,8 @@ pub async fn stream<R: Read + Send + 'static>(
             // The call's release rides on its first batch.
             |mut batch| {
                 batch.release = release.take();
-                tx.blocking_send(batch).is_ok()
+                let columns = tradepact_client::data::columns_of(batch);
+                tx.blocking_send(columns).is_ok()
             },
             |bad| {
                 reader_bar.suspend(|| eprintln!("{source_name}:{}: {}", bad.line, bad.reason));
@@ -855,7 +857,7 @@ pub async fn stream<R: Read + Send + 'static>(
         )
     });
     let response = client
-        .stream_write_points(c.request(tokio_stream::wrappers::ReceiverStream::new(rx), None))
+        .stream_write_columns(c.request(tokio_stream::wrappers::ReceiverStream::new(rx), None))
         .await;
     let tally = reader.await?.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     anyhow::ensure!(

@@ -205,6 +205,70 @@ pub mod data {
             })
     }
 
+    /// A `StreamWritePoints` message as the `StreamWriteColumns` message of the same rows
+    /// (each distinct string once; the measure, unit and source columns left empty when every
+    /// row's is the default). A point without a source takes its series' source, as the
+    /// server reads `StreamWritePoints`.
+    pub fn columns_of(
+        batch: proto::data_v1::StreamWritePointsRequest,
+    ) -> proto::data_v1::StreamWriteColumnsRequest {
+        use std::collections::HashMap;
+        let mut out = proto::data_v1::StreamWriteColumnsRequest {
+            release: batch.release,
+            ..Default::default()
+        };
+        let mut strings: HashMap<String, u32> = HashMap::new();
+        let mut index = |out: &mut proto::data_v1::StreamWriteColumnsRequest, s: &str| {
+            if let Some(&i) = strings.get(s) {
+                return i;
+            }
+            let i = out.strings.len() as u32;
+            out.strings.push(s.to_owned());
+            strings.insert(s.to_owned(), i);
+            i
+        };
+        let (mut measures, mut units, mut sources) = (false, false, false);
+        for series in &batch.series {
+            let Some(key) = &series.key else { continue };
+            let reporter = index(&mut out, &key.reporter);
+            let partner = index(&mut out, &key.partner);
+            let product = index(&mut out, &key.product);
+            let unit = index(&mut out, &key.quantity_unit);
+            measures |= key.measure != 0;
+            units |= !key.quantity_unit.is_empty();
+            for point in &series.points {
+                let source = match point.source.as_str() {
+                    "" => series.source.as_str(),
+                    s => s,
+                };
+                sources |= !source.is_empty();
+                let source = index(&mut out, source);
+                let period = index(&mut out, &point.period);
+                out.reporter.push(reporter);
+                out.partner.push(partner);
+                out.flow.push(key.flow);
+                out.kind.push(key.kind);
+                out.product.push(product);
+                out.frequency.push(key.frequency);
+                out.measure.push(key.measure);
+                out.quantity_unit.push(unit);
+                out.period.push(period);
+                out.value.push(point.value_usd);
+                out.source.push(source);
+            }
+        }
+        if !measures {
+            out.measure.clear();
+        }
+        if !units {
+            out.quantity_unit.clear();
+        }
+        if !sources {
+            out.source.clear();
+        }
+        out
+    }
+
     /// A period ordinal written as the API writes periods (`2016`, `2016-Q3`, `2016-07`);
     /// `None` for an unspecified frequency.
     pub fn period_text(frequency: proto::data_v1::Frequency, ordinal: u32) -> Option<String> {

@@ -32,6 +32,7 @@ pub const SCOPES: tradepact_rpc::auth::Policy = {
     &[
         ("WritePoints", WRITE),
         ("StreamWritePoints", WRITE),
+        ("StreamWriteColumns", WRITE),
         ("DeleteSeries", WRITE),
         ("GetSeries", READ),
         ("StreamSeries", READ),

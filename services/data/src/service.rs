@@ -129,6 +129,85 @@ fn stopped_at(e: Status, batches: u64) -> Status {
     )
 }
 
+/// A message of a streaming write: its release, and its rows as a batch.
+trait WriteMessage: Send + 'static {
+    /// The release it names, if any.
+    fn release(&self) -> Option<&pb::Release>;
+    /// Its rows, written as `release` (violations into `v`).
+    fn batch(&self, release: Option<&pb::Release>, v: &mut Violations) -> crate::app::Batch;
+}
+
+impl WriteMessage for pb::StreamWritePointsRequest {
+    fn release(&self) -> Option<&pb::Release> {
+        self.release.as_ref()
+    }
+
+    fn batch(&self, release: Option<&pb::Release>, v: &mut Violations) -> crate::app::Batch {
+        convert::write(&self.series, release, v)
+    }
+}
+
+impl WriteMessage for pb::StreamWriteColumnsRequest {
+    fn release(&self) -> Option<&pb::Release> {
+        self.release.as_ref()
+    }
+
+    fn batch(&self, release: Option<&pb::Release>, v: &mut Violations) -> crate::app::Batch {
+        convert::write_columns(self, release, v)
+    }
+}
+
+impl DataService {
+    /// A streaming write (`StreamWritePoints`, `StreamWriteColumns`): each message a batch
+    /// through the ingest writer, one release per call, the summary once all are durable.
+    async fn ingest_stream<M: WriteMessage>(
+        &self,
+        mut stream: Streaming<M>,
+    ) -> Result<Ingested, Status> {
+        let ingest = self.app.ingest();
+        // The call's release: the first message's; later ones repeat it or leave it unset.
+        let mut release: Option<Option<pb::Release>> = None;
+        let read_failure = loop {
+            let msg = match stream.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break None,
+                Err(e) => break Some(tradepact_rpc::status::request_decode(e)),
+            };
+            let mut v = Violations::default();
+            let named = msg.release().cloned();
+            let effective = match &release {
+                None => {
+                    release = Some(named.clone());
+                    named
+                }
+                Some(first) if named.is_none() => first.clone(),
+                Some(first) if *first != named => {
+                    v.add(
+                        "release",
+                        "a streaming write writes one release: set it on the first message, then repeat it or leave it unset",
+                    );
+                    named
+                }
+                Some(_) => named,
+            };
+            let batch = msg.batch(effective.as_ref(), &mut v);
+            let batch = match validated(v, || Some(batch)) {
+                Ok(batch) => batch,
+                Err(e) => break Some(of(e)),
+            };
+            if !ingest.push(batch).await {
+                break None; // the writer stopped on a failure, reported below
+            }
+        };
+        let mut ingested = ingest.finish().await.map_err(of)?;
+        // The writer's failure comes first: it is about an earlier batch.
+        if let Some(e) = ingested.failure.take().map(of).or(read_failure) {
+            return Err(stopped_at(e, ingested.batches));
+        }
+        Ok(ingested)
+    }
+}
+
 #[tonic::async_trait]
 impl TradeDataService for DataService {
     async fn write_points(
@@ -151,49 +230,25 @@ impl TradeDataService for DataService {
         &self,
         request: Request<Streaming<pb::StreamWritePointsRequest>>,
     ) -> Result<Response<pb::StreamWritePointsResponse>, Status> {
-        let mut stream = request.into_inner();
-        let ingest = self.app.ingest();
-        // The call's release: the first batch's; later batches repeat it or leave it unset.
-        let mut release: Option<Option<pb::Release>> = None;
-        let read_failure = loop {
-            let mut msg = match stream.message().await {
-                Ok(Some(msg)) => msg,
-                Ok(None) => break None,
-                Err(e) => break Some(tradepact_rpc::status::request_decode(e)),
-            };
-            let mut v = Violations::default();
-            match &release {
-                None => release = Some(msg.release.clone()),
-                Some(first) if msg.release.is_none() => msg.release = first.clone(),
-                Some(first) if *first != msg.release => v.add(
-                    "release",
-                    "a StreamWritePoints call writes one release: set it on the first batch, then repeat it or leave it unset",
-                ),
-                Some(_) => {}
-            }
-            let batch = convert::write(&msg.series, msg.release.as_ref(), &mut v);
-            let batch = match validated(v, || Some(batch)) {
-                Ok(batch) => batch,
-                Err(e) => break Some(of(e)),
-            };
-            if !ingest.push(batch).await {
-                break None; // the writer stopped on a failure, reported below
-            }
-        };
-        let Ingested {
-            batches,
-            total,
-            failure,
-        } = ingest.finish().await.map_err(of)?;
-        // The writer's failure comes first: it is about an earlier batch.
-        if let Some(e) = failure.map(of).or(read_failure) {
-            return Err(stopped_at(e, batches));
-        }
+        let summary = self.ingest_stream(request.into_inner()).await?;
         Ok(Response::new(pb::StreamWritePointsResponse {
-            batches,
-            inserted: total.inserted,
-            updated: total.updated,
-            last_sequence: total.sequence,
+            batches: summary.batches,
+            inserted: summary.total.inserted,
+            updated: summary.total.updated,
+            last_sequence: summary.total.sequence,
+        }))
+    }
+
+    async fn stream_write_columns(
+        &self,
+        request: Request<Streaming<pb::StreamWriteColumnsRequest>>,
+    ) -> Result<Response<pb::StreamWriteColumnsResponse>, Status> {
+        let summary = self.ingest_stream(request.into_inner()).await?;
+        Ok(Response::new(pb::StreamWriteColumnsResponse {
+            batches: summary.batches,
+            inserted: summary.total.inserted,
+            updated: summary.total.updated,
+            last_sequence: summary.total.sequence,
         }))
     }
 

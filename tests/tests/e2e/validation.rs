@@ -245,6 +245,67 @@ async fn an_invalid_batch_in_a_stream_stops_it_and_keeps_the_batches_before() {
     assert_eq!(kept.values.len(), 1);
 }
 
+/// The same in columns: rows written through `StreamWriteColumns` read back as written, and a
+/// bad message stops the call naming the column and row, the messages before it kept.
+#[tokio::test]
+async fn a_stream_of_columns_writes_its_rows_and_an_invalid_message_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_data(dir.path());
+    let mut client = data_client(&server).await;
+    let columns = |points: &[(&str, f64)]| {
+        tradepact_client::data::columns_of(pb::StreamWritePointsRequest {
+            series: write_request(goods(pb::Flow::Export), points).series,
+            ..Default::default()
+        })
+    };
+    let written = client
+        .stream_write_columns(tokio_stream::iter(vec![
+            columns(&[("2015", 1.0), ("2016", 2.0)]),
+            columns(&[("2016", 3.0)]),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (written.batches, written.inserted, written.updated),
+        (2, 2, 1)
+    );
+    let status = client
+        .stream_write_columns(tokio_stream::iter(vec![
+            columns(&[("2017", 4.0)]),
+            columns(&[("2018", -1.0)]),
+        ]))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("batch 2:"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(violated_fields(&status), vec!["value[0]"]);
+    let kept = client
+        .get_series(pb::GetSeriesRequest {
+            key: Some(goods(pb::Flow::Export)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let values: Vec<(String, f64)> = kept
+        .values
+        .into_iter()
+        .map(|p| (p.period, p.value_usd))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("2015".into(), 1.0),
+            ("2016".into(), 3.0),
+            ("2017".into(), 4.0)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_refused_with_the_limit_named() {
     let dir = tempfile::tempdir().unwrap();
