@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs h2load (nghttp2-client) and PostgreSQL 15 from
 # Debian when missing, and DuckDB and NegMAS from PyPI, builds the release binaries, runs
-# data-bench --postgres, matrix-bench (beside DuckDB), load-bench --h2load, bargain-bench
+# data-bench --postgres, matrix-bench (beside DuckDB), block-sizes (column blocks and the
+# matrix engine beside a Parquet file), load-bench --h2load, bargain-bench
 # (beside NegMAS, timed on the same spaces) and cluster-bench (a three-node NATS JetStream
 # cluster beside a single node; nats-server installed with pip), and writes the results (machine, commit, each
 # figure's median and spread) to docs/bench-results.md, or to the file given. About 6 minutes
@@ -52,6 +53,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "## The matrix at the shape of real trade data (beside DuckDB)"
   echo
   target/release/matrix-bench --points 10000000 --repeat 3 --postgres
+  echo
+  echo "## Column blocks and the matrix engine (format 5, in progress: not yet the store's)"
+  echo
+  target/release/block-sizes --points 10000000 --repeat 3
   echo
   echo "## Unary calls under load"
   echo
