@@ -88,7 +88,7 @@ mod tests {
         assert!(super::method_names("tradepact.data.v1.NoSuchService").is_empty());
         assert_eq!(
             super::client_streaming_methods("tradepact.data.v1.TradeDataService"),
-            vec!["StreamWritePoints"]
+            vec!["StreamWritePoints", "StreamWriteColumns"]
         );
     }
 }
