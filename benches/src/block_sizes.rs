@@ -188,6 +188,9 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
+    // First, while the process holds nothing else: its peak RSS is the engine's (and the
+    // generator's set of the series it made).
+    let engine = load_engine(&args, dir.path())?;
     let csv = dir.path().join("matrix.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
     writeln!(out, "reporter,partner,flow,product,period,value_usd")?;
@@ -309,9 +312,8 @@ fn main() -> anyhow::Result<()> {
         "the codecs' answers differ"
     );
 
-    let engine = load_engine(&args, dir.path())?;
     println!(
-        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB.",
+        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
         tradepact_store::matrix::HEAD_ROWS,
         engine.load.as_secs_f64(),
         points as f64 / engine.load.as_secs_f64() / 1e6,

@@ -158,7 +158,7 @@ impl State {
             head.push(rows.key(i), rows.source[i], rows.value[i]);
             let series = series_of(rows.key(i));
             if keys.insert(series) {
-                filter.insert(&series);
+                filter.insert(series_hash(&series));
             }
         }
     }
@@ -256,26 +256,40 @@ const FIRST_FILTER: usize = 4096;
 /// About 3 bytes a series.
 const FALSE_POSITIVES: f64 = 0.00001;
 
+/// The filters' hasher (one seed: a series hashes alike in every filter of a chain).
+fn series_hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x7a7e)
+}
+
+/// A series' hash, as every filter hashes it.
+fn series_hash(series: &SeriesId) -> u64 {
+    use std::hash::BuildHasher;
+    series_hasher().hash_one(series)
+}
+
 impl SeriesFilter {
-    fn insert(&mut self, series: &SeriesId) {
+    /// Adds `series` (hashed by [`series_hash`]) unless a filter may hold it already.
+    fn insert(&mut self, hash: u64) {
+        if self.may_hold(hash) {
+            return;
+        }
         let full = self.filters.last().is_none_or(|(_, n, cap)| n >= cap);
         if full {
             let cap = self.filters.last().map_or(FIRST_FILTER, |(_, _, c)| c * 2);
             let rate = FALSE_POSITIVES / f64::from(1u32 << self.filters.len().min(20));
             let filter = fastbloom::BloomFilter::with_false_pos(rate)
-                .hasher(foldhash::fast::FixedState::with_seed(0x7a7e))
+                .hasher(series_hasher())
                 .expected_items(cap);
             self.filters.push((filter, 0, cap));
         }
         let (filter, n, _) = self.filters.last_mut().expect("a filter");
-        if !filter.contains(series) {
-            filter.insert(series);
-            *n += 1;
-        }
+        filter.insert_hash(hash);
+        *n += 1;
     }
 
-    fn may_hold(&self, series: &SeriesId) -> bool {
-        self.filters.iter().any(|(f, _, _)| f.contains(series))
+    /// Whether a series of this hash may have been added.
+    fn may_hold(&self, hash: u64) -> bool {
+        self.filters.iter().any(|(f, _, _)| f.contains_hash(hash))
     }
 }
 
@@ -351,7 +365,7 @@ impl Matrix {
                     .entry((partition.reporter, partition.frequency))
                     .or_default();
                 for (((p, f), m), pr) in partner.into_iter().zip(flags).zip(measure).zip(product) {
-                    filter.insert(&(p, f, m, pr));
+                    filter.insert(series_hash(&(p, f, m, pr)));
                 }
             }
         }
@@ -451,7 +465,7 @@ impl Matrix {
                 if previous.is_some_and(|p| series_of(p.key) == series) {
                     updated += 1;
                 } else {
-                    let held = match filter.is_some_and(|f| f.may_hold(&series)) {
+                    let held = match filter.is_some_and(|f| f.may_hold(series_hash(&series))) {
                         false => false,
                         true if head.is_some_and(|h| h.contains(&series)) => true,
                         true if !in_parts => false,
