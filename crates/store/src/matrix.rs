@@ -171,6 +171,8 @@ pub struct Matrix {
     state: Mutex<State>,
     /// The write log and the dictionary's file (appends are the caller's to serialise).
     files: Mutex<(Appender, Appender)>,
+    /// Held by a merge (one at a time: two would merge the same files).
+    merging: Mutex<()>,
     head_budget: usize,
     codec: Codec,
 }
@@ -388,6 +390,7 @@ impl Matrix {
             dicts: RwLock::new(dicts),
             state: Mutex::new(state),
             files: Mutex::new((write_log, dictionary)),
+            merging: Mutex::new(()),
             head_budget,
             codec: Codec::Pco,
         })
@@ -549,8 +552,11 @@ impl Matrix {
     }
 
     /// Writes the head as a part file covering its writes' sequences, then empties the write
-    /// log and the head. Writes are the caller's to hold off meanwhile.
+    /// log and the head; commits wait meanwhile.
     pub fn flush_head(&self) -> Result<()> {
+        // Commits wait meanwhile (they take the files first), so that the head written is the
+        // head emptied and no record appended between is lost with the log.
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let (head, logged) = {
             let state = self.state();
             (state.head.clone(), state.logged.clone())
@@ -559,22 +565,14 @@ impl Matrix {
             return Ok(());
         };
         // The names the part uses are durable before it is.
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .sync()?;
+        files.1.sync()?;
         let codec = self.codec;
         let blocks = in_parallel(head.into_iter().collect(), |(partition, mut rows)| {
             rows.sort();
             Ok((partition, block::encode_at(&rows, codec, FLUSH_LEVEL)?))
         });
         let part = PartFile::write(&self.dir, low, high, blocks)?;
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .clear()?;
+        files.0.clear()?;
         let mut state = self.state();
         state.parts.push(Arc::new(part));
         state.head.clear();
@@ -596,6 +594,7 @@ impl Matrix {
 
     /// Merges every part file into one once there are `files` or more.
     pub fn compact(&self, files: usize) -> Result<()> {
+        let _merging = self.merging.lock().unwrap_or_else(|e| e.into_inner());
         let parts = self.state().parts.clone();
         if parts.len() < files.max(2) {
             return Ok(());
@@ -608,6 +607,7 @@ impl Matrix {
     /// [`TIER`] of each other in size, they become one. Every row is so rewritten about
     /// log_4 of the matrix's size over the head's times, not once per flush.
     pub fn compact_tiers(&self) -> Result<()> {
+        let _merging = self.merging.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let parts = self.state().parts.clone();
             if parts.len() < TIER {
