@@ -137,11 +137,11 @@ struct State {
     /// The write-log records the head holds.
     logged: Vec<u64>,
     /// The series of each partition's head rows.
-    head_keys: HashMap<Partition, SeriesSet>,
+    head_keys: FastMap<Partition, SeriesSet>,
     /// The part files, by the last sequence each covers.
     parts: Vec<Arc<PartFile>>,
     /// The series each reporter and frequency has held.
-    series: HashMap<([u8; 3], u8), SeriesFilter>,
+    series: FastMap<([u8; 3], u8), SeriesFilter>,
 }
 
 impl State {
@@ -250,6 +250,9 @@ struct SeriesFilter {
 /// A set of series, hashed fast (foldhash: the head's sets are on every write's path).
 type SeriesSet = HashSet<SeriesId, foldhash::fast::RandomState>;
 
+/// A map on a write's path, hashed fast.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Series the first filter of a reporter holds before the next is added.
 const FIRST_FILTER: usize = 4096;
 /// The first filter's false-positive rate (each false positive a look at a partition's
@@ -347,9 +350,9 @@ impl Matrix {
             head: BTreeMap::new(),
             head_rows: 0,
             logged: Vec::new(),
-            head_keys: HashMap::new(),
+            head_keys: FastMap::default(),
             parts: parts.into_iter().map(Arc::new).collect(),
-            series: HashMap::new(),
+            series: FastMap::default(),
         };
         // The series filters, from every part's series (each block's key columns decoded).
         for part in state.parts.clone() {

@@ -14,7 +14,7 @@
 //! covers is left over from a merge a crash interrupted, and is deleted at open
 //! ([`superseded`]).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -35,7 +35,10 @@ pub(crate) struct PartFile {
     /// The last.
     pub(crate) high: u64,
     file: File,
-    index: BTreeMap<Partition, (u64, u32)>,
+    /// Where each partition's block is (looked up on every write's path: hashed).
+    index: HashMap<Partition, (u64, u32), foldhash::fast::RandomState>,
+    /// The partitions, in order.
+    partitions: Vec<Partition>,
     bytes: u64,
 }
 
@@ -129,7 +132,8 @@ impl PartFile {
         if 4 + count * 20 != index_len {
             return Err(corrupt(path, "an index of the wrong length"));
         }
-        let mut index = BTreeMap::new();
+        let mut index: HashMap<Partition, (u64, u32), foldhash::fast::RandomState> =
+            HashMap::default();
         for entry in checked[4..index_len].chunks_exact(20) {
             let partition = Partition::decode(entry).ok_or_else(|| corrupt(path, "a partition"))?;
             let offset = u64_at(entry, 8);
@@ -139,12 +143,15 @@ impl PartFile {
             }
             index.insert(partition, (offset, len));
         }
+        let mut partitions: Vec<Partition> = index.keys().copied().collect();
+        partitions.sort_unstable();
         Ok(PartFile {
             path: path.to_path_buf(),
             low,
             high,
             file,
             index,
+            partitions,
             bytes,
         })
     }
@@ -161,7 +168,7 @@ impl PartFile {
 
     /// The partitions it holds.
     pub(crate) fn partitions(&self) -> impl Iterator<Item = &Partition> {
-        self.index.keys()
+        self.partitions.iter()
     }
 
     /// Whether it holds `partition`.
