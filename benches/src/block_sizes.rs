@@ -29,6 +29,9 @@ struct Args {
     /// Runs of the cross-section (the median is printed).
     #[arg(long, default_value_t = 7)]
     repeat: usize,
+    /// Only load the matrix engine and print its line (for profiling it).
+    #[arg(long)]
+    engine_only: bool,
 }
 
 const YEAR: u32 = 2016;
@@ -59,6 +62,8 @@ fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f
 
 /// What loading the matrix engine took.
 struct Engine {
+    /// Points loaded.
+    points: u64,
     load: Duration,
     /// Preparing writes (sorting, the inserted/updated look, the write-log record), committing
     /// them (the append, the head), syncing.
@@ -68,6 +73,27 @@ struct Engine {
     bytes: u64,
     parts: usize,
     peak_rss_mb: u64,
+}
+
+impl Engine {
+    /// What loading it took, as a sentence.
+    fn line(&self) -> String {
+        let (engine, points) = (self, self.points);
+        format!(
+            "The matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
+        tradepact_store::matrix::HEAD_ROWS,
+        engine.load.as_secs_f64(),
+        points as f64 / engine.load.as_secs_f64() / 1e6,
+        engine.steps[0].as_secs_f64(),
+        engine.steps[1].as_secs_f64(),
+        engine.steps[2].as_secs_f64(),
+        engine.head_flushes.as_secs_f64(),
+        engine.merge.as_secs_f64(),
+        engine.bytes as f64 / points as f64,
+        engine.parts,
+        engine.peak_rss_mb,
+        )
+    }
 }
 
 /// Bytes of the files under `dir`.
@@ -126,7 +152,7 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
         batch.clear();
         Ok(())
     };
-    generator.generate(args.points, |p| {
+    let loaded = generator.generate(args.points, |p| {
         if failed.is_some() {
             return;
         }
@@ -164,10 +190,6 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     }
     matrix.sync()?;
     let load = started.elapsed();
-    eprintln!(
-        "engine: prepare {:?}, commit {:?}, sync {:?}, flushes and merges {head_flushes:?}",
-        times[0], times[1], times[2]
-    );
     let started = Instant::now();
     matrix.flush_head()?;
     matrix.compact(2)?;
@@ -175,6 +197,7 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     let parts = matrix.parts();
     drop(matrix);
     Ok(Engine {
+        points: loaded,
         load,
         steps: times,
         head_flushes,
@@ -191,6 +214,10 @@ fn main() -> anyhow::Result<()> {
     // First, while the process holds nothing else: its peak RSS is the engine's (and the
     // generator's set of the series it made).
     let engine = load_engine(&args, dir.path())?;
+    if args.engine_only {
+        println!("{}", engine.line());
+        return Ok(());
+    }
     let csv = dir.path().join("matrix.csv");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
     writeln!(out, "reporter,partner,flow,product,period,value_usd")?;
@@ -312,20 +339,7 @@ fn main() -> anyhow::Result<()> {
         "the codecs' answers differ"
     );
 
-    println!(
-        "\nThe matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
-        tradepact_store::matrix::HEAD_ROWS,
-        engine.load.as_secs_f64(),
-        points as f64 / engine.load.as_secs_f64() / 1e6,
-        engine.steps[0].as_secs_f64(),
-        engine.steps[1].as_secs_f64(),
-        engine.steps[2].as_secs_f64(),
-        engine.head_flushes.as_secs_f64(),
-        engine.merge.as_secs_f64(),
-        engine.bytes as f64 / points as f64,
-        engine.parts,
-        engine.peak_rss_mb,
-    );
+    println!("\n{}", engine.line());
 
     let script = format!(
         r#"

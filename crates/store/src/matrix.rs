@@ -136,7 +136,7 @@ struct State {
     head_rows: usize,
     /// The write-log records the head holds.
     logged: Vec<u64>,
-    /// The series of each partition's head rows.
+    /// The series of a partition's head rows, for the partitions a write has asked about.
     head_keys: FastMap<Partition, SeriesSet>,
     /// The part files, by the last sequence each covers.
     parts: Vec<Arc<PartFile>>,
@@ -149,18 +149,37 @@ impl State {
     fn push(&mut self, partition: Partition, rows: &Rows, range: std::ops::Range<usize>) {
         self.head_rows += range.len();
         let head = self.head.entry(partition).or_default();
-        let keys = self.head_keys.entry(partition).or_default();
+        // The partition's set of series, kept up once a write has needed it.
+        let mut keys = self.head_keys.get_mut(&partition);
         let filter = self
             .series
             .entry((partition.reporter, partition.frequency))
             .or_default();
+        let mut last = None;
         for i in range {
             head.push(rows.key(i), rows.source[i], rows.value[i]);
             let series = series_of(rows.key(i));
-            if keys.insert(series) {
-                filter.insert(series_hash(&series));
+            if last == Some(series) {
+                continue;
             }
+            last = Some(series);
+            if let Some(keys) = keys.as_mut() {
+                keys.insert(series);
+            }
+            filter.insert(series_hash(&series));
         }
+    }
+
+    /// Whether `partition`'s head holds `series` (its set of series made the first time a
+    /// write asks).
+    fn head_holds(&mut self, partition: &Partition, series: &SeriesId) -> bool {
+        let Some(head) = self.head.get(partition).filter(|h| !h.is_empty()) else {
+            return false;
+        };
+        self.head_keys
+            .entry(*partition)
+            .or_insert_with(|| (0..head.len()).map(|i| series_of(head.key(i))).collect())
+            .contains(series)
     }
 }
 
@@ -450,7 +469,7 @@ impl Matrix {
         // matrix or earlier in this write. A series the reporter's filter has never seen is
         // new in every period; else the partition's head, then its parts, are looked at.
         let (mut inserted, mut updated) = (0, 0);
-        let state = self.state();
+        let mut state = self.state();
         let parts = state.parts.clone();
         let mut n = 0;
         while n < order.len() {
@@ -459,8 +478,6 @@ impl Matrix {
             while n < order.len() && rows[order[n] as usize].partition == partition {
                 n += 1;
             }
-            let filter = state.series.get(&(partition.reporter, partition.frequency));
-            let head = state.head_keys.get(&partition);
             let in_parts = parts.iter().any(|p| p.holds(&partition));
             let mut stored: Option<SeriesSet> = None;
             let first = sorted.len();
@@ -471,9 +488,13 @@ impl Matrix {
                 if previous.is_some_and(|p| series_of(p.key) == series) {
                     updated += 1;
                 } else {
-                    let held = match filter.is_some_and(|f| f.may_hold(series_hash(&series))) {
+                    let may = state
+                        .series
+                        .get(&(partition.reporter, partition.frequency))
+                        .is_some_and(|f| f.may_hold(series_hash(&series)));
+                    let held = match may {
                         false => false,
-                        true if head.is_some_and(|h| h.contains(&series)) => true,
+                        true if state.head_holds(&partition, &series) => true,
                         true if !in_parts => false,
                         true => {
                             if stored.is_none() {
