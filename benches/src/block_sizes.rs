@@ -64,6 +64,8 @@ fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f
 struct Engine {
     /// Points loaded.
     points: u64,
+    /// One series' 25 years read after the merges: p50 and p99.
+    series_read: (Duration, Duration),
     load: Duration,
     /// Preparing writes (sorting, the inserted/updated look, the write-log record), committing
     /// them (the append, the head), syncing.
@@ -80,7 +82,7 @@ impl Engine {
     fn line(&self) -> String {
         let (engine, points) = (self, self.points);
         format!(
-            "The matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
+            "The matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; one series' 25 years read in {:.2} ms (p50; p99 {:.2} ms; every period's block searched); peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
         tradepact_store::matrix::HEAD_ROWS,
         engine.load.as_secs_f64(),
         points as f64 / engine.load.as_secs_f64() / 1e6,
@@ -91,6 +93,8 @@ impl Engine {
         engine.merge.as_secs_f64(),
         engine.bytes as f64 / points as f64,
         engine.parts,
+        engine.series_read.0.as_secs_f64() * 1e3,
+        engine.series_read.1.as_secs_f64() * 1e3,
         engine.peak_rss_mb,
         )
     }
@@ -194,10 +198,30 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     matrix.flush_head()?;
     matrix.compact(2)?;
     let merge = started.elapsed();
+    // Single series, 25 years each: a thousand of the first partition's series, read whole.
+    let first = *matrix
+        .partitions()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("an empty matrix"))?;
+    let rows = matrix.partition(&first)?;
+    let mut reads = Vec::new();
+    for i in (0..rows.len())
+        .step_by((rows.len() / 1000).max(1))
+        .take(1000)
+    {
+        let (p, f, m, pr, _) = rows.key(i);
+        let started = Instant::now();
+        let periods = matrix.series(first.reporter, first.frequency, 1995..=2019, (p, f, m, pr))?;
+        reads.push(started.elapsed());
+        anyhow::ensure!(!periods.is_empty(), "a series read nothing");
+    }
+    reads.sort();
+    let series_read = (reads[reads.len() / 2], reads[reads.len() * 99 / 100]);
     let parts = matrix.parts();
     drop(matrix);
     Ok(Engine {
         points: loaded,
+        series_read,
         load,
         steps: times,
         head_flushes,

@@ -687,6 +687,75 @@ impl Matrix {
         Ok(())
     }
 
+    /// One series' rows in the periods `periods` of `reporter` and `frequency`: for each
+    /// period held, its rows (one per release, in release id order), the newer row of a release
+    /// replacing the older. Each part's key columns are decoded and searched; its other
+    /// columns are decoded only where the series has rows.
+    pub fn series(
+        &self,
+        reporter: [u8; 3],
+        frequency: u8,
+        periods: std::ops::RangeInclusive<u32>,
+        series: SeriesId,
+    ) -> Result<Vec<(u32, Rows)>> {
+        let (parts, heads) = {
+            let state = self.state();
+            let heads: Vec<(u32, Rows)> = state
+                .head
+                .range(
+                    Partition {
+                        reporter,
+                        frequency,
+                        period: *periods.start(),
+                    }..=Partition {
+                        reporter,
+                        frequency,
+                        period: *periods.end(),
+                    },
+                )
+                .map(|(p, rows)| {
+                    let mut mine = Rows::default();
+                    for i in 0..rows.len() {
+                        if series_of(rows.key(i)) == series {
+                            mine.push(rows.key(i), rows.source[i], rows.value[i]);
+                        }
+                    }
+                    mine.sort();
+                    (p.period, mine)
+                })
+                .filter(|(_, rows)| !rows.is_empty())
+                .collect();
+            (state.parts.clone(), heads)
+        };
+        let mut out: BTreeMap<u32, Rows> = BTreeMap::new();
+        for part in &parts {
+            for partition in part.partitions().filter(|p| {
+                p.reporter == reporter && p.frequency == frequency && periods.contains(&p.period)
+            }) {
+                let Some(bytes) = part.block(partition)? else {
+                    continue;
+                };
+                let rows = series_rows(&Block::open(&bytes)?, series)?;
+                if rows.is_empty() {
+                    continue;
+                }
+                let merged = match out.remove(&partition.period) {
+                    Some(older) => block::merge(&older, &rows),
+                    None => rows,
+                };
+                out.insert(partition.period, merged);
+            }
+        }
+        for (period, head) in heads {
+            let merged = match out.remove(&period) {
+                Some(older) => block::merge(&older, &head),
+                None => head,
+            };
+            out.insert(period, merged);
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Every row of `partition` (parts, then the head, the newer row of a key replacing the
     /// older), sorted by key.
     pub fn partition(&self, partition: &Partition) -> Result<Rows> {
@@ -761,6 +830,47 @@ fn in_parallel<T: Send, R: Send>(
         Some(done.into_iter().flatten())
     })
     .flatten()
+}
+
+/// The rows of `series` in `block` (its key columns searched; the rest decoded only when the
+/// series has rows there).
+fn series_rows(block: &Block, series: SeriesId) -> Result<Rows> {
+    let partner = block.column(block::Column::Partner)?;
+    let flags = block.column(block::Column::Flags)?;
+    let measure = block.column(block::Column::Measure)?;
+    let product = block.column(block::Column::Product)?;
+    let key = |i: usize| (partner[i], flags[i], measure[i], product[i]);
+    let start = partition_point(block.rows(), |i| key(i) < series);
+    let end = partition_point(block.rows(), |i| key(i) <= series);
+    let mut rows = Rows::default();
+    if start == end {
+        return Ok(rows);
+    }
+    let release = block.column(block::Column::Release)?;
+    let source = block.column(block::Column::Source)?;
+    let value = block.values()?;
+    for i in start..end {
+        rows.push(
+            (partner[i], flags[i], measure[i], product[i], release[i]),
+            source[i],
+            value[i],
+        );
+    }
+    Ok(rows)
+}
+
+/// The first of `0..n` for which `before` is false (`before` true then false along it).
+fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, n);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if before(mid) {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
 }
 
 /// The series `partition` holds in `parts` (their key columns decoded, nothing merged: rows
@@ -951,6 +1061,32 @@ mod tests {
                         .collect();
                     let got: Vec<_> = (0..rows.len())
                         .map(|i| (rows.key(i), (rows.source[i], rows.value[i])))
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            // A series read across periods is the map's rows of that series.
+            let measure = matrix.id(Dictionary::Measure, &[0]);
+            for (partner, product) in [(0u32, 0u32), (1, 2), (3, 4)] {
+                let product = matrix.id(Dictionary::Product, format!("HS:{product:02}").as_bytes());
+                let series = (partner, block::flags(1, 1), measure, product);
+                for reporter in [*b"KOR", *b"USA", *b"JPN"] {
+                    let got: Vec<_> = matrix
+                        .series(reporter, 1, 2000..=2001, series)
+                        .unwrap()
+                        .into_iter()
+                        .flat_map(|(period, rows)| {
+                            (0..rows.len())
+                                .map(|i| (period, rows.key(i), rows.source[i], rows.value[i]))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    let want: Vec<_> = model
+                        .iter()
+                        .filter(|((p, k), _)| {
+                            p.reporter == reporter && series_of(*k) == series
+                        })
+                        .map(|((p, k), (source, value))| (p.period, *k, *source, *value))
                         .collect();
                     prop_assert_eq!(got, want);
                 }
