@@ -175,6 +175,17 @@ impl Rows {
         *self = sorted;
     }
 
+    /// Appends every row of `other`.
+    pub fn append(&mut self, other: &Rows) {
+        self.partner.extend_from_slice(&other.partner);
+        self.flags.extend_from_slice(&other.flags);
+        self.measure.extend_from_slice(&other.measure);
+        self.product.extend_from_slice(&other.product);
+        self.release.extend_from_slice(&other.release);
+        self.source.extend_from_slice(&other.source);
+        self.value.extend_from_slice(&other.value);
+    }
+
     /// No rows, room for `n`.
     pub fn with_capacity(n: usize) -> Rows {
         Rows {

@@ -44,6 +44,9 @@ const DICTIONARY: &str = "dictionary.log";
 /// Part files of one size tier merged at once (see [`Matrix::compact_tiers`]).
 pub const TIER: usize = 4;
 
+/// Rows of a row group by default: a single-series read decodes one or two groups a period.
+pub const GROUP_ROWS: usize = 2048;
+
 /// Rows the head holds before it is made into parts, by default.
 pub const HEAD_ROWS: usize = 1 << 19;
 
@@ -193,6 +196,8 @@ pub struct Matrix {
     /// Held by a merge (one at a time: two would merge the same files).
     merging: Mutex<()>,
     head_budget: usize,
+    /// Rows of a row group in a part file.
+    group_rows: usize,
     codec: Codec,
 }
 
@@ -248,7 +253,7 @@ fn decode_record(bytes: &[u8]) -> Result<Vec<(Partition, Rows)>> {
 }
 
 /// A series of a partition: partner, flags, measure, product.
-type SeriesId = (u32, u32, u32, u32);
+pub(crate) type SeriesId = (u32, u32, u32, u32);
 
 fn series_of(key: RowKey) -> SeriesId {
     (key.0, key.1, key.2, key.3)
@@ -322,6 +327,11 @@ impl Matrix {
     /// (those an interrupted merge left over deleted), its write log replayed into the head.
     /// The head is made into a part file past `head_budget` rows.
     pub fn open(dir: &Path, head_budget: usize) -> Result<Matrix> {
+        Matrix::open_with(dir, head_budget, GROUP_ROWS)
+    }
+
+    /// [`Matrix::open`] with row groups of at most `group_rows` rows.
+    pub fn open_with(dir: &Path, head_budget: usize, group_rows: usize) -> Result<Matrix> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let (dictionary, names) = Appender::open(&dir.join(DICTIONARY))?;
         let mut dicts: [Dict; 3] = Default::default();
@@ -376,20 +386,21 @@ impl Matrix {
         // The series filters, from every part's series (each block's key columns decoded).
         for part in state.parts.clone() {
             for partition in part.partitions() {
-                let bytes = part
-                    .block(partition)?
-                    .ok_or_else(|| corrupt("a block missing"))?;
-                let block = Block::open(&bytes)?;
-                let partner = block.column(block::Column::Partner)?;
-                let flags = block.column(block::Column::Flags)?;
-                let measure = block.column(block::Column::Measure)?;
-                let product = block.column(block::Column::Product)?;
                 let filter = state
                     .series
                     .entry((partition.reporter, partition.frequency))
                     .or_default();
-                for (((p, f), m), pr) in partner.into_iter().zip(flags).zip(measure).zip(product) {
-                    filter.insert(series_hash(&(p, f, m, pr)));
+                for bytes in part.blocks(partition)? {
+                    let block = Block::open(&bytes)?;
+                    let partner = block.column(block::Column::Partner)?;
+                    let flags = block.column(block::Column::Flags)?;
+                    let measure = block.column(block::Column::Measure)?;
+                    let product = block.column(block::Column::Product)?;
+                    for (((p, f), m), pr) in
+                        partner.into_iter().zip(flags).zip(measure).zip(product)
+                    {
+                        filter.insert(series_hash(&(p, f, m, pr)));
+                    }
                 }
             }
         }
@@ -414,6 +425,7 @@ impl Matrix {
             files: Mutex::new((write_log, dictionary)),
             merging: Mutex::new(()),
             head_budget,
+            group_rows,
             codec: Codec::Pco,
         })
     }
@@ -590,12 +602,14 @@ impl Matrix {
         };
         // The names the part uses are durable before it is.
         files.1.sync()?;
-        let codec = self.codec;
-        let blocks = in_parallel(head.into_iter().collect(), |(partition, mut rows)| {
+        let (codec, group) = (self.codec, self.group_rows);
+        let groups = in_parallel(head.into_iter().collect(), |(partition, mut rows)| {
             rows.sort();
-            Ok((partition, block::encode_at(&rows, codec, FLUSH_LEVEL)?))
+            groups_of(partition, &rows, group, |r| {
+                block::encode_at(r, codec, FLUSH_LEVEL)
+            })
         });
-        let part = PartFile::write(&self.dir, low, high, blocks)?;
+        let part = PartFile::write(&self.dir, low, high, flat(groups))?;
         files.0.clear()?;
         let mut state = self.state();
         state.parts.push(Arc::new(part));
@@ -658,12 +672,12 @@ impl Matrix {
         let high = parts.iter().map(|p| p.high).max().expect("parts");
         let partitions: std::collections::BTreeSet<Partition> =
             parts.iter().flat_map(|p| p.partitions().copied()).collect();
-        let codec = self.codec;
-        let blocks = in_parallel(partitions.into_iter().collect(), |partition| {
+        let (codec, group) = (self.codec, self.group_rows);
+        let groups = in_parallel(partitions.into_iter().collect(), |partition| {
             let rows = parts_merged(parts, &partition)?;
-            Ok((partition, block::encode(&rows, codec)?))
+            groups_of(partition, &rows, group, |r| block::encode(r, codec))
         });
-        let merged = Arc::new(PartFile::write(&self.dir, low, high, blocks)?);
+        let merged = Arc::new(PartFile::write(&self.dir, low, high, flat(groups))?);
         {
             let mut state = self.state();
             let at = state
@@ -732,10 +746,10 @@ impl Matrix {
             for partition in part.partitions().filter(|p| {
                 p.reporter == reporter && p.frequency == frequency && periods.contains(&p.period)
             }) {
-                let Some(bytes) = part.block(partition)? else {
-                    continue;
-                };
-                let rows = series_rows(&Block::open(&bytes)?, series)?;
+                let mut rows = Rows::default();
+                for bytes in part.blocks_of(partition, series)? {
+                    rows.append(&series_rows(&Block::open(&bytes)?, series)?);
+                }
                 if rows.is_empty() {
                     continue;
                 }
@@ -832,6 +846,38 @@ fn in_parallel<T: Send, R: Send>(
     .flatten()
 }
 
+/// `rows` (sorted) of `partition` as row groups of at most `group` rows, each encoded by
+/// `encode`, with its first series.
+fn groups_of(
+    partition: Partition,
+    rows: &Rows,
+    group: usize,
+    encode: impl Fn(&Rows) -> Result<Vec<u8>>,
+) -> Result<Vec<(Partition, SeriesId, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(rows.len().div_ceil(group.max(1)));
+    let mut start = 0;
+    while start < rows.len() {
+        let end = (start + group.max(1)).min(rows.len());
+        let mut part = Rows::with_capacity(end - start);
+        for i in start..end {
+            part.push(rows.key(i), rows.source[i], rows.value[i]);
+        }
+        out.push((partition, series_of(rows.key(start)), encode(&part)?));
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Each partition's groups, one after the other.
+fn flat(
+    groups: impl Iterator<Item = Result<Vec<(Partition, SeriesId, Vec<u8>)>>>,
+) -> impl Iterator<Item = Result<(Partition, SeriesId, Vec<u8>)>> {
+    groups.flat_map(|g| match g {
+        Ok(groups) => groups.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(e)],
+    })
+}
+
 /// The rows of `series` in `block` (its key columns searched; the rest decoded only when the
 /// series has rows there).
 fn series_rows(block: &Block, series: SeriesId) -> Result<Rows> {
@@ -878,7 +924,7 @@ fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
 fn series_in(parts: &[Arc<PartFile>], partition: &Partition) -> Result<SeriesSet> {
     let mut series = SeriesSet::default();
     for part in parts {
-        if let Some(bytes) = part.block(partition)? {
+        for bytes in part.blocks(partition)? {
             let block = Block::open(&bytes)?;
             let partner = block.column(block::Column::Partner)?;
             let flags = block.column(block::Column::Flags)?;
@@ -901,13 +947,18 @@ fn series_in(parts: &[Arc<PartFile>], partition: &Partition) -> Result<SeriesSet
 fn parts_merged(parts: &[Arc<PartFile>], partition: &Partition) -> Result<Rows> {
     let mut rows = Rows::default();
     for part in parts {
-        if let Some(bytes) = part.block(partition)? {
-            let block = Block::open(&bytes)?.decode()?;
-            rows = match rows.is_empty() {
-                true => block,
-                false => block::merge(&rows, &block),
-            };
+        let blocks = part.blocks(partition)?;
+        if blocks.is_empty() {
+            continue;
         }
+        let mut newer = Rows::default();
+        for bytes in blocks {
+            newer.append(&Block::open(&bytes)?.decode()?);
+        }
+        rows = match rows.is_empty() {
+            true => newer,
+            false => block::merge(&rows, &newer),
+        };
     }
     Ok(rows)
 }
@@ -990,7 +1041,7 @@ mod tests {
         #[test]
         fn the_matrix_reads_as_a_map_of_its_applied_writes(steps in prop::collection::vec(step(), 1..40)) {
             let dir = tempfile::tempdir().unwrap();
-            let mut matrix = Matrix::open(dir.path(), HEAD).unwrap();
+            let mut matrix = Matrix::open_with(dir.path(), HEAD, 4).unwrap();
             let mut model: Model = BTreeMap::new();
             let mut seq = 0;
             for step in steps {
@@ -1040,7 +1091,7 @@ mod tests {
                         let parts = matrix.state().parts.clone();
                         matrix.merge_files(&parts, false).unwrap();
                         drop(matrix);
-                        matrix = Matrix::open(dir.path(), HEAD).unwrap();
+                        matrix = Matrix::open_with(dir.path(), HEAD, 4).unwrap();
                         prop_assert!(matrix.parts() <= 1, "{} files before", before);
                         let files = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
                             e.as_ref().unwrap().path().extension().is_some_and(|x| x == "tpp")
@@ -1049,7 +1100,7 @@ mod tests {
                     }
                     Step::Reopen => {
                         drop(matrix);
-                        matrix = Matrix::open(dir.path(), HEAD).unwrap();
+                        matrix = Matrix::open_with(dir.path(), HEAD, 4).unwrap();
                     }
                 }
                 for n in 0..6 {
@@ -1093,7 +1144,7 @@ mod tests {
             }
             // The names read back after a reopening are the names given.
             drop(matrix);
-            let matrix = Matrix::open(dir.path(), HEAD).unwrap();
+            let matrix = Matrix::open_with(dir.path(), HEAD, 4).unwrap();
             for ((_, (_, _, measure, product, _)), (source, _)) in &model {
                 prop_assert_eq!(&matrix.name(Dictionary::Measure, *measure).unwrap()[..], &[0u8][..]);
                 prop_assert!(matrix.name(Dictionary::Product, *product).unwrap().starts_with(b"HS:"));

@@ -1,10 +1,13 @@
-//! Part files of the matrix: immutable files, each holding one column block per partition of
-//! the writes whose sequences it covers (`low..=high`), written once (a temporary name, synced,
-//! renamed, the directory synced) and read by offset.
+//! Part files of the matrix: immutable files, each holding the rows of each partition of the
+//! writes whose sequences it covers (`low..=high`) as column blocks of at most a group's rows
+//! (*row groups*, in key order), written once (a temporary name, synced, renamed, the
+//! directory synced) and read by offset. The index names each group's first series, so that
+//! a read of one series decodes only the groups that may hold it.
 //!
 //! ```text
-//! ["TPPART01"] blocks…
-//! index: [partitions u32 LE] partitions × ([partition 8 bytes] [offset u64 LE] [length u32 LE])
+//! ["TPPART02"] blocks…
+//! index: [groups u32 LE] groups × ([partition 8 bytes] [first series: 4 × u32 LE]
+//!        [offset u64 LE] [length u32 LE])
 //! footer: [index offset u64] [index length u32] [low u64] [high u64] [crc32c u32 of the index,
 //!         low and high] ["TPPART01"]
 //! ```
@@ -21,10 +24,12 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::framed::io;
-use crate::matrix::Partition;
+use crate::matrix::{Partition, SeriesId};
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"TPPART01";
+const MAGIC: &[u8; 8] = b"TPPART02";
+/// Bytes of an index entry.
+const ENTRY: usize = 8 + 16 + 8 + 4;
 const FOOTER: usize = 8 + 4 + 8 + 8 + 4 + 8;
 
 /// A part file, open.
@@ -35,11 +40,19 @@ pub(crate) struct PartFile {
     /// The last.
     pub(crate) high: u64,
     file: File,
-    /// Where each partition's block is (looked up on every write's path: hashed).
-    index: HashMap<Partition, (u64, u32), foldhash::fast::RandomState>,
+    /// Each partition's row groups, in key order (looked up on every write's path: hashed).
+    index: HashMap<Partition, Vec<Group>, foldhash::fast::RandomState>,
     /// The partitions, in order.
     partitions: Vec<Partition>,
     bytes: u64,
+}
+
+/// A row group: its first series, and where its block is.
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    first: SeriesId,
+    offset: u64,
+    len: u32,
 }
 
 fn corrupt(path: &Path, what: &str) -> Error {
@@ -52,13 +65,13 @@ pub(crate) fn name(low: u64, high: u64) -> String {
 }
 
 impl PartFile {
-    /// Writes the part file covering `low..=high` in `dir` from `blocks` (in partition order),
-    /// durably.
+    /// Writes the part file covering `low..=high` in `dir` from `groups` (a partition's in key
+    /// order: each its first series and block), durably.
     pub(crate) fn write(
         dir: &Path,
         low: u64,
         high: u64,
-        blocks: impl IntoIterator<Item = Result<(Partition, Vec<u8>)>>,
+        groups: impl IntoIterator<Item = Result<(Partition, SeriesId, Vec<u8>)>>,
     ) -> Result<PartFile> {
         let path = dir.join(name(low, high));
         let tmp = path.with_extension("tmp");
@@ -67,16 +80,19 @@ impl PartFile {
             out.write_all(MAGIC).map_err(io)?;
             let mut at = MAGIC.len() as u64;
             let mut index = Vec::new();
-            for block in blocks {
-                let (partition, bytes) = block?;
+            for group in groups {
+                let (partition, first, bytes) = group?;
                 out.write_all(&bytes).map_err(io)?;
                 index.extend_from_slice(&partition.encode());
+                for part in [first.0, first.1, first.2, first.3] {
+                    index.extend_from_slice(&part.to_le_bytes());
+                }
                 index.extend_from_slice(&at.to_le_bytes());
                 index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
                 at += bytes.len() as u64;
             }
             let mut tail = Vec::with_capacity(4 + index.len() + FOOTER);
-            tail.extend_from_slice(&((index.len() / 20) as u32).to_le_bytes());
+            tail.extend_from_slice(&((index.len() / ENTRY) as u32).to_le_bytes());
             tail.extend_from_slice(&index);
             let index_len = tail.len() as u32;
             let mut checked = tail.clone();
@@ -129,19 +145,25 @@ impl PartFile {
             return Err(corrupt(path, "an index that does not match its checksum"));
         }
         let count = u32::from_le_bytes(checked[..4].try_into().expect("4")) as usize;
-        if 4 + count * 20 != index_len {
+        if 4 + count * ENTRY != index_len {
             return Err(corrupt(path, "an index of the wrong length"));
         }
-        let mut index: HashMap<Partition, (u64, u32), foldhash::fast::RandomState> =
+        let mut index: HashMap<Partition, Vec<Group>, foldhash::fast::RandomState> =
             HashMap::default();
-        for entry in checked[4..index_len].chunks_exact(20) {
+        for entry in checked[4..index_len].chunks_exact(ENTRY) {
             let partition = Partition::decode(entry).ok_or_else(|| corrupt(path, "a partition"))?;
-            let offset = u64_at(entry, 8);
-            let len = u32::from_le_bytes(entry[16..20].try_into().expect("4"));
+            let u32_at = |at: usize| u32::from_le_bytes(entry[at..at + 4].try_into().expect("4"));
+            let first = (u32_at(8), u32_at(12), u32_at(16), u32_at(20));
+            let offset = u64_at(entry, 24);
+            let len = u32_at(32);
             if offset + u64::from(len) > index_at {
                 return Err(corrupt(path, "a block past the index"));
             }
-            index.insert(partition, (offset, len));
+            let groups = index.entry(partition).or_default();
+            if groups.last().is_some_and(|g| g.first > first) {
+                return Err(corrupt(path, "row groups out of order"));
+            }
+            groups.push(Group { first, offset, len });
         }
         let mut partitions: Vec<Partition> = index.keys().copied().collect();
         partitions.sort_unstable();
@@ -156,14 +178,37 @@ impl PartFile {
         })
     }
 
-    /// The block of `partition`, if the file holds one.
-    pub(crate) fn block(&self, partition: &Partition) -> Result<Option<Vec<u8>>> {
-        let Some(&(offset, len)) = self.index.get(partition) else {
-            return Ok(None);
-        };
-        let mut bytes = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut bytes, offset).map_err(io)?;
-        Ok(Some(bytes))
+    /// The blocks of `partition`'s row groups, in key order (none if it holds none).
+    pub(crate) fn blocks(&self, partition: &Partition) -> Result<Vec<Vec<u8>>> {
+        let groups = self.index.get(partition).map_or(&[][..], Vec::as_slice);
+        groups.iter().map(|g| self.read(g)).collect()
+    }
+
+    /// The blocks of the row groups of `partition` that may hold `series`: from the last group
+    /// beginning before it to the last beginning at or before it (a series' rows may cross
+    /// from one group into the next).
+    pub(crate) fn blocks_of(
+        &self,
+        partition: &Partition,
+        series: SeriesId,
+    ) -> Result<Vec<Vec<u8>>> {
+        let groups = self.index.get(partition).map_or(&[][..], Vec::as_slice);
+        let from = groups
+            .partition_point(|g| g.first < series)
+            .saturating_sub(1);
+        let to = groups.partition_point(|g| g.first <= series);
+        groups[from..to.max(from)]
+            .iter()
+            .map(|g| self.read(g))
+            .collect()
+    }
+
+    fn read(&self, group: &Group) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; group.len as usize];
+        self.file
+            .read_exact_at(&mut bytes, group.offset)
+            .map_err(io)?;
+        Ok(bytes)
     }
 
     /// The partitions it holds.
