@@ -32,6 +32,9 @@ struct Args {
     /// Only load the matrix engine and print its line (for profiling it).
     #[arg(long)]
     engine_only: bool,
+    /// Rows of a row group in the engine's part files.
+    #[arg(long, default_value_t = tradepact_store::matrix::GROUP_ROWS)]
+    group_rows: usize,
 }
 
 const YEAR: u32 = 2016;
@@ -64,6 +67,8 @@ fn imports_by_product(blocks: &[&[u8]], products: usize) -> anyhow::Result<Vec<f
 struct Engine {
     /// Points loaded.
     points: u64,
+    /// Rows of a row group.
+    group_rows: usize,
     /// One series' 25 years read after the merges: p50 and p99.
     series_read: (Duration, Duration),
     load: Duration,
@@ -82,7 +87,8 @@ impl Engine {
     fn line(&self) -> String {
         let (engine, points) = (self, self.points);
         format!(
-            "The matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; one series' 25 years read in {:.2} ms (p50; p99 {:.2} ms; in each period the one or two row groups that may hold it decoded); peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
+            "The matrix engine (`tradepact_store::matrix`, in-process, no gRPC): the same rows in batches of 10,000 in the generator's order (series after series), each a write-log record, synced every 64 batches and at the end, the head written as a part file (row groups of {} rows) past {} rows (part files merged by size tiers of 4), then all merged into one: loaded in {:.2} s ({:.2} M points/s; preparing writes {:.2} s of it, committing them {:.2} s, syncing {:.2} s, head flushes and merges {:.2} s), merged in {:.2} s, {:.2} bytes a point on disk after the merges (every file of the engine), {} part files; one series' 25 years read in {:.2} ms (p50; p99 {:.2} ms; in each period the one or two row groups that may hold it decoded); peak RSS {} MB (the engine's, with the generator's set of series; measured before anything else).",
+        engine.group_rows,
         tradepact_store::matrix::HEAD_ROWS,
         engine.load.as_secs_f64(),
         points as f64 / engine.load.as_secs_f64() / 1e6,
@@ -126,7 +132,7 @@ fn peak_rss_mb() -> u64 {
 fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     use tradepact_store::matrix::{self as engine, Dictionary, NewRow, Partition, HEAD_ROWS};
     let path = dir.join("engine");
-    let matrix = engine::Matrix::open(&path, HEAD_ROWS)?;
+    let matrix = engine::Matrix::open_with(&path, HEAD_ROWS, args.group_rows)?;
     let measure = matrix.id(Dictionary::Measure, &[0]);
     let source = matrix.id(Dictionary::Source, b"gen");
     let mut generator = Matrix::new(args.reporters);
@@ -221,6 +227,7 @@ fn load_engine(args: &Args, dir: &std::path::Path) -> anyhow::Result<Engine> {
     drop(matrix);
     Ok(Engine {
         points: loaded,
+        group_rows: args.group_rows,
         series_read,
         load,
         steps: times,
