@@ -391,15 +391,8 @@ impl Matrix {
                     .entry((partition.reporter, partition.frequency))
                     .or_default();
                 for bytes in part.blocks(partition)? {
-                    let block = Block::open(&bytes)?;
-                    let partner = block.column(block::Column::Partner)?;
-                    let flags = block.column(block::Column::Flags)?;
-                    let measure = block.column(block::Column::Measure)?;
-                    let product = block.column(block::Column::Product)?;
-                    for (((p, f), m), pr) in
-                        partner.into_iter().zip(flags).zip(measure).zip(product)
-                    {
-                        filter.insert(series_hash(&(p, f, m, pr)));
+                    for series in block_series(&Block::open(&bytes)?)? {
+                        filter.insert(series_hash(&series));
                     }
                 }
             }
@@ -881,13 +874,9 @@ fn flat(
 /// The rows of `series` in `block` (its key columns searched; the rest decoded only when the
 /// series has rows there).
 fn series_rows(block: &Block, series: SeriesId) -> Result<Rows> {
-    let partner = block.column(block::Column::Partner)?;
-    let flags = block.column(block::Column::Flags)?;
-    let measure = block.column(block::Column::Measure)?;
-    let product = block.column(block::Column::Product)?;
-    let key = |i: usize| (partner[i], flags[i], measure[i], product[i]);
-    let start = partition_point(block.rows(), |i| key(i) < series);
-    let end = partition_point(block.rows(), |i| key(i) <= series);
+    let keys = block_series(block)?;
+    let start = keys.partition_point(|k| *k < series);
+    let end = keys.partition_point(|k| *k <= series);
     let mut rows = Rows::default();
     if start == end {
         return Ok(rows);
@@ -896,27 +885,10 @@ fn series_rows(block: &Block, series: SeriesId) -> Result<Rows> {
     let source = block.column(block::Column::Source)?;
     let value = block.values()?;
     for i in start..end {
-        rows.push(
-            (partner[i], flags[i], measure[i], product[i], release[i]),
-            source[i],
-            value[i],
-        );
+        let (p, f, m, pr) = keys[i];
+        rows.push((p, f, m, pr, release[i]), source[i], value[i]);
     }
     Ok(rows)
-}
-
-/// The first of `0..n` for which `before` is false (`before` true then false along it).
-fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
-    let (mut low, mut high) = (0, n);
-    while low < high {
-        let mid = low + (high - low) / 2;
-        if before(mid) {
-            low = mid + 1;
-        } else {
-            high = mid;
-        }
-    }
-    low
 }
 
 /// The series `partition` holds in `parts` (their key columns decoded, nothing merged: rows
@@ -925,22 +897,25 @@ fn series_in(parts: &[Arc<PartFile>], partition: &Partition) -> Result<SeriesSet
     let mut series = SeriesSet::default();
     for part in parts {
         for bytes in part.blocks(partition)? {
-            let block = Block::open(&bytes)?;
-            let partner = block.column(block::Column::Partner)?;
-            let flags = block.column(block::Column::Flags)?;
-            let measure = block.column(block::Column::Measure)?;
-            let product = block.column(block::Column::Product)?;
-            series.extend(
-                partner
-                    .into_iter()
-                    .zip(flags)
-                    .zip(measure)
-                    .zip(product)
-                    .map(|(((p, f), m), pr)| (p, f, m, pr)),
-            );
+            series.extend(block_series(&Block::open(&bytes)?)?);
         }
     }
     Ok(series)
+}
+
+/// The series of each row of `block` (its four key columns decoded).
+fn block_series(block: &Block) -> Result<Vec<SeriesId>> {
+    let partner = block.column(block::Column::Partner)?;
+    let flags = block.column(block::Column::Flags)?;
+    let measure = block.column(block::Column::Measure)?;
+    let product = block.column(block::Column::Product)?;
+    Ok(partner
+        .into_iter()
+        .zip(flags)
+        .zip(measure)
+        .zip(product)
+        .map(|(((p, f), m), pr)| (p, f, m, pr))
+        .collect())
 }
 
 /// The blocks of `partition` in `parts` (in sequence order), laid over each other.
