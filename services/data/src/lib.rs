@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod at_least;
+mod columns;
 pub mod convert;
 mod feed;
 mod query;

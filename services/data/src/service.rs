@@ -153,7 +153,7 @@ impl WriteMessage for pb::StreamWriteColumnsRequest {
     }
 
     fn batch(&self, release: Option<&pb::Release>, v: &mut Violations) -> crate::app::Batch {
-        convert::write_columns(self, release, v)
+        crate::columns::write(self, release, v)
     }
 }
 
