@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tradepact_bench::matrix::{Matrix, FIRST_YEAR};
+use tradepact_bench::median;
 use tradepact_store::block::{self, Block, Codec, Column, Rows, COLUMNS};
 
 #[derive(Parser)]
@@ -39,11 +40,6 @@ struct Args {
 
 const YEAR: u32 = 2016;
 const IMPORT: u32 = 1;
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 /// Everyone's imports by product in `YEAR` over `blocks` (one per reporter of that year): the
 /// total of each product id.

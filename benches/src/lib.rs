@@ -74,3 +74,9 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The median of `times` (the upper one of an even count).
+pub fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tradepact_bench::matrix::{Matrix, YEARS};
+use tradepact_bench::median;
 use tradepact_bench::Server;
 use tradepact_proto::data_v1 as pb;
 
@@ -62,11 +63,6 @@ fn generate(path: &Path, args: &Args) -> anyhow::Result<(String, u64, usize)> {
 
 /// An answer: (group, value rounded to dollars) in order.
 type Answer = Vec<(String, i64)>;
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
