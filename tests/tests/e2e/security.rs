@@ -617,6 +617,18 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }])
     );
+    rpc!(
+        &["data:write"],
+        "StreamWriteColumns",
+        d,
+        stream_write_columns,
+        |k| tokio_stream::iter(vec![tradepact_client::data::columns_of(
+            data_pb::StreamWritePointsRequest {
+                series: write_request(k, &[("2016", 1.0)]).series,
+                ..Default::default()
+            }
+        )])
+    );
     rpc!(&["data:write"], "DeleteSeries", d, delete_series, |k| {
         data_pb::DeleteSeriesRequest { key: Some(k) }
     });
@@ -837,7 +849,18 @@ async fn every_rpc_checks_its_scope_both_ways() {
             ..Default::default()
         }
     );
-    assert_eq!(calls.len(), 35, "every RPC of both services");
+    // Every RPC the services' descriptor sets name, so that a new one cannot go unchecked.
+    let mut listed: Vec<&str> = calls.iter().map(|(_, name, _)| *name).collect();
+    listed.sort_unstable();
+    let mut served: Vec<String> = [
+        "tradepact.data.v1.TradeDataService",
+        "tradepact.negotiation.v1.NegotiationService",
+    ]
+    .iter()
+    .flat_map(|service| tradepact_proto::method_names(service))
+    .collect();
+    served.sort_unstable();
+    assert_eq!(listed, served, "every RPC of both services");
 
     // RFC 6750 allows the scheme in any case.
     let mut lower = Request::new(data_pb::ListSeriesRequest::default());
